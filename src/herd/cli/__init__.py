@@ -1,0 +1,1 @@
+"""herd's command line (click): the only layer that may import every other package."""

@@ -1,0 +1,1 @@
+"""herd's core: standard library only (no asyncssh, no rich)."""

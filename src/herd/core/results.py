@@ -1,0 +1,150 @@
+"""Per-host results: partial failure is a value, not an exception.
+
+Every operation on many hosts (a run, a push, a pull) yields one ``HostResult``
+per host, local or remote alike, and a ``BatchResult`` gathers them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "BatchResult",
+    "CappedOutput",
+    "FileRecord",
+    "HostResult",
+    "Output",
+    "Status",
+]
+
+
+class Status(StrEnum):
+    """What happened on one host, classified by who caused it."""
+
+    OK = "ok"
+    FAILED = "failed"  # the command ran and exited non-zero
+    UNREACHABLE = "unreachable"  # no connection: refused, no route, no banner in time
+    TIMEOUT = "timeout"  # the command ran out of time and was stopped
+    AUTH_FAILED = "auth_failed"  # the host refused our credentials
+    HOSTKEY_MISMATCH = "hostkey_mismatch"  # unknown or changed host key
+    ERROR = "error"  # anything else: a transfer error, a protocol error
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One output stream of a host: its first bytes, and the size and hash of the whole."""
+
+    data: bytes = b""
+    total: int = 0
+    sha256: str = hashlib.sha256(b"").hexdigest()
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.data)
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+class CappedOutput:
+    """Collects a stream in memory up to ``cap`` bytes; counts and hashes all of it."""
+
+    __slots__ = ("_buffer", "_cap", "_hash", "_total")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._buffer = bytearray()
+        self._hash = hashlib.sha256()
+        self._total = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._total += len(chunk)
+        self._hash.update(chunk)
+        room = self._cap - len(self._buffer)
+        if room > 0:
+            self._buffer += chunk[:room]
+
+    def result(self) -> Output:
+        return Output(bytes(self._buffer), self._total, self._hash.hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One file sent to or fetched from a host."""
+
+    path: str
+    size: int
+    sha256: str
+    skipped: bool = False  # already there with the same size and hash
+
+
+@dataclass(frozen=True, slots=True)
+class HostResult:
+    """The outcome on one host, the same shape for SSH, local runs and transfers."""
+
+    host: str
+    address: str
+    status: Status
+    exit_status: int | None = None
+    stdout: Output = field(default_factory=Output)
+    stderr: Output = field(default_factory=Output)
+    duration: float = 0.0
+    error: str = ""  # one line a person understands, empty when ok
+    files: tuple[FileRecord, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def bytes_transferred(self) -> int:
+        return sum(f.size for f in self.files if not f.skipped)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for f in self.files if f.skipped)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """All host results of one operation, in the order they finished."""
+
+    results: list[HostResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    def __iter__(self) -> Iterator[HostResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def add(self, result: HostResult) -> None:
+        self.results.append(result)
+
+    def extend(self, results: Iterable[HostResult]) -> None:
+        self.results.extend(results)
+
+    @property
+    def ok(self) -> list[HostResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failed(self) -> list[HostResult]:
+        return [r for r in self.results if not r.ok]
+
+    def by_status(self) -> dict[Status, list[HostResult]]:
+        groups: dict[Status, list[HostResult]] = {}
+        for result in self.results:
+            groups.setdefault(result.status, []).append(result)
+        return groups
+
+    @property
+    def exit_code(self) -> int:
+        """DESIGN.md's contract: 0 all ok, 1 any host not ok, 130 interrupted."""
+        if self.interrupted:
+            return 130
+        return 0 if all(r.ok for r in self.results) else 1

@@ -1,0 +1,1 @@
+"""Ansible-compatible inventories (INI and YAML) and target patterns."""

@@ -1,0 +1,87 @@
+"""The operation log store: written at start, completed at end, interrupted when killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from herd.core.audit import AuditLog
+from herd.core.results import HostResult, Output, Status
+
+
+def test_operation_round_trips_with_its_host_results(tmp_path: Path) -> None:
+    with AuditLog(tmp_path / "ops.db") as log:
+        op = log.begin(
+            "run",
+            argv=["herd", "run", "web", "--", "uptime"],
+            hosts=["w1", "w2"],
+            pattern="web",
+            command="uptime",
+        )
+        log.record_hosts(
+            op,
+            [
+                HostResult("w1", "127.0.1.1", Status.OK, 0, Output(b"up\n", 3, "x")),
+                HostResult("w2", "127.0.1.2", Status.UNREACHABLE, error="connection refused"),
+            ],
+        )
+        log.finish(op, status="failed", exit_code=1)
+        record = log.operation(op)
+        assert record is not None
+        assert (record.kind, record.status, record.exit_code) == ("run", "failed", 1)
+        assert record.hosts == ["w1", "w2"]
+        results = log.host_results(op)
+        assert [r.status for r in results] == [Status.OK, Status.UNREACHABLE]
+        assert results[0].stdout.data == b"up\n"
+        assert log.failed_hosts() == ["w2"]
+
+
+def test_operation_of_a_killed_process_reads_back_as_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from herd.core.audit import AuditLog
+        from herd.core.results import HostResult, Status
+        log = AuditLog(Path({str(db)!r}))
+        op = log.begin("run", argv=["herd"], hosts=["a", "b"])
+        log.record_hosts(op, [HostResult("a", "a", Status.OK, 0)])
+        print(op, flush=True)
+        time.sleep(60)
+    """)
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        op = int(child.stdout.readline())
+        os.kill(child.pid, signal.SIGKILL)
+    with AuditLog(db) as log:
+        record = log.operation(op)
+        assert record is not None and record.status == "interrupted"
+        assert [r.host for r in log.host_results(op)] == ["a"]
+        assert log.failed_hosts(op) == ["b"]
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    AuditLog(db).close()
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from herd.core.audit import AuditLog
+        from herd.core.results import HostResult, Status
+        log = AuditLog(Path({str(db)!r}))
+        for i in range(500):
+            op = log.begin("run", argv=["herd"], hosts=["h"])
+            log.record_hosts(op, [HostResult("h", "h", Status.OK, 0)])
+            log.finish(op, status="ok", exit_code=0)
+    """)
+    writers = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
+    assert [w.wait(timeout=100) for w in writers] == [0, 0]
+    with AuditLog(db) as log:
+        records = log.operations(limit=5000)
+        assert len(records) == 1000
+        assert all(r.status == "ok" for r in records)
