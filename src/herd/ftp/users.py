@@ -1,0 +1,400 @@
+"""FTP users in SQLite: argon2id password hashes, homes, quotas, permissions, usage.
+
+The server calls ``UserStore`` from many handler threads at once, and
+``herd ftp user`` changes the same file from another process: one SQLite
+connection per store guarded by a lock, in WAL mode, so a lock or a new
+password takes effect on the running server's next login. Passwords are never
+stored nor logged; a successful verification is remembered for a few minutes as
+a keyed hash (HMAC with a per-process random key), so a burst of logins does not
+pay argon2 every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from herd.errors import ConfigError, FtpError
+
+__all__ = [
+    "KEEP",
+    "PERMISSIONS",
+    "READ_ONLY",
+    "FtpUser",
+    "UserStore",
+    "check_user_name",
+    "format_size",
+    "parse_permissions",
+    "parse_quota",
+]
+
+PERMISSIONS: Final = ("list", "read", "write", "append", "delete", "rename", "mkdir", "rmdir")
+READ_ONLY: Final = frozenset({"list", "read"})
+
+# OWASP's minimum for argon2id: 19 MiB, two passes, one lane.
+ARGON2_MEMORY_KIB: Final = 19456
+ARGON2_TIME_COST: Final = 2
+ARGON2_PARALLELISM: Final = 1
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}")
+_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGTP]?)(?:i?B)?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name     TEXT PRIMARY KEY,
+    hash     TEXT NOT NULL,
+    home     TEXT NOT NULL,
+    quota    INTEGER,
+    perms    TEXT NOT NULL,
+    locked   INTEGER NOT NULL DEFAULT 0,
+    used     INTEGER NOT NULL DEFAULT 0,
+    created  REAL NOT NULL
+);
+"""
+
+
+class _Keep(Enum):
+    """Marks an attribute ``UserStore.set`` leaves as it is (None means unlimited quota)."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP
+
+
+@dataclass(frozen=True)
+class FtpUser:
+    """One virtual FTP user: where their files live, how much they may store, what they may do."""
+
+    name: str
+    home: Path
+    quota: int | None  # bytes; None = unlimited
+    perms: frozenset[str]
+    locked: bool
+
+    @property
+    def read_only(self) -> bool:
+        return self.perms <= READ_ONLY
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A remembered successful login: keyed hash of name+password, the hash it matched, expiry."""
+
+    mac: bytes
+    stored_hash: str
+    expires: float
+
+
+def check_user_name(name: str) -> str:
+    """Refuse names that would be awkward in paths, logs or the protocol."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"bad FTP user name {name!r}: use 1-64 letters, digits, '.', '_', '-', '@'"
+            " (not starting with '.', '-' or '@')"
+        )
+    return name
+
+
+def parse_quota(text: str) -> int | None:
+    """``500M``, ``2G``, ``1.5T``, ``1048576`` -> bytes (binary units); ``none`` -> unlimited."""
+    value = text.strip()
+    if value.lower() in {"none", "unlimited"}:
+        return None
+    match = _SIZE.fullmatch(value)
+    if not match:
+        raise ConfigError(f"bad quota {text!r}: use a size like 500M, 2G, 1.5T, or 'none'")
+    size = float(match["number"]) * _UNITS[match["unit"].upper()]
+    if not math.isfinite(size) or size < 1 or size > 1 << 62:
+        raise ConfigError(f"bad quota {text!r}: out of range")
+    return int(size)
+
+
+def format_size(size: int | None) -> str:
+    """Bytes as a sysadmin reads them: ``512 B``, ``1.5 MiB``; None -> ``unlimited``."""
+    if size is None:
+        return "unlimited"
+    if abs(size) < 1024:
+        return f"{size} B"
+    value = float(size)
+    units = ("KiB", "MiB", "GiB", "TiB")
+    index = 0
+    value /= 1024
+    while abs(value) >= 1024 and index < len(units) - 1:
+        value /= 1024
+        index += 1
+    return f"{value:.1f} {units[index]}"
+
+
+def parse_permissions(text: str) -> frozenset[str]:
+    """``list,read,write`` or ``all`` -> a permission set; unknown names are refused."""
+    words = {w.strip().lower() for w in text.split(",") if w.strip()}
+    if words == {"all"}:
+        return frozenset(PERMISSIONS)
+    unknown = sorted(words - set(PERMISSIONS))
+    if unknown or not words:
+        raise ConfigError(
+            f"bad permissions {text!r}: choose from {','.join(PERMISSIONS)} (or 'all')"
+        )
+    return frozenset(words)
+
+
+def _perms_text(perms: Iterable[str]) -> str:
+    chosen = set(perms)
+    return ",".join(p for p in PERMISSIONS if p in chosen)
+
+
+class UserStore:
+    """The FTP users database; thread-safe, shared by every handler thread of a server."""
+
+    def __init__(self, path: Path, *, cache_seconds: float = 300.0) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._hasher = PasswordHasher(
+            time_cost=ARGON2_TIME_COST,
+            memory_cost=ARGON2_MEMORY_KIB,
+            parallelism=ARGON2_PARALLELISM,
+            type=Type.ID,
+        )
+        self._cache_seconds = cache_seconds
+        self._cache_key = secrets.token_bytes(32)
+        self._cache: dict[str, _Verified] = {}
+        self._dummy_hash: str | None = None
+        self._db = self._open(path)
+
+    # -- opening -----------------------------------------------------------------
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise FtpError(f"{path}: cannot open the FTP users database: {exc}") from exc
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            db.close()
+            raise FtpError(f"{path}: cannot use the FTP users database: {exc}") from exc
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> UserStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise FtpError(f"{self.path}: cannot read the FTP users database: {exc}") from exc
+
+    def _change(self, sql: str, args: tuple[object, ...]) -> int:
+        """One write; returns the number of rows changed."""
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise FtpError(f"{self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise FtpError(f"{self.path}: cannot write the FTP users database: {exc}") from exc
+
+    # -- the server's side ----------------------------------------------------------
+
+    def authenticate(self, name: str, password: str) -> FtpUser | None:
+        """The user if the password is right and the account is not locked, else None.
+
+        Unknown users are verified against a dummy hash so the time taken does not
+        tell which names exist.
+        """
+        row = self._row(name, with_hash=True)
+        if row is None:
+            self._verify(self._dummy(), password)
+            return None
+        user, stored_hash = row
+        mac = self._mac(name, password)
+        remembered = self._cache.get(name)
+        if (
+            remembered is not None
+            and remembered.stored_hash == stored_hash
+            and remembered.expires > time.monotonic()
+            and hmac.compare_digest(remembered.mac, mac)
+        ):
+            return None if user.locked else user
+        if not self._verify(stored_hash, password):
+            return None
+        self._cache[name] = _Verified(mac, stored_hash, time.monotonic() + self._cache_seconds)
+        if self._hasher.check_needs_rehash(stored_hash):
+            self._change(
+                "UPDATE users SET hash = ? WHERE name = ? AND hash = ?",
+                (self._hasher.hash(password), name, stored_hash),
+            )
+        return None if user.locked else user
+
+    def get(self, name: str) -> FtpUser | None:
+        row = self._row(name, with_hash=False)
+        return None if row is None else row[0]
+
+    def usage(self, name: str) -> int | None:
+        """The bytes the user's files are known to take (persisted by the server)."""
+        rows = self._query("SELECT used FROM users WHERE name = ?", (name,))
+        return None if not rows else int(rows[0][0])
+
+    def set_usage(self, name: str, used: int) -> None:
+        self._change("UPDATE users SET used = ? WHERE name = ?", (max(0, used), name))
+
+    # -- the administrator's side ---------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        password: str,
+        *,
+        home: Path,
+        quota: int | None = None,
+        perms: Iterable[str] = PERMISSIONS,
+    ) -> FtpUser:
+        """Create a user and their home directory; an existing name is refused."""
+        check_user_name(name)
+        self._check_password(password)
+        home = home.expanduser().absolute()
+        try:
+            home.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as exc:
+            raise FtpError(f"{home}: cannot create the home of {name}: {exc}") from exc
+        if self.get(name) is not None:
+            raise FtpError(f"FTP user {name} already exists")
+        self._change(
+            "INSERT INTO users (name, hash, home, quota, perms, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (name, self._hasher.hash(password), str(home), quota, _perms_text(perms), time.time()),
+        )
+        user = self.get(name)
+        assert user is not None
+        return user
+
+    def set_password(self, name: str, password: str) -> None:
+        self._check_password(password)
+        self._must_change(
+            "UPDATE users SET hash = ? WHERE name = ?", (self._hasher.hash(password), name), name
+        )
+        self._cache.pop(name, None)
+
+    def delete(self, name: str) -> None:
+        """Remove the user; their home directory and files are left in place."""
+        self._must_change("DELETE FROM users WHERE name = ?", (name,), name)
+        self._cache.pop(name, None)
+
+    def set(
+        self,
+        name: str,
+        *,
+        home: Path | None = None,
+        quota: int | Literal[_Keep.KEEP] | None = KEEP,
+        perms: Iterable[str] | None = None,
+    ) -> FtpUser:
+        """Change a user's home, quota or permissions; what is not given stays."""
+        user = self.get(name)
+        if user is None:
+            raise FtpError(f"no FTP user {name}")
+        if home is not None:
+            home = home.expanduser().absolute()
+            try:
+                home.mkdir(parents=True, exist_ok=True, mode=0o750)
+            except OSError as exc:
+                raise FtpError(f"{home}: cannot create the home of {name}: {exc}") from exc
+        self._must_change(
+            "UPDATE users SET home = ?, quota = ?, perms = ? WHERE name = ?",
+            (
+                str(home or user.home),
+                user.quota if quota is KEEP else quota,
+                _perms_text(user.perms if perms is None else perms),
+                name,
+            ),
+            name,
+        )
+        changed = self.get(name)
+        assert changed is not None
+        return changed
+
+    def lock(self, name: str) -> None:
+        self._must_change("UPDATE users SET locked = 1 WHERE name = ?", (name,), name)
+
+    def unlock(self, name: str) -> None:
+        self._must_change("UPDATE users SET locked = 0 WHERE name = ?", (name,), name)
+
+    def list(self) -> list[tuple[FtpUser, int]]:
+        """Every user with their recorded usage in bytes, by name."""
+        rows = self._query("SELECT name, home, quota, perms, locked, used FROM users ORDER BY name")
+        return [(self._user(row[:5]), int(row[5])) for row in rows]
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _must_change(self, sql: str, args: tuple[object, ...], name: str) -> None:
+        if self._change(sql, args) == 0:
+            raise FtpError(f"no FTP user {name}")
+
+    def _row(self, name: str, *, with_hash: bool) -> tuple[FtpUser, str] | None:
+        rows = self._query(
+            "SELECT name, home, quota, perms, locked, hash FROM users WHERE name = ?", (name,)
+        )
+        if not rows:
+            return None
+        return self._user(rows[0][:5]), str(rows[0][5])
+
+    @staticmethod
+    def _user(row: tuple[Any, ...]) -> FtpUser:
+        name, home, quota, perms, locked = row
+        return FtpUser(
+            name=str(name),
+            home=Path(str(home)),
+            quota=None if quota is None else int(quota),
+            perms=frozenset(p for p in str(perms).split(",") if p),
+            locked=bool(locked),
+        )
+
+    def _mac(self, name: str, password: str) -> bytes:
+        message = name.encode("utf-8", "surrogateescape") + b"\0"
+        message += password.encode("utf-8", "surrogateescape")
+        return hmac.new(self._cache_key, message, hashlib.sha256).digest()
+
+    def _verify(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        return self._dummy_hash
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if not password:
+            raise ConfigError("empty password refused")
+        if any(c in password for c in "\r\n\0"):
+            raise ConfigError("a password cannot contain line breaks or NUL")
