@@ -1,0 +1,257 @@
+"""Expand and fold host ranges: ``web[01-12]`` <-> ``web01`` .. ``web12``.
+
+Two range spellings are read, because operators bring both:
+
+- Ansible's ``[start:end]`` and ``[start:end:step]``, numeric (``[01:20]``,
+  zero padding kept) or single letters (``[a:f]``);
+- ClusterShell's ``[01-20]``, ``[01-03,07]`` and ``[1-10/2]``.
+
+A name may hold several brackets (``rack[1-2]-node[01-04]``, the first bracket
+varies slowest) and a text may list several names separated by commas outside
+brackets. ``fold`` writes the ClusterShell form back, so ``fold(expand(x))``
+gives ``x`` for a folded ``x``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Iterator
+from itertools import product
+
+from herd.errors import PatternError
+
+__all__ = ["MAX_EXPANSION", "expand", "fold", "has_range", "sort_key", "split_outside_brackets"]
+
+MAX_EXPANSION = 1_000_000  # a typo like web[1:100000000] must fail, not eat the memory
+
+_DIGITS = re.compile(r"(\d+)")
+_LETTERS = string.ascii_letters
+
+
+def has_range(text: str) -> bool:
+    """Whether ``text`` holds a bracketed range to expand."""
+    return "[" in text
+
+
+def split_outside_brackets(text: str, separators: str = ",") -> list[str]:
+    """Split ``text`` at any of ``separators`` that is not inside ``[...]``; drop empty parts."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for index, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and char in separators:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def expand(text: str) -> list[str]:
+    """Every host name ``text`` stands for, in range order, without duplicates.
+
+    Raises ``PatternError`` (one line, naming the range) for a malformed range:
+    start after end, letters mixed with numbers, a zero step, unequal padding.
+    """
+    names: list[str] = []
+    seen: set[str] = set()
+    for part in split_outside_brackets(text):
+        for name in _expand_one(part):
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+                if len(names) > MAX_EXPANSION:
+                    raise PatternError(f"host range {text!r} gives more than {MAX_EXPANSION} names")
+    return names
+
+
+def _expand_one(name: str) -> Iterator[str]:
+    if "[" not in name and "]" not in name:
+        yield name
+        return
+    texts: list[str] = []
+    choices: list[list[str]] = []
+    rest = name
+    while True:
+        opening = rest.find("[")
+        if opening < 0:
+            if "]" in rest:
+                raise PatternError(f"host range {name!r} has a ']' without its '['")
+            texts.append(rest)
+            break
+        closing = rest.find("]", opening)
+        if closing < 0:
+            raise PatternError(f"host range {name!r} has a '[' without its ']'")
+        if "]" in rest[:opening]:
+            raise PatternError(f"host range {name!r} has a ']' without its '['")
+        texts.append(rest[:opening])
+        choices.append(_expand_bracket(rest[opening + 1 : closing], name))
+        rest = rest[closing + 1 :]
+    total = 1
+    for values in choices:
+        total *= len(values)
+    if total > MAX_EXPANSION:
+        raise PatternError(f"host range {name!r} gives more than {MAX_EXPANSION} names")
+    for combination in product(*choices):
+        pieces = [texts[0]]
+        for value, text in zip(combination, texts[1:], strict=True):
+            pieces.append(value)
+            pieces.append(text)
+        yield "".join(pieces)
+
+
+def _expand_bracket(body: str, name: str) -> list[str]:
+    """The values of one bracket: Ansible's ``a:b[:s]`` or ClusterShell's ``a-b/s,c``."""
+    if not body.strip():
+        raise PatternError(f"host range {name!r} has an empty '[]'")
+    if ":" in body:
+        bounds = body.split(":")
+        if len(bounds) not in (2, 3):
+            raise PatternError(f"host range {name!r}: write [start:end] or [start:end:step]")
+        step = bounds[2] if len(bounds) == 3 else "1"
+        return _sequence(bounds[0] or "0", bounds[1], step, name, equal_widths=True)
+    values: list[str] = []
+    for raw_item in body.split(","):
+        item, _, step = raw_item.strip().partition("/")
+        if not item:
+            raise PatternError(f"host range {name!r} has an empty item in [{body}]")
+        if "-" in item:
+            start, _, end = item.partition("-")
+            values.extend(_sequence(start, end, step or "1", name, equal_widths=False))
+        elif step:
+            raise PatternError(f"host range {name!r}: a step needs a range, as in [1-10/2]")
+        else:
+            _check_value(item, name)
+            values.append(item)
+    return values
+
+
+def _check_value(value: str, name: str) -> None:
+    if not (value.isdigit() and value.isascii()) and not (len(value) == 1 and value in _LETTERS):
+        raise PatternError(f"host range {name!r}: {value!r} is neither a number nor a letter")
+
+
+def _sequence(start: str, end: str, step: str, name: str, *, equal_widths: bool) -> list[str]:
+    start, end, step = start.strip(), end.strip(), step.strip()
+    if not end:
+        raise PatternError(f"host range {name!r} has no end value")
+    if not (step.isdigit() and step.isascii()) or int(step) == 0:
+        raise PatternError(f"host range {name!r}: the step must be a positive number")
+    stride = int(step)
+    if start.isdigit() and end.isdigit() and start.isascii() and end.isascii():
+        first, last = int(start), int(end)
+        if first > last:
+            raise PatternError(f"host range {name!r} starts after it ends ({start} > {end})")
+        width = len(start) if start.startswith("0") and len(start) > 1 else 0
+        if width and equal_widths and len(end) != width:
+            raise PatternError(
+                f"host range {name!r}: zero-padded start and end need the same width"
+            )
+        if width and not equal_widths and end.startswith("0") and len(end) != width:
+            raise PatternError(
+                f"host range {name!r}: zero-padded start and end need the same width"
+            )
+        if (last - first) // stride + 1 > MAX_EXPANSION:
+            raise PatternError(f"host range {name!r} gives more than {MAX_EXPANSION} names")
+        return [str(number).zfill(width) for number in range(first, last + 1, stride)]
+    if len(start) == 1 and len(end) == 1 and start in _LETTERS and end in _LETTERS:
+        first, last = _LETTERS.index(start), _LETTERS.index(end)
+        if first > last:
+            raise PatternError(f"host range {name!r} starts after it ends ({start} > {end})")
+        return list(_LETTERS[first : last + 1 : stride])
+    if (start.isdigit() and end in _LETTERS) or (start in _LETTERS and end.isdigit()):
+        raise PatternError(f"host range {name!r} mixes a letter and a number ({start}, {end})")
+    raise PatternError(
+        f"host range {name!r}: {start!r} to {end!r} is neither a number range nor a letter range"
+    )
+
+
+# ---------------------------------------------------------------------------
+# folding
+
+
+def sort_key(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """The order ``fold`` lists names in: by their text parts, then numerically.
+
+    ``web9`` sorts before ``web10``; names that differ only in zero padding
+    (``web1``, ``web01``) sort narrower first.
+    """
+    parts = _DIGITS.split(name)
+    return tuple(parts[0::2]), tuple((int(n), len(n)) for n in parts[1::2])
+
+
+def fold(names: Iterable[str]) -> str:
+    """The ClusterShell folded form of ``names``: ``web[01-08,10],db1``.
+
+    Names are grouped by their text around the numbers; each numeric position
+    is folded, last position first, so a full product such as
+    ``rack[1-2]-node[01-04]`` folds back into one term. The result is the same
+    for the same set of names whatever their order.
+    """
+    templates: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for name in set(names):
+        parts = _DIGITS.split(name)
+        templates.setdefault(tuple(parts[0::2]), set()).add(tuple(parts[1::2]))
+    terms: list[tuple[tuple[object, ...], str]] = []
+    for texts, vectors in templates.items():
+        for ranges in _fold_vectors(vectors):
+            terms.append(_render(texts, ranges))
+    terms.sort(key=lambda term: term[0])
+    return ",".join(text for _, text in terms)
+
+
+def _fold_vectors(vectors: set[tuple[str, ...]]) -> list[tuple[list[str], ...]]:
+    """Fold digit vectors one position at a time, from the last to the first."""
+    dims = len(next(iter(vectors)))
+    if dims == 0:
+        return [()]
+    # items: (fixed values of the positions not folded yet, folded lists of the later ones)
+    items: list[tuple[tuple[str, ...], tuple[list[str], ...]]] = [(v, ()) for v in vectors]
+    for position in range(dims - 1, -1, -1):
+        groups: dict[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], list[str]] = {}
+        later_of: dict[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], tuple[list[str], ...]]
+        later_of = {}
+        for fixed, later in items:
+            key = (fixed[:position], tuple(tuple(values) for values in later))
+            groups.setdefault(key, []).append(fixed[position])
+            later_of[key] = later
+        items = [
+            (key[0], (sorted(values, key=_value_key), *later_of[key]))
+            for key, values in groups.items()
+        ]
+    return [later for _, later in items]
+
+
+def _value_key(value: str) -> tuple[int, int]:
+    return int(value), len(value)
+
+
+def _render(
+    texts: tuple[str, ...], ranges: tuple[list[str], ...]
+) -> tuple[tuple[object, ...], str]:
+    pieces = [texts[0]]
+    first_values: list[tuple[int, int]] = []
+    for values, text in zip(ranges, texts[1:], strict=True):
+        first_values.append(_value_key(values[0]))
+        pieces.append(values[0] if len(values) == 1 else f"[{_rangeset(values)}]")
+        pieces.append(text)
+    return (texts, tuple(first_values)), "".join(pieces)
+
+
+def _rangeset(values: list[str]) -> str:
+    """``01,02,03,05`` -> ``01-03,05``: runs of consecutive numbers of one padding."""
+    runs: list[list[str]] = []
+    for value in values:
+        if runs:
+            run = runs[-1]
+            start = run[0]
+            width = len(start) if start.startswith("0") and len(start) > 1 else 0
+            if int(value) == int(run[-1]) + 1 and value == str(int(value)).zfill(width):
+                run.append(value)
+                continue
+        runs.append([value])
+    return ",".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
