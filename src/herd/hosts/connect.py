@@ -1,0 +1,325 @@
+"""Open an SSH connection to one host, or say in a person's words why it failed.
+
+Every failure becomes a ``HostFailure`` with a status (who caused it) and a
+one-line reason: "connection refused", "no SSH banner within 3 s", "host key
+for web03 changed: SHA256:...", "authentication failed for user bob".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+from herd.core.results import Status
+from herd.errors import SourceError
+from herd.hosts.hostkeys import (
+    HostKeyMode,
+    HostKeyPolicy,
+    HostKeyVerdict,
+    default_known_hosts,
+)
+from herd.inventory.model import Host
+
+__all__ = ["ClientKeys", "ConnectOptions", "Connector", "HostFailure", "connect"]
+
+
+class HostFailure(Exception):
+    """One host could not be used: a status and a reason a person understands."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    """How to connect, the same for every host of one operation."""
+
+    connect_timeout: float = 10.0
+    host_keys: HostKeyMode = HostKeyMode.STRICT
+    known_hosts: Path | None = None  # overrides Host.known_hosts and ~/.ssh/known_hosts
+    password: str | None = field(default=None, repr=False)  # from -k/--ask-pass
+    agent: bool = True  # use ssh-agent when SSH_AUTH_SOCK is set
+    ssh_config: tuple[Path, ...] | None = None  # None: ~/.ssh/config as OpenSSH reads it
+
+
+class ClientKeys:
+    """Private keys named by the inventory, each file read once per run.
+
+    ``preload`` reads every key before anything connects, so an unreadable key
+    file stops the command with exit 2 and nothing run.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, ...], list[asyncssh.SSHKeyPair]] = {}
+
+    def preload(self, hosts: list[Host]) -> None:
+        for host in hosts:
+            if host.identity_files and not host.local:
+                self.for_host(host)
+
+    def for_host(self, host: Host) -> list[asyncssh.SSHKeyPair] | None:
+        """The host's key pairs, or None to let asyncssh use ~/.ssh, the agent and ssh config."""
+        if not host.identity_files:
+            return None
+        paths = tuple(str(Path(p).expanduser()) for p in host.identity_files)
+        loaded = self._loaded.get(paths)
+        if loaded is None:
+            loaded = []
+            for path in paths:
+                try:
+                    loaded.extend(asyncssh.load_keypairs(path))
+                except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+                    raise SourceError(
+                        f"{path}: cannot read the private key for {host.name}: {_first_line(exc)}"
+                    ) from exc
+            self._loaded[paths] = loaded
+        return loaded
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one connection got, to explain a timeout."""
+
+    tcp: bool = False
+    authenticated: bool = False
+    connection: asyncssh.SSHClientConnection | None = None
+    hostkey: HostKeyVerdict = field(default_factory=HostKeyVerdict)
+
+
+def _client_factory(
+    host: Host, policy: HostKeyPolicy, known_hosts: Path, progress: _Progress
+) -> type[asyncssh.SSHClient]:
+    class _Client(asyncssh.SSHClient):
+        def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+            progress.tcp = True
+            progress.connection = conn
+
+        def auth_completed(self) -> None:
+            progress.authenticated = True
+
+        def validate_host_public_key(
+            self, host_name: str, addr: str, port: int, key: asyncssh.SSHKey
+        ) -> bool:
+            return policy.decide(
+                known_hosts,
+                key,
+                name=host.name,
+                host=host_name,
+                addr=addr,
+                port=port,
+                verdict=progress.hostkey,
+            )
+
+    return _Client
+
+
+def _known_hosts_path(host: Host, options: ConnectOptions) -> Path:
+    if options.known_hosts is not None:
+        return options.known_hosts
+    if host.known_hosts:
+        return Path(host.known_hosts).expanduser()
+    return default_known_hosts()
+
+
+def _jump_host(spec: str, via: Host) -> Host:
+    """A Host for ``[user@]address[:port]``, trusting the same keys as the target."""
+    user, _, rest = spec.rpartition("@")
+    address, port = rest, None
+    if rest.count(":") == 1:
+        address, port_text = rest.split(":")
+        port = int(port_text)
+    return Host(
+        name=f"{spec} (jump for {via.name})",
+        address=address,
+        port=port,
+        user=user or via.user,
+        identity_files=via.identity_files,
+        password=via.password,
+        known_hosts=via.known_hosts,
+        connect_timeout=via.connect_timeout,
+    )
+
+
+async def connect(
+    host: Host,
+    options: ConnectOptions,
+    policy: HostKeyPolicy,
+    keys: ClientKeys,
+) -> asyncssh.SSHClientConnection:
+    """Connect and log in to ``host`` within its connect timeout, or raise HostFailure."""
+    timeout = host.connect_timeout or options.connect_timeout
+    progress = _Progress()
+    tunnel: asyncssh.SSHClientConnection | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            if host.jump:
+                tunnel = await connect(_jump_host(host.jump, host), options, policy, keys)
+            conn = await _open(
+                host, options=options, policy=policy, keys=keys, progress=progress, tunnel=tunnel
+            )
+    except TimeoutError:
+        _close_quietly(tunnel)
+        raise HostFailure(Status.UNREACHABLE, _timeout_reason(progress, timeout)) from None
+    except HostFailure:
+        _close_quietly(tunnel)
+        raise
+    except (OSError, asyncssh.Error, ValueError) as exc:
+        _close_quietly(tunnel)
+        raise _classify(host, exc, progress) from None
+    if tunnel is not None:
+        conn.set_tunnel(tunnel)  # closing the connection closes the jump too
+    return conn
+
+
+async def _open(
+    host: Host,
+    *,
+    options: ConnectOptions,
+    policy: HostKeyPolicy,
+    keys: ClientKeys,
+    progress: _Progress,
+    tunnel: asyncssh.SSHClientConnection | None,
+) -> asyncssh.SSHClientConnection:
+    known_path = _known_hosts_path(host, options)
+    extra: dict[str, object] = {}
+    if host.port is not None:
+        extra["port"] = host.port
+    if host.user is not None:
+        extra["username"] = host.user
+    password = host.password or options.password
+    if password is not None:
+        extra["password"] = password
+    client_keys = keys.for_host(host)
+    if client_keys is not None:
+        extra["client_keys"] = client_keys
+    if not options.agent or "SSH_AUTH_SOCK" not in os.environ:
+        extra["agent_path"] = None
+    if options.ssh_config is not None:
+        extra["config"] = [str(p) for p in options.ssh_config]
+    if tunnel is not None:
+        extra["tunnel"] = tunnel
+    conn: asyncssh.SSHClientConnection = await asyncssh.connect(
+        host.address,
+        known_hosts=policy.known_hosts(known_path),
+        client_factory=_client_factory(host, policy, known_path, progress),
+        connect_timeout=None,  # our own timeout covers TCP, banner, key exchange and login
+        keepalive_interval=0,
+        **extra,
+    )
+    return conn
+
+
+def _timeout_reason(progress: _Progress, timeout: float) -> str:
+    seconds = f"{timeout:g} s"
+    if not progress.tcp:
+        return f"no TCP connection within {seconds}"
+    conn = progress.connection
+    if conn is None or conn.get_extra_info("server_version") is None:
+        return f"no SSH banner within {seconds}"
+    if not progress.authenticated:
+        return f"SSH handshake and login not finished within {seconds}"
+    return f"connection not ready within {seconds}"
+
+
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ECONNRESET: "connection reset by the host",
+    errno.ETIMEDOUT: "TCP connection timed out",
+}
+
+
+def _classify(host: Host, exc: BaseException, progress: _Progress) -> HostFailure:
+    if isinstance(exc, asyncssh.Error):
+        return _classify_ssh(host, exc, progress)
+    if isinstance(exc, socket.gaierror):
+        return HostFailure(Status.UNREACHABLE, f"cannot resolve {host.address}: {exc.strerror}")
+    if isinstance(exc, OSError):
+        known = _ERRNO_REASONS.get(exc.errno or 0)
+        if known is None and isinstance(exc, ConnectionRefusedError):
+            known = "connection refused"
+        return HostFailure(Status.UNREACHABLE, known or _first_line(exc))
+    return HostFailure(Status.ERROR, _first_line(exc))
+
+
+def _classify_ssh(host: Host, exc: asyncssh.Error, progress: _Progress) -> HostFailure:
+    conn = progress.connection
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        reason = progress.hostkey.reason or f"host key for {host.name} not trusted: {exc.reason}"
+        return HostFailure(Status.HOSTKEY_MISMATCH, reason)
+    if isinstance(exc, asyncssh.PermissionDenied):
+        user = host.user or (conn.get_extra_info("username") if conn else None) or "?"
+        return HostFailure(Status.AUTH_FAILED, f"authentication failed for user {user}")
+    if conn is None:
+        reason = f"connection lost: {_first_line(exc)}"
+    elif conn.get_extra_info("server_version") is None:
+        reason = "connection closed before the SSH banner"
+    else:
+        reason = f"connection closed during the handshake: {_first_line(exc)}"
+    return HostFailure(Status.UNREACHABLE, reason)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _close_quietly(conn: asyncssh.SSHClientConnection | None) -> None:
+    if conn is not None:
+        conn.close()
+
+
+class Connector:
+    """Everything one operation needs to connect to its hosts: options, host keys, client keys.
+
+    Shared by run, push and pull: ``async with connector.session(host) as conn``.
+    """
+
+    def __init__(self, options: ConnectOptions) -> None:
+        self.options = options
+        self.policy = HostKeyPolicy(options.host_keys)
+        self.keys = ClientKeys()
+
+    def preload(self, hosts: list[Host]) -> None:
+        """Read every key file and known_hosts file now: bad input stops us before any host."""
+        self.keys.preload(hosts)
+        for host in hosts:
+            if not host.local:
+                self.policy.known_hosts(_known_hosts_path(host, self.options))
+
+    async def connect(self, host: Host) -> asyncssh.SSHClientConnection:
+        return await connect(host, self.options, self.policy, self.keys)
+
+    def session(self, host: Host) -> _Session:
+        """Connect on entry (HostFailure if that fails), close on exit."""
+        return _Session(self, host)
+
+
+class _Session:
+    def __init__(self, connector: Connector, host: Host) -> None:
+        self._connector = connector
+        self._host = host
+        self._conn: asyncssh.SSHClientConnection | None = None
+
+    async def __aenter__(self) -> asyncssh.SSHClientConnection:
+        self._conn = await self._connector.connect(self._host)
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is None:
+            return
+        self._conn.close()
+        try:
+            async with asyncio.timeout(2.0):
+                await self._conn.wait_closed()
+        except TimeoutError:
+            self._conn.abort()

@@ -1,0 +1,123 @@
+"""Run one command on one SSH host: connect, feed stdin, collect capped output, stop on time.
+
+OpenSSH's sshd ignores the SSH "signal" request and leaves a command running
+when its channel closes, so to stop a command (timeout, Ctrl-C) herd signals
+its process group through a second channel. The group is known because the
+command line first reports the shell's PID (sshd makes every session shell a
+process group leader) on a marked first stderr line, which is read and
+removed before the output is collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import asyncssh
+
+from herd.core.results import HostResult, Status
+from herd.hosts.command import (
+    OutputSink,
+    RemoteCommand,
+    Streams,
+    collect,
+    failure,
+    finished,
+    stopped,
+)
+from herd.hosts.connect import Connector, HostFailure
+from herd.inventory.model import Host
+
+__all__ = ["run_on_host"]
+
+_PID_MARK = b"herd-pid:"
+_STOP_TIMEOUT = 3.0  # seconds to signal a command through a second channel
+
+
+async def run_on_host(
+    host: Host, command: RemoteCommand, connector: Connector, emit: OutputSink | None = None
+) -> HostResult:
+    """Run ``command`` on ``host`` (over SSH, or locally for a local host); never raises for it."""
+    if host.local:
+        from herd.hosts.local import run_locally
+
+        return await run_locally(host, command, emit)
+    started = time.monotonic()
+    try:
+        async with connector.session(host) as conn:
+            return await _run(host, command, conn, emit, started)
+    except HostFailure as exc:
+        return failure(host, started, exc.status, exc.reason)
+    except (OSError, asyncssh.Error) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        return failure(host, started, Status.ERROR, f"connection lost: {reason}")
+
+
+async def _run(
+    host: Host,
+    command: RemoteCommand,
+    conn: asyncssh.SSHClientConnection,
+    emit: OutputSink | None,
+    started: float,
+) -> HostResult:
+    streams = Streams(command.output_cap)
+    line = f"echo {_PID_MARK.decode()}$$ >&2; {command.script()}"
+    process = await conn.create_process(line, encoding=None)
+    pid: int | None = None
+    try:
+        async with asyncio.timeout(command.timeout):
+            pid = await _read_pid(process, streams, host.name, emit)
+            data = command.input_bytes()
+            if data:
+                with contextlib.suppress(BrokenPipeError):  # it exited without reading
+                    process.stdin.write(data)
+            process.stdin.write_eof()
+            await collect(host.name, process.stdout, process.stderr, streams, emit)
+            await process.wait_closed()
+    except TimeoutError:
+        await _stop(conn, process, pid, "TERM")
+        assert command.timeout is not None
+        return stopped(host, started, streams, command.timeout)
+    except asyncio.CancelledError:
+        await _stop(conn, process, pid, "HUP")
+        raise
+    signal = process.exit_signal[0] if process.exit_signal else None
+    return finished(host, started, streams, process.exit_status, signal)
+
+
+async def _read_pid(
+    process: asyncssh.SSHClientProcess[bytes],
+    streams: Streams,
+    host: str,
+    emit: OutputSink | None,
+) -> int | None:
+    """Read the marked PID line; anything else there is kept as the command's stderr."""
+    first: bytes = await process.stderr.readline()
+    if first.startswith(_PID_MARK):
+        digits = first[len(_PID_MARK) :].strip()
+        if digits.isdigit():
+            return int(digits)
+    if first:  # a login shell that printed first, or no echo: keep it as output
+        streams.stderr.write(first)
+        if emit is not None:
+            emit(host, "stderr", first)
+    return None
+
+
+async def _stop(
+    conn: asyncssh.SSHClientConnection,
+    process: asyncssh.SSHClientProcess[bytes],
+    pid: int | None,
+    signal: str,
+) -> None:
+    """Signal the command's process group through a second channel, then close its own."""
+    if pid is not None:
+        kill = f"kill -{signal} -- -{pid} 2>/dev/null || kill -{signal} {pid} 2>/dev/null"
+        with contextlib.suppress(OSError, asyncssh.Error, TimeoutError):
+            async with asyncio.timeout(_STOP_TIMEOUT):
+                await conn.run(kill, check=False)
+    with contextlib.suppress(OSError, asyncssh.Error):
+        process.send_signal(signal)  # for servers that honour the SSH signal request
+    process.close()
