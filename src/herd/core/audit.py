@@ -4,10 +4,17 @@ An operation is written when it starts and completed when it ends, so one whose
 process died reads back as ``interrupted`` with the host results that were
 complete. The database is in WAL mode and every write is one short
 transaction, so several herd processes can append at once and lose nothing.
+Completing an operation seals it into a hash chain (see ``herd.core.audit_chain``
+for when a record joins the chain and what ``verify`` detects).
+
+Opening the log for writing checks that it can be written (the directory, the
+file, free space), so herd refuses an operation it could not record before it
+connects to any host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -20,19 +27,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from herd.core.audit_chain import (
+    CHAIN_COLUMNS,
+    GENESIS,
+    RESULT_COLUMNS,
+    ChainReport,
+    record_hash,
+    results_digest,
+    verify_chain,
+)
+from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
+from herd.core.config import load_settings
+from herd.core.paths import HerdPaths
 from herd.core.results import FileRecord, HostResult, Output, Status
-from herd.errors import AuditError
+from herd.errors import AuditError, HerdError
 
 __all__ = [
+    "INTERRUPTED",
+    "OP_COLUMNS",
+    "RUNNING",
     "SCHEMA_VERSION",
     "AuditLog",
     "HostRecord",
     "OperationRecord",
     "Operator",
+    "PruneResult",
+    "operation_from_row",
 ]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x48455244  # "HERD": tells our database from a foreign SQLite file
+MIN_FREE_BYTES = 4 * 1024 * 1024  # below this, refuse to start an operation we may not record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,11 +77,14 @@ CREATE TABLE IF NOT EXISTS operations (
     pattern     TEXT,
     hosts       TEXT NOT NULL,
     command     TEXT,
+    detail      TEXT,
     seq         INTEGER UNIQUE,
     prev_hash   TEXT,
+    results_sha TEXT,
     hash        TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_started ON operations (started);
+CREATE INDEX IF NOT EXISTS operations_unsealed ON operations (id) WHERE seq IS NULL;
 CREATE TABLE IF NOT EXISTS host_results (
     op_id         INTEGER NOT NULL REFERENCES operations (id),
     host          TEXT NOT NULL,
@@ -104,6 +132,15 @@ class Operator:
         """The person to name in a table: the declared operator, else the sudo caller."""
         return self.operator or self.sudo_user or self.user
 
+    @property
+    def describe(self) -> str:
+        """Everything known about the person, in one phrase: ``alice (sudo root) on ctl1``."""
+        extra = [f"as {self.user}" if self.user != self.name else ""]
+        if self.sudo_user and self.sudo_user != self.name:
+            extra.append(f"sudo from {self.sudo_user}")
+        shown = ", ".join(e for e in extra if e)
+        return f"{self.name}{f' ({shown})' if shown else ''} on {self.controller}"
+
 
 @dataclass(frozen=True, slots=True)
 class OperationRecord:
@@ -124,10 +161,15 @@ class OperationRecord:
     seq: int | None
     prev_hash: str | None
     hash: str | None
+    detail: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
+
+    @property
+    def sealed(self) -> bool:
+        return self.seq is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +178,17 @@ class HostRecord:
 
     op_id: int
     result: HostResult
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What ``prune`` removed, and the checkpoint that keeps the chain verifiable."""
+
+    operations: int
+    host_results: int
+    cut_seq: int
+    cut_hash: str
+    record_id: int | None  # the prune record sealed into the chain (None if nothing removed)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -148,12 +201,40 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class AuditLog:
-    """The operation log in one SQLite file; open one per process (or per thread)."""
+def _sqlite_reason(exc: sqlite3.Error) -> str:
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
-    def __init__(self, path: Path) -> None:
+
+class AuditLog:
+    """The operation log in one SQLite file; open one per process (or per thread).
+
+    ``check_writable`` (the default, for commands that record) makes opening fail
+    at once when the log could not be written. ``syslog`` sends a one-line
+    summary of each completed operation to the local syslog; ``None`` means as
+    the ``[log] syslog`` setting in the home's ``herd.toml`` says.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        check_writable: bool = True,
+        syslog: bool | None = None,
+        syslog_address: str = DEFAULT_SYSLOG_ADDRESS,
+    ) -> None:
         self.path = path
         self._db = self._open(path)
+        self._sink: SyslogSink | None = None
+        try:
+            if check_writable:
+                self._check_writable()
+            if syslog is None:
+                syslog = load_settings(HerdPaths(path.parent).settings_file).log.syslog
+            if syslog:
+                self._sink = SyslogSink(syslog_address)
+        except HerdError:
+            self._db.close()
+            raise
 
     # -- opening -----------------------------------------------------------------
 
@@ -163,7 +244,8 @@ class AuditLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise AuditError(f"{path}: cannot open the operation log: {exc}") from exc
+            reason = exc.strerror if isinstance(exc, OSError) else _sqlite_reason(exc)
+            raise AuditError(f"{path}: cannot open the operation log: {reason}") from exc
         try:
             db.execute("PRAGMA busy_timeout = 30000")
             app_id = db.execute("PRAGMA application_id").fetchone()[0]
@@ -175,11 +257,15 @@ class AuditLog:
             db.execute("PRAGMA foreign_keys = ON")
             if not has_tables:
                 db.execute("BEGIN IMMEDIATE")
-                db.executescript(_SCHEMA.replace("\n;", ";"))  # executescript commits
+                db.executescript(_SCHEMA)  # executescript commits
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
+                db.executemany(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("schema_version", str(SCHEMA_VERSION)),
+                        ("chain_seq", "0"),
+                        ("chain_hash", GENESIS),
+                    ],
                 )
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except AuditError:
@@ -187,7 +273,9 @@ class AuditLog:
             raise
         except sqlite3.Error as exc:
             db.close()
-            raise AuditError(f"{path}: cannot use the operation log: {exc}") from exc
+            raise AuditError(
+                f"{path}: cannot use the operation log: {_sqlite_reason(exc)}"
+            ) from exc
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             db.close()
@@ -197,14 +285,40 @@ class AuditLog:
             )
         return db
 
+    def _check_writable(self) -> None:
+        """Fail now, naming the file, if an operation could not be recorded."""
+        directory = self.path.parent
+        if not os.access(directory, os.W_OK):
+            raise AuditError(f"{self.path}: cannot record operations: {directory} is read-only")
+        stats = os.statvfs(directory)
+        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+            raise AuditError(
+                f"{self.path}: cannot record operations: no space left on the device"
+                f" ({stats.f_bavail * stats.f_frsize // 1024} KiB free)"
+            )
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise AuditError(
+                f"{self.path}: cannot record operations: {_sqlite_reason(exc)}"
+            ) from exc
+
     def close(self) -> None:
         self._db.close()
+        if self._sink is not None:
+            self._sink.close()
 
     def __enter__(self) -> AuditLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for the query and export helpers (read only)."""
+        return self._db
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -218,7 +332,11 @@ class AuditLog:
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise AuditError(f"{self.path}: cannot write the operation log: {exc}") from exc
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise AuditError(
+                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+            ) from exc
 
     # -- writing -----------------------------------------------------------------
 
@@ -232,32 +350,18 @@ class AuditLog:
         command: str | None = None,
         operator: Operator | None = None,
         started: float | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> int:
-        """Record that an operation starts; returns its id."""
-        who = operator or Operator.current()
+        """Record that an operation starts; returns its id.
+
+        First seals, as interrupted, any operation of this controller whose process died.
+        """
+        self.seal_interrupted()
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO operations (kind, started, status, user, sudo_user, operator,"
-                " controller, pid, argv, pattern, hosts, command)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    kind,
-                    time.time() if started is None else started,
-                    RUNNING,
-                    who.user,
-                    who.sudo_user,
-                    who.operator,
-                    who.controller,
-                    os.getpid(),
-                    json.dumps(list(argv)),
-                    pattern,
-                    json.dumps(list(hosts)),
-                    command,
-                ),
-            )
-            op_id = cursor.lastrowid
-        assert op_id is not None
-        return op_id
+            return _insert_operation(
+                db, kind, argv=argv, hosts=hosts, pattern=pattern, command=command,
+                operator=operator, started=started, detail=detail,
+            )  # fmt: skip
 
     def record_hosts(self, op_id: int, results: Iterable[HostResult]) -> None:
         """Record finished hosts of a running operation (one transaction for the batch)."""
@@ -265,43 +369,202 @@ class AuditLog:
         if not rows:
             return
         with self._write() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO host_results VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
+            if found is None:
+                raise AuditError(f"{self.path}: no operation {op_id} in the log")
+            if found[0] is not None:
+                raise AuditError(f"{self.path}: operation {op_id} is complete; cannot add hosts")
+            _insert_hosts(db, rows)
 
     def finish(
         self, op_id: int, *, status: str, exit_code: int, ended: float | None = None
     ) -> None:
-        """Record that an operation ended with ``status`` (ok, failed, interrupted, error)."""
+        """Record that an operation ended with ``status`` (ok, failed, interrupted, error).
+
+        This seals the record and its host results into the hash chain.
+        """
         with self._write() as db:
-            db.execute(
-                "UPDATE operations SET ended = ?, status = ?, exit_code = ? WHERE id = ?",
-                (time.time() if ended is None else ended, status, exit_code, op_id),
-            )
+            when = time.time() if ended is None else ended
+            _seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
+        self._announce(op_id)
+
+    def record(
+        self,
+        kind: str,
+        *,
+        argv: Sequence[str],
+        hosts: Sequence[str],
+        results: Iterable[HostResult] = (),
+        pattern: str | None = None,
+        command: str | None = None,
+        status: str | None = None,
+        exit_code: int | None = None,
+        operator: Operator | None = None,
+        started: float | None = None,
+        ended: float | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a one-shot event (an FTP login, an upload) whole, in one transaction.
+
+        ``status`` defaults to ok when every result is ok, else failed.
+        """
+        results = list(results)
+        if status is None:
+            status = "ok" if all(r.ok for r in results) else "failed"
+        if exit_code is None:
+            exit_code = 0 if status == "ok" else 1
+        now = time.time()
+        with self._write() as db:
+            op_id = _insert_operation(
+                db, kind, argv=argv, hosts=hosts, pattern=pattern, command=command,
+                operator=operator, started=started or now, detail=detail,
+            )  # fmt: skip
+            _insert_hosts(db, [_host_row(op_id, r) for r in results])
+            when = now if ended is None else ended
+            _seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
+        self._announce(op_id)
+        return op_id
+
+    def seal_interrupted(self) -> list[int]:
+        """Seal as interrupted every unsealed operation of this controller whose process died."""
+        here = socket.gethostname()
+        rows = self._db.execute(
+            "SELECT id, pid FROM operations WHERE seq IS NULL AND controller = ?", (here,)
+        ).fetchall()
+        dead = [int(op_id) for op_id, pid in rows if not _pid_alive(int(pid))]
+        sealed: list[int] = []
+        if not dead:
+            return sealed
+        with self._write() as db:
+            for op_id in dead:
+                found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
+                if found is not None and found[0] is None:  # another writer may have been first
+                    _seal(db, self.path, op_id, status=INTERRUPTED, exit_code=None, ended=None)
+                    sealed.append(op_id)
+        return sealed
+
+    def prune(
+        self, before: float, *, argv: Sequence[str], operator: Operator | None = None
+    ) -> PruneResult:
+        """Remove the longest run of oldest sealed records that all started before ``before``.
+
+        The removal is itself sealed as a ``prune`` record whose detail holds the
+        seq and hash of the last removed record: the checkpoint ``verify`` starts from.
+        """
+        with self._write() as db:
+            newer = db.execute(
+                "SELECT min(seq) FROM operations WHERE seq IS NOT NULL AND started >= ?",
+                (before,),
+            ).fetchone()[0]
+            if newer is None:
+                newer = (db.execute("SELECT max(seq) FROM operations").fetchone()[0] or 0) + 1
+            cut = db.execute(
+                "SELECT seq, hash FROM operations WHERE seq = ?", (int(newer) - 1,)
+            ).fetchone()
+            if cut is None:
+                return PruneResult(0, 0, 0, GENESIS, None)
+            cut_seq, cut_hash = int(cut[0]), str(cut[1])
+            removed_results = db.execute(
+                "DELETE FROM host_results WHERE op_id IN"
+                " (SELECT id FROM operations WHERE seq <= ?)",
+                (cut_seq,),
+            ).rowcount
+            removed = db.execute("DELETE FROM operations WHERE seq <= ?", (cut_seq,)).rowcount
+            detail = {
+                "cut_seq": cut_seq,
+                "cut_hash": cut_hash,
+                "before": before,
+                "removed_operations": removed,
+                "removed_host_results": removed_results,
+            }
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(before))
+            summary = f"removed {removed} operations started before {when} (up to seq {cut_seq})"
+            op_id = _insert_operation(
+                db, "prune", argv=argv, hosts=[], pattern=None, command=summary,
+                operator=operator, started=None, detail=detail,
+            )  # fmt: skip
+            _seal(db, self.path, op_id, status="ok", exit_code=0, ended=time.time())
+        self._announce(op_id)
+        return PruneResult(removed, removed_results, cut_seq, cut_hash, op_id)
+
+    def verify(self) -> ChainReport:
+        """Seal what died, then walk the hash chain (see ``herd.core.audit_chain``)."""
+        with contextlib.suppress(AuditError):  # a read-only copy can still be verified
+            self.seal_interrupted()
+        try:
+            report = verify_chain(self._db, self._head())
+            for op_id, status, pid, controller in self._db.execute(
+                "SELECT id, status, pid, controller FROM operations WHERE seq IS NULL"
+            ):
+                if status != RUNNING and report.problem is None:
+                    report.problem = (
+                        f"operation {op_id} says {status} but was never sealed into the chain"
+                    )
+                elif controller != socket.gethostname() or _pid_alive(int(pid)):
+                    report.running.append(int(op_id))
+        except sqlite3.Error as exc:
+            raise AuditError(
+                f"{self.path}: cannot read the operation log: {_sqlite_reason(exc)}"
+            ) from exc
+        return report
+
+    def _head(self) -> tuple[int, str]:
+        return _chain_head(self._db)
+
+    def _announce(self, op_id: int) -> None:
+        """Send the syslog summary of a completed operation, when syslog is on."""
+        if self._sink is None:
+            return
+        record = self.operation(op_id)
+        if record is None:
+            return
+        ok, not_ok = self.host_counts([op_id]).get(op_id, (0, 0))
+        not_ok += max(0, len(record.hosts) - ok - not_ok)
+        what = record.command or " ".join(record.argv[1:])
+        target = f" {record.pattern}" if record.pattern else ""
+        took = f"{record.duration:.1f}s" if record.duration is not None else "?"
+        self._sink.send(
+            f"operation {record.id} {record.kind}{target} by {record.operator.describe}:"
+            f" {what}: {ok} ok, {not_ok} not ok, {took}, {record.status}"
+            f" (seq {record.seq} hash {(record.hash or '')[:16]})",
+            warning=record.status != "ok",
+        )
 
     # -- reading -----------------------------------------------------------------
 
     def operation(self, op_id: int) -> OperationRecord | None:
-        row = self._db.execute(f"SELECT {_OP_COLUMNS} FROM operations WHERE id = ?", (op_id,))
+        row = self._db.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE id = ?", (op_id,))
         found = row.fetchone()
-        return None if found is None else self._operation(found)
+        return None if found is None else operation_from_row(found)
 
     def operations(self, *, limit: int = 20, kind: str | None = None) -> list[OperationRecord]:
         """The most recent operations, newest first."""
         where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
         rows = self._db.execute(
-            f"SELECT {_OP_COLUMNS} FROM operations {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT {OP_COLUMNS} FROM operations {where} ORDER BY id DESC LIMIT ?",
             [*args, limit],
         )
-        return [self._operation(r) for r in rows]
+        return [operation_from_row(r) for r in rows]
 
     def host_results(self, op_id: int) -> list[HostResult]:
         rows = self._db.execute(
-            "SELECT * FROM host_results WHERE op_id = ? ORDER BY rowid", (op_id,)
+            f"SELECT {RESULT_COLUMNS} FROM host_results WHERE op_id = ? ORDER BY rowid", (op_id,)
         )
-        return [_host_result(r) for r in rows]
+        return [host_result_from_row(r) for r in rows]
+
+    def host_counts(self, op_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """For each operation, how many recorded hosts were ok and how many were not."""
+        counts: dict[int, tuple[int, int]] = {}
+        for start in range(0, len(op_ids), 500):
+            chunk = list(op_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for op_id, ok, total in self._db.execute(
+                f"SELECT op_id, sum(status = 'ok'), count(*) FROM host_results"
+                f" WHERE op_id IN ({marks}) GROUP BY op_id",
+                chunk,
+            ):
+                counts[int(op_id)] = (int(ok), int(total) - int(ok))
+        return counts
 
     def last_operation_id(self, kinds: Sequence[str] = ("run", "push", "pull")) -> int | None:
         marks = ",".join("?" * len(kinds))
@@ -330,53 +593,43 @@ class AuditLog:
         }
         return [h for h in record.hosts if h not in ok]
 
-    def _operation(self, row: Any) -> OperationRecord:
-        (op_id, kind, started, ended, status, exit_code, user, sudo_user, operator,
-         controller, pid, argv, pattern, hosts, command, seq, prev_hash, hash_) = row  # fmt: skip
-        who = Operator(str(user), _opt(sudo_user), _opt(operator), str(controller))
-        if status == RUNNING and controller == socket.gethostname() and not _pid_alive(int(pid)):
-            status = INTERRUPTED
-        return OperationRecord(
-            id=int(op_id),
-            kind=str(kind),
-            started=float(started),
-            ended=None if ended is None else float(ended),
-            status=str(status),
-            exit_code=None if exit_code is None else int(exit_code),
-            operator=who,
-            argv=json.loads(str(argv)),
-            pattern=_opt(pattern),
-            hosts=json.loads(str(hosts)),
-            command=_opt(command),
-            pid=int(pid),
-            seq=None if seq is None else int(seq),
-            prev_hash=_opt(prev_hash),
-            hash=_opt(hash_),
-        )
 
-
-_OP_COLUMNS = (
+OP_COLUMNS = (
     "id, kind, started, ended, status, exit_code, user, sudo_user, operator, controller,"
-    " pid, argv, pattern, hosts, command, seq, prev_hash, hash"
+    " pid, argv, pattern, hosts, command, seq, prev_hash, hash, detail"
 )
 
 
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
+def operation_from_row(row: Any) -> OperationRecord:
+    """An ``OperationRecord`` from a row of ``OP_COLUMNS``; a dead running one reads interrupted."""
+    (op_id, kind, started, ended, status, exit_code, user, sudo_user, operator, controller,
+     pid, argv, pattern, hosts, command, seq, prev_hash, hash_, detail) = row  # fmt: skip
+    who = Operator(str(user), _opt(sudo_user), _opt(operator), str(controller))
+    if status == RUNNING and controller == socket.gethostname() and not _pid_alive(int(pid)):
+        status = INTERRUPTED
+    return OperationRecord(
+        id=int(op_id),
+        kind=str(kind),
+        started=float(started),
+        ended=None if ended is None else float(ended),
+        status=str(status),
+        exit_code=None if exit_code is None else int(exit_code),
+        operator=who,
+        argv=json.loads(str(argv)),
+        pattern=_opt(pattern),
+        hosts=json.loads(str(hosts)),
+        command=_opt(command),
+        pid=int(pid),
+        seq=None if seq is None else int(seq),
+        prev_hash=_opt(prev_hash),
+        hash=_opt(hash_),
+        detail=None if detail is None else json.loads(str(detail)),
+    )
 
 
-def _host_row(op_id: int, r: HostResult) -> tuple[object, ...]:
-    files = [[f.path, f.size, f.sha256, f.skipped] for f in r.files]
-    return (
-        op_id, r.host, r.address, r.status.value, r.exit_status, r.duration, r.error,
-        r.stdout.data, r.stdout.total, r.stdout.sha256,
-        r.stderr.data, r.stderr.total, r.stderr.sha256,
-        json.dumps(files),
-    )  # fmt: skip
-
-
-def _host_result(row: Any) -> HostResult:
-    (_, host, address, status, exit_status, duration, error,
+def host_result_from_row(row: Any) -> HostResult:
+    """A ``HostResult`` from a row of ``RESULT_COLUMNS``."""
+    (host, address, status, exit_status, duration, error,
      out, out_total, out_sha, err, err_total, err_sha, files) = row  # fmt: skip
     return HostResult(
         host=str(host),
@@ -388,4 +641,106 @@ def _host_result(row: Any) -> HostResult:
         duration=float(duration),
         error=str(error),
         files=tuple(FileRecord(p, s, h, k) for p, s, h, k in json.loads(str(files))),
+    )
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _host_row(op_id: int, r: HostResult) -> tuple[object, ...]:
+    files = [[f.path, f.size, f.sha256, f.skipped] for f in r.files]
+    return (
+        op_id, r.host, r.address, r.status.value, r.exit_status, float(r.duration), r.error,
+        r.stdout.data, r.stdout.total, r.stdout.sha256,
+        r.stderr.data, r.stderr.total, r.stderr.sha256,
+        json.dumps(files, ensure_ascii=False),
+    )  # fmt: skip
+
+
+def _insert_operation(
+    db: sqlite3.Connection,
+    kind: str,
+    *,
+    argv: Sequence[str],
+    hosts: Sequence[str],
+    pattern: str | None,
+    command: str | None,
+    operator: Operator | None,
+    started: float | None,
+    detail: dict[str, Any] | None,
+) -> int:
+    who = operator or Operator.current()
+    cursor = db.execute(
+        "INSERT INTO operations (kind, started, status, user, sudo_user, operator,"
+        " controller, pid, argv, pattern, hosts, command, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            kind,
+            time.time() if started is None else float(started),
+            RUNNING,
+            who.user,
+            who.sudo_user,
+            who.operator,
+            who.controller,
+            os.getpid(),
+            json.dumps(list(argv), ensure_ascii=False),
+            pattern,
+            json.dumps(list(hosts), ensure_ascii=False),
+            command,
+            None if detail is None else json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        ),
+    )
+    op_id = cursor.lastrowid
+    assert op_id is not None
+    return op_id
+
+
+def _insert_hosts(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    db.executemany(
+        f"INSERT OR REPLACE INTO host_results (op_id, {RESULT_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _chain_head(db: sqlite3.Connection) -> tuple[int, str]:
+    values = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'chain_%'").fetchall())
+    return int(values.get("chain_seq", 0)), str(values.get("chain_hash", GENESIS))
+
+
+def _seal(
+    db: sqlite3.Connection,
+    path: Path,
+    op_id: int,
+    *,
+    status: str,
+    exit_code: int | None,
+    ended: float | None,
+) -> None:
+    """Complete an operation and chain it after the head; runs inside a write transaction."""
+    found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
+    if found is None:
+        raise AuditError(f"{path}: no operation {op_id} in the log")
+    if found[0] is not None:
+        raise AuditError(f"{path}: operation {op_id} is already complete")
+    db.execute(
+        "UPDATE operations SET ended = ?, status = ?, exit_code = ? WHERE id = ?",
+        (ended, status, exit_code, op_id),
+    )
+    head_seq, head_hash = _chain_head(db)
+    digest = results_digest(
+        db.execute(
+            f"SELECT {RESULT_COLUMNS} FROM host_results WHERE op_id = ? ORDER BY host", (op_id,)
+        )
+    )
+    chained = db.execute(f"SELECT {CHAIN_COLUMNS} FROM operations WHERE id = ?", (op_id,))
+    this_hash = record_hash(chained.fetchone(), digest, head_hash)
+    db.execute(
+        "UPDATE operations SET seq = ?, prev_hash = ?, results_sha = ?, hash = ? WHERE id = ?",
+        (head_seq + 1, head_hash, digest, this_hash, op_id),
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [("chain_seq", str(head_seq + 1)), ("chain_hash", this_hash)],
     )
