@@ -1,0 +1,73 @@
+"""A progress bar on stderr while results are gathered and not streamed (terminal only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from herd.core.results import BatchResult, HostResult
+from herd.inventory.model import Host
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    """done / failed / running, elapsed and ETA; draws nothing when stderr is not a terminal."""
+
+    wants_output = False
+
+    def __init__(self, console: Console, label: str = "run") -> None:
+        self._console = console
+        self._label = label
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._total = 0
+        self._done = 0
+        self._failed = 0
+
+    def start(self, hosts: Sequence[Host]) -> None:
+        self._total = len(hosts)
+        if not self._console.is_terminal:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        )
+        self._task = self._progress.add_task(self._label, total=self._total, detail=self._detail())
+        self._progress.start()
+
+    def _detail(self) -> str:
+        running = self._total - self._done
+        return f"[red]{self._failed} failed[/] {running} running"
+
+    def output(self, host: str, stream: str, data: bytes) -> None:
+        pass
+
+    def result(self, result: HostResult) -> None:
+        self._done += 1
+        if not result.ok:
+            self._failed += 1
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self._done, detail=self._detail())
+
+    def finish(self, batch: BatchResult, elapsed: float) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
