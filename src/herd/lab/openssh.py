@@ -1,0 +1,189 @@
+"""The openssh engine: one real sshd per lab host, each with its own config and host key.
+
+Each sshd daemonizes itself (so it outlives ``herd lab up``) and writes its PID
+file once it listens; a host is ready when its PID file exists and its port
+answers with an SSH banner. All hosts are started at once, so 200 come up in
+seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from herd.lab.files import LabFiles
+from herd.lab.plan import PlannedHost
+
+__all__ = ["config_marker", "find_sshd", "start_sshd", "version_options", "write_sshd_config"]
+
+_STARTERS = 32  # sshd parents started at once; each exits once its daemon forked
+_READY_TIMEOUT = 30.0
+
+
+def find_sshd() -> str | None:
+    """The sshd binary: on PATH, else the usual sbin places (not on a user's PATH)."""
+    found = shutil.which("sshd")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _version(sshd: str) -> tuple[int, int]:
+    """sshd's (major, minor) version from ``sshd -V``; (0, 0) if it cannot tell."""
+    try:
+        done = subprocess.run([sshd, "-V"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0)
+    match = re.search(r"OpenSSH_(\d+)\.(\d+)", done.stdout + done.stderr)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+def _quoted(path: Path) -> str:
+    return '"' + str(path) + '"'
+
+
+def config_marker(files: LabFiles, name: str) -> str:
+    """What the command line of host ``name``'s sshd contains: its config path."""
+    return str(files.sshd_config(name))
+
+
+def version_options(sshd: str) -> list[str]:
+    """Config lines that only some sshd versions know (asked once per lab, not per host)."""
+    if _version(sshd) >= (9, 8):
+        # tests provoke failed logins on purpose; they must not lock the client out
+        return ["PerSourcePenalties no"]
+    return []
+
+
+def write_sshd_config(files: LabFiles, host: PlannedHost, extra: Sequence[str] = ()) -> None:
+    """Write one host's sshd_config: key-only login with the lab's client key, quiet, fast."""
+    lines = [
+        f"ListenAddress {host.address}:{host.port}",
+        f"HostKey {_quoted(files.host_key(host.name))}",
+        f"PidFile {_quoted(files.pid_file(host.name))}",
+        f"AuthorizedKeysFile {_quoted(files.authorized_keys)}",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "UsePAM no",
+        "StrictModes no",
+        "LogLevel ERROR",
+        # benchmarks open hundreds of connections at once
+        "MaxStartups 1000",
+        "MaxSessions 100",
+        "UseDNS no",
+        # Debian's bash sources ~/.bashrc for sshd's commands unless it is not the first
+        # shell; a heavy .bashrc would otherwise swamp every measurement
+        "SetEnv SHLVL=1",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "X11Forwarding no",
+        "Subsystem sftp internal-sftp",
+    ]
+    lines.extend(extra)
+    files.sshd_config(host.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _privilege_separation_dir() -> None:
+    """sshd running as root wants /run/sshd (Debian creates it only for its own service)."""
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+
+
+def _launch(sshd: str, files: LabFiles, name: str) -> str | None:
+    """Start one sshd (it daemonizes); None if it started, else why not."""
+    files.pid_file(name).unlink(missing_ok=True)
+    files.log_file(name).unlink(missing_ok=True)
+    command = [sshd, "-f", str(files.sshd_config(name)), "-E", str(files.log_file(name))]
+    try:
+        done = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot start {sshd}: {exc}"
+    if done.returncode != 0:
+        return _last_line(done.stderr) or _last_line(_read(files.log_file(name))) or "sshd failed"
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _answers_ssh(address: str, port: int, timeout: float) -> bool:
+    """True when ``address:port`` accepts a connection and sends an SSH banner."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            return conn.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _wait_ready(files: LabFiles, hosts: Sequence[PlannedHost]) -> dict[str, int | str]:
+    """Each host's PID once it listens, or the reason it did not come up."""
+    outcome: dict[str, int | str] = {}
+    pending = list(hosts)
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while pending:
+        still: list[PlannedHost] = []
+        for host in pending:
+            pid_text = _read(files.pid_file(host.name)).strip()
+            if pid_text.isdigit():
+                outcome[host.name] = int(pid_text)
+            elif _read(files.log_file(host.name)).strip():  # LogLevel ERROR: any line is bad
+                outcome[host.name] = _last_line(_read(files.log_file(host.name)))
+            else:
+                still.append(host)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            for host in pending:
+                outcome[host.name] = f"no PID file after {_READY_TIMEOUT:.0f} s"
+            break
+        if pending:
+            time.sleep(0.02)
+    return outcome
+
+
+def start_sshd(files: LabFiles, hosts: Sequence[PlannedHost], sshd: str) -> dict[str, int | str]:
+    """Start one sshd per host, all at once; map each host to its PID or to why it failed.
+
+    The configs and keys must already be written.
+    """
+    _privilege_separation_dir()
+    with ThreadPoolExecutor(max_workers=_STARTERS) as pool:
+        launched = list(pool.map(lambda host: _launch(sshd, files, host.name), hosts))
+    outcome: dict[str, int | str] = {
+        host.name: error for host, error in zip(hosts, launched, strict=True) if error is not None
+    }
+    outcome.update(_wait_ready(files, [h for h in hosts if h.name not in outcome]))
+    listening = [h for h in hosts if isinstance(outcome[h.name], int)]
+    with ThreadPoolExecutor(max_workers=_STARTERS) as pool:
+        answers = list(pool.map(lambda h: _answers_ssh(h.address, h.port, 5.0), listening))
+    for host, answered in zip(listening, answers, strict=True):
+        if not answered:
+            outcome[host.name] = f"sshd {outcome[host.name]} does not answer on port {host.port}"
+    return outcome

@@ -1,0 +1,134 @@
+"""The test fleet: real OpenSSH sshd processes on loopback, for every system test.
+
+Fixtures (the contract other system tests code against):
+
+- ``lab_fleet`` (session): an 8-host openssh lab, groups web=4 (web01..web04),
+  db=2 (db01..db02), cache=2 (cache01..cache02), on 127.0.1.1..127.0.1.8 and one
+  free random port; torn down at the end of the session, even after failures.
+  Tests must leave it healthy; as a safety net, a host left stopped or frozen
+  is restarted or thawed after each test.
+- ``make_fleet(n=8, groups=None, engine="openssh")`` (function): a private lab
+  for tests that break hosts; every fleet it made is torn down after the test.
+
+A ``Fleet`` is a ``herd.lab.Lab``: ``.dir``, ``.inventory``, ``.known_hosts``,
+``.client_key``, ``.port``, ``.user``, ``.hosts`` (``.name``, ``.address``,
+``.port``, ``.pid``, ``.group``, ``.fingerprint``), ``.host(name)``,
+``.names(group=None)``, ``.stop(name)`` (connections refused),
+``.freeze(name)`` / ``.thaw(name)`` (SIGSTOP/SIGCONT: the handshake hangs),
+``.restart(name)``, ``.host_key_path(name)`` and ``.regenerate_host_key(name)``
+(a changed host key: strict checking against ``.known_hosts`` now fails).
+
+System tests are skipped only when sshd is missing and we are not root (as
+root, ``make test`` installs it; a missing sshd as root is an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from herd.errors import LabError
+from herd.lab import Lab, ProcessState, parse_groups
+from herd.lab.openssh import find_sshd
+
+FLEET_SIZE = 8
+FLEET_GROUPS = "web=4,db=2,cache=2"
+_PORT_TRIES = 20
+
+
+class Fleet(Lab):
+    """A running test lab, with the helpers system tests use to break and mend hosts."""
+
+    @property
+    def user(self) -> str:
+        return self.state.user
+
+    def names(self, group: str | None = None) -> list[str]:
+        """Host names, in order; only those of ``group`` when given."""
+        return [h.name for h in self.hosts if group is None or h.group == group]
+
+    def heal(self) -> None:
+        """Thaw frozen hosts and restart stopped ones (after a test that broke some)."""
+        for host, state in self.status():
+            if state is ProcessState.FROZEN:
+                self.thaw(host.name)
+            elif state is ProcessState.GONE:
+                self.restart(host.name)
+
+
+def need_sshd() -> str:
+    """The sshd binary; skip when it cannot be had and we are not root."""
+    sshd = find_sshd()
+    if sshd is None:
+        if os.geteuid() != 0:
+            pytest.skip("OpenSSH's sshd is not installed and we are not root")
+        pytest.fail("sshd is missing although we run as root: `make test` installs it")
+    return sshd
+
+
+def start_fleet(
+    directory: Path, count: int = FLEET_SIZE, groups: str | None = None, engine: str = "openssh"
+) -> Fleet:
+    """Bring up a lab on a random free port, trying again when another test took the port."""
+    layout = parse_groups(groups) if groups else None
+    last: LabError | None = None
+    for _ in range(_PORT_TRIES):
+        port = random.randint(20000, 60000)
+        try:
+            Fleet.up(directory, count, engine=engine, groups=layout, port=port)
+        except LabError as exc:  # a race with another test run for the same port
+            if "in use" not in str(exc) and "did not start" not in str(exc):
+                raise
+            last = exc
+            continue
+        return Fleet(directory)
+    raise AssertionError(f"no free port for a test fleet after {_PORT_TRIES} tries: {last}")
+
+
+_session_fleet: list[Fleet] = []
+
+
+@pytest.fixture(scope="session")
+def lab_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The shared 8-host openssh fleet (web=4, db=2, cache=2)."""
+    need_sshd()
+    fleet = start_fleet(tmp_path_factory.mktemp("lab-fleet"), FLEET_SIZE, FLEET_GROUPS)
+    _session_fleet.append(fleet)
+    try:
+        yield fleet
+    finally:
+        _session_fleet.clear()
+        fleet.down()
+
+
+@pytest.fixture(autouse=True)
+def _heal_session_fleet() -> Iterator[None]:
+    """After each system test, mend any host of the shared fleet the test left broken."""
+    yield
+    for fleet in _session_fleet:
+        fleet.heal()
+
+
+@pytest.fixture
+def make_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Fleet]]:
+    """A factory of private fleets, each torn down after the test."""
+    made: list[Fleet] = []
+
+    def make(n: int = FLEET_SIZE, groups: str | None = None, engine: str = "openssh") -> Fleet:
+        if engine == "openssh":
+            need_sshd()
+        fleet = start_fleet(tmp_path_factory.mktemp("lab"), n, groups, engine)
+        made.append(fleet)
+        return fleet
+
+    try:
+        yield make
+    finally:
+        for fleet in made:
+            with contextlib.suppress(LabError):  # the test brought it down itself
+                fleet.down()
