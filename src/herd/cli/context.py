@@ -29,6 +29,7 @@ class AppContext:
     inventories: tuple[str, ...]
     home: Path
     debug: bool
+    argv: tuple[str, ...] = ()  # the command line as typed, for the operation log
 
     @property
     def paths(self) -> HerdPaths:

@@ -79,6 +79,7 @@ def cli(ctx: click.Context, inventories: tuple[str, ...], home: Path | None, deb
         inventories=inventories,
         home=(home or default_home()).expanduser(),
         debug=debug,
+        argv=("herd", *ctx.obj) if isinstance(ctx.obj, tuple) else (),
     )
 
 
@@ -87,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        result = cli.main(args=args, prog_name="herd", standalone_mode=False)
+        # obj carries the raw arguments into cli(), which keeps them for the operation log
+        result = cli.main(args=args, prog_name="herd", standalone_mode=False, obj=tuple(args))
     except HerdError as exc:
         if debug:
             traceback.print_exc()
