@@ -1,0 +1,408 @@
+"""Fetch files from one host into ``DEST_DIR/<host>/<remote path>``, atomic and verified locally.
+
+Sources are remote files, directories (recursive) and globs expanded on the
+host. Each file is written under a temporary name beside its final one, hashed
+as it arrives, checked against the host's own sha256 of the file afterwards
+(which also catches a file that changed while it was being read), and only then
+renamed into place. A missing source or a file that changed is that host's
+error; the host's other files are still fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import posixpath
+import stat
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+import asyncssh
+
+from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.push import remote_dest
+from herd.hosts.sftp_ops import (
+    TransferFailure,
+    Watchdog,
+    bounded_gather,
+    describe,
+    remote_sha256,
+    temp_name,
+)
+from herd.hosts.transfer_plan import TransferOptions, TransferProgress, hash_file
+from herd.inventory.model import Host
+
+__all__ = ["local_path", "pull_host"]
+
+_GLOB_CHARS = frozenset("*?[")
+_HASH_RATE = 20 * 1024 * 1024  # bytes/s a busy host hashes at least: time allowed for it
+_REASONS_SHOWN = 3
+_LOST = (asyncssh.SFTPConnectionLost, asyncssh.ConnectionLost, ConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Remote:
+    """One remote entry to fetch."""
+
+    path: str
+    kind: int  # asyncssh.FILEXFER_TYPE_*
+    size: int
+    mode: int
+    mtime: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    item: _Remote
+    temp: Path
+    final: Path
+    sha256: str
+
+
+def local_path(root: Path, remote: str) -> Path:
+    """Where remote path ``remote`` (absolute, normalised) lands under ``root``."""
+    relative = posixpath.normpath(remote).lstrip("/")
+    return root / relative if relative and relative != "." else root
+
+
+def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
+    return _Remote(
+        path=path,
+        kind=attrs.type,
+        size=attrs.size or 0,
+        mode=stat.S_IMODE(attrs.permissions or 0o644),
+        mtime=int(attrs.mtime or 0),
+    )
+
+
+class _Pull:
+    """One host's pull: list what the sources name, then fetch each file."""
+
+    def __init__(
+        self,
+        *,
+        conn: asyncssh.SSHClientConnection,
+        sftp: asyncssh.SFTPClient,
+        host: Host,
+        root: Path,
+        options: TransferOptions,
+        progress: TransferProgress,
+        dog: Watchdog,
+    ) -> None:
+        self.conn = conn
+        self.sftp = sftp
+        self.host = host
+        self.root = root
+        self.options = options
+        self.progress = progress
+        self.dog = dog
+        self.records: list[FileRecord] = []
+        self.problems: list[str] = []
+        self.temps: set[Path] = set()
+        self._requests = asyncio.Semaphore(max(1, options.requests))
+
+    async def run(self, sources: list[str]) -> None:
+        entries = await self.listing(sources)
+        files = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_REGULAR]
+        self.progress.expect(self.host.name, sum(f.size for f in files))
+        present = await self.already_here(files)
+        for item in files:
+            if item.path in present:
+                sha256 = present[item.path]
+                self.records.append(FileRecord(item.path, item.size, sha256, skipped=True))
+                self.progress.advance(self.host.name, item.size)
+        fetched = await bounded_gather(
+            [partial(self.fetch, f) for f in files if f.path not in present],
+            self.options.files_in_flight,
+        )
+        await self.land([f for f in fetched if f is not None])
+        for item in entries:
+            if item.kind == asyncssh.FILEXFER_TYPE_SYMLINK:
+                await self.link(item)
+        for item in reversed(entries):
+            if item.kind == asyncssh.FILEXFER_TYPE_DIRECTORY:
+                final = local_path(self.root, item.path)
+                with contextlib.suppress(OSError):
+                    final.chmod(item.mode | 0o700)  # we must be able to use what we fetched
+                    os.utime(final, (item.mtime, item.mtime))
+
+    # -- what to fetch -------------------------------------------------------------------
+
+    async def listing(self, sources: list[str]) -> list[_Remote]:
+        """Every entry the sources name, directories walked; missing ones become problems."""
+        home = await self.sftp.realpath(".")
+        entries: list[_Remote] = []
+        seen: set[str] = set()
+        for source in sources:
+            path, _ = remote_dest(home, source)
+            if _GLOB_CHARS.intersection(source):
+                try:
+                    names = [str(n) for n in await self.sftp.glob(path)]
+                except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                    self.problems.append(f"{source}: no match")
+                    continue
+            else:
+                names = [path]
+            for name in names:
+                try:
+                    attrs = await self._stat(name)
+                except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                    self.problems.append(f"{name}: no such file or directory")
+                    continue
+                except asyncssh.SFTPError as exc:
+                    self.problems.append(f"{name}: {describe(exc)}")
+                    continue
+                await self._add(_entry(name, attrs), entries, seen)
+        return entries
+
+    async def _stat(self, path: str) -> asyncssh.SFTPAttrs:
+        if self.options.follow_symlinks:
+            return await self.sftp.stat(path)
+        return await self.sftp.lstat(path)
+
+    async def _add(self, item: _Remote, entries: list[_Remote], seen: set[str]) -> None:
+        if item.path in seen:
+            return
+        seen.add(item.path)
+        if item.kind not in (
+            asyncssh.FILEXFER_TYPE_REGULAR,
+            asyncssh.FILEXFER_TYPE_DIRECTORY,
+            asyncssh.FILEXFER_TYPE_SYMLINK,
+        ):
+            self.problems.append(f"{item.path}: not a regular file, directory or link")
+            return
+        entries.append(item)
+        if item.kind != asyncssh.FILEXFER_TYPE_DIRECTORY:
+            return
+        try:
+            children = [name async for name in self.sftp.scandir(item.path)]
+        except asyncssh.SFTPError as exc:
+            self.problems.append(f"{item.path}: cannot list: {describe(exc)}")
+            return
+        self.dog.kick()
+        for child in sorted(children, key=lambda n: str(n.filename)):
+            name = str(child.filename)
+            if name in (".", ".."):
+                continue
+            path = posixpath.join(item.path, name)
+            attrs = child.attrs
+            if self.options.follow_symlinks and attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
+                try:
+                    attrs = await self.sftp.stat(path)
+                except asyncssh.SFTPError as exc:
+                    self.problems.append(f"{path}: {describe(exc)}")
+                    continue
+            await self._add(_entry(path, attrs), entries, seen)
+
+    async def already_here(self, files: list[_Remote]) -> dict[str, str]:
+        """{remote path: sha256} of files whose local copy has the same size and hash."""
+        candidates: dict[str, str] = {}
+        for item in files:
+            final = local_path(self.root, item.path)
+            with contextlib.suppress(OSError):
+                info = final.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_size == item.size:
+                    candidates[item.path] = await asyncio.to_thread(hash_file, final)
+        if not candidates:
+            return {}
+        remote = await self.hashes(list(candidates), sum(f.size for f in files)) or {}
+        return {p: h for p, h in candidates.items() if remote.get(p) == h}
+
+    async def hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
+        """The host's sha256 of ``paths``; None when it has no hasher."""
+        allowance = self.dog.stall + nbytes / _HASH_RATE
+        self.dog.allow(allowance)
+        found = await remote_sha256(self.conn, paths, timeout=allowance)
+        self.dog.kick()
+        return found
+
+    # -- fetching ------------------------------------------------------------------------
+
+    async def fetch(self, item: _Remote) -> _Fetched | None:
+        """Copy one file to a local temporary name; None (and a problem noted) if it failed."""
+        final = local_path(self.root, item.path)
+        temp: Path | None = None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(temp_name(str(final)))
+            self.temps.add(temp)
+            digest = await self._copy(item, temp)
+        except (asyncssh.SFTPError, OSError, TransferFailure) as exc:
+            if isinstance(exc, _LOST):
+                self._discard(temp)
+                raise
+            self._discard(temp)
+            self.problems.append(
+                str(exc) if isinstance(exc, TransferFailure) else f"{item.path}: {describe(exc)}"
+            )
+            return None
+        return _Fetched(item, temp, final, digest)
+
+    async def _copy(self, item: _Remote, temp: Path) -> str:
+        digest = hashlib.sha256()
+        size = self.options.block_size
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            async with self.sftp.open(item.path, "rb", block_size=size) as remote:
+                before = await remote.stat()
+                total = before.size or 0
+                received = 0
+                window: list[asyncio.Task[bytes]] = []
+                try:
+                    for offset in range(0, total, size):
+                        await self._requests.acquire()
+                        want = min(size, total - offset)
+                        window.append(asyncio.ensure_future(self._read(remote, want, offset)))
+                        if len(window) >= self.options.requests:
+                            received += await self._next(fd, digest, window)
+                    while window:
+                        received += await self._next(fd, digest, window)
+                finally:
+                    for task in window:  # left over by an error: stop them, free their slots
+                        task.cancel()
+                        self._requests.release()
+                    await asyncio.gather(*window, return_exceptions=True)
+                after = await remote.stat()
+        finally:
+            os.close(fd)
+        if received != total or (after.size, after.mtime) != (before.size, before.mtime):
+            raise TransferFailure(f"{item.path}: changed while being pulled")
+        mode = self.options.mode if self.options.mode is not None else item.mode
+        temp.chmod(mode)
+        mtime = int(before.mtime or item.mtime)
+        os.utime(temp, (mtime, mtime))
+        return digest.hexdigest()
+
+    async def _read(self, remote: asyncssh.SFTPClientFile, want: int, offset: int) -> bytes:
+        data = cast(bytes, await remote.read(want, offset))  # opened "rb": bytes
+        self.dog.kick()
+        return data
+
+    async def _next(self, fd: int, digest: hashlib._Hash, window: list[asyncio.Task[bytes]]) -> int:
+        """Write the oldest read in flight; its slot is freed once its bytes are on disk."""
+        task = window.pop(0)
+        try:
+            return self._write(fd, digest, await task)
+        finally:
+            self._requests.release()
+
+    def _write(self, fd: int, digest: hashlib._Hash, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        digest.update(data)
+        self.progress.advance(self.host.name, len(data))
+        return len(data)
+
+    async def land(self, fetched: list[_Fetched]) -> None:
+        """Check each copy against the host's hash, then rename it into place."""
+        if not fetched:
+            return
+        remote: dict[str, str] = {}
+        if self.options.verify:
+            found = await self.hashes(
+                [f.item.path for f in fetched], sum(f.item.size for f in fetched)
+            )
+            # a host without a hasher answers nothing: the size and mtime checks stand alone
+            remote = found if found else {f.item.path: f.sha256 for f in fetched}
+        for f in fetched:
+            if self.options.verify and remote.get(f.item.path) != f.sha256:
+                self._discard(f.temp)
+                self.problems.append(f"{f.item.path}: changed while being pulled (sha256 differs)")
+                continue
+            try:
+                f.temp.replace(f.final)
+            except OSError as exc:
+                self._discard(f.temp)
+                self.problems.append(f"{f.final}: cannot rename into place: {exc.strerror}")
+                continue
+            self.temps.discard(f.temp)
+            self.records.append(FileRecord(f.item.path, f.item.size, f.sha256))
+
+    async def link(self, item: _Remote) -> None:
+        final = local_path(self.root, item.path)
+        try:
+            target = str(await self.sftp.readlink(item.path))
+            record = FileRecord(
+                item.path,
+                len(target.encode("utf-8", errors="surrogateescape")),
+                hashlib.sha256(target.encode("utf-8", errors="surrogateescape")).hexdigest(),
+            )
+            if final.is_symlink() and os.readlink(final) == target:  # noqa: PTH115 (exact text)
+                self.records.append(FileRecord(record.path, record.size, record.sha256, True))
+                return
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(temp_name(str(final)))
+            temp.symlink_to(target)
+            temp.replace(final)
+        except (asyncssh.SFTPError, OSError) as exc:
+            self.problems.append(f"{item.path}: {describe(exc)}")
+            return
+        self.records.append(record)
+
+    def _discard(self, temp: Path | None) -> None:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            self.temps.discard(temp)
+
+    def clean_up(self) -> None:
+        for temp in list(self.temps):
+            self._discard(temp)
+
+
+def _reason(problems: list[str]) -> str:
+    shown = "; ".join(problems[:_REASONS_SHOWN])
+    more = len(problems) - _REASONS_SHOWN
+    return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+async def pull_host(
+    conn: asyncssh.SSHClientConnection,
+    host: Host,
+    *,
+    sources: list[str],
+    dest_dir: Path,
+    options: TransferOptions,
+    progress: TransferProgress,
+) -> HostResult:
+    """Pull ``sources`` from ``host`` into ``dest_dir/<host>``; the result lists each file."""
+    started = time.monotonic()
+    status, error = Status.OK, ""
+    job: _Pull | None = None
+    try:
+        async with Watchdog(options.stall_timeout) as dog:
+            sftp = await conn.start_sftp_client()
+            job = _Pull(
+                conn=conn,
+                sftp=sftp,
+                host=host,
+                root=dest_dir / host.name,
+                options=options,
+                progress=progress,
+                dog=dog,
+            )
+            try:
+                await job.run(sources)
+            finally:
+                job.clean_up()
+                sftp.exit()
+    except TimeoutError:
+        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
+    except (asyncssh.Error, OSError) as exc:
+        status, error = Status.ERROR, describe(exc)
+    if status is Status.OK and job is not None and job.problems:
+        status, error = Status.ERROR, _reason(job.problems)
+    return HostResult(
+        host=host.name,
+        address=host.address,
+        status=status,
+        duration=time.monotonic() - started,
+        error=error,
+        files=tuple(job.records) if job is not None else (),
+    )

@@ -1,0 +1,413 @@
+"""Send a push plan to one host over SFTP: atomic, verified, and skipping what is already there.
+
+Each file is written under a temporary name beside its final one, given its
+mode and mtime, hashed on the host, and only then renamed into place; on any
+failure the temporary files are removed, so no partial file ever appears under
+a final name. Files whose size and sha256 already match are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import asyncssh
+
+from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.sftp_ops import (
+    TransferFailure,
+    Watchdog,
+    atomic_rename,
+    bounded_gather,
+    describe,
+    first_error,
+    read_back_sha256,
+    remote_sha256,
+    remove_quietly,
+    temp_name,
+)
+from herd.hosts.transfer_plan import (
+    LocalDir,
+    LocalFile,
+    LocalLink,
+    PushPlan,
+    SourceTree,
+    TransferOptions,
+    TransferProgress,
+)
+from herd.hosts.transfer_stream import BlockSource, SourceChanged
+from herd.inventory.model import Host
+
+__all__ = ["push_host", "remote_dest"]
+
+_BATCH_FILES = 256  # files verified with one remote hash command, then renamed
+_BATCH_BYTES = 256 * 1024 * 1024
+_HASH_RATE = 20 * 1024 * 1024  # bytes/s a busy host hashes at least: time allowed for it
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    local: LocalFile
+    final: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    local: LocalLink
+    final: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Dir:
+    local: LocalDir
+    path: str
+
+
+def remote_dest(home: str, dest: str) -> tuple[str, bool]:
+    """DEST made absolute against the login directory, and whether it ended with ``/``."""
+    trailing = dest.endswith("/")
+    if dest == "~" or dest.startswith("~/"):
+        dest = dest[2:]
+    path = posixpath.normpath(posixpath.join(home, dest)) if dest else home
+    return path, trailing
+
+
+def _join(root: str, relative: object) -> str:
+    text = str(relative)
+    return root if text == "." else posixpath.join(root, text)
+
+
+def _is_dir(attrs: asyncssh.SFTPAttrs | None) -> bool:
+    return attrs is not None and attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY
+
+
+async def _stat_or_none(
+    sftp: asyncssh.SFTPClient, path: str, *, follow: bool = True
+) -> asyncssh.SFTPAttrs | None:
+    try:
+        return await (sftp.stat(path) if follow else sftp.lstat(path))
+    except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+        return None
+
+
+class _Push:
+    """One host's push, from resolving DEST to the last rename."""
+
+    def __init__(
+        self,
+        *,
+        conn: asyncssh.SSHClientConnection,
+        sftp: asyncssh.SFTPClient,
+        host: Host,
+        options: TransferOptions,
+        source: BlockSource,
+        progress: TransferProgress,
+        dog: Watchdog,
+    ) -> None:
+        self.conn = conn
+        self.sftp = sftp
+        self.host = host
+        self.options = options
+        self.source = source
+        self.progress = progress
+        self.dog = dog
+        self.records: list[FileRecord] = []
+        self.temps: set[str] = set()
+        self._requests = asyncio.Semaphore(max(1, options.requests))
+
+    async def run(self, plan: PushPlan, dest: str) -> None:
+        dirs, files, links = _entries(await self.landing(plan, dest))
+        await self.make_dirs(dirs)
+        present = await self.already_there(files)
+        for f in files:
+            if f.final in present:
+                self.records.append(FileRecord(f.final, f.local.size, f.local.sha256, True))
+                self.progress.advance(self.host.name, f.local.size)
+        await self.send([f for f in files if f.final not in present])
+        await self.send_links(links)
+        await self.finish_dirs(dirs)
+
+    # -- where things land ---------------------------------------------------------------
+
+    async def landing(self, plan: PushPlan, dest: str) -> list[tuple[SourceTree, str]]:
+        """Where each source lands, following cp: into DEST if it is a directory, else at DEST."""
+        home = await self.sftp.realpath(".")
+        path, trailing = remote_dest(home, dest)
+        attrs = await _stat_or_none(self.sftp, path)
+        into_dir = trailing or len(plan.sources) > 1 or _is_dir(attrs)
+        if into_dir:
+            if attrs is None:
+                await self._make_parent(path, "directory")
+            elif not _is_dir(attrs):
+                raise TransferFailure(f"{path}: not a directory")
+            return [(tree, posixpath.join(path, tree.name)) for tree in plan.sources]
+        parent = posixpath.dirname(path) or "/"
+        parent_attrs = await _stat_or_none(self.sftp, parent)
+        if parent_attrs is None:
+            await self._make_parent(parent, "directory")
+        elif not _is_dir(parent_attrs):
+            raise TransferFailure(f"{parent}: not a directory")
+        if plan.sources[0].is_dir and attrs is not None:
+            raise TransferFailure(f"{path}: exists and is not a directory")
+        return [(plan.sources[0], path)]
+
+    async def _make_parent(self, path: str, what: str) -> None:
+        if not self.options.mkdir:
+            raise TransferFailure(f"{path}: no such {what} (--mkdir creates it)")
+        try:
+            await self.sftp.makedirs(path, exist_ok=True)
+        except asyncssh.SFTPError as exc:
+            raise TransferFailure(f"{path}: cannot create: {describe(exc)}") from exc
+
+    # -- the steps -----------------------------------------------------------------------
+
+    async def make_dirs(self, dirs: list[_Dir]) -> None:
+        for item in dirs:  # parents come before their children
+            attrs = await _stat_or_none(self.sftp, item.path)
+            if _is_dir(attrs):
+                continue
+            if attrs is not None:
+                raise TransferFailure(f"{item.path}: exists and is not a directory")
+            try:
+                await self.sftp.mkdir(item.path, asyncssh.SFTPAttrs(permissions=0o700))
+            except asyncssh.SFTPError as exc:
+                raise TransferFailure(f"{item.path}: cannot create: {describe(exc)}") from exc
+            self.dog.kick()
+
+    async def already_there(self, files: list[_File]) -> set[str]:
+        """The final paths whose size and sha256 already match the source."""
+        stats = await bounded_gather(
+            [partial(_stat_or_none, self.sftp, f.final, follow=False) for f in files], 64
+        )
+        same_size = [
+            f
+            for f, attrs in zip(files, stats, strict=True)
+            if attrs is not None
+            and attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
+            and attrs.size == f.local.size
+        ]
+        hashes = await self.hashes([f.final for f in same_size], sum(f.local.size for f in files))
+        present = {f.final for f in same_size if hashes.get(f.final) == f.local.sha256}
+        for f, attrs in zip(files, stats, strict=True):
+            if f.final in present and attrs is not None:
+                await self._fix_attributes(f, attrs)
+        return present
+
+    async def _fix_attributes(self, f: _File, attrs: asyncssh.SFTPAttrs) -> None:
+        mode = self._mode(f.local)
+        mtime = int(f.local.mtime)
+        if (attrs.permissions or 0) & 0o7777 != mode or attrs.mtime != mtime:
+            await self.sftp.setstat(
+                f.final, asyncssh.SFTPAttrs(permissions=mode, atime=mtime, mtime=mtime)
+            )
+
+    async def hashes(self, paths: list[str], nbytes: int) -> dict[str, str]:
+        """sha256 of remote files: by the host's own hasher, or read back if it has none."""
+        if not paths:
+            return {}
+        self.dog.allow(self.dog.stall + nbytes / _HASH_RATE)
+        found = await remote_sha256(self.conn, paths, timeout=self.dog.stall + nbytes / _HASH_RATE)
+        if found is None:
+            found = {}
+            for path in paths:
+                found[path] = await read_back_sha256(
+                    self.sftp, path, self.options.block_size, self.options.requests
+                )
+                self.dog.kick()
+        self.dog.kick()
+        return found
+
+    async def send(self, files: list[_File]) -> None:
+        """Write, verify and rename ``files`` in batches, recording each one that lands."""
+        for batch in _batches(files):
+            temps = await bounded_gather(
+                [partial(self._upload, f) for f in batch], self.options.files_in_flight
+            )
+            if self.options.verify:
+                landed = await self.hashes(temps, sum(f.local.size for f in batch))
+                for f, temp in zip(batch, temps, strict=True):
+                    if landed.get(temp) != f.local.sha256:
+                        raise TransferFailure(
+                            f"{f.final}: sha256 of the copy does not match the source"
+                        )
+            await bounded_gather(
+                [partial(self._land, f, temp) for f, temp in zip(batch, temps, strict=True)],
+                self.options.files_in_flight,
+            )
+
+    async def _land(self, f: _File, temp: str) -> None:
+        await self._rename(temp, f.final)
+        self.records.append(FileRecord(f.final, f.local.size, f.local.sha256))
+
+    async def _rename(self, temp: str, final: str) -> None:
+        try:
+            await atomic_rename(self.sftp, temp, final)
+        except asyncssh.SFTPError as exc:
+            raise TransferFailure(f"{final}: cannot rename into place: {describe(exc)}") from exc
+        self.temps.discard(temp)
+        self.dog.kick()
+
+    async def _upload(self, f: _File) -> str:
+        temp = temp_name(f.final)
+        self.temps.add(temp)
+        size = self.options.block_size
+        try:
+            async with (
+                self.sftp.open(
+                    temp, "wb", asyncssh.SFTPAttrs(permissions=0o600), block_size=size
+                ) as remote,
+                asyncio.TaskGroup() as group,
+            ):
+                for index in range(self.source.blocks(f.local)):
+                    await self._requests.acquire()
+                    group.create_task(self._put(remote, f.local, index))
+            mtime = int(f.local.mtime)
+            attrs = asyncssh.SFTPAttrs(permissions=self._mode(f.local), atime=mtime, mtime=mtime)
+            await self.sftp.setstat(temp, attrs)
+        except BaseExceptionGroup as errors:
+            await self._upload_failed(f, first_error(errors))
+        except (SourceChanged, asyncssh.SFTPError) as exc:
+            await self._upload_failed(f, exc)
+        self.dog.kick()
+        return temp
+
+    async def _put(self, remote: asyncssh.SFTPClientFile, local: LocalFile, index: int) -> None:
+        try:
+            data = await self.source.block(local, index)
+            await remote.write(data, index * self.source.block_size)
+        finally:
+            self._requests.release()
+        self.progress.advance(self.host.name, len(data))
+        self.dog.kick()
+
+    async def _upload_failed(self, f: _File, exc: BaseException) -> None:
+        """Turn a failed upload into the host's reason, naming a full disk when statvfs says so."""
+        if not isinstance(exc, SourceChanged | asyncssh.SFTPError):
+            raise exc
+        reason = describe(exc)
+        if isinstance(exc, asyncssh.SFTPFailure):
+            try:
+                vfs = await self.sftp.statvfs(posixpath.dirname(f.final) or "/")
+            except (asyncssh.Error, OSError):
+                vfs = None
+            if vfs is not None and vfs.bavail * vfs.frsize < f.local.size:
+                reason = "no space left on device"
+        raise TransferFailure(f"{f.final}: {reason}") from exc
+
+    async def send_links(self, links: list[_Link]) -> None:
+        for item in links:
+            target = item.local.target
+            attrs = await _stat_or_none(self.sftp, item.final, follow=False)
+            skipped = False
+            if attrs is not None and attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
+                skipped = await self.sftp.readlink(item.final) == target
+            if not skipped:
+                temp = temp_name(item.final)
+                try:
+                    await self.sftp.symlink(target, temp)
+                except asyncssh.SFTPError as exc:
+                    raise TransferFailure(f"{item.final}: cannot link: {describe(exc)}") from exc
+                self.temps.add(temp)
+                await self._rename(temp, item.final)
+            size = len(target.encode("utf-8", errors="surrogateescape"))
+            self.records.append(FileRecord(item.final, size, item.local.sha256, skipped))
+
+    async def finish_dirs(self, dirs: list[_Dir]) -> None:
+        """Give directories their source mode and mtime, now that their contents are in."""
+        for item in reversed(dirs):
+            mtime = int(item.local.mtime)
+            attrs = asyncssh.SFTPAttrs(permissions=item.local.mode, atime=mtime, mtime=mtime)
+            await self.sftp.setstat(item.path, attrs)
+
+    def _mode(self, local: LocalFile) -> int:
+        return self.options.mode if self.options.mode is not None else local.mode
+
+    async def clean_up(self) -> None:
+        """Remove temporary files left by a failure (a dead host keeps them: it cannot be asked)."""
+        if self.temps:
+            try:
+                async with asyncio.timeout(5.0):
+                    await remove_quietly(self.sftp, list(self.temps))
+            except TimeoutError:
+                pass
+
+
+def _batches(files: list[_File]) -> Iterator[list[_File]]:
+    batch: list[_File] = []
+    size = 0
+    for f in files:
+        batch.append(f)
+        size += f.local.size
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _entries(
+    landing: list[tuple[SourceTree, str]],
+) -> tuple[list[_Dir], list[_File], list[_Link]]:
+    dirs: list[_Dir] = []
+    files: list[_File] = []
+    links: list[_Link] = []
+    for tree, root in landing:
+        dirs.extend(_Dir(d, _join(root, d.relative)) for d in tree.dirs)
+        files.extend(_File(f, _join(root, f.relative)) for f in tree.files)
+        links.extend(_Link(k, _join(root, k.relative)) for k in tree.links)
+    return dirs, files, links
+
+
+async def push_host(
+    conn: asyncssh.SSHClientConnection,
+    host: Host,
+    *,
+    plan: PushPlan,
+    dest: str,
+    options: TransferOptions,
+    source: BlockSource,
+    progress: TransferProgress,
+) -> HostResult:
+    """Push ``plan`` to ``host``; the result lists every file that landed or was skipped."""
+    started = time.monotonic()
+    status, error = Status.OK, ""
+    job: _Push | None = None
+    progress.expect(host.name, plan.total_bytes)
+    try:
+        async with Watchdog(options.stall_timeout) as dog:
+            # not `async with` the SFTP client: its exit waits on the host, which may be dead
+            sftp = await conn.start_sftp_client()
+            job = _Push(
+                conn=conn,
+                sftp=sftp,
+                host=host,
+                options=options,
+                source=source,
+                progress=progress,
+                dog=dog,
+            )
+            try:
+                await job.run(plan, dest)
+            except BaseException:
+                await job.clean_up()
+                raise
+            finally:
+                sftp.exit()
+    except TimeoutError:
+        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
+    except TransferFailure as exc:
+        status, error = Status.ERROR, str(exc)
+    except (asyncssh.Error, OSError) as exc:
+        status, error = Status.ERROR, describe(exc)
+    return HostResult(
+        host=host.name,
+        address=host.address,
+        status=status,
+        duration=time.monotonic() - started,
+        error=error,
+        files=tuple(job.records) if job is not None else (),
+    )

@@ -1,0 +1,250 @@
+"""SFTP and remote-shell steps shared by push and pull: hashing, temporary names, renames.
+
+The remote sha256 is computed where the file is, with ``sha256sum`` (or
+``shasum -a 256``) over one exec channel for a whole batch of files, the names
+passed on stdin; a host with neither tool is read back over SFTP instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import posixpath
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+import asyncssh
+
+T = TypeVar("T")
+
+__all__ = [
+    "HASH_SCRIPT",
+    "TEMP_SUFFIX",
+    "TransferFailure",
+    "Watchdog",
+    "atomic_rename",
+    "bounded_gather",
+    "describe",
+    "first_error",
+    "is_temp_name",
+    "parse_sha256_lines",
+    "read_back_sha256",
+    "read_blocks",
+    "remote_sha256",
+    "remove_quietly",
+    "temp_name",
+]
+
+TEMP_SUFFIX = ".tmp"
+_TEMP_MARK = ".herd-"
+
+# Picks whichever hasher the host has; exit 127 tells us to read the files back instead.
+HASH_SCRIPT = (
+    "if command -v sha256sum >/dev/null 2>&1; then set -- sha256sum; "
+    "elif command -v shasum >/dev/null 2>&1; then set -- shasum -a 256; "
+    'else exit 127; fi; exec xargs -0 "$@" --'
+)
+_NO_HASHER = 127
+
+
+class TransferFailure(Exception):
+    """One host's transfer cannot go on; the message is the one-line reason for its result."""
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error inside a task group's exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return first_error(exc)
+        return exc
+    return group
+
+
+def temp_name(final: str) -> str:
+    """The name a file is written under beside its final one: ``.NAME.herd-XXXX.tmp``."""
+    head, name = posixpath.split(final)
+    return posixpath.join(head, f".{name}{_TEMP_MARK}{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` (a basename) is one of herd's temporary names."""
+    return name.startswith(".") and _TEMP_MARK in name and name.endswith(TEMP_SUFFIX)
+
+
+def describe(exc: BaseException) -> str:
+    """One line a person understands for an error met on a host."""
+    if isinstance(exc, asyncssh.SFTPError):
+        return str(exc.reason or type(exc).__name__)
+    if isinstance(exc, asyncssh.ConnectionLost | ConnectionError | asyncssh.DisconnectError):
+        return f"connection lost: {exc}" if str(exc) else "connection lost"
+    if isinstance(exc, TimeoutError):
+        return "no progress in time (host stalled)"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _unescape(name: bytes) -> bytes:
+    out = bytearray()
+    chars = iter(name)
+    for char in chars:
+        if char == 0x5C:  # backslash
+            following = next(chars, 0x5C)
+            out.append({0x6E: 0x0A, 0x72: 0x0D}.get(following, following))
+        else:
+            out.append(char)
+    return bytes(out)
+
+
+def parse_sha256_lines(output: bytes) -> dict[str, str]:
+    """Read ``sha256sum`` output into {path: hex digest}, undoing its escaping of odd names."""
+    hashes: dict[str, str] = {}
+    for raw in output.split(b"\n"):
+        line = raw
+        escaped = line.startswith(b"\\")
+        if escaped:
+            line = line[1:]
+        if len(line) < 66 or line[64:65] != b" ":
+            continue
+        digest = line[:64].decode("ascii", errors="replace").lower()
+        name = line[66:]
+        if escaped:
+            name = _unescape(name)
+        hashes[name.decode("utf-8", errors="surrogateescape")] = digest
+    return hashes
+
+
+async def remote_sha256(
+    conn: asyncssh.SSHClientConnection, paths: Sequence[str], timeout: float
+) -> dict[str, str] | None:
+    """The sha256 of each of ``paths`` as the host computes it; None if it has no hasher.
+
+    A path that cannot be hashed (missing, unreadable) is simply absent from the answer.
+    """
+    if not paths:
+        return {}
+    names = b"".join(p.encode("utf-8", errors="surrogateescape") + b"\0" for p in paths)
+    result = await conn.run(HASH_SCRIPT, input=names, encoding=None, check=False, timeout=timeout)
+    if result.exit_status == _NO_HASHER:
+        return None
+    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
+    return parse_sha256_lines(stdout)
+
+
+async def read_back_sha256(
+    sftp: asyncssh.SFTPClient, path: str, block_size: int, requests: int
+) -> str:
+    """The sha256 of a remote file read back over SFTP (for hosts without a hasher)."""
+    digest = hashlib.sha256()
+    async with sftp.open(path, "rb", block_size=block_size) as remote:
+        size = (await remote.stat()).size or 0
+        async for chunk in read_blocks(remote, size, block_size, requests):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def read_blocks(
+    remote: asyncssh.SFTPClientFile, size: int, block_size: int, requests: int
+) -> AsyncIterator[bytes]:
+    """The first ``size`` bytes of an open remote file, in order, ``requests`` reads in flight.
+
+    A block shorter than asked means the file shrank under us: the caller sees a
+    short total and decides. Reads still in flight are cancelled if the caller stops.
+    """
+    offsets = deque(range(0, size, block_size))
+    window: deque[asyncio.Task[bytes]] = deque()
+    try:
+        while offsets or window:
+            while offsets and len(window) < requests:
+                offset = offsets.popleft()
+                want = min(block_size, size - offset)
+                window.append(asyncio.ensure_future(remote.read(want, offset)))
+            chunk = await window.popleft()
+            yield chunk
+            if not chunk:
+                return
+    finally:
+        for task in window:
+            task.cancel()
+        if window:
+            await asyncio.gather(*window, return_exceptions=True)
+
+
+async def atomic_rename(sftp: asyncssh.SFTPClient, temp: str, final: str) -> None:
+    """Move ``temp`` over ``final`` in one step (posix-rename@openssh.com where the server has it).
+
+    Without the extension, the old file is removed first: for a moment there is no
+    file under the final name, but never a partial one.
+    """
+    try:
+        await sftp.posix_rename(temp, final)
+    except asyncssh.SFTPOpUnsupported:
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await sftp.remove(final)
+        await sftp.rename(temp, final)
+
+
+async def remove_quietly(sftp: asyncssh.SFTPClient, paths: Iterable[str]) -> None:
+    """Remove leftover temporary files, ignoring any that are already gone."""
+    for path in paths:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await sftp.remove(path)
+
+
+async def bounded_gather(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run ``jobs`` with at most ``limit`` at once; results in order; the first error wins."""
+    results: list[T] = []
+    pending = list(jobs)
+    semaphore = asyncio.Semaphore(max(1, limit))
+
+    async def one(job: Callable[[], Awaitable[T]]) -> T:
+        async with semaphore:
+            return await job()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(job)) for job in pending]
+    except BaseExceptionGroup as errors:
+        raise first_error(errors) from None
+    results.extend(task.result() for task in tasks)
+    return results
+
+
+class Watchdog:
+    """Fails a host that stops making progress: a deadline pushed back on every kick.
+
+    ``async with Watchdog(60) as dog`` raises ``TimeoutError`` out of the block if
+    ``dog.kick()`` was not called for 60 seconds; ``allow(seconds)`` grants one
+    longer wait (a remote hash of a big file, during which nothing moves).
+    """
+
+    def __init__(self, stall: float) -> None:
+        self.stall = stall
+        self._timeout: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> Watchdog:
+        self._timeout = asyncio.timeout(self.stall)
+        await self._timeout.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        assert self._timeout is not None
+        await self._timeout.__aexit__(kind, error, trace)
+
+    def kick(self) -> None:
+        self.allow(self.stall)
+
+    def allow(self, seconds: float) -> None:
+        if self._timeout is not None and not self._timeout.expired():
+            loop = asyncio.get_running_loop()
+            self._timeout.reschedule(loop.time() + max(seconds, self.stall))

@@ -1,0 +1,226 @@
+"""What a push sends: the local sources walked, checked and hashed before any host is touched.
+
+Walking and hashing every source first means a missing or unreadable file stops
+the push with one line and exit 2 before anything is sent, and every host can
+compare its copy against one known sha256 (the idempotency check and the
+verification after the transfer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from herd.errors import SourceError
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_REQUESTS",
+    "LocalDir",
+    "LocalFile",
+    "LocalLink",
+    "NoProgress",
+    "PushPlan",
+    "SourceTree",
+    "TransferOptions",
+    "TransferProgress",
+    "plan_push",
+]
+
+DEFAULT_BLOCK_SIZE = 128 * 1024  # bytes per SFTP read or write request
+DEFAULT_REQUESTS = 8  # SFTP requests in flight per host: block size x this = memory per host
+_HASH_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    """How a push or pull behaves, from the command line."""
+
+    mkdir: bool = False  # create a missing remote destination directory
+    mode: int | None = None  # permissions for every file sent, instead of the source's
+    follow_symlinks: bool = False  # -L: send what links point to instead of the links
+    verify: bool = True  # check the sha256 of what landed
+    block_size: int = DEFAULT_BLOCK_SIZE
+    requests: int = DEFAULT_REQUESTS
+    files_in_flight: int = 16  # files one host transfers at once (hides round trips)
+    stall_timeout: float = 60.0  # a host that makes no progress for this long fails
+
+
+class TransferProgress(Protocol):
+    """Where push and pull report bytes as they move (the progress bar, or nothing)."""
+
+    def expect(self, host: str, nbytes: int) -> None:
+        """``nbytes`` more are due to or from ``host``."""
+
+    def advance(self, host: str, nbytes: int) -> None:
+        """``nbytes`` moved (or were found already in place and skipped)."""
+
+
+class NoProgress:
+    """Progress that goes nowhere: for tests, --json and pipes."""
+
+    def expect(self, host: str, nbytes: int) -> None:
+        pass
+
+    def advance(self, host: str, nbytes: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A regular file to send: where it is, where it goes under its source, and its hash."""
+
+    path: Path
+    relative: PurePosixPath  # below the source's landing point; "." for a lone file
+    size: int
+    mode: int  # permission bits only
+    mtime: float
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLink:
+    """A symbolic link to recreate as a link (the default; -L follows links instead)."""
+
+    relative: PurePosixPath
+    target: str
+
+    @property
+    def sha256(self) -> str:
+        """The hash the operation log keeps for a link: that of its target text."""
+        return hashlib.sha256(os.fsencode(self.target)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDir:
+    """A directory inside a source tree (the tree's own top is ``relative == "."``)."""
+
+    relative: PurePosixPath
+    mode: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTree:
+    """One SRC argument: its name on the remote side and everything below it."""
+
+    name: str  # the basename it lands under in a destination directory
+    is_dir: bool
+    dirs: tuple[LocalDir, ...] = ()  # parents before children
+    files: tuple[LocalFile, ...] = ()
+    links: tuple[LocalLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PushPlan:
+    """Every source of one push, walked and hashed."""
+
+    sources: tuple[SourceTree, ...] = field(default_factory=tuple)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for s in self.sources for f in s.files)
+
+    @property
+    def file_count(self) -> int:
+        return sum(len(s.files) + len(s.links) for s in self.sources)
+
+
+def hash_file(path: Path) -> str:
+    """The sha256 of a local file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file(path: Path, relative: PurePosixPath, info: os.stat_result) -> LocalFile:
+    try:
+        sha256 = hash_file(path)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return LocalFile(
+        path=path,
+        relative=relative,
+        size=info.st_size,
+        mode=stat.S_IMODE(info.st_mode),
+        mtime=info.st_mtime,
+        sha256=sha256,
+    )
+
+
+def _stat(path: Path, follow: bool) -> os.stat_result:
+    try:
+        return path.stat() if follow else path.lstat()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file or directory") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+class _Walker:
+    """Collects one source tree; remembers directories seen so -L cannot loop forever."""
+
+    def __init__(self, follow: bool) -> None:
+        self.follow = follow
+        self.dirs: list[LocalDir] = []
+        self.files: list[LocalFile] = []
+        self.links: list[LocalLink] = []
+        self._seen: set[tuple[int, int]] = set()
+
+    def add(self, path: Path, relative: PurePosixPath, info: os.stat_result) -> None:
+        if stat.S_ISLNK(info.st_mode):
+            target = os.readlink(path)  # noqa: PTH115 (the exact text, not a normalised Path)
+            self.links.append(LocalLink(relative, target))
+        elif stat.S_ISDIR(info.st_mode):
+            self._dir(path, relative, info)
+        elif stat.S_ISREG(info.st_mode):
+            self.files.append(_file(path, relative, info))
+        else:
+            raise SourceError(f"{path}: not a regular file, directory or link")
+
+    def _dir(self, path: Path, relative: PurePosixPath, info: os.stat_result) -> None:
+        key = (info.st_dev, info.st_ino)
+        if key in self._seen:
+            raise SourceError(f"{path}: a link loop (the directory contains itself)")
+        self._seen.add(key)
+        self.dirs.append(LocalDir(relative, stat.S_IMODE(info.st_mode), info.st_mtime))
+        try:
+            names = sorted(child.name for child in path.iterdir())
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot list: {exc.strerror or exc}") from exc
+        for name in names:
+            child = path / name
+            self.add(child, relative / name, _stat(child, self.follow))
+        self._seen.discard(key)
+
+
+def plan_push(sources: list[Path], *, follow_symlinks: bool = False) -> PushPlan:
+    """Walk and hash every source; raise ``SourceError`` (exit 2) on the first bad one."""
+    if not sources:
+        raise SourceError("nothing to send: give at least one SRC")
+    trees: list[SourceTree] = []
+    names: set[str] = set()
+    for source in sources:
+        info = _stat(source, follow_symlinks)
+        name = source.resolve().name if source.name in ("", ".", "..") else source.name
+        if name in names:
+            raise SourceError(f"{source}: two sources would land under the same name {name!r}")
+        names.add(name)
+        walker = _Walker(follow_symlinks)
+        walker.add(source, PurePosixPath("."), info)
+        trees.append(
+            SourceTree(
+                name=name,
+                is_dir=stat.S_ISDIR(info.st_mode),
+                dirs=tuple(walker.dirs),
+                files=tuple(walker.files),
+                links=tuple(walker.links),
+            )
+        )
+    return PushPlan(tuple(trees))

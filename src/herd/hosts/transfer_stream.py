@@ -1,0 +1,106 @@
+"""The local side of a push: each block read from disk once and handed to every host.
+
+Hosts ask for blocks (file, index) as they write; a block another host already
+read comes from a shared cache, so the disk is read once however many hosts
+there are. The cache holds at most ``budget`` bytes (least recently used go
+first): a host that falls far behind the others reads its blocks again from
+the file (the page cache, usually) instead of making the others wait or the
+memory grow. Concurrent requests for one block share a single read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from herd.hosts.transfer_plan import LocalFile
+
+__all__ = ["DEFAULT_CACHE_BUDGET", "BlockSource", "SourceChanged", "StreamStats"]
+
+DEFAULT_CACHE_BUDGET = 32 * 1024 * 1024
+
+
+class SourceChanged(OSError):
+    """A local file changed size while it was being sent."""
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """What the reader did: disk reads and bytes, and the cache's high-water mark."""
+
+    reads: int = 0
+    bytes_read: int = 0
+    peak_cached: int = 0
+
+
+def _read_block(path: Path, offset: int, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
+
+class BlockSource:
+    """Blocks of local files, read once and shared by every host within a memory budget."""
+
+    def __init__(self, block_size: int, budget: int = DEFAULT_CACHE_BUDGET) -> None:
+        if block_size <= 0:
+            raise ValueError("block_size must be positive")
+        self.block_size = block_size
+        self.budget = budget
+        self.stats = StreamStats()
+        self._cache: OrderedDict[tuple[Path, int], bytes] = OrderedDict()
+        self._cached = 0
+        self._pending: dict[tuple[Path, int], asyncio.Future[bytes]] = {}
+
+    def blocks(self, file: LocalFile) -> int:
+        """How many blocks ``file`` has (an empty file has none)."""
+        return -(-file.size // self.block_size)
+
+    async def block(self, file: LocalFile, index: int) -> bytes:
+        """Block ``index`` of ``file``; raises ``SourceChanged`` if the file is now shorter."""
+        key = (file.path, index)
+        data = self._cache.get(key)
+        if data is not None:
+            self._cache.move_to_end(key)
+            return data
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            data = await self._read(file, index)
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else OSError("read cancelled"))
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._pending[key]
+        future.set_result(data)
+        self._remember(key, data)
+        return data
+
+    async def _read(self, file: LocalFile, index: int) -> bytes:
+        offset = index * self.block_size
+        want = min(self.block_size, file.size - offset)
+        data = await asyncio.to_thread(_read_block, file.path, offset, want)
+        self.stats.reads += 1
+        self.stats.bytes_read += len(data)
+        if len(data) != want:
+            raise SourceChanged(f"{file.path}: changed size while being sent")
+        return data
+
+    def _remember(self, key: tuple[Path, int], data: bytes) -> None:
+        if len(data) > self.budget:
+            return
+        self._cache[key] = data
+        self._cached += len(data)
+        while self._cached > self.budget:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= len(old)
+        self.stats.peak_cached = max(self.stats.peak_cached, self._cached)
