@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -219,3 +220,31 @@ def test_passwords_with_line_breaks_are_refused(store: UserStore, tmp_path: Path
         store.add("alice", "pw\r\nSITE", home=tmp_path / "alice")
     with pytest.raises(ConfigError):
         store.add("alice", "", home=tmp_path / "alice")
+
+
+def test_login_burst_for_one_user_runs_argon2_only_a_few_times(
+    store: UserStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.add("alice", "pw", home=tmp_path / "alice")
+    calls: list[int] = []
+    real_verify = store._verify
+
+    def counting_verify(stored_hash: str, password: str) -> bool:
+        calls.append(1)
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(store, "_verify", counting_verify)
+    gate = threading.Barrier(32)
+    results: list[bool] = []
+
+    def login() -> None:
+        gate.wait(timeout=10)
+        results.append(store.authenticate("alice", "pw") is not None)
+
+    threads = [threading.Thread(target=login) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [True] * 32
+    assert len(calls) <= max(2, os.cpu_count() or 2)  # one per verification slot at most

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
 import re
 import secrets
 import sqlite3
@@ -174,6 +175,9 @@ class UserStore:
         self._cache_seconds = cache_seconds
         self._cache_key = secrets.token_bytes(32)
         self._cache: dict[str, _Verified] = {}
+        # Each argon2 verification holds 19 MiB and a core: a burst of a thousand logins
+        # takes turns instead of allocating gigabytes, and re-checks the cache once in.
+        self._verifiers = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
         self._dummy_hash: str | None = None
         self._db = self._open(path)
 
@@ -233,20 +237,18 @@ class UserStore:
         """
         row = self._row(name, with_hash=True)
         if row is None:
-            self._verify(self._dummy(), password)
+            with self._verifiers:
+                self._verify(self._dummy(), password)
             return None
         user, stored_hash = row
         mac = self._mac(name, password)
-        remembered = self._cache.get(name)
-        if (
-            remembered is not None
-            and remembered.stored_hash == stored_hash
-            and remembered.expires > time.monotonic()
-            and hmac.compare_digest(remembered.mac, mac)
-        ):
+        if self._remembered(name, mac, stored_hash):
             return None if user.locked else user
-        if not self._verify(stored_hash, password):
-            return None
+        with self._verifiers:
+            if self._remembered(name, mac, stored_hash):
+                return None if user.locked else user
+            if not self._verify(stored_hash, password):
+                return None
         self._cache[name] = _Verified(mac, stored_hash, time.monotonic() + self._cache_seconds)
         if self._hasher.check_needs_rehash(stored_hash):
             self._change(
@@ -374,6 +376,16 @@ class UserStore:
             quota=None if quota is None else int(quota),
             perms=frozenset(p for p in str(perms).split(",") if p),
             locked=bool(locked),
+        )
+
+    def _remembered(self, name: str, mac: bytes, stored_hash: str) -> bool:
+        """Whether this name+password verified against this very hash a moment ago."""
+        entry = self._cache.get(name)
+        return (
+            entry is not None
+            and entry.stored_hash == stored_hash
+            and entry.expires > time.monotonic()
+            and hmac.compare_digest(entry.mac, mac)
         )
 
     def _mac(self, name: str, password: str) -> bytes:
