@@ -1,0 +1,171 @@
+"""The engine without a network: fan-out bounds, the command line sent, local runs."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes.util
+import hashlib
+import os
+import time
+
+import pytest
+
+from herd.core.results import HostResult, Status
+from herd.hosts.command import RemoteCommand
+from herd.hosts.fanout import fanout
+from herd.hosts.local import run_locally
+from herd.hosts.sshlib import _find_library_without_forking, run_loop
+from herd.inventory.model import Host
+
+LOCAL = Host("here", "localhost", local=True)
+
+
+def hosts(n: int) -> list[Host]:
+    return [Host(f"h{i:03d}", f"10.0.0.{i}") for i in range(n)]
+
+
+def ok(host: Host) -> HostResult:
+    return HostResult(host.name, host.address, Status.OK, exit_status=0)
+
+
+def test_fanout_never_runs_more_hosts_at_once_than_forks() -> None:
+    running = 0
+    peak = 0
+
+    async def per_host(host: Host) -> HostResult:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return ok(host)
+
+    batch = asyncio.run(fanout(hosts(40), per_host, 7, handle_sigint=False))
+    assert len(batch) == 40 and peak == 7 and not batch.interrupted
+
+
+def test_fanout_streams_each_result_as_it_finishes() -> None:
+    seen: list[str] = []
+
+    def on_result(result: HostResult) -> None:
+        seen.append(result.host)
+
+    async def per_host(host: Host) -> HostResult:
+        await asyncio.sleep(0.05 if host.name == "h000" else 0)
+        return ok(host)
+
+    batch = asyncio.run(fanout(hosts(3), per_host, 10, on_result, handle_sigint=False))
+    assert seen == ["h001", "h002", "h000"]
+    assert [r.host for r in batch] == seen
+
+
+def test_fanout_turns_a_crash_on_one_host_into_that_hosts_error() -> None:
+    async def per_host(host: Host) -> HostResult:
+        if host.name == "h001":
+            raise RuntimeError("surprise\nsecond line")
+        return ok(host)
+
+    batch = asyncio.run(fanout(hosts(3), per_host, 10, handle_sigint=False))
+    failed = {r.host: r for r in batch.failed}
+    assert list(failed) == ["h001"]
+    assert failed["h001"].status is Status.ERROR
+    assert failed["h001"].error == "RuntimeError: surprise"
+    assert batch.exit_code == 1
+
+
+def test_fanout_interrupted_by_sigint_returns_completed_hosts_marked_interrupted() -> None:
+    hung_up: list[str] = []
+
+    async def per_host(host: Host) -> HostResult:
+        if host.name != "h000":
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                hung_up.append(host.name)
+                raise
+        return ok(host)
+
+    async def main() -> tuple[float, object]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.2, os.kill, os.getpid(), 2)
+        started = time.monotonic()
+        batch = await fanout(hosts(4), per_host, 10)
+        return time.monotonic() - started, batch
+
+    elapsed, batch = run_loop(main)
+    assert elapsed < 5
+    assert batch.interrupted and batch.exit_code == 130  # type: ignore[attr-defined]
+    assert [r.host for r in batch] == ["h000"]  # type: ignore[attr-defined]
+    assert sorted(hung_up) == ["h001", "h002", "h003"]
+
+
+def test_command_line_exports_variables_itself_quoted() -> None:
+    command = RemoteCommand("echo $A", env=(("A", "x y'z"), ("B", "")))
+    assert command.script() == "export A='x y'\"'\"'z'; export B=''; echo $A"
+
+
+def test_sudo_without_a_password_never_waits_for_one() -> None:
+    assert RemoteCommand("id -u", sudo=True).script() == "sudo -n -- sh -c 'id -u'"
+
+
+def test_sudo_password_goes_first_on_stdin_and_never_in_the_command_line() -> None:
+    command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=b"data")
+    assert "s3cret" not in command.script()
+    assert command.script().startswith("sudo -S -p '' -- sh -c ")
+    assert command.input_bytes() == b"s3cret\ndata"
+    assert "s3cret" not in repr(command)
+
+
+def test_local_host_runs_through_the_same_result_shape() -> None:
+    command = RemoteCommand("echo out; echo err >&2; exit 3", env=(("V", "1"),))
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert result.status is Status.FAILED and result.exit_status == 3
+    assert result.stdout.text == "out\n" and result.stderr.text == "err\n"
+    assert result.error == "command exited with status 3"
+
+
+def test_local_host_feeds_stdin_and_exports_variables() -> None:
+    command = RemoteCommand('cat; echo "$V"', env=(("V", "two words"),), stdin=b"in\n")
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert result.ok and result.stdout.text == "in\ntwo words\n"
+
+
+def test_local_command_past_its_timeout_is_stopped_with_its_children() -> None:
+    marker = f"herd-test-{os.getpid()}-{time.monotonic_ns()}"
+    command = RemoteCommand(f"sh -c 'sleep 30; echo {marker}' & wait", timeout=0.3)
+    started = time.monotonic()
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert time.monotonic() - started < 5
+    assert result.status is Status.TIMEOUT
+    assert result.error == "command still running after 0.3 s: stopped"
+    survivors = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).find(marker) >= 0]
+    assert survivors == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            return stream.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_huge_output_is_capped_in_memory_but_counted_and_hashed_whole() -> None:
+    size = 20 * 1024 * 1024
+    command = RemoteCommand(f"head -c {size} /dev/zero", output_cap=64 * 1024)
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert result.ok
+    assert len(result.stdout.data) == 64 * 1024
+    assert result.stdout.total == size and result.stdout.truncated
+    assert result.stdout.sha256 == hashlib.sha256(b"\0" * size).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["c", "m", "nettle", "no-such-library-herd"])
+def test_cheap_library_probe_agrees_with_ctypes(name: str) -> None:
+    expected = ctypes.util.find_library(name)
+    found = _find_library_without_forking(name)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None
+        ctypes.CDLL(found)  # loads the same way asyncssh would
