@@ -1,0 +1,252 @@
+"""Commands about the session itself: login, transfer parameters, features, status, help.
+
+Every USER gets 331 whether the name exists or not (no user enumeration);
+failed logins are answered only after a delay, and an address with too many
+recent failures is locked out for a while (``FtpSettings.lockout_*``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from herd.ftp.events import LoginEvent
+from herd.ftp.jail import Jail, PathRefused
+from herd.ftp.session import Reply, Session
+from herd.ftp.users import READ_ONLY, FtpUser, format_size
+
+__all__ = ["ANONYMOUS_NAMES", "SessionCommands"]
+
+ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
+HASH_NAMES = ("SHA-256", "SHA-1", "MD5")
+FEATURES = (
+    "EPRT",
+    "EPSV",
+    "MDTM",
+    "MFMT",
+    "REST STREAM",
+    "SIZE",
+    "TVFS",
+    "UTF8",
+)
+
+
+class SessionCommands(Session):
+    """USER PASS ACCT REIN QUIT SYST NOOP HELP FEAT OPTS TYPE MODE STRU ALLO SITE STAT ABOR."""
+
+    # -- login ---------------------------------------------------------------------------
+
+    def cmd_USER(self, arg: str) -> None:
+        if self.user is not None:
+            self.wait_transfer()
+            self.reset_login()
+        self.pending_user = arg.strip()
+        if self.anonymous_allowed(self.pending_user):
+            self.reply(331, "Anonymous login ok, send your e-mail address as password.")
+        else:
+            self.reply(331, f"Password required for {self.pending_user}.")
+
+    def anonymous_allowed(self, name: str) -> bool:
+        return self.settings.anonymous_root is not None and name.lower() in ANONYMOUS_NAMES
+
+    def cmd_PASS(self, arg: str) -> None:
+        if self.user is not None:
+            raise Reply(503, "Already logged in.")
+        name = self.pending_user
+        if name is None:
+            raise Reply(503, "Log in with USER first.")
+        self.pending_user = None
+        started = time.time()
+        logins = self.server.logins
+        if logins.locked_out(self.client):
+            self.emit(
+                LoginEvent(user=name, client=self.client, ok=False, error="address locked out")
+            )
+            self.reply(421, "Too many failed logins from your address; try again later.")
+            self.close_control()
+            return
+        user = self.check_password(name, arg)
+        if user is None:
+            logins.failed(self.client)
+            time.sleep(self.settings.login_failure_delay)
+            self.emit(
+                LoginEvent(
+                    user=name,
+                    client=self.client,
+                    ok=False,
+                    error="bad user name or password",
+                    started=started,
+                    duration=time.time() - started,
+                )
+            )
+            raise Reply(530, "Login incorrect.")
+        try:
+            jail = Jail(user.home)
+        except PathRefused:
+            self.emit(LoginEvent(user=name, client=self.client, ok=False, error="home missing"))
+            raise Reply(530, "Login incorrect: your home directory is missing.") from None
+        if not self.anonymous_allowed(name):  # anonymous sessions are read-only
+            self.account = self.server.quota.account(user.name, user.quota, jail.walk_size)
+        self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
+        self.emit(
+            LoginEvent(
+                user=user.name, client=self.client, started=started, duration=time.time() - started
+            )
+        )
+        self.reply(230, f"User {user.name} logged in.")
+
+    def check_password(self, name: str, password: str) -> FtpUser | None:
+        if self.anonymous_allowed(name):
+            root = self.settings.anonymous_root
+            assert root is not None
+            return FtpUser(name="anonymous", home=root, quota=None, perms=READ_ONLY, locked=False)
+        with self.server.login_slots:  # argon2 takes 19 MiB each: bound how many run at once
+            return self.server.users.authenticate(name, password)
+
+    def cmd_ACCT(self, arg: str) -> None:
+        self.reply(202, "ACCT not needed on this server.")
+
+    def cmd_REIN(self, arg: str) -> None:
+        self.drop_data_source()
+        self.reset_login()
+        self.reply(220, "Session reset; log in again.")
+
+    def cmd_QUIT(self, arg: str) -> None:
+        self.reply(221, "Goodbye.")
+        self.closing = True
+
+    # -- transfer parameters ---------------------------------------------------------------
+
+    def cmd_TYPE(self, arg: str) -> None:
+        words = arg.upper().split()
+        if words in (["A"], ["A", "N"]):
+            self.ascii = True
+            self.reply(200, "Type set to A.")
+        elif words in (["I"], ["L", "8"]):
+            self.ascii = False
+            self.reply(200, "Type set to I.")
+        elif words and words[0] in ("A", "E", "L"):
+            raise Reply(504, f"Type {arg} not supported.")
+        else:
+            raise Reply(501, f"Unknown type {arg}.")
+
+    def cmd_MODE(self, arg: str) -> None:
+        self._one_of("MODE", arg, "S", "BC")
+
+    def cmd_STRU(self, arg: str) -> None:
+        self._one_of("STRU", arg, "F", "RP")
+
+    def _one_of(self, verb: str, arg: str, supported: str, known: str) -> None:
+        value = arg.strip().upper()
+        if value == supported:
+            self.reply(200, f"{verb} set to {value}.")
+        elif len(value) == 1 and value in known:
+            raise Reply(504, f"{verb} {value} not supported.")
+        else:
+            raise Reply(501, f"Unknown {verb} {arg}.")
+
+    def cmd_ALLO(self, arg: str) -> None:
+        words = arg.split()
+        if not words or not words[0].isdigit():
+            raise Reply(501, "ALLO needs a byte count.")
+        available = None if self.account is None else self.account.available
+        if available is not None and int(words[0]) > available:
+            raise Reply(552, f"Not enough quota left: {available} bytes available.")
+        self.reply(202, "No storage allocation necessary.")
+
+    # -- information -----------------------------------------------------------------------
+
+    def cmd_SYST(self, arg: str) -> None:
+        self.reply(215, "UNIX Type: L8")
+
+    def cmd_NOOP(self, arg: str) -> None:
+        self.reply(200, "NOOP ok.")
+
+    def cmd_FEAT(self, arg: str) -> None:
+        hashes = ";".join(n + ("*" if n == self.hash_name else "") for n in HASH_NAMES)
+        facts = "".join(f"{f}*;" for f in ("type", "size", "modify", "perm", "unique"))
+        lines = [*FEATURES, f"HASH {hashes}", f"MLST {facts}"]
+        self.reply(211, "Features:\n" + "".join(f" {line}\n" for line in sorted(lines)) + "End")
+
+    def cmd_OPTS(self, arg: str) -> None:
+        option, _, value = arg.strip().partition(" ")
+        option = option.upper()
+        if option == "UTF8":
+            self.reply(200, "Always in UTF8 mode.")
+        elif option == "MLST":
+            known = ("type", "size", "modify", "perm", "unique")
+            asked = [f.lower() for f in value.split(";") if f]
+            self.mlst_facts = tuple(f for f in known if f in asked)
+            self.reply(200, "MLST OPTS " + "".join(f"{f};" for f in self.mlst_facts))
+        elif option == "HASH":
+            if value:
+                chosen = value.strip().upper()
+                if chosen not in HASH_NAMES:
+                    raise Reply(
+                        501,
+                        f"Unknown algorithm {value.strip()}; use one of {', '.join(HASH_NAMES)}.",
+                    )
+                self.hash_name = chosen
+            self.reply(200, self.hash_name)
+        else:
+            raise Reply(501, f"Option {option} not understood.")
+
+    def cmd_HELP(self, arg: str) -> None:
+        verb = arg.strip().upper()
+        if verb:
+            command = self.commands.get(verb)
+            if command is None:
+                raise Reply(501, f"Unknown command {verb}.")
+            self.reply(214, f"Syntax: {verb} {command.help}")
+            return
+        names = sorted(self.commands)
+        rows = [
+            " " + " ".join(f"{n:<5}" for n in names[i : i + 10]) for i in range(0, len(names), 10)
+        ]
+        self.reply(214, "The following commands are recognized:\n" + "\n".join(rows) + "\nHelp OK.")
+
+    def cmd_STAT(self, arg: str) -> None:
+        if arg.strip():
+            self.stat_path(arg)
+            return
+        job = self.transfer
+        lines = [
+            "herd FTP server status:",
+            f" Connected to {self.client}",
+            f" Logged in as {self.user_name}" if self.user else " Not logged in",
+            f" TYPE: {'ASCII' if self.ascii else 'BINARY'}, STRUcture: File, MODE: Stream",
+            f" Transfer in progress: {job.description} ({job.bytes} bytes so far)"
+            if job is not None
+            else " No data connection",
+        ]
+        self.reply(211, "\n".join(lines) + "\nEnd of status.")
+
+    def cmd_SITE(self, arg: str) -> None:
+        word, _, _rest = arg.strip().partition(" ")
+        word = word.upper()
+        if word == "QUOTA":
+            self.reply(200, self.quota_report())
+        elif word == "HELP":
+            self.reply(214, "SITE commands:\n QUOTA  your disk usage against your quota\nEnd.")
+        else:
+            raise Reply(501, f"Unknown SITE command {word}.")
+
+    def quota_report(self) -> str:
+        account = self.account
+        if account is None:
+            return "Quota: none (read-only session)."
+        used = account.used
+        if account.limit is None:
+            return f"Quota: used {used} bytes ({format_size(used)}) of unlimited."
+        percent = 100.0 * used / account.limit if account.limit else 100.0
+        return (
+            f"Quota: used {used} bytes of {account.limit} ({format_size(used)} of "
+            f"{format_size(account.limit)}, {percent:.1f}%);"
+            f" {max(0, account.limit - used)} bytes left."
+        )
+
+    def cmd_ABOR(self, arg: str) -> None:
+        if self.abort_transfer():
+            self.reply(226, "ABOR command successful.")
+            return
+        self.drop_data_source()
+        self.reply(226, "No transfer to abort.")

@@ -1,0 +1,394 @@
+"""Data connections and transfers: PASV EPSV PORT EPRT REST RETR STOR STOU APPE LIST NLST MLSD.
+
+Binary downloads go out with ``socket.sendfile`` (zero copy); uploads are read
+with ``recv_into`` a reused buffer of ``FtpSettings.buffer_size`` (256 KiB by
+default). STOR writes to a temporary file in the same directory and renames it
+into place when complete, so a failed upload never replaces a good file;
+REST+STOR and APPE write in place to resume. The quota rule for an upload that
+hits the limit is in ``herd.ftp.quota``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass
+
+from herd.ftp.datachannel import ActiveTarget, PassiveListener, parse_eprt, parse_port
+from herd.ftp.events import TransferEvent
+from herd.ftp.listing import facts_line, list_lines
+from herd.ftp.session import Aborted, Reply, Session, TransferJob
+
+__all__ = ["TransferCommands"]
+
+
+@dataclass(slots=True)
+class _Upload:
+    """Where an upload goes and how it ends."""
+
+    verb: str
+    path: str
+    fd: int
+    offset: int  # where writing starts
+    size_before: int  # the file's size before (bytes below it are not charged again)
+    temp: str | None = None  # STOR: the temporary file, renamed onto final when complete
+    final: str | None = None
+    remove_on_failure: bool = False  # STOU: the new file goes if the upload fails
+    charged: int = 0  # bytes charged to the quota so far
+
+
+class TransferCommands(Session):
+    """Passive and active data connections, downloads, uploads and listings."""
+
+    # -- data connections ------------------------------------------------------------------
+
+    def cmd_PASV(self, arg: str) -> None:
+        if self.epsv_all:
+            raise Reply(503, "EPSV ALL in effect: use EPSV.")
+        announce = self.settings.masquerade_address or self.local_address
+        if ":" in announce:
+            raise Reply(425, "PASV is for IPv4; use EPSV.")
+        self.drop_data_source()
+        listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
+        self.data_source = listener
+        numbers = announce.replace(".", ",")
+        self.reply(
+            227, f"Entering Passive Mode ({numbers},{listener.port >> 8},{listener.port & 255})."
+        )
+
+    def cmd_EPSV(self, arg: str) -> None:
+        value = arg.strip().upper()
+        if value == "ALL":
+            self.epsv_all = True
+            self.reply(200, "EPSV ALL ok.")
+            return
+        family = "2" if ":" in self.local_address else "1"
+        if value and value != family:
+            raise Reply(522, f"Network protocol not supported, use ({family}).")
+        self.drop_data_source()
+        listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
+        self.data_source = listener
+        self.reply(229, f"Entering Extended Passive Mode (|||{listener.port}|).")
+
+    def cmd_PORT(self, arg: str) -> None:
+        self._active(*parse_port(arg))
+
+    def cmd_EPRT(self, arg: str) -> None:
+        self._active(*parse_eprt(arg.strip()))
+
+    def _active(self, address: str, port: int) -> None:
+        if self.epsv_all:
+            raise Reply(503, "EPSV ALL in effect: use EPSV.")
+        target = ActiveTarget(address, port, self.client)
+        self.drop_data_source()
+        self.data_source = target
+        self.reply(200, "PORT command successful.")
+
+    def cmd_REST(self, arg: str) -> None:
+        value = arg.strip()
+        if not value.isdigit():
+            raise Reply(501, "REST needs a byte offset.")
+        self.rest = int(value)
+        self.reply(350, f"Restarting at {self.rest}. Send STORE or RETRIEVE.")
+
+    def _need_data_source(self) -> None:
+        if self.data_source is None:
+            raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def cmd_RETR(self, arg: str) -> None:
+        self.need("read")
+        target = self.path(arg)
+        self._need_data_source()
+        assert self.jail is not None
+        fd = self.jail.open_read(target)
+        size = os.fstat(fd).st_size
+        offset = self.rest
+        if offset > size:
+            os.close(fd)
+            raise Reply(554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes).")
+        mode = "ASCII" if self.ascii else "BINARY"
+        ascii_mode = self.ascii
+        started = time.time()
+
+        def send(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
+            try:
+                sent = self._send_file(sock, job, fd, offset, size, ascii_mode=ascii_mode)
+            except (Aborted, OSError, Reply) as exc:
+                self._transfer_event("RETR", target, job.bytes, "", started, error=_why(exc))
+                raise
+            finally:
+                os.close(fd)
+            self._transfer_event("RETR", target, sent, "", started)
+            return 226, "Transfer complete."
+
+        try:
+            self.start_transfer(
+                f"Opening {mode} mode data connection for {target} ({size} bytes).", send
+            )
+        except Reply:
+            os.close(fd)
+            raise
+
+    def _send_file(
+        self,
+        sock: socket.socket,
+        job: TransferJob,
+        fd: int,
+        offset: int,
+        size: int,
+        *,
+        ascii_mode: bool,
+    ) -> int:
+        with os.fdopen(os.dup(fd), "rb") as file:
+            if not ascii_mode:
+                sent = sock.sendfile(file, offset=offset)
+                job.bytes = sent
+                if job.abort.is_set():
+                    raise Aborted
+                if offset + sent < size:
+                    raise OSError(0, "file shrank during the download")
+                return sent
+            file.seek(offset)
+            while chunk := file.read(self.settings.buffer_size):
+                if job.abort.is_set():
+                    raise Aborted
+                sock.sendall(chunk.replace(b"\n", b"\r\n"))
+                job.bytes += len(chunk)
+            return job.bytes
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    def cmd_STOR(self, arg: str) -> None:
+        self.need("write")
+        target = self.path(arg)
+        self._need_data_source()
+        assert self.jail is not None
+        if self.rest:
+            fd = self.jail.open_write(target)
+            size = os.fstat(fd).st_size
+            if self.rest > size:
+                os.close(fd)
+                raise Reply(
+                    554, f"Invalid REST parameter: {self.rest} is beyond the end ({size} bytes)."
+                )
+            self._upload(_Upload("STOR", target, fd, self.rest, size))
+            return
+        fd, temp, final = self.jail.create_temp(target)
+        self._upload(_Upload("STOR", target, fd, 0, 0, temp=temp, final=final))
+
+    def cmd_APPE(self, arg: str) -> None:
+        self.need("append")
+        target = self.path(arg)
+        self._need_data_source()
+        assert self.jail is not None
+        fd = self.jail.open_write(target)
+        size = os.fstat(fd).st_size
+        self._upload(_Upload("APPE", target, fd, size, size))
+
+    def cmd_STOU(self, arg: str) -> None:
+        self.need("write")
+        self._need_data_source()
+        assert self.jail is not None
+        fd, target = self.jail.create_unique(self.path(arg.strip() or "upload"))
+        self._upload(_Upload("STOU", target, fd, 0, 0, remove_on_failure=True), f"FILE: {target}")
+
+    def _upload(self, upload: _Upload, opening: str | None = None) -> None:
+        started = time.time()
+        ascii_mode = self.ascii
+
+        def receive(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
+            digest = hashlib.sha256()
+            try:
+                self._receive(sock, job, upload, digest, ascii_mode)
+                self._finish_upload(upload)
+            except (Aborted, OSError, Reply) as exc:
+                self._fail_upload(upload)
+                self._transfer_event(
+                    upload.verb, upload.path, job.bytes, "", started, error=_why(exc)
+                )
+                raise
+            finally:
+                self._persist_usage()
+            self._transfer_event(upload.verb, upload.path, job.bytes, digest.hexdigest(), started)
+            return 226, "Transfer complete."
+
+        try:
+            self.start_transfer(opening or f"Ok to send data for {upload.path}.", receive)
+        except Reply:
+            self._fail_upload(upload)
+            raise
+
+    def _receive(
+        self,
+        sock: socket.socket,
+        job: TransferJob,
+        upload: _Upload,
+        digest: hashlib._Hash,
+        ascii_mode: bool,
+    ) -> None:
+        """Copy the data connection into the file, charging the quota as it grows."""
+        buffer = bytearray(self.settings.buffer_size)
+        view = memoryview(buffer)
+        position = upload.offset
+        high = max(upload.size_before, upload.offset)  # bytes below this are already charged
+        pending_cr = b""
+        os.lseek(upload.fd, upload.offset, os.SEEK_SET)
+        while True:
+            n = sock.recv_into(buffer)
+            if n == 0:
+                break
+            data: memoryview | bytes = view[:n]
+            job.bytes += n
+            if ascii_mode:
+                text = pending_cr + bytes(data)
+                pending_cr = b"\r" if text.endswith(b"\r") else b""
+                data = text[: len(text) - len(pending_cr)].replace(b"\r\n", b"\n")
+            fits = self._charge(upload, position, len(data), high)
+            _write_all(upload.fd, data[:fits])
+            digest.update(data[:fits])
+            position += fits
+            high = max(high, position)
+            if fits < len(data):
+                raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
+        if job.abort.is_set():
+            raise Aborted
+        if pending_cr:
+            fits = self._charge(upload, position, 1, high)
+            if not fits:
+                raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
+            _write_all(upload.fd, pending_cr)
+            digest.update(pending_cr)
+
+    def _charge(self, upload: _Upload, position: int, length: int, high: int) -> int:
+        """Charge the bytes past ``high``; returns how many of ``length`` fit."""
+        billable = max(0, position + length - high)
+        if self.account is None or billable == 0:
+            return length
+        granted = self.account.charge(billable)
+        upload.charged += granted
+        return length - (billable - granted)
+
+    def _quota_left(self) -> str:
+        account = self.account
+        return "" if account is None else f"Used {account.used} of {account.limit} bytes."
+
+    def _finish_upload(self, upload: _Upload) -> None:
+        os.close(upload.fd)
+        upload.fd = -1
+        if upload.temp is not None and upload.final is not None:
+            assert self.jail is not None
+            replaced = self.jail.replace(upload.temp, upload.final)
+            if self.account is not None:
+                self.account.credit(replaced)
+
+    def _fail_upload(self, upload: _Upload) -> None:
+        """Clean up after a failed upload: remove what the quota rule says goes."""
+        if upload.fd >= 0:
+            os.close(upload.fd)
+            upload.fd = -1
+        doomed = upload.temp
+        if upload.remove_on_failure:
+            assert self.jail is not None
+            doomed = self.jail.real(upload.path, follow=False)
+        if doomed is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(doomed)  # noqa: PTH108 (the jail works in str paths)
+            if self.account is not None:
+                self.account.credit(upload.charged)
+
+    def _persist_usage(self) -> None:
+        if self.account is not None:
+            self.account.persist()
+
+    def _transfer_event(
+        self, verb: str, path: str, size: int, sha256: str, started: float, *, error: str = ""
+    ) -> None:
+        self.emit(
+            TransferEvent(verb=verb, path=path, size=size, sha256=sha256, user=self.user_name,
+                          client=self.client, ok=not error, error=error, started=started,
+                          duration=time.time() - started)
+        )  # fmt: skip
+
+    # -- listings --------------------------------------------------------------------------
+
+    def _listing_target(self, arg: str) -> str:
+        words = arg.split(" ")
+        while words and words[0].startswith("-"):
+            words.pop(0)  # ls options (-a, -l, -la): we always list everything, long
+        return self.path(" ".join(words).strip() or ".")
+
+    def _entries(self, target: str) -> list[tuple[str, os.stat_result]]:
+        assert self.jail is not None
+        info = self.jail.stat(target)
+        if not stat.S_ISDIR(info.st_mode):
+            return [(target.rsplit("/", 1)[-1], info)]
+        return [
+            (e.name, e.stat) for e in self.jail.entries(target, self.settings.max_listing_entries)
+        ]
+
+    def cmd_LIST(self, arg: str) -> None:
+        self.need("list")
+        self._need_data_source()
+        lines = list_lines(self._entries(self._listing_target(arg)), self.user_name)
+        self._send_listing(lines)
+
+    def cmd_NLST(self, arg: str) -> None:
+        self.need("list")
+        self._need_data_source()
+        self._send_listing([name for name, _info in self._entries(self._listing_target(arg))])
+
+    def cmd_MLSD(self, arg: str) -> None:
+        self.need("list")
+        self._need_data_source()
+        target = self.path(arg.strip() or ".")
+        assert self.jail is not None and self.user is not None
+        if not self.jail.is_dir(target):
+            raise Reply(501, f"{target}: not a directory.")
+        perms = self.user.perms
+        lines = [
+            facts_line(name, info, perms, self.mlst_facts) for name, info in self._entries(target)
+        ]
+        self._send_listing(lines)
+
+    def _send_listing(self, lines: list[str]) -> None:
+        data = "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
+
+        def send(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
+            sock.sendall(data)
+            job.bytes = len(data)
+            return 226, "Directory send OK."
+
+        self.start_transfer("Here comes the directory listing.", send)
+
+    def stat_path(self, arg: str) -> None:
+        self.need("list")
+        lines = list_lines(self._entries(self._listing_target(arg)), self.user_name)
+        self.reply(
+            213, "Status follows:\n" + "\n".join(lines) + ("\n" if lines else "") + "End of status."
+        )
+
+
+def _write_all(fd: int, data: memoryview | bytes) -> None:
+    """Write everything; a full disk is 452, other local errors 451 (not the client's fault)."""
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        code = 452 if exc.errno in (28, 122) else 451  # ENOSPC, EDQUOT
+        raise Reply(code, f"Local error writing the file: {exc.strerror}.") from None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, Aborted):
+        return "aborted"
+    if isinstance(exc, Reply):
+        return exc.text
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,289 @@
+"""The FTP server: a ThreadingTCPServer whose settings live on the instance.
+
+One thread per control connection (``FtpHandler``), started only when the
+server can afford it: over the total or per-address connection limit, or from
+an address locked out after failed logins, a client gets 421 and is closed
+before any thread starts. The listen backlog comes from the settings (1024 by
+default; socketserver's 5 drops bursts of connects), and several listen
+addresses (IPv4 and IPv6) are served by one accept loop.
+
+``shutdown(grace)`` stops accepting, closes idle sessions with 421, lets
+running transfers finish for up to ``grace`` seconds, then cuts the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import socketserver
+import threading
+import time
+from collections import Counter, deque
+from typing import Any, Protocol
+
+from herd.errors import FtpError
+from herd.ftp.events import EventSink, NullSink
+from herd.ftp.handler import FtpHandler
+from herd.ftp.quota import QuotaBook
+from herd.ftp.session import Session
+from herd.ftp.settings import FtpSettings
+from herd.ftp.users import FtpUser
+
+__all__ = ["FtpServer", "LoginGuard", "UserAuthority"]
+
+
+class UserAuthority(Protocol):
+    """What the server needs from the users database (``herd.ftp.users.UserStore``)."""
+
+    def authenticate(self, name: str, password: str) -> FtpUser | None: ...
+
+    def get(self, name: str) -> FtpUser | None: ...
+
+    def usage(self, name: str) -> int | None: ...
+
+    def set_usage(self, name: str, used: int) -> None: ...
+
+
+class LoginGuard:
+    """Counts failed logins per address; too many within the window lock the address out."""
+
+    def __init__(self, failures: int, window: float) -> None:
+        self._limit = failures
+        self._window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def locked_out(self, address: str) -> bool:
+        with self._lock:
+            until = self._locked_until.get(address)
+            if until is None:
+                return False
+            if until > time.monotonic():
+                return True
+            del self._locked_until[address]
+            return False
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = self._failures.setdefault(address, deque())
+            recent.append(now)
+            while recent and recent[0] < now - self._window:
+                recent.popleft()
+            if len(recent) >= self._limit:
+                self._locked_until[address] = now + self._window
+                del self._failures[address]
+            if len(self._failures) > 10_000:  # keep the table bounded under a spray of addresses
+                stale = [a for a, q in self._failures.items() if q[-1] < now - self._window]
+                for gone in stale:
+                    del self._failures[gone]
+
+
+class _Sessions:
+    """The live sessions, for shutdown and for the tests' leak checks."""
+
+    def __init__(self) -> None:
+        self._items: set[Session] = set()
+        self._lock = threading.Lock()
+
+    def add(self, session: Session) -> None:
+        with self._lock:
+            self._items.add(session)
+
+    def discard(self, session: Session) -> None:
+        with self._lock:
+            self._items.discard(session)
+
+    def snapshot(self) -> list[Session]:
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise FtpError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    return sock
+
+
+class FtpServer(socketserver.ThreadingTCPServer):
+    """A multi-user FTP server; ``addresses`` are the bound (host, port) pairs."""
+
+    def __init__(
+        self, settings: FtpSettings, users: UserAuthority, events: EventSink | None = None
+    ) -> None:
+        self.settings = settings
+        self.users = users
+        self.events: EventSink = events if events is not None else NullSink()
+        self.quota = QuotaBook(users)
+        self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
+        self.login_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+        self.sessions = _Sessions()
+        # socketserver reads these from the instance: never class attributes (see settings.py).
+        self.allow_reuse_address = True
+        self.daemon_threads = True
+        self.block_on_close = False
+        self.request_queue_size = settings.listen_backlog
+        host, port = settings.listen[0]
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__((host, port), FtpHandler, bind_and_activate=False)
+        self.socket.close()  # replaced by our own listeners (IPv6-only flag, backlog)
+        self._listeners: list[socket.socket] = []
+        try:
+            for listen_host, listen_port in settings.listen:
+                self._listeners.append(
+                    _listen_socket(listen_host, listen_port, settings.listen_backlog)
+                )
+        except FtpError:
+            self.server_close()
+            raise
+        self.socket = self._listeners[0]
+        self.server_address = self.socket.getsockname()[:2]
+        self.addresses: list[tuple[str, int]] = [s.getsockname()[:2] for s in self._listeners]
+        self._count_lock = threading.Lock()
+        self._connections = 0
+        self._per_address: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    # -- accepting -------------------------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Accept connections on every listen address until ``shutdown``."""
+        self._stopped.clear()
+        self._serving.set()
+        previous_stack = threading.stack_size()
+        try:
+            threading.stack_size(self.settings.thread_stack_size)
+        except (ValueError, RuntimeError):
+            previous_stack = -1
+        try:
+            with selectors.DefaultSelector() as selector:
+                for listener in self._listeners:
+                    listener.setblocking(False)
+                    selector.register(listener, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    for key, _mask in selector.select(poll_interval):
+                        if self._stop.is_set():
+                            break
+                        ready = key.fileobj
+                        assert isinstance(ready, socket.socket)
+                        self._accept_all(ready)
+        finally:
+            if previous_stack >= 0:
+                threading.stack_size(previous_stack)
+            self._stopped.set()
+
+    def _accept_all(self, listener: socket.socket) -> None:
+        for _ in range(256):  # drain a burst, but let the loop look at other listeners too
+            try:
+                request, client = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            request.setblocking(True)
+            if not self.verify_request(request, client):
+                self.shutdown_request(request)
+                continue
+            try:
+                self.process_request(request, client)
+            except RuntimeError:  # no thread could be started: refuse, do not crash
+                self._release(client)
+                self._refuse(request, "Server busy, too many connections; try again later.")
+                self.shutdown_request(request)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Count the connection in, or answer 421 when over a limit or locked out."""
+        address = str(client_address[0])
+        if self.logins.locked_out(address):
+            self._refuse(request, "Too many failed logins from your address; try again later.")
+            return False
+        with self._count_lock:
+            if self._connections >= self.settings.max_connections:
+                reason = "Too many connections; try again later."
+            elif self._per_address[address] >= self.settings.max_connections_per_address:
+                reason = "Too many connections from your address; try again later."
+            else:
+                self._connections += 1
+                self._per_address[address] += 1
+                return True
+        self._refuse(request, reason)
+        return False
+
+    @staticmethod
+    def _refuse(request: socket.socket, reason: str) -> None:
+        try:
+            request.settimeout(1.0)
+            request.sendall(f"421 {reason}\r\n".encode())
+        except OSError:
+            pass
+
+    def _release(self, client_address: Any) -> None:
+        address = str(client_address[0])
+        with self._count_lock:
+            self._connections -= 1
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(client_address)
+
+    @property
+    def connections(self) -> int:
+        with self._count_lock:
+            return self._connections
+
+    # -- starting and stopping ----------------------------------------------------------------
+
+    def start_in_thread(self) -> threading.Thread:
+        """Serve in a background thread (tests, the demo); returns once accepting."""
+        thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="ftp-server", daemon=True
+        )
+        thread.start()
+        self._serving.wait(5.0)
+        return thread
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop accepting; let transfers finish for ``grace`` seconds; then close everything."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        self._stop.set()
+        self._stopped.wait(5.0)
+        for listener in self._listeners:
+            listener.close()
+        for session in self.sessions.snapshot():
+            session.stop(force=False)
+        deadline = time.monotonic() + grace
+        while len(self.sessions) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for session in self.sessions.snapshot():
+            session.stop(force=True)
+        deadline = time.monotonic() + 5.0
+        while (len(self.sessions) or self.connections) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def server_close(self) -> None:
+        for listener in getattr(self, "_listeners", []):
+            listener.close()
+        super().server_close()

@@ -1,0 +1,398 @@
+"""One control connection: reading commands, replying, and running transfers beside it.
+
+The control connection stays responsive while data flows: each transfer runs
+in its own worker thread, and the session keeps reading commands. ABOR, STAT
+and NOOP are answered at once during a transfer; QUIT and every other command
+wait for the transfer to end, as a client that pipelines expects. The command
+handlers themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and
+are gathered into ``herd.ftp.handler.FtpHandler``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener
+from herd.ftp.events import FtpEvent
+from herd.ftp.jail import Jail, PathRefused
+
+if TYPE_CHECKING:
+    from herd.ftp.quota import QuotaAccount
+    from herd.ftp.server import FtpServer
+    from herd.ftp.settings import FtpSettings
+    from herd.ftp.users import FtpUser
+
+__all__ = ["Aborted", "Command", "Reply", "Session", "TransferJob"]
+
+_TELNET_IAC = 0xFF
+# Commands answered at once while a transfer runs; the rest wait for it to end.
+_DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP"})
+
+
+class Reply(Exception):
+    """Stop the command and answer ``code text`` (an error reply, usually)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
+class Aborted(Exception):
+    """The transfer was aborted by ABOR or by a server shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A line of the command table: whether it needs a login, its argument, its help."""
+
+    auth: bool
+    arg: str  # "none", "required" or "optional"
+    help: str
+
+
+class TransferJob:
+    """A running data transfer: its thread, its data socket, and the abort flag."""
+
+    def __init__(self) -> None:
+        self.abort = threading.Event()
+        self.done = threading.Event()
+        self.sock: socket.socket | None = None
+        self.bytes = 0
+        self.description = ""
+
+    def interrupt(self) -> None:
+        """Make the transfer fail now (called from the control thread)."""
+        self.abort.set()
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class Session(socketserver.BaseRequestHandler):
+    """The state and machinery of one control connection."""
+
+    commands: ClassVar[Mapping[str, Command]] = {}
+    server: FtpServer
+    request: socket.socket
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.settings: FtpSettings = self.server.settings
+        self.client: str = _plain_address(self.client_address[0])
+        self.sock = self.request
+        self.local_address: str = _plain_address(self.sock.getsockname()[0])
+        self._send_lock = threading.Lock()
+        self._inbuf = bytearray()
+        self._discarding = False
+        self.closing = False
+        self.transfer: TransferJob | None = None
+        self.data_source: PassiveListener | ActiveTarget | None = None
+        self.epsv_all = False
+        self.reset_login()
+        try:
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_OOBINLINE, 1
+            )  # ftplib sends ABOR urgent
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.sock.settimeout(self.settings.control_idle_timeout)
+        self.server.sessions.add(self)
+
+    def reset_login(self) -> None:
+        """Forget the login and every per-login setting (new session or REIN)."""
+        self.user: FtpUser | None = None
+        self.user_name = "-"
+        self.pending_user: str | None = None
+        self.jail: Jail | None = None
+        self.account: QuotaAccount | None = None
+        self.cwd = "/"
+        self.ascii = False
+        self.rest = 0
+        self.rename_from: str | None = None
+        self.hash_name = "SHA-256"
+        self.mlst_facts: tuple[str, ...] = ("type", "size", "modify", "perm", "unique")
+
+    def handle(self) -> None:
+        self.reply(220, self.settings.banner)
+        while not self.closing:
+            line = self._read_line()
+            if line is None:
+                break
+            self.dispatch(line)
+        self.wait_transfer()
+
+    def finish(self) -> None:
+        job = self.transfer
+        if job is not None:
+            job.interrupt()
+            job.done.wait(5.0)
+        self.drop_data_source()
+        self.server.sessions.discard(self)
+
+    def stop(self, *, force: bool) -> None:
+        """Called by the server on shutdown: close when idle, or now when ``force``."""
+        self.closing = True
+        job = self.transfer
+        if job is not None and not job.done.is_set():
+            if not force:
+                return  # the worker closes the session when its transfer ends
+            job.interrupt()
+        self.reply(421, "Server shutting down, closing control connection.")
+        self.close_control()
+
+    def close_control(self) -> None:
+        self.closing = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    # -- replies -----------------------------------------------------------------------
+
+    def reply(self, code: int, text: str) -> None:
+        """Send one reply; several lines become a multi-line reply (RFC 959 4.2)."""
+        lines = text.split("\n")
+        parts = [f"{code}-{lines[0]}"]
+        for line in lines[1:-1]:
+            parts.append(f" {line}" if line[:1].isdigit() else line)
+        parts.append(f"{code} {lines[-1]}" if len(lines) > 1 else f"{code} {lines[0]}")
+        if len(lines) == 1:
+            parts = parts[-1:]
+        data = "".join(_printable(p) + "\r\n" for p in parts).encode("utf-8", "surrogateescape")
+        with self._send_lock:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.closing = True
+
+    def emit(self, event: FtpEvent) -> None:
+        self.server.events.emit(event)
+
+    # -- reading commands --------------------------------------------------------------
+
+    def _read_line(self) -> bytes | None:
+        """The next command line without CRLF, or None when the connection ends."""
+        limit = self.settings.max_line_length
+        while True:
+            newline = self._inbuf.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._inbuf[:newline])
+                del self._inbuf[: newline + 1]
+                if self._discarding or newline + 1 > limit:
+                    self._discarding = False
+                    self.reply(500, "Command line too long.")
+                    continue
+                return line.rstrip(b"\r")
+            if len(self._inbuf) > limit:
+                self._inbuf.clear()
+                self._discarding = True
+            try:
+                chunk = self.sock.recv(4096)
+            except TimeoutError:
+                if self.transfer is not None:
+                    continue  # a long transfer keeps the control connection quiet
+                self.reply(421, "Idle timeout, closing control connection.")
+                return None
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self._inbuf += chunk
+
+    def dispatch(self, raw: bytes) -> None:
+        """Parse one line and run its command; every line gets exactly one final reply."""
+        text = _strip_telnet(raw).decode("utf-8", "surrogateescape")
+        verb, _, arg = text.lstrip(" ").partition(" ")
+        verb = verb.upper()
+        command = self.commands.get(verb) if verb.isascii() and verb.isalnum() else None
+        if command is None:
+            self.reply(500, "Unknown command." if text.strip() else "Empty command line.")
+            return
+        if verb not in _DURING_TRANSFER:
+            self.wait_transfer()
+            if self.closing:
+                return
+        try:
+            self._check(verb, command, arg)
+            getattr(self, f"cmd_{verb}")(arg)
+        except Reply as answer:
+            self.reply(answer.code, answer.text)
+        except PathRefused as refused:
+            self.reply(refused.code, refused.message)
+        except DataRefused as refused:
+            self.reply(refused.code, refused.message)
+        if verb != "REST":
+            self.rest = 0  # REST applies to the very next command only
+        if verb != "RNFR":
+            self.rename_from = None  # and RNFR to the very next RNTO
+
+    def _check(self, verb: str, command: Command, arg: str) -> None:
+        if command.auth and self.user is None:
+            raise Reply(530, "Log in with USER and PASS first.")
+        if command.arg == "required" and not arg.strip():
+            raise Reply(501, f"{verb} needs an argument.")
+        if command.arg == "none" and arg.strip():
+            raise Reply(501, f"{verb} takes no argument.")
+
+    # -- paths and permissions -----------------------------------------------------------
+
+    def need(self, permission: str) -> None:
+        assert self.user is not None
+        if permission not in self.user.perms:
+            raise Reply(550, f"Permission denied ({permission}).")
+
+    def path(self, arg: str) -> str:
+        """The virtual path an argument names (553 for names the jail refuses)."""
+        assert self.jail is not None
+        return self.jail.normalize(self.cwd, arg)
+
+    def stat_path(self, arg: str) -> None:
+        """STAT with a path: a listing over the control connection (see commands_transfer)."""
+        raise NotImplementedError
+
+    # -- transfers ---------------------------------------------------------------------
+
+    def drop_data_source(self) -> None:
+        source, self.data_source = self.data_source, None
+        if source is not None:
+            source.close()
+
+    def take_data_source(self) -> PassiveListener | ActiveTarget:
+        source = self.data_source
+        if source is None:
+            raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
+        self.data_source = None
+        return source
+
+    def start_transfer(
+        self, opening: str, work: Callable[[socket.socket, TransferJob], tuple[int, str]]
+    ) -> None:
+        """Open the data connection and run ``work`` on it in a worker thread.
+
+        ``work`` returns the final reply; it raises Aborted, Reply (552, 451 ...),
+        TimeoutError (data idle) or OSError (the client dropped the connection).
+        """
+        source = self.take_data_source()
+        job = TransferJob()
+        job.description = opening
+        self.transfer = job
+        worker = threading.Thread(
+            target=self._run_transfer, args=(job, source, opening, work), daemon=True
+        )
+        try:
+            worker.start()
+        except RuntimeError:
+            self.transfer = None
+            source.close()
+            raise Reply(425, "Server busy, cannot start the transfer now.") from None
+
+    def _run_transfer(
+        self,
+        job: TransferJob,
+        source: PassiveListener | ActiveTarget,
+        opening: str,
+        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+    ) -> None:
+        timeout = self.settings.data_idle_timeout
+        try:
+            try:
+                if isinstance(source, PassiveListener):
+                    sock = source.accept(timeout, job.abort)
+                else:
+                    sock = source.connect(self.local_address, timeout)
+            finally:
+                source.close()
+            job.sock = sock
+            with sock:
+                sock.settimeout(timeout)
+                self.reply(150, opening)
+                code, text = self._work(job, sock, work)
+                if code == 226:
+                    _end_gracefully(sock)
+            self.reply(code, text)  # after the close: the client sees EOF, then 226
+            if code == 421:
+                self.close_control()
+        except DataRefused as refused:
+            self.reply(refused.code, refused.message)
+        finally:
+            self.transfer = None
+            job.done.set()
+            if self.closing:
+                self.reply(421, "Server shutting down, closing control connection.")
+                self.close_control()
+
+    @staticmethod
+    def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
+        job: TransferJob,
+        sock: socket.socket,
+        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+    ) -> tuple[int, str]:
+        if job.abort.is_set():
+            return 426, "Connection closed; transfer aborted."
+        try:
+            return work(sock, job)
+        except Aborted:
+            return 426, "Connection closed; transfer aborted."
+        except Reply as answer:
+            return answer.code, answer.text
+        except TimeoutError:
+            return 421, "Data connection timed out."
+        except OSError as exc:
+            if job.abort.is_set():
+                return 426, "Connection closed; transfer aborted."
+            return 426, f"Connection closed; transfer aborted ({exc.strerror or exc})."
+
+    def wait_transfer(self) -> None:
+        job = self.transfer
+        if job is not None:
+            job.done.wait()
+
+    def abort_transfer(self) -> bool:
+        """Interrupt a running transfer and wait for its 426; False when none ran."""
+        job = self.transfer
+        if job is None:
+            return False
+        job.interrupt()
+        job.done.wait(self.settings.data_idle_timeout)
+        return True
+
+
+def _plain_address(address: str) -> str:
+    """``::ffff:127.0.0.1`` -> ``127.0.0.1``; other addresses unchanged."""
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
+
+
+def _strip_telnet(raw: bytes) -> bytes:
+    """Drop Telnet commands (IAC IP, IAC DM ... that clients send before ABOR)."""
+    if _TELNET_IAC not in raw:
+        return raw
+    out = bytearray()
+    index = 0
+    while index < len(raw):
+        byte = raw[index]
+        if byte == _TELNET_IAC and index + 1 < len(raw):
+            if raw[index + 1] == _TELNET_IAC:
+                out.append(_TELNET_IAC)
+            index += 2
+            continue
+        out.append(byte)
+        index += 1
+    return bytes(out)
+
+
+def _printable(line: str) -> str:
+    """A reply line cannot carry CR, LF or NUL (names on disk might)."""
+    return line.replace("\r", "?").replace("\0", "?")
+
+
+def _end_gracefully(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)

@@ -1,0 +1,58 @@
+"""The FTP server's settings: one frozen object, built once and handed to the server.
+
+Nothing here lives in class attributes or module globals (pyftpdlib's
+class-attribute configuration is the cautionary tale): two servers in one
+process can run with different settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from herd.errors import ConfigError
+
+__all__ = ["DEFAULT_PORT", "FtpSettings"]
+
+DEFAULT_PORT = 2121
+
+
+@dataclass(frozen=True, slots=True)
+class FtpSettings:
+    """Everything ``herd ftp serve`` can be told; the defaults serve 127.0.0.1:2121."""
+
+    # (host, port) pairs to listen on; "::1" or "::" listen on IPv6; port 0 picks a free port.
+    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", DEFAULT_PORT),)
+    # Inclusive passive port range; None lets the kernel pick any free port.
+    passive_ports: tuple[int, int] | None = None
+    # The address PASV announces instead of the control connection's (servers behind NAT).
+    masquerade_address: str | None = None
+    banner: str = "herd FTP server ready"
+    max_connections: int = 2000
+    max_connections_per_address: int = 2000
+    control_idle_timeout: float = 300.0  # seconds without a command before 421 and close
+    data_idle_timeout: float = 60.0  # seconds a data connection may stall (or not come)
+    login_failure_delay: float = 1.0  # seconds before answering a failed login
+    lockout_failures: int = 5  # failed logins from one address ...
+    lockout_window: float = 300.0  # ... within this many seconds lock the address out as long
+    max_line_length: int = 4096  # bytes of one command line, CRLF included
+    listen_backlog: int = 1024  # request_queue_size: bursts of a thousand connects
+    anonymous_root: Path | None = None  # read-only anonymous access to this tree; None = off
+    shutdown_grace: float = 10.0  # seconds running transfers may finish after SIGTERM
+    buffer_size: int = 256 * 1024  # upload read size and ASCII conversion chunk
+    thread_stack_size: int = 256 * 1024  # per connection thread; small keeps idle memory low
+    max_listing_entries: int = 100_000  # a LIST/MLSD of a larger directory is cut there
+
+    def __post_init__(self) -> None:
+        if not self.listen:
+            raise ConfigError("FtpSettings.listen needs at least one (host, port)")
+        if self.passive_ports is not None:
+            low, high = self.passive_ports
+            if not 1024 <= low <= high <= 65535:
+                raise ConfigError(f"bad passive port range {low}-{high}: use 1024-65535, low<=high")
+        if self.buffer_size < 64 * 1024:
+            raise ConfigError("FtpSettings.buffer_size must be at least 64 KiB")
+        if self.max_line_length < 512:
+            raise ConfigError("FtpSettings.max_line_length must be at least 512")
+        if self.thread_stack_size and self.thread_stack_size < 32 * 1024:
+            raise ConfigError("FtpSettings.thread_stack_size must be 0 (default) or >= 32 KiB")
