@@ -1,0 +1,201 @@
+"""Connection failures classified with a reason a person understands, against real servers.
+
+An asyncssh server (and a silent TCP listener) on loopback inside the test
+process; the OpenSSH fleet is exercised by the system tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from herd.core.results import Status
+from herd.errors import SourceError
+from herd.hosts.connect import ConnectOptions, Connector, HostFailure
+from herd.hosts.hostkeys import HostKeyMode
+from herd.inventory.model import Host
+
+USER = "bob"
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key_path = tmp / "id_client"
+        self.client_key.write_private_key(self.client_key_path)
+        self.known_hosts = tmp / "known_hosts"
+        self.port = 0
+        self._server: asyncssh.SSHAcceptor | None = None
+
+    async def start(self) -> None:
+        authorized = asyncssh.import_authorized_keys(self.client_key.export_public_key().decode())
+        self._server = await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[self.host_key],
+            authorized_client_keys=authorized,
+            process_factory=lambda process: process.exit(0),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def trust(self, key: asyncssh.SSHKey | None = None) -> None:
+        public = (key or self.host_key).export_public_key().decode().strip()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
+
+    def host(self, **changes: object) -> Host:
+        fields: dict[str, object] = {
+            "name": "web01",
+            "address": "127.0.0.1",
+            "port": self.port,
+            "user": USER,
+            "identity_files": (str(self.client_key_path),),
+            "known_hosts": str(self.known_hosts),
+        }
+        fields.update(changes)
+        return Host(**fields)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def with_server(tmp_path: Path, body: Callable[[Server], Awaitable[None]]) -> None:
+    """Run ``body`` against a fresh asyncssh server on loopback, then stop it."""
+
+    async def main() -> None:
+        running = Server(tmp_path)
+        await running.start()
+        try:
+            await body(running)
+        finally:
+            await running.stop()
+
+    asyncio.run(main())
+
+
+async def failure_of(host: Host, **options: object) -> HostFailure:
+    connector = Connector(ConnectOptions(agent=False, ssh_config=(), **options))  # type: ignore[arg-type]
+    with pytest.raises(HostFailure) as caught:
+        conn = await connector.connect(host)
+        conn.close()
+    return caught.value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_closed_port_is_unreachable_connection_refused(tmp_path: Path) -> None:
+    async def main() -> None:
+        host = Host("web09", "127.0.0.1", port=free_port(), known_hosts=str(tmp_path / "kh"))
+        failure = await failure_of(host, connect_timeout=2.0)
+        assert (failure.status, failure.reason) == (Status.UNREACHABLE, "connection refused")
+
+    asyncio.run(main())
+
+
+def test_host_that_accepts_but_never_speaks_is_no_ssh_banner_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        try:
+            host = Host("web05", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
+            started = asyncio.get_running_loop().time()
+            failure = await failure_of(host, connect_timeout=0.5)
+            assert asyncio.get_running_loop().time() - started < 3
+            assert (failure.status, failure.reason) == (
+                Status.UNREACHABLE,
+                "no SSH banner within 0.5 s",
+            )
+        finally:
+            for writer in accepted:
+                writer.close()
+            listener.close()
+            await listener.wait_closed()
+
+    asyncio.run(main())
+
+
+def test_unknown_host_key_is_refused_in_strict_mode_naming_its_fingerprint(tmp_path: Path) -> None:
+    async def body(server: Server) -> None:
+        failure = await failure_of(server.host())
+        fingerprint = server.host_key.get_fingerprint("sha256")
+        assert failure.status is Status.HOSTKEY_MISMATCH
+        assert failure.reason == (
+            f"host key for web01 is unknown: {fingerprint} is not in {server.known_hosts}"
+        )
+
+    with_server(tmp_path, body)
+
+
+def test_changed_host_key_is_a_mismatch_naming_the_new_fingerprint(tmp_path: Path) -> None:
+    async def body(server: Server) -> None:
+        server.trust(asyncssh.generate_private_key("ssh-ed25519"))
+        for mode in (HostKeyMode.STRICT, HostKeyMode.ACCEPT_NEW):
+            failure = await failure_of(server.host(), host_keys=mode)
+            fingerprint = server.host_key.get_fingerprint("sha256")
+            assert failure.status is Status.HOSTKEY_MISMATCH
+            assert failure.reason.startswith(f"host key for web01 changed: {fingerprint} ")
+
+    with_server(tmp_path, body)
+
+
+def test_accept_new_records_an_unknown_key_which_strict_then_trusts(tmp_path: Path) -> None:
+    async def body(server: Server) -> None:
+        accepting = Connector(ConnectOptions(host_keys=HostKeyMode.ACCEPT_NEW, agent=False))
+        (await accepting.connect(server.host())).close()
+        assert f"[127.0.0.1]:{server.port} ssh-ed25519 " in server.known_hosts.read_text()
+        strict = Connector(ConnectOptions(agent=False))
+        (await strict.connect(server.host())).close()
+
+    with_server(tmp_path, body)
+
+
+def test_host_keys_off_connects_to_any_key(tmp_path: Path) -> None:
+    async def body(server: Server) -> None:
+        connector = Connector(ConnectOptions(host_keys=HostKeyMode.OFF, agent=False))
+        (await connector.connect(server.host())).close()
+
+    with_server(tmp_path, body)
+
+
+def test_refused_credentials_are_auth_failed_naming_the_user(tmp_path: Path) -> None:
+    async def body(server: Server) -> None:
+        server.trust()
+        other = tmp_path / "id_other"
+        asyncssh.generate_private_key("ssh-ed25519").write_private_key(other)
+        failure = await failure_of(server.host(identity_files=(str(other),)))
+        assert (failure.status, failure.reason) == (
+            Status.AUTH_FAILED,
+            "authentication failed for user bob",
+        )
+
+    with_server(tmp_path, body)
+
+
+def test_unreadable_key_file_is_bad_input_before_anything_connects(tmp_path: Path) -> None:
+    broken = tmp_path / "id_broken"
+    broken.write_text("not a key\n")
+    connector = Connector(ConnectOptions())
+    hosts = [Host("web01", "127.0.0.1", identity_files=(str(broken),))]
+    with pytest.raises(SourceError, match=r"id_broken: cannot read the private key for web01"):
+        connector.preload(hosts)
+    missing = [Host("web02", "127.0.0.1", identity_files=(str(tmp_path / "nope"),))]
+    with pytest.raises(SourceError, match=r"nope: cannot read the private key for web02"):
+        connector.preload(missing)
