@@ -29,3 +29,4 @@ class Host:
     local: bool = False  # ansible_connection=local: run on this machine without SSH
     groups: tuple[str, ...] = ()
     vars: Mapping[str, object] = field(default_factory=dict, repr=False)
+    connection: str = "ssh"  # ansible_connection as written: "ssh", "local", or another plugin

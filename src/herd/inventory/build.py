@@ -1,0 +1,106 @@
+"""Loading an inventory: read every source, check the whole, then build.
+
+The checks that need all files at once live here: a group may not be its own
+ancestor; every group hangs under ``all``; hosts in no group are ``ungrouped``;
+each group's depth (its longest distance from ``all``) orders variable precedence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from herd.errors import InventoryError
+from herd.inventory.data import InventoryData, Origin
+from herd.inventory.graph import Inventory
+from herd.inventory.sources import read_sources
+from herd.inventory.yamlfile import line_of
+
+__all__ = ["build", "load_inventory"]
+
+
+def load_inventory(sources: Sequence[str]) -> Inventory:
+    """The inventory from ``sources``: the ``-i`` values, else ``$HERD_INVENTORY``, ./inventory.yml.
+
+    Raises ``InventoryError`` naming the file and line of the first problem;
+    nothing is returned half-loaded.
+    """
+    data = read_sources(sources)
+    return build(data, tuple(sources))
+
+
+def build(data: InventoryData, sources: tuple[str, ...] = ()) -> Inventory:
+    """Check ``data`` as a whole and turn it into an ``Inventory``."""
+    _refuse_cycles(data)
+    parents: dict[str, list[str]] = {name: [] for name in data.groups}
+    for group in data.groups.values():
+        for child in group.children:
+            parents[child].append(group.name)
+    builtin = Origin("<built-in>")
+    for name in data.groups:
+        if name != "all" and not parents[name]:
+            data.add_child("all", name, builtin)
+            parents[name].append("all")
+    ungrouped = data.groups["ungrouped"]
+    for host in data.hosts.values():
+        grouped = any(g not in ("all", "ungrouped") for g in host.groups)
+        if grouped and "ungrouped" in host.groups:
+            del host.groups["ungrouped"]
+            del ungrouped.hosts[host.name]
+        elif not grouped and "ungrouped" not in host.groups:
+            host.groups["ungrouped"] = None
+            ungrouped.hosts[host.name] = None
+    depth: dict[str, int] = {}
+    for name in data.groups:
+        _depth(name, parents, depth)
+    return Inventory(data.groups, data.hosts, parents, depth, sources)
+
+
+def _depth(name: str, parents: dict[str, list[str]], depth: dict[str, int]) -> int:
+    found = depth.get(name)
+    if found is None:
+        found = max((_depth(p, parents, depth) + 1 for p in parents[name]), default=0)
+        depth[name] = found
+    return found
+
+
+def _refuse_cycles(data: InventoryData) -> None:
+    """Raise ``InventoryError`` at the edge that closes a loop of subgroups."""
+    done: set[str] = set()
+    for root in data.groups:
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path = {root}
+        stack = [iter(data.groups[root].children)]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                continue
+            if child == "all" or child in on_path:
+                start = path[path.index(child) :] if child in on_path else ["all", *path]
+                loop = [*start, child]
+                origin = data.groups[path[-1]].children[child]
+                raise InventoryError(
+                    f"group {child!r} is its own ancestor: {' -> '.join(loop)}",
+                    path=origin.path,
+                    line=_line(origin),
+                )
+            if child not in done:
+                path.append(child)
+                on_path.add(child)
+                stack.append(iter(data.groups[child].children))
+
+
+def _line(origin: Origin) -> int | None:
+    """The line of ``origin``, looked up in its YAML file when only the keys are known."""
+    if origin.line is not None or not origin.keys:
+        return origin.line
+    try:
+        text = Path(origin.path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return line_of(text, origin.keys)

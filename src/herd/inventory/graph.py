@@ -1,0 +1,217 @@
+"""The built inventory: the group tree, each group's hosts, and each host's resolved variables.
+
+Variables follow Ansible's precedence: the groups of a host (with all their
+ancestors) are applied in order of depth, then ``ansible_group_priority``,
+then name, so a child group beats its parent and, among siblings, the later
+name wins; then ``group_vars/`` files in the same order; then the host's own
+variables; then its ``host_vars/`` files. Hosts are resolved on first use and
+cached, so selecting ten hosts out of ten thousand resolves ten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from herd.inventory.data import GroupData, HostData
+from herd.inventory.model import Host
+from herd.inventory.variables import connection_fields, merge_levels
+
+__all__ = ["Group", "Inventory"]
+
+LOCALHOST_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One group as ``herd groups`` shows it."""
+
+    name: str
+    hosts: tuple[str, ...]  # direct members, in file order
+    children: tuple[str, ...]
+    parents: tuple[str, ...]
+    depth: int  # longest distance from ``all``
+    vars: Mapping[str, object]
+
+
+class Inventory:
+    """Hosts and groups from every source, built and checked; see ``select`` for patterns."""
+
+    def __init__(
+        self,
+        groups: dict[str, GroupData],
+        hosts: dict[str, HostData],
+        parents: dict[str, list[str]],
+        depth: dict[str, int],
+        sources: tuple[str, ...],
+    ) -> None:
+        self.sources = sources
+        self._groups = groups
+        self._hosts = hosts
+        self._parents = parents
+        self._depth = depth
+        self._order = {name: index for index, name in enumerate(hosts)}
+        self._priority = {
+            name: int(str(g.vars.get("ansible_group_priority", 1))) for name, g in groups.items()
+        }
+        self._resolved: dict[str, Host] = {}
+        self._members: dict[str, list[str]] = {}
+        self._ancestors: dict[str, frozenset[str]] = {}
+        self._chains: dict[tuple[str, ...], tuple[tuple[str, ...], dict[str, object]]] = {}
+        self._group_views: dict[str, Group] | None = None
+
+    # -- names -------------------------------------------------------------
+
+    @property
+    def host_names(self) -> list[str]:
+        """Every host, in the order it was first declared."""
+        return list(self._hosts)
+
+    @property
+    def group_names(self) -> list[str]:
+        """Every group, ``all`` and ``ungrouped`` first, then in the order first declared."""
+        return list(self._groups)
+
+    def has_host(self, name: str) -> bool:
+        return name in self._hosts
+
+    def has_group(self, name: str) -> bool:
+        return name in self._groups
+
+    def position(self, host: str) -> int:
+        """A host's place in inventory order (implicit hosts come last)."""
+        return self._order.get(host, len(self._order))
+
+    # -- groups ------------------------------------------------------------
+
+    @property
+    def groups(self) -> Mapping[str, Group]:
+        """Every group by name, in declaration order."""
+        if self._group_views is None:
+            self._group_views = {
+                name: Group(
+                    name=name,
+                    hosts=tuple(g.hosts),
+                    children=tuple(g.children),
+                    parents=tuple(self._parents[name]),
+                    depth=self._depth[name],
+                    vars=MappingProxyType(merge_levels([g.vars, g.file_vars])),
+                )
+                for name, g in self._groups.items()
+            }
+        return MappingProxyType(self._group_views)
+
+    def tree(self) -> list[tuple[int, Group]]:
+        """The group tree from ``all`` down, as (indent level, group); shared subgroups repeat."""
+        rows: list[tuple[int, Group]] = []
+        views = self.groups
+
+        def walk(name: str, level: int) -> None:
+            rows.append((level, views[name]))
+            for child in views[name].children:
+                walk(child, level + 1)
+
+        walk("all", 0)
+        return rows
+
+    def members(self, group: str) -> list[str]:
+        """A group's hosts as Ansible lists them: its own, then its subgroups' (nearest first).
+
+        ``all`` lists every host in inventory order.
+        """
+        found = self._members.get(group)
+        if found is None:
+            if group == "all":
+                found = list(self._hosts)
+            else:
+                seen: dict[str, None] = {}
+                level = [group]
+                visited = {group}
+                while level:
+                    following: list[str] = []
+                    for name in level:
+                        seen.update(self._groups[name].hosts)
+                        for child in self._groups[name].children:
+                            if child not in visited:
+                                visited.add(child)
+                                following.append(child)
+                    level = following
+                found = list(seen)
+            self._members[group] = found
+        return found
+
+    def ancestors(self, group: str) -> frozenset[str]:
+        """``group`` and every group above it, up to ``all``."""
+        found = self._ancestors.get(group)
+        if found is None:
+            result = {group}
+            for parent in self._parents[group]:
+                result |= self.ancestors(parent)
+            found = self._ancestors[group] = frozenset(result)
+        return found
+
+    # -- hosts -------------------------------------------------------------
+
+    def host(self, name: str) -> Host:
+        """The host called ``name`` with its variables resolved (Ansible precedence)."""
+        found = self._resolved.get(name)
+        if found is None:
+            if name not in self._hosts and name in LOCALHOST_NAMES:
+                found = self._implicit_localhost(name)
+            else:
+                found = self._resolve(self._hosts[name])
+            self._resolved[name] = found
+        return found
+
+    def _group_chain(self, direct: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, object]]:
+        chain = self._chains.get(direct)
+        if chain is None:
+            every: set[str] = {"all"}
+            for group in direct:
+                every |= self.ancestors(group)
+            ordered = sorted(every, key=self._group_sort_key)
+            levels: list[Mapping[str, object]] = [self._groups[g].vars for g in ordered]
+            levels += [self._groups[g].file_vars for g in ordered]
+            names = tuple(sorted(g for g in every if g != "all"))
+            chain = self._chains[direct] = (names, merge_levels(levels))
+        return chain
+
+    def _group_sort_key(self, group: str) -> tuple[int, int, str]:
+        return self._depth[group], self._priority[group], group
+
+    def _resolve(self, data: HostData) -> Host:
+        group_names, group_vars = self._group_chain(tuple(data.groups))
+        resolved = merge_levels([group_vars, data.vars, data.file_vars])
+        return _make_host(data.name, group_names, resolved)
+
+    def _implicit_localhost(self, name: str) -> Host:
+        """Ansible's implicit localhost: named in a pattern, not in the inventory, run locally."""
+        all_group = self._groups["all"]
+        resolved = merge_levels([all_group.vars, all_group.file_vars])
+        resolved.setdefault("ansible_connection", "local")
+        return _make_host(name, (), resolved)
+
+    # -- patterns ----------------------------------------------------------
+
+    def select(
+        self,
+        pattern: str,
+        *,
+        limit: str | None = None,
+        failed: Callable[[int | None], list[str]] | None = None,
+    ) -> list[Host]:
+        """The hosts ``pattern`` (and ``limit``) match, in inventory order, without duplicates.
+
+        Raises ``PatternError`` for a malformed pattern or an unknown group or host
+        (with the closest known names), ``NoHostsMatched`` when nothing matches.
+        ``@failed`` and ``@ID:failed`` ask ``failed(None)`` / ``failed(ID)`` for names.
+        """
+        from herd.inventory.patterns import select_names
+
+        return [self.host(name) for name in select_names(self, pattern, limit, failed)]
+
+
+def _make_host(name: str, groups: tuple[str, ...], resolved: dict[str, object]) -> Host:
+    fields = connection_fields(name, resolved)
+    return Host(name=name, groups=groups, vars=MappingProxyType(resolved), **fields)  # type: ignore[arg-type]

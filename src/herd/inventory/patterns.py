@@ -1,0 +1,242 @@
+"""Ansible's pattern language over an inventory, plus ``@failed`` from the operation log.
+
+A pattern is terms joined by ``:`` or ``,``: names, globs (``web*``), regexes
+(``~web\\d+``), each optionally subscripted (``web[0]``, ``web[1:3]``,
+``web[-1]``) and prefixed by ``&`` (intersection) or ``!`` (exclusion). As
+Ansible does, unions apply first, then intersections, then exclusions,
+wherever they are written, and a pattern of only ``&``/``!`` terms starts
+from ``all``. herd is stricter in one way: a plain name that is neither a
+group nor a host is an error with a suggestion, not a silent empty match,
+because a typo in ``!web03`` would otherwise run on web03. A bracket that
+is not a subscript of a known name is read as a host range (``web[01-03]``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import ipaddress
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from herd.core.hostset import expand, split_outside_brackets
+from herd.errors import NoHostsMatched, PatternError
+
+if TYPE_CHECKING:
+    from herd.inventory.graph import Inventory
+
+__all__ = ["select_names", "split_pattern"]
+
+FailedHosts = Callable[[int | None], list[str]]
+
+# Ansible's PATTERN_WITH_SUBSCRIPT: name[3], name[-1], name[1:4], name[2:]
+_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
+_FAILED = re.compile(r"^@(?:(\d+):)?failed$")
+_GLOB_CHARS = frozenset("*?[")
+_LOCALHOST = ("localhost", "127.0.0.1", "::1")
+
+
+def split_pattern(pattern: str) -> list[str]:
+    """The terms of a pattern: split at ``,`` and ``:`` outside brackets (IPv6 addresses stay)."""
+    text = pattern.strip()
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        pass
+    else:
+        return [text]
+    return split_outside_brackets(text, ",:")
+
+
+def _ordered(terms: list[str]) -> list[str]:
+    unions = [t for t in terms if t[0] not in "&!"]
+    intersections = [t for t in terms if t[0] == "&"]
+    exclusions = [t for t in terms if t[0] == "!"]
+    return (unions or ["all"]) + intersections + exclusions
+
+
+def select_names(
+    inventory: Inventory,
+    pattern: str,
+    limit: str | None,
+    failed: FailedHosts | None,
+) -> list[str]:
+    """Host names ``pattern`` and ``limit`` select, in inventory order; see the module doc."""
+    matcher = _Matcher(inventory, failed)
+    names = matcher.evaluate(_terms(pattern, "pattern"))
+    if limit is not None:
+        allowed = set(matcher.evaluate(_limit_terms(limit)))
+        names = [name for name in names if name in allowed]
+    if not names:
+        where = f" within --limit {limit!r}" if limit is not None else ""
+        raise NoHostsMatched(f"pattern {pattern!r} matched no host{where}")
+    return sorted(names, key=inventory.position)
+
+
+def _terms(pattern: str, what: str) -> list[str]:
+    terms = split_pattern(pattern)
+    for term in terms:
+        if term in ("&", "!"):
+            raise PatternError(f"{what} {pattern!r}: {term!r} needs a name after it")
+    if not terms:
+        raise PatternError(f"empty {what}: name a group, a host, a glob like 'web*', or 'all'")
+    return terms
+
+
+def _limit_terms(limit: str) -> list[str]:
+    """``--limit`` terms; ``@FILE`` (not ``@failed``) reads one pattern per line from FILE."""
+    terms: list[str] = []
+    for term in _terms(limit, "--limit"):
+        if term.startswith("@") and not _FAILED.match(term):
+            path = Path(term[1:]).expanduser()
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise PatternError(f"--limit {term}: cannot read {path}: {exc.strerror}") from None
+            terms.extend(line.strip() for line in lines if line.strip())
+        else:
+            terms.append(term)
+    if not terms:
+        raise PatternError(f"--limit {limit!r} names no host")
+    return terms
+
+
+class _Matcher:
+    """Evaluates terms against one inventory, caching each term's match."""
+
+    def __init__(self, inventory: Inventory, failed: FailedHosts | None) -> None:
+        self.inventory = inventory
+        self.failed = failed
+        self.cache: dict[str, list[str]] = {}
+
+    def evaluate(self, terms: list[str]) -> list[str]:
+        hosts: dict[str, None] = {}
+        for term in _ordered(terms):
+            if term[0] == "!":
+                excluded = set(self.match(term[1:]))
+                hosts = {h: None for h in hosts if h not in excluded}
+            elif term[0] == "&":
+                kept = set(self.match(term[1:]))
+                hosts = {h: None for h in hosts if h in kept}
+            elif self.inventory.has_host(term):
+                hosts[term] = None
+            else:
+                hosts.update(dict.fromkeys(self.match(term)))
+        return list(hosts)
+
+    def match(self, term: str) -> list[str]:
+        if not term:
+            raise PatternError("'&' or '!' needs a name after it")
+        found = self.cache.get(term)
+        if found is None:
+            found = self.cache[term] = self._match(term)
+        return found
+
+    def _match(self, term: str) -> list[str]:
+        failed = _FAILED.match(term)
+        if failed:
+            return self._failed(term, failed.group(1))
+        if term[0] == "~":
+            return self._regex(term)
+        subscript = _SUBSCRIPT.match(term)
+        if subscript:
+            base = subscript.group(1)
+            if self._known(base):
+                return _apply_subscript(term, self._enumerate(base), subscript)
+        if "[" in term and self._looks_like_range(term):
+            return self._range(term)
+        return self._enumerate(term)
+
+    def _known(self, expression: str) -> bool:
+        """Whether ``expression`` names or globs any group or host."""
+        return bool(self._enumerate(expression, strict=False))
+
+    def _enumerate(self, expression: str, *, strict: bool = True) -> list[str]:
+        """Ansible's ``_enumerate_matches``: matching groups' hosts, then matching hosts."""
+        inventory = self.inventory
+        results: list[str] = []
+        is_glob = not _GLOB_CHARS.isdisjoint(expression)
+        if is_glob:
+            matcher = re.compile(fnmatch.translate(expression)).match
+            groups = [g for g in inventory.group_names if matcher(g)]
+        else:
+            groups = [expression] if inventory.has_group(expression) else []
+        for group in groups:
+            results.extend(inventory.members(group))
+        if not groups or is_glob or "." in expression:
+            if is_glob:
+                results.extend(h for h in inventory.host_names if matcher(h))
+            elif inventory.has_host(expression):
+                results.append(expression)
+        if not results and expression in _LOCALHOST:
+            results.append(expression)  # Ansible's implicit localhost
+        if not results and not groups and not is_glob and strict:
+            raise PatternError(_unknown(expression, inventory))
+        return list(dict.fromkeys(results))
+
+    def _regex(self, term: str) -> list[str]:
+        try:
+            matcher = re.compile(term[1:]).match
+        except re.error as exc:
+            raise PatternError(
+                f"pattern {term!r} is not a valid regular expression: {exc}"
+            ) from None
+        inventory = self.inventory
+        results: list[str] = []
+        for group in inventory.group_names:
+            if matcher(group):
+                results.extend(inventory.members(group))
+        results.extend(h for h in inventory.host_names if matcher(h))
+        return list(dict.fromkeys(results))
+
+    @staticmethod
+    def _looks_like_range(term: str) -> bool:
+        try:
+            return len(expand(term)) > 0 and any(c in term for c in ":-,")
+        except PatternError:
+            return False
+
+    def _range(self, term: str) -> list[str]:
+        names = expand(term)
+        for name in names:
+            if not self.inventory.has_host(name):
+                raise PatternError(f"host range {term!r}: {_unknown(name, self.inventory)}")
+        return names
+
+    def _failed(self, term: str, op_id: str | None) -> list[str]:
+        if self.failed is None:
+            raise PatternError(f"{term} needs the operation log, which is not available here")
+        names = self.failed(int(op_id) if op_id else None)
+        return [name for name in names if self.inventory.has_host(name)]
+
+
+def _apply_subscript(term: str, hosts: list[str], subscript: re.Match[str]) -> list[str]:
+    """Ansible's subscripts: ``[i]`` one host (``[-1]`` the last), ``[a:b]`` a to b inclusive."""
+    if not hosts:
+        return hosts
+    index, start, separator, end = subscript.group(2, 3, 4, 5)
+    if index is not None:
+        position = int(index)
+        if not -len(hosts) <= position < len(hosts):
+            raise PatternError(
+                f"pattern {term!r}: index {position} is outside its {len(hosts)} hosts"
+            )
+        return [hosts[position]]
+    first = int(start)
+    last = int(end) if end else len(hosts) - 1
+    if separator == "-":  # Ansible reads [x-y] as [x:y] (and warns); so do we, silently
+        pass
+    if last == 0:  # Ansible quirk kept for parity: [n:0] is the single host n
+        if first >= len(hosts):
+            raise PatternError(f"pattern {term!r}: index {first} is outside its {len(hosts)} hosts")
+        return [hosts[first]]
+    return hosts[first : last + 1]
+
+
+def _unknown(name: str, inventory: Inventory) -> str:
+    known = inventory.group_names + inventory.host_names
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"no group or host named {name!r}{hint}"

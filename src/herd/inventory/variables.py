@@ -1,0 +1,176 @@
+"""Connection variables: herd's names, their Ansible twins, their types, and secrets.
+
+A connection variable is checked where it is written (so a wrong type names
+that file and line) and read into ``Host``'s fields once the precedence chain
+has picked its value. Where one level sets ``port`` and a more specific level
+sets ``ansible_port``, the more specific level wins, whichever spelling it uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from herd.errors import InventoryError
+
+__all__ = [
+    "CONNECTION_FIELDS",
+    "SECRET_VARIABLE",
+    "check_variable",
+    "connection_fields",
+    "mask_secrets",
+    "merge_levels",
+]
+
+# Host field -> the variable names that set it; herd's own name first (it wins within one level).
+CONNECTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "address": ("address", "ansible_host", "ansible_ssh_host"),
+    "port": ("port", "ansible_port", "ansible_ssh_port"),
+    "user": ("user", "ansible_user", "ansible_ssh_user"),
+    "identity_files": ("identity_file", "ansible_ssh_private_key_file", "ansible_private_key_file"),
+    "password": ("password", "ansible_password", "ansible_ssh_pass"),
+    "jump": ("jump",),
+    "known_hosts": ("known_hosts",),
+    "connect_timeout": ("connect_timeout", "ansible_ssh_timeout", "ansible_timeout"),
+    "connection": ("ansible_connection",),
+}
+_FIELD_OF = {name: host_field for host_field, names in CONNECTION_FIELDS.items() for name in names}
+_TWINS = {name: CONNECTION_FIELDS[_FIELD_OF[name]] for name in _FIELD_OF}
+_CONNECTION_KEYS = frozenset(_FIELD_OF) | {"ansible_group_priority"}
+
+SECRET_VARIABLE = re.compile(r"(^|_)(password|pass|passphrase|secret|token)$", re.IGNORECASE)
+MASK = "********"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_variable(key: str, value: object, path: str, line: int | None) -> object:
+    """``value`` unchanged if ``key`` may hold it; an ``InventoryError`` at path:line if not."""
+    if key not in _CONNECTION_KEYS:
+        return value
+    problem = _problem(_FIELD_OF.get(key, key), value)
+    if problem is not None:
+        raise InventoryError(f"{key} must be {problem}, not {value!r}", path=path, line=line)
+    return value
+
+
+def _port_ok(value: object) -> bool:
+    port = _as_int(value)
+    return port is not None and 0 < port < 65536
+
+
+def _seconds_ok(value: object) -> bool:
+    seconds = _as_float(value)
+    return seconds is not None and seconds > 0
+
+
+def _files_ok(value: object) -> bool:
+    files = value if isinstance(value, list) else [value]
+    return bool(files) and all(isinstance(f, str) and f for f in files)
+
+
+def _text_ok(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _text_or_number_ok(value: object) -> bool:
+    return _text_ok(value) or _is_number(value)
+
+
+# Host field -> (check, what the value should have been)
+_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "port": (_port_ok, "a port number (1-65535)"),
+    "ansible_group_priority": (lambda v: _as_int(v) is not None, "a whole number"),
+    "connect_timeout": (_seconds_ok, "a number of seconds above 0"),
+    "identity_files": (_files_ok, "a file path or a list of file paths"),
+    "address": (_text_or_number_ok, "a non-empty text"),
+    "user": (_text_or_number_ok, "a non-empty text"),
+    "password": (_text_or_number_ok, "a non-empty text"),
+}
+
+
+def _problem(host_field: str, value: object) -> str | None:
+    """What ``value`` should have been for ``host_field``, or None when it is fine."""
+    check, expected = _CHECKS.get(host_field, (_text_ok, "a non-empty text"))
+    return None if check(value) else expected
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _as_float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def merge_levels(levels: Iterable[Mapping[str, object]]) -> dict[str, object]:
+    """Apply variable levels, least specific first; a level's spelling replaces its twins."""
+    merged: dict[str, object] = {}
+    for level in levels:
+        if not level:
+            continue
+        for key in level.keys() & _FIELD_OF.keys():
+            for twin in _TWINS[key]:
+                if twin not in level:
+                    merged.pop(twin, None)
+        merged.update(level)
+    return merged
+
+
+def connection_fields(name: str, resolved: Mapping[str, object]) -> dict[str, object]:
+    """Host's connection fields from resolved variables (checked already, so conversions hold)."""
+    picked: dict[str, object] = {}
+    for host_field, names in CONNECTION_FIELDS.items():
+        for key in names:
+            if key in resolved:
+                picked[host_field] = resolved[key]
+                break
+    address = picked.get("address")
+    port = picked.get("port")
+    timeout = picked.get("connect_timeout")
+    files = picked.get("identity_files")
+    connection = str(picked.get("connection", "ssh"))
+    return {
+        "address": str(address) if address is not None else name,
+        "port": _as_int(port) if port is not None else None,
+        "user": str(picked["user"]) if "user" in picked else None,
+        "identity_files": tuple(
+            str(Path(str(f)).expanduser()) for f in (files if isinstance(files, list) else [files])
+        )
+        if files is not None
+        else (),
+        "password": str(picked["password"]) if "password" in picked else None,
+        "jump": str(picked["jump"]) if "jump" in picked else None,
+        "known_hosts": str(Path(str(picked["known_hosts"])).expanduser())
+        if "known_hosts" in picked
+        else None,
+        "connect_timeout": _as_float(timeout) if timeout is not None else None,
+        "local": connection == "local",
+        "connection": connection,
+    }
+
+
+def mask_secrets(variables: Mapping[str, object]) -> dict[str, object]:
+    """A copy of ``variables`` with passwords and other secrets replaced by a mask."""
+    return {
+        key: (MASK if SECRET_VARIABLE.search(key) and value is not None else value)
+        for key, value in variables.items()
+    }
