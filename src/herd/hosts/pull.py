@@ -25,7 +25,7 @@ from typing import cast
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
-from herd.hosts.push import remote_dest
+from herd.hosts.push import HOST_FIELD, remote_dest
 from herd.hosts.sftp_ops import (
     TransferFailure,
     Watchdog,
@@ -138,7 +138,8 @@ class _Pull:
         home = await self.sftp.realpath(".")
         entries: list[_Remote] = []
         seen: set[str] = set()
-        for source in sources:
+        for given in sources:
+            source = given.replace(HOST_FIELD, self.host.name)
             path, _ = remote_dest(home, source)
             if _GLOB_CHARS.intersection(source):
                 try:

@@ -42,7 +42,9 @@ from herd.hosts.transfer_plan import (
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
 from herd.inventory.model import Host
 
-__all__ = ["push_host", "remote_dest"]
+__all__ = ["HOST_FIELD", "push_host", "remote_dest"]
+
+HOST_FIELD = "{host}"  # in a remote path: replaced by each host's inventory name
 
 _BATCH_FILES = 256  # files verified with one remote hash command, then renamed
 _BATCH_BYTES = 256 * 1024 * 1024
@@ -136,7 +138,7 @@ class _Push:
     async def landing(self, plan: PushPlan, dest: str) -> list[tuple[SourceTree, str]]:
         """Where each source lands, following cp: into DEST if it is a directory, else at DEST."""
         home = await self.sftp.realpath(".")
-        path, trailing = remote_dest(home, dest)
+        path, trailing = remote_dest(home, dest.replace(HOST_FIELD, self.host.name))
         attrs = await _stat_or_none(self.sftp, path)
         into_dir = trailing or len(plan.sources) > 1 or _is_dir(attrs)
         if into_dir:

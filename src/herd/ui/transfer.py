@@ -1,0 +1,236 @@
+"""Renderers for push and pull: a line per host, JSON with the files, a bytes progress bar.
+
+They follow ``herd run``'s output modes (live lines, ``--gather``, ``--json``,
+``-o``); what a transfer adds is the files: how many moved, how many bytes, and
+how many were skipped because they were already in place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from herd.core.hostset import fold, sort_key
+from herd.core.results import BatchResult, HostResult, Status
+from herd.inventory.model import Host
+from herd.ui.jsonlines import result_json
+
+__all__ = [
+    "TransferGather",
+    "TransferJsonLines",
+    "TransferLines",
+    "TransferOutDir",
+    "TransferProgressBar",
+    "describe_files",
+    "transfer_json",
+]
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def describe_files(result: HostResult, verb: str) -> str:
+    """``3 files sent (1.2 MB), 5 skipped`` for one host."""
+    moved = len(result.files) - result.skipped
+    text = f"{moved} file{'s' if moved != 1 else ''} {verb} ({_size(result.bytes_transferred)})"
+    return f"{text}, {result.skipped} skipped" if result.skipped else text
+
+
+def transfer_json(result: HostResult) -> dict[str, object]:
+    """DESIGN.md's JSON object plus ``files``, ``bytes`` and ``skipped``."""
+    data = result_json(result)
+    data["files"] = [
+        {"path": f.path, "size": f.size, "sha256": f.sha256, "skipped": f.skipped}
+        for f in result.files
+    ]
+    data["bytes"] = result.bytes_transferred
+    data["skipped"] = result.skipped
+    return data
+
+
+class _Quiet:
+    wants_output = False
+
+    def start(self, hosts: Sequence[Host]) -> None:
+        pass
+
+    def output(self, host: str, stream: str, data: bytes) -> None:
+        pass
+
+    def result(self, result: HostResult) -> None:
+        pass
+
+    def finish(self, batch: BatchResult, elapsed: float) -> None:
+        pass
+
+
+class TransferLines(_Quiet):
+    """``web01 | 3 files sent (1.2 MB), 5 skipped`` as each host finishes."""
+
+    def __init__(self, console: Console, verb: str) -> None:
+        self._console = console
+        self._verb = verb
+        self._width = 0
+
+    def start(self, hosts: Sequence[Host]) -> None:
+        self._width = max((len(h.name) for h in hosts), default=0)
+
+    def result(self, result: HostResult) -> None:
+        line = Text(result.host.ljust(self._width), style="cyan")
+        if result.ok:
+            line.append(" | ", style="dim")
+            line.append(describe_files(result, self._verb))
+        else:
+            line.append(" ! ", style="red")
+            line.append(f"{result.status.value}: {result.error}", style="red")
+            if result.files:
+                line.append(f" ({describe_files(result, self._verb)} before that)")
+        self._console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+class TransferGather(_Quiet):
+    """``--gather``: hosts with the same outcome and the same files under one folded header."""
+
+    def __init__(self, console: Console, verb: str) -> None:
+        self._console = console
+        self._verb = verb
+
+    def finish(self, batch: BatchResult, elapsed: float) -> None:
+        groups: dict[tuple[object, ...], list[HostResult]] = {}
+        for result in batch.results:
+            key = (result.status, result.error, result.files)
+            groups.setdefault(key, []).append(result)
+        ordered = sorted(groups.values(), key=lambda g: (-len(g), sort_key(g[0].host)))
+        for results in ordered:
+            first = results[0]
+            names = sorted((r.host for r in results), key=sort_key)
+            header = Text("──── ", style="dim")
+            header.append(f"{fold(names)} ({len(names)})", style="bold")
+            if first.status is not Status.OK:
+                header.append(f"  {first.status.value}: {first.error}", style="red")
+            header.append(" ────", style="dim")
+            self._console.print(header, soft_wrap=True, highlight=False)
+            self._console.print(Text(describe_files(first, self._verb)), highlight=False)
+            for f in first.files:
+                mark = "=" if f.skipped else "+"
+                self._console.print(
+                    Text(f"{mark} {f.path}  {_size(f.size)}  {f.sha256[:12]}"),
+                    soft_wrap=True,
+                    highlight=False,
+                )
+
+
+class TransferJsonLines(_Quiet):
+    """``--json``: one object per host with ``files``, ``bytes`` and ``skipped``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def result(self, result: HostResult) -> None:
+        self._stream.write(json.dumps(transfer_json(result), ensure_ascii=False) + "\n")
+        self._stream.flush()
+
+
+class TransferOutDir(_Quiet):
+    """``-o DIR``: DIR/HOST.json (the JSON object) and DIR/HOST.exit (status and reason)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.errors: list[str] = []
+
+    def result(self, result: HostResult) -> None:
+        exit_line = result.status.value if result.ok else f"{result.status.value}: {result.error}"
+        try:
+            (self.directory / f"{result.host}.json").write_text(
+                json.dumps(transfer_json(result), indent=1) + "\n"
+            )
+            (self.directory / f"{result.host}.exit").write_text(exit_line + "\n")
+        except OSError as exc:
+            self.errors.append(f"{self.directory}/{result.host}: {exc.strerror}")
+
+
+class TransferProgressBar(_Quiet):
+    """Bytes moved across all hosts with rate and ETA, and hosts done (stderr, terminal only).
+
+    Also the engine's ``TransferProgress``: ``expect`` and ``advance`` come from
+    the transfers, ``result`` from the fan-out.
+    """
+
+    def __init__(self, console: Console, label: str) -> None:
+        self._console = console
+        self._label = label
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._hosts = 0
+        self._done = 0
+        self._failed = 0
+        self._total = 0
+        self._expected: dict[str, int] = {}
+        self._moved: dict[str, int] = {}
+
+    def start(self, hosts: Sequence[Host]) -> None:
+        self._hosts = len(hosts)
+        if not self._console.is_terminal:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[hosts]}"),
+            console=self._console,
+            transient=True,
+        )
+        self._task = self._progress.add_task(self._label, total=None, hosts=self._hosts_text())
+        self._progress.start()
+
+    def _hosts_text(self) -> str:
+        failed = f", [red]{self._failed} failed[/]" if self._failed else ""
+        return f"hosts {self._done}/{self._hosts} done{failed}"
+
+    def expect(self, host: str, nbytes: int) -> None:
+        self._expected[host] = self._expected.get(host, 0) + nbytes
+        self._total += nbytes
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=self._total)
+
+    def advance(self, host: str, nbytes: int) -> None:
+        self._moved[host] = self._moved.get(host, 0) + nbytes
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, nbytes)
+
+    def result(self, result: HostResult) -> None:
+        self._done += 1
+        self._failed += 0 if result.ok else 1
+        # a host that stopped early will not move the rest of its bytes: drop them from the total
+        self._total -= max(0, self._expected.get(result.host, 0) - self._moved.get(result.host, 0))
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=self._total, hosts=self._hosts_text())
+
+    def finish(self, batch: BatchResult, elapsed: float) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

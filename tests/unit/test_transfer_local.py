@@ -1,0 +1,171 @@
+"""The local half of push and pull: walking sources, the shared block reader, hash parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from herd.core.results import FileRecord, HostResult, Status
+from herd.errors import SourceError
+from herd.hosts.pull import local_path
+from herd.hosts.push import remote_dest
+from herd.hosts.sftp_ops import is_temp_name, parse_sha256_lines, temp_name
+from herd.hosts.transfer_plan import plan_push
+from herd.hosts.transfer_stream import BlockSource, SourceChanged
+from herd.ui.transfer import describe_files, transfer_json
+
+
+def make_tree(root: Path) -> Path:
+    tree = root / "site"
+    (tree / "css").mkdir(parents=True)
+    (tree / "index.html").write_text("<h1>hi</h1>\n")
+    (tree / "css" / "main.css").write_text("body {}\n")
+    (tree / "css" / "main.css").chmod(0o640)
+    (tree / "current").symlink_to("index.html")
+    return tree
+
+
+def test_plan_walks_a_tree_with_hashes_modes_and_links_kept_as_links(tmp_path: Path) -> None:
+    plan = plan_push([make_tree(tmp_path)])
+    (tree,) = plan.sources
+    assert tree.name == "site" and tree.is_dir
+    assert [str(d.relative) for d in tree.dirs] == [".", "css"]
+    files = {str(f.relative): f for f in tree.files}
+    assert set(files) == {"index.html", "css/main.css"}
+    assert files["css/main.css"].mode == 0o640
+    assert files["index.html"].sha256 == hashlib.sha256(b"<h1>hi</h1>\n").hexdigest()
+    assert [(str(k.relative), k.target) for k in tree.links] == [("current", "index.html")]
+    assert plan.total_bytes == len("<h1>hi</h1>\n") + len("body {}\n")
+
+
+def test_plan_with_follow_links_sends_the_file_a_link_points_to(tmp_path: Path) -> None:
+    (tree,) = plan_push([make_tree(tmp_path)], follow_symlinks=True).sources
+    assert not tree.links
+    assert {str(f.relative) for f in tree.files} == {"index.html", "css/main.css", "current"}
+
+
+def test_a_lone_file_lands_under_its_own_name(tmp_path: Path) -> None:
+    (tmp_path / "motd").write_text("hello\n")
+    (tree,) = plan_push([tmp_path / "motd"]).sources
+    assert tree.name == "motd" and not tree.is_dir
+    assert tree.files[0].relative == PurePosixPath(".")
+
+
+def test_a_missing_source_is_bad_input_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"nope\.conf: no such file"):
+        plan_push([tmp_path / "nope.conf"])
+
+
+def test_an_unreadable_source_is_bad_input_even_for_root() -> None:
+    # /proc/self/mem is a regular file that fails with EIO at offset 0, whoever reads it
+    with pytest.raises(SourceError, match="mem: cannot read"):
+        plan_push([Path("/proc/self/mem")])
+
+
+def test_two_sources_with_the_same_name_are_refused(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "app.conf").write_text(sub)
+    with pytest.raises(SourceError, match=r"same name 'app\.conf'"):
+        plan_push([tmp_path / "a" / "app.conf", tmp_path / "b" / "app.conf"])
+
+
+def test_a_link_loop_under_follow_links_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "loop").symlink_to("..")
+    with pytest.raises(SourceError, match="link loop"):
+        plan_push([tmp_path / "d"], follow_symlinks=True)
+
+
+def test_each_block_is_read_from_disk_once_for_many_hosts(tmp_path: Path) -> None:
+    data = os.urandom(10 * 4096 + 17)
+    (tmp_path / "big").write_bytes(data)
+    (plan_file,) = plan_push([tmp_path / "big"]).sources[0].files
+    source = BlockSource(4096, budget=1 << 20)
+
+    async def host() -> bytes:
+        blocks = [await source.block(plan_file, i) for i in range(source.blocks(plan_file))]
+        return b"".join(blocks)
+
+    async def hosts() -> list[bytes]:
+        return await asyncio.gather(*(host() for _ in range(20)))
+
+    assert all(copy == data for copy in asyncio.run(hosts()))
+    assert source.stats.reads == 11
+    assert source.stats.bytes_read == len(data)
+
+
+def test_the_block_cache_never_holds_more_than_its_budget(tmp_path: Path) -> None:
+    data = os.urandom(64 * 1024)
+    (tmp_path / "big").write_bytes(data)
+    (plan_file,) = plan_push([tmp_path / "big"]).sources[0].files
+    source = BlockSource(1024, budget=8 * 1024)
+
+    async def read_all() -> bytes:
+        return b"".join([await source.block(plan_file, i) for i in range(64)])
+
+    async def two_hosts_far_apart() -> tuple[bytes, bytes]:
+        first = await read_all()
+        return first, await read_all()  # the second host is 64 blocks behind: re-reads
+
+    first, second = asyncio.run(two_hosts_far_apart())
+    assert first == second == data
+    assert source.stats.peak_cached <= 8 * 1024
+    assert source.stats.reads == 128
+
+
+def test_a_source_that_shrank_since_planning_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "log").write_bytes(b"x" * 5000)
+    (plan_file,) = plan_push([tmp_path / "log"]).sources[0].files
+    (tmp_path / "log").write_bytes(b"x" * 10)
+    source = BlockSource(4096)
+    with pytest.raises(SourceChanged, match="changed size"):
+        asyncio.run(source.block(plan_file, 1))
+
+
+def test_sha256sum_output_is_parsed_including_escaped_names() -> None:
+    plain = "a" * 64
+    odd = "b" * 64
+    output = f"{plain}  /srv/app.conf\n\\{odd}  /srv/new\\nline\\\\x\n".encode()
+    assert parse_sha256_lines(output) == {"/srv/app.conf": plain, "/srv/new\nline\\x": odd}
+
+
+def test_temporary_names_sit_beside_the_final_name_and_are_recognisable() -> None:
+    temp = temp_name("/etc/app/app.conf")
+    head, name = temp.rsplit("/", 1)
+    assert head == "/etc/app"
+    assert name.startswith(".app.conf.herd-") and is_temp_name(name)
+    assert temp != temp_name("/etc/app/app.conf")
+    assert not is_temp_name("app.conf")
+
+
+def test_remote_destinations_resolve_against_the_login_directory() -> None:
+    assert remote_dest("/root", "conf/") == ("/root/conf", True)
+    assert remote_dest("/root", "~/x") == ("/root/x", False)
+    assert remote_dest("/root", "/etc//app/../app") == ("/etc/app", False)
+
+
+def test_pulled_files_land_under_the_host_directory(tmp_path: Path) -> None:
+    assert local_path(tmp_path / "web01", "/var/log/syslog") == tmp_path / "web01/var/log/syslog"
+    assert local_path(tmp_path / "web01", "/../etc/x") == tmp_path / "web01/etc/x"
+
+
+def test_transfer_json_adds_files_bytes_and_skipped() -> None:
+    result = HostResult(
+        host="web01",
+        address="10.0.0.1",
+        status=Status.OK,
+        files=(FileRecord("/a", 10, "0" * 64), FileRecord("/b", 5, "1" * 64, skipped=True)),
+    )
+    data = transfer_json(result)
+    assert data["bytes"] == 10 and data["skipped"] == 1
+    assert data["files"] == [
+        {"path": "/a", "size": 10, "sha256": "0" * 64, "skipped": False},
+        {"path": "/b", "size": 5, "sha256": "1" * 64, "skipped": True},
+    ]
+    assert {"host", "address", "status", "exit_status", "error"} <= set(data)
+    assert describe_files(result, "sent") == "1 file sent (10 B), 1 skipped"
