@@ -1,0 +1,42 @@
+"""Choosing the hosts a command targets: one function every command uses.
+
+``herd run``, ``push``, ``pull`` and ``hosts`` all turn ``PATTERN [--limit P]``
+into hosts the same way: load the inventories named by ``-i`` (or the
+defaults), evaluate the pattern, and answer ``@failed`` / ``@ID:failed`` from
+the operation log, which is opened only when a pattern asks for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from herd.cli.context import AppContext
+from herd.inventory import Host, Inventory, load_inventory
+
+__all__ = ["load_app_inventory", "select_hosts", "uses_failed"]
+
+_FAILED_TERM = re.compile(r"(^|[,:&!])\s*[&!]?@(\d+:)?failed\s*($|[,:])")
+
+
+def uses_failed(pattern: str | None) -> bool:
+    """Whether ``pattern`` names ``@failed`` or ``@ID:failed`` (so the operation log is needed)."""
+    return bool(pattern) and bool(_FAILED_TERM.search(pattern or ""))
+
+
+def load_app_inventory(app: AppContext) -> Inventory:
+    """The inventory the global ``-i`` options name (else $HERD_INVENTORY, ./inventory.yml)."""
+    return load_inventory(app.inventories)
+
+
+def select_hosts(app: AppContext, pattern: str, limit: str | None = None) -> list[Host]:
+    """The hosts ``pattern`` (within ``limit``) matches, in inventory order.
+
+    Raises ``InventoryError``/``PatternError`` (exit 2) or ``NoHostsMatched`` (exit 1).
+    """
+    inventory = load_app_inventory(app)
+    if not (uses_failed(pattern) or uses_failed(limit)):
+        return inventory.select(pattern, limit=limit)
+    from herd.core.audit import AuditLog
+
+    with AuditLog(app.paths.audit_db) as log:
+        return inventory.select(pattern, limit=limit, failed=log.failed_hosts)
