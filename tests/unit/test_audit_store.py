@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from herd.core.audit import AuditLog
 from herd.core.results import HostResult, Output, Status
@@ -85,3 +89,26 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
         records = log.operations(limit=5000)
         assert len(records) == 1000
         assert all(r.status == "ok" for r in records)
+        assert sorted(r.seq or 0 for r in records) == list(range(1, 1001))
+        report = log.verify()
+        assert (report.ok, report.records) == (True, 1000)
+
+
+def test_operator_identity_comes_from_the_os_sudo_and_herd_operator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUDO_USER", "alice")
+    monkeypatch.setenv("HERD_OPERATOR", "night-shift-bob")
+    with AuditLog(tmp_path / "ops.db") as log:
+        op = log.begin("run", argv=["herd"], hosts=[])
+        record = log.operation(op)
+    assert record is not None
+    who = record.operator
+    assert (who.user, who.sudo_user, who.operator) == (
+        getpass.getuser(),
+        "alice",
+        "night-shift-bob",
+    )
+    assert who.controller == socket.gethostname()
+    assert who.name == "night-shift-bob"
+    assert who.describe == f"night-shift-bob (as {who.user}, sudo from alice) on {who.controller}"

@@ -223,6 +223,9 @@ class AuditLog:
         syslog_address: str = DEFAULT_SYSLOG_ADDRESS,
     ) -> None:
         self.path = path
+        directory = path.parent
+        if check_writable and directory.is_dir() and not os.access(directory, os.W_OK):
+            raise AuditError(f"{path}: cannot record operations: {directory} is read-only")
         self._db = self._open(path)
         self._sink: SyslogSink | None = None
         try:
@@ -288,8 +291,6 @@ class AuditLog:
     def _check_writable(self) -> None:
         """Fail now, naming the file, if an operation could not be recorded."""
         directory = self.path.parent
-        if not os.access(directory, os.W_OK):
-            raise AuditError(f"{self.path}: cannot record operations: {directory} is read-only")
         stats = os.statvfs(directory)
         if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
             raise AuditError(

@@ -1,0 +1,94 @@
+"""The syslog summary (option and setting): one line per operation, to a socket we bind."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from herd.core.audit import AuditLog, Operator
+from herd.core.results import HostResult, Output, Status
+from herd.errors import AuditError
+
+
+@pytest.fixture
+def syslog_socket() -> Iterator[tuple[socket.socket, str]]:
+    """A unix datagram socket standing in for /dev/log (short path: sun_path is 108 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="herd-log-") as directory:
+        address = str(Path(directory) / "log")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(address)
+        sock.settimeout(2.0)
+        try:
+            yield sock, address
+        finally:
+            sock.close()
+
+
+def _run(log: AuditLog, *, ok: bool) -> int:
+    who = Operator("root", "alice", None, "ctl1")
+    op = log.begin("run", argv=["herd", "run", "web", "--", "uptime"], hosts=["w1", "w2"],
+                   pattern="web", command="uptime", operator=who)  # fmt: skip
+    log.record_hosts(op, [
+        HostResult("w1", "w1", Status.OK, 0, Output(b"up\n", 3, "0" * 64)),
+        HostResult("w2", "w2", Status.OK if ok else Status.FAILED, 0 if ok else 1),
+    ])  # fmt: skip
+    log.finish(op, status="ok" if ok else "failed", exit_code=0 if ok else 1)
+    return op
+
+
+def test_finished_operation_sends_one_summary_line(
+    tmp_path: Path, syslog_socket: tuple[socket.socket, str]
+) -> None:
+    sock, address = syslog_socket
+    with AuditLog(tmp_path / "operations.db", syslog=True, syslog_address=address) as log:
+        op = _run(log, ok=False)
+        record = log.operation(op)
+    assert record is not None and record.hash is not None
+    line = sock.recv(8192).decode()
+    assert line.startswith("<12>")  # LOG_USER | LOG_WARNING: a host was not ok
+    assert "herd[" in line and "\n" not in line
+    assert f"operation {op} run web by alice (as root) on ctl1: uptime: 1 ok, 1 not ok" in line
+    assert line.endswith(f"failed (seq 1 hash {record.hash[:16]})")
+
+
+def test_the_log_setting_turns_syslog_on(
+    isolated_env: Path, syslog_socket: tuple[socket.socket, str]
+) -> None:
+    sock, address = syslog_socket
+    (isolated_env / "herd.toml").write_text("[log]\nsyslog = true\n")
+    with AuditLog(isolated_env / "operations.db", syslog_address=address) as log:
+        _run(log, ok=True)
+    assert sock.recv(8192).decode().startswith("<14>")  # LOG_USER | LOG_INFO
+
+
+def test_without_the_setting_nothing_goes_to_syslog(
+    isolated_env: Path, syslog_socket: tuple[socket.socket, str]
+) -> None:
+    sock, address = syslog_socket
+    with AuditLog(isolated_env / "operations.db", syslog_address=address) as log:
+        _run(log, ok=True)
+    sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        sock.recv(8192)
+
+
+def test_syslog_asked_for_but_missing_is_refused_at_open(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-syslog")
+    with pytest.raises(AuditError) as exc:
+        AuditLog(tmp_path / "operations.db", syslog=True, syslog_address=missing)
+    assert str(exc.value).startswith(f"{missing}: cannot send to syslog: ")
+
+
+def test_syslog_that_goes_away_mid_run_does_not_stop_the_record(
+    tmp_path: Path, syslog_socket: tuple[socket.socket, str]
+) -> None:
+    sock, address = syslog_socket
+    with AuditLog(tmp_path / "operations.db", syslog=True, syslog_address=address) as log:
+        sock.close()
+        op = _run(log, ok=True)
+        record = log.operation(op)
+        assert record is not None and record.status == "ok" and record.seq == 1
