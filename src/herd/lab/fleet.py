@@ -16,6 +16,7 @@ import pwd
 import shutil
 import signal
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from herd.lab.state import LabHost, LabState, read_state, write_state
 __all__ = ["ENGINES", "Lab", "current_user", "pick_engine"]
 
 ENGINES = ("auto", "openssh", "builtin")
+_SIGNAL_WAIT = 5.0  # seconds for a signalled sshd to show as stopped or running
 
 
 def current_user() -> str:
@@ -257,15 +259,23 @@ class Lab:
 
     def freeze(self, name: str) -> None:
         """SIGSTOP host ``name``'s sshd and its sessions: connections hang in the handshake."""
-        host = self._openssh_host(name)
-        if not signal_tree(host.pid or 0, self.marker(name), signal.SIGSTOP):
-            raise LabError(f"{name} is not running")
+        self._signal_and_wait(name, signal.SIGSTOP, ProcessState.FROZEN)
 
     def thaw(self, name: str) -> None:
         """SIGCONT host ``name``'s sshd and its sessions after ``freeze``."""
-        host = self._openssh_host(name)
-        if not signal_tree(host.pid or 0, self.marker(name), signal.SIGCONT):
+        self._signal_and_wait(name, signal.SIGCONT, ProcessState.RUNNING)
+
+    def _signal_and_wait(self, name: str, signum: int, expected: ProcessState) -> None:
+        """Signal the host's process tree and wait until its sshd shows the expected state."""
+        pid = self._openssh_host(name).pid or 0
+        marker = self.marker(name)
+        if not signal_tree(pid, marker, signum):
             raise LabError(f"{name} is not running")
+        deadline = time.monotonic() + _SIGNAL_WAIT
+        while process_state(pid, marker) is not expected:
+            if time.monotonic() > deadline:
+                raise LabError(f"{name} (pid {pid}) is not {expected.value} after {signum!r}")
+            time.sleep(0.005)
 
     def restart(self, name: str) -> int:
         """Stop host ``name``'s sshd if it runs and start it again; return the new PID."""
