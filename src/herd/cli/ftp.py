@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from herd.cli.context import AppContext, pass_app
 from herd.cli.ftp_users import user
 from herd.errors import UsageError
 from herd.ftp.client import FtpClient, NoProgress, Transfer, TransferProgress, Verdict
@@ -28,6 +29,30 @@ def ftp() -> None:
 
 
 ftp.add_command(user)
+
+
+# -- the server ---------------------------------------------------------------------
+
+
+@ftp.command("serve")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="FTP settings (TOML): listen addresses, passive ports, limits, anonymous root.",
+)
+@click.option(
+    "--listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Listen here instead (repeatable; [::1]:2121 for IPv6). Default 127.0.0.1:2121.",
+)
+@pass_app
+def serve(app: AppContext, config_file: Path | None, listen: tuple[str, ...]) -> int:
+    """Serve FTP to the users of ``herd ftp user``; SIGTERM or Ctrl-C stops it cleanly."""
+    from herd.cli.ftp_serve import run_server
+
+    return run_server(app, config_file, listen)
 
 
 # -- the client ---------------------------------------------------------------------

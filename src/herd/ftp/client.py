@@ -240,15 +240,19 @@ class FtpClient:
                 if len(fields) >= 3:
                     return fields[0].upper(), fields[2].lower()
                 raise FtpClientError(f"{self.url.server}: HASH {path}: odd reply {reply!r}")
+        # Servers seldom list the X commands in FEAT: ask, and take 500/502 as "not here".
         for command, algorithm in (("XSHA256", "SHA-256"), ("XSHA1", "SHA-1"), ("XMD5", "MD5")):
-            if command in features or not features:
-                try:
-                    reply = self._ftp.sendcmd(f"{command} {path}")
-                except ftplib.error_perm:
+            try:
+                reply = self._ftp.sendcmd(f"{command} {path}")
+            except ftplib.error_perm as exc:
+                if str(exc)[:3] in {"500", "502", "504"}:
                     continue
-                except (ftplib.Error, OSError, EOFError) as exc:
-                    raise FtpClientError(f"{self.url.server}: {command} {path}: {exc}") from exc
-                return algorithm, reply[4:].split()[0].lower()
+                raise FtpClientError(f"{self.url.server}: {command} {path}: {exc}") from exc
+            except (ftplib.Error, OSError, EOFError) as exc:
+                raise FtpClientError(f"{self.url.server}: {command} {path}: {exc}") from exc
+            words = reply[4:].split()
+            if words:
+                return algorithm, words[0].lower()
         return None
 
     def verify(self, remote: str, local: Path) -> tuple[Verdict, str | None, str | None]:

@@ -1,0 +1,92 @@
+"""``herd ftp serve``: run the FTP server until SIGTERM or Ctrl-C, then stop it gracefully.
+
+The server runs in a thread while the main thread waits for a signal: a signal
+handler cannot call ``shutdown`` itself (it would wait for the very loop it
+interrupted). On the signal the server stops accepting, running transfers get
+the grace period to finish, and the operation log writer drains its queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from herd.cli.context import AppContext
+from herd.errors import FtpError
+from herd.ftp.config import load_ftp_settings, parse_listen
+from herd.ftp.events import AuditSink
+from herd.ftp.server import FtpServer
+from herd.ftp.settings import FtpSettings
+from herd.ftp.users import UserStore
+
+__all__ = ["run_server"]
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _settings(config_file: Path | None, listen: tuple[str, ...]) -> FtpSettings:
+    settings = load_ftp_settings(config_file)
+    if listen:
+        settings = dataclasses.replace(settings, listen=tuple(parse_listen(a) for a in listen))
+    return settings
+
+
+def _url(host: str, port: int) -> str:
+    return f"ftp://[{host}]:{port}" if ":" in host else f"ftp://{host}:{port}"
+
+
+def run_server(app: AppContext, config_file: Path | None, listen: tuple[str, ...]) -> int:
+    """Serve until told to stop; returns 0 after a clean shutdown."""
+    settings = _settings(config_file, listen)
+    users = UserStore(app.paths.ftp_users_db)
+    events = AuditSink(app.paths.audit_db)
+    try:
+        try:
+            server = FtpServer(settings, users, events)
+        except OSError as exc:
+            where = ", ".join(_url(h, p) for h, p in settings.listen)
+            raise FtpError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        return _serve(server, settings, app)
+    finally:
+        events.close()
+        users.close()
+
+
+def _serve(server: FtpServer, settings: FtpSettings, app: AppContext) -> int:
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(number).name)
+        stop.set()
+
+    previous = {number: signal.signal(number, on_signal) for number in _STOP_SIGNALS}
+    worker = threading.Thread(target=server.serve_forever, name="ftp-serve", daemon=True)
+    try:
+        worker.start()
+        for host, port in server.addresses:
+            click.echo(f"serving FTP on {_url(host, port)}")
+        if settings.anonymous_root is not None:
+            click.echo(f"anonymous read-only access to {settings.anonymous_root}")
+        click.echo(f"users from {app.paths.ftp_users_db}; log in {app.paths.audit_db}")
+        sys.stdout.flush()  # a supervisor (or a test) sees the listen address at once
+        while not stop.wait(0.5):
+            if not worker.is_alive():
+                raise FtpError("the FTP server stopped by itself (see the errors above)")
+        click.echo(
+            f"{received[0] if received else 'stop'}: closing; running transfers get"
+            f" {settings.shutdown_grace:g}s to finish"
+        )
+        server.shutdown(settings.shutdown_grace)
+        worker.join(timeout=settings.shutdown_grace + 10.0)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    click.echo("stopped")
+    return 0
