@@ -1,0 +1,133 @@
+"""``herd hosts`` and ``herd groups``: what the inventory holds and what a pattern selects.
+
+Both print a table or tree for people and, with ``--json``, one JSON object
+per line for machines. Passwords and other secrets are masked in every output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import click
+
+from herd.cli.context import AppContext, pass_app
+from herd.cli.targets import load_app_inventory, select_hosts
+from herd.core.hostset import fold
+from herd.inventory import Group, Host, Inventory
+from herd.inventory.variables import mask_secrets
+
+__all__ = ["group_json", "groups", "host_json", "hosts"]
+
+
+def host_json(host: Host) -> dict[str, object]:
+    """One host with its connection fields and every resolved variable (secrets masked)."""
+    return {
+        "host": host.name,
+        "address": host.address,
+        "port": host.port,
+        "user": host.user,
+        "identity_files": list(host.identity_files),
+        "jump": host.jump,
+        "known_hosts": host.known_hosts,
+        "connect_timeout": host.connect_timeout,
+        "connection": host.connection,
+        "local": host.local,
+        "groups": list(host.groups),
+        "vars": mask_secrets(host.vars),
+    }
+
+
+def group_json(inventory: Inventory, group: Group) -> dict[str, object]:
+    """One group: its place in the tree, its direct and total hosts, its own variables."""
+    members = inventory.members(group.name)
+    return {
+        "group": group.name,
+        "parents": list(group.parents),
+        "children": list(group.children),
+        "depth": group.depth,
+        "hosts": list(group.hosts),
+        "host_count": len(members),
+        "folded": fold(members),
+        "vars": mask_secrets(group.vars),
+    }
+
+
+def _dumps(record: Mapping[str, object]) -> str:
+    # default=str: YAML may hold dates and other values JSON has no type for
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+@click.command()
+@click.argument("pattern")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per host, every variable.")
+@click.option("--count", is_flag=True, help="Print only how many hosts match.")
+@click.option("-l", "--limit", metavar="PATTERN", help="Keep only hosts also matching PATTERN.")
+@pass_app
+def hosts(app: AppContext, pattern: str, as_json: bool, count: bool, limit: str | None) -> int:
+    """List the hosts PATTERN matches: name, address, port, user and groups.
+
+    PATTERN is Ansible's: 'all', names, globs (web*), regexes (~web\\d+), unions
+    (a:b), intersections (a:&b), exclusions (a:!b), subscripts (web[0:2]), and
+    @failed / @ID:failed from the operation log.
+    """
+    selected = select_hosts(app, pattern, limit)
+    if count:
+        click.echo(str(len(selected)))
+    elif as_json:
+        for host in selected:
+            click.echo(_dumps(host_json(host)))
+    else:
+        _print_host_table(selected)
+    return 0
+
+
+def _print_host_table(selected: list[Host]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from herd.ui.console import make_console
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("host", "address", "port", "user", "groups"):
+        table.add_column(column, overflow="fold")
+    for host in selected:
+        cells = (
+            host.name,
+            host.address,
+            "" if host.port is None else str(host.port),
+            host.user or "",
+            ",".join(host.groups),
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    make_console().print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per group.")
+@pass_app
+def groups(app: AppContext, as_json: bool) -> int:
+    """Show the group tree from 'all' down, with host counts and folded host names."""
+    inventory = load_app_inventory(app)
+    if as_json:
+        for group in inventory.groups.values():
+            click.echo(_dumps(group_json(inventory, group)))
+        return 0
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from herd.ui.console import make_console
+
+    branches: dict[int, Tree] = {}
+    root: Tree | None = None
+    for level, group in inventory.tree():
+        members = inventory.members(group.name)
+        label = f"[bold]{escape(group.name)}[/bold] ({len(members)})"
+        if group.hosts:
+            label += f"  {escape(fold(group.hosts))}"
+        if root is None:
+            root = branches[0] = Tree(label)
+        else:
+            branches[level] = branches[level - 1].add(label)
+    make_console().print(root)
+    return 0
