@@ -1,0 +1,102 @@
+"""A real herd FTP server on loopback for tests: started in a thread, stopped and checked after.
+
+Used by the FTP server's integration and system tests (``tests/*/test_ftp_server*``,
+``test_ftp_protocol*``, ``test_ftp_clients*``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ftplib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from herd.ftp.events import MemorySink
+from herd.ftp.server import FtpServer
+from herd.ftp.settings import FtpSettings
+from herd.ftp.users import UserStore
+
+PASSWORD = "s3cret-pw"
+FAST = {
+    "listen": (("127.0.0.1", 0),),
+    "login_failure_delay": 0.01,
+    "shutdown_grace": 2.0,
+}
+
+
+@dataclass
+class RunningServer:
+    """A server in a thread, its users database, its events and a ready user ``alice``."""
+
+    server: FtpServer
+    users: UserStore
+    events: MemorySink
+    root: Path
+
+    @property
+    def host(self) -> str:
+        return self.server.addresses[0][0]
+
+    @property
+    def port(self) -> int:
+        return self.server.addresses[0][1]
+
+    @property
+    def home(self) -> Path:
+        return self.root / "alice"
+
+    def client(
+        self, user: str = "alice", password: str = PASSWORD, timeout: float = 10.0
+    ) -> ftplib.FTP:
+        ftp = ftplib.FTP()
+        ftp.connect(self.host, self.port, timeout=timeout)
+        ftp.login(user, password)
+        return ftp
+
+    def url(self, path: str = "/", user: str = "alice") -> str:
+        return f"ftp://{user}:{PASSWORD}@{self.host}:{self.port}{path}"
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "condition not met in time"
+            time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def running_server(
+    root: Path, quota: int | None = None, **settings: Any
+) -> Iterator[RunningServer]:
+    """Serve ``root/alice`` as user alice; every thread the server started is gone after."""
+    before = set(threading.enumerate())
+    users = UserStore(root / "ftp-users.db")
+    users.add("alice", PASSWORD, home=root / "alice", quota=quota)
+    events = MemorySink()
+    chosen = FtpSettings(**{**FAST, **settings})
+    server = FtpServer(chosen, users, events)
+    thread = server.start_in_thread()
+    running = RunningServer(server, users, events, root)
+    try:
+        yield running
+    finally:
+        server.shutdown(grace=1.0)
+        server.server_close()
+        thread.join(5.0)
+        users.close()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+            if not leaked:
+                break
+            time.sleep(0.02)
+        assert not leaked, f"threads left running: {leaked}"
+        assert len(server.sessions) == 0
+
+
+def with_settings(settings: FtpSettings, **changes: Any) -> FtpSettings:
+    return dataclasses.replace(settings, **changes)
