@@ -193,8 +193,11 @@ class _Matcher:
 
     @staticmethod
     def _looks_like_range(term: str) -> bool:
+        """A bracket with ``:``, ``-`` or ``,`` and no other glob character reads as a range."""
+        if "*" in term or "?" in term or not any(c in term for c in ":-,"):
+            return False
         try:
-            return len(expand(term)) > 0 and any(c in term for c in ":-,")
+            return bool(expand(term))
         except PatternError:
             return False
 
