@@ -7,8 +7,8 @@ Used by the FTP server's integration and system tests (``tests/*/test_ftp_server
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ftplib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -55,7 +55,11 @@ class RunningServer:
     ) -> ftplib.FTP:
         ftp = ftplib.FTP()
         ftp.connect(self.host, self.port, timeout=timeout)
-        ftp.login(user, password)
+        try:
+            ftp.login(user, password)
+        except BaseException:
+            ftp.close()
+            raise
         return ftp
 
     def url(self, path: str = "/", user: str = "alice") -> str:
@@ -98,5 +102,43 @@ def running_server(
         assert len(server.sessions) == 0
 
 
-def with_settings(settings: FtpSettings, **changes: Any) -> FtpSettings:
-    return dataclasses.replace(settings, **changes)
+class RawControl:
+    """A bare control connection: send any bytes, read replies as (code, text)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line: bytes | str) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data if data.endswith(b"\n") else data + b"\r\n")
+
+    def reply(self) -> tuple[int, str]:
+        """One complete reply, multi-line ones included."""
+        first = self.file.readline()
+        assert first, "connection closed before a reply"
+        text = first.decode("utf-8", "replace").rstrip("\r\n")
+        code = text[:3]
+        lines = [text]
+        if text[3:4] == "-":
+            while True:
+                raw = self.file.readline()
+                assert raw, "connection closed inside a multi-line reply"
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                lines.append(line)
+                if line.startswith(code + " "):
+                    break
+        return int(code), "\n".join(lines)
+
+    def cmd(self, line: bytes | str) -> tuple[int, str]:
+        self.send(line)
+        return self.reply()
+
+    def login(self, user: str = "alice", password: str = PASSWORD) -> None:
+        assert self.reply()[0] == 220
+        assert self.cmd(f"USER {user}")[0] == 331
+        assert self.cmd(f"PASS {password}")[0] == 230
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
