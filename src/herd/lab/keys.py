@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import asyncssh
-
 __all__ = ["fingerprint_of", "known_hosts_line", "write_key_pair"]
 
 
@@ -25,6 +23,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def write_key_pair(path: Path, comment: str) -> str:
     """Write a new key to ``path`` and ``path.pub``; return the public key line."""
+    import asyncssh  # only `lab up` needs it: status and down start faster without it
+
     key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
     _write_private(path, key.export_private_key("openssh"))
     public = key.export_public_key("openssh").decode("ascii").strip()
@@ -41,4 +41,6 @@ def known_hosts_line(address: str, port: int, public_key: str) -> str:
 
 def fingerprint_of(public_key: str) -> str:
     """The SHA256 fingerprint of a public key line, as ssh-keygen -l shows it."""
+    import asyncssh
+
     return str(asyncssh.import_public_key(public_key).get_fingerprint("sha256"))
