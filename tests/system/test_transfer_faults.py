@@ -1,0 +1,318 @@
+"""herd push and pull when things go wrong: bad input, and one host failing while the rest go on.
+
+After each fault: no partial file under a final name anywhere, and the
+operation log says exactly which host got which file. Faults that must strike
+mid-transfer are triggered from the progress events (the first bytes a given
+host moves), so they land mid-transfer every time, not by timing luck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from herd.cli.main import main
+from herd.core.audit import AuditLog
+from herd.core.paths import HerdPaths
+from herd.core.results import HostResult
+from herd.ui.transfer import TransferProgressBar
+
+from .conftest import Fleet
+
+pytestmark = pytest.mark.system
+
+
+def herd(fleet: Fleet, *args: str) -> int:
+    return main(["-i", str(fleet.inventory), *args])
+
+
+def json_results(out: str) -> dict[str, dict[str, object]]:
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {str(row["host"]): row for row in rows}
+
+
+def logged(home: Path) -> dict[str, HostResult]:
+    """The host results of the last push or pull in the operation log."""
+    with AuditLog(HerdPaths(home).audit_db) as log:
+        op_id = log.last_operation_id(("push", "pull"))
+        assert op_id is not None
+        return {r.host: r for r in log.host_results(op_id)}
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".herd-" in p.name]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def on_first_bytes(
+    monkeypatch: pytest.MonkeyPatch, host: str, action: Callable[[], None], after: int = 1
+) -> list[bool]:
+    """Run ``action`` once, when ``host`` has moved at least ``after`` bytes."""
+    fired: list[bool] = []
+    moved: dict[str, int] = {}
+    original = TransferProgressBar.advance
+
+    def advance(self: TransferProgressBar, name: str, nbytes: int) -> None:
+        moved[name] = moved.get(name, 0) + nbytes
+        if name == host and not fired and moved[name] >= after:
+            fired.append(True)
+            action()
+        original(self, name, nbytes)
+
+    monkeypatch.setattr(TransferProgressBar, "advance", advance)
+    return fired
+
+
+def per_host_dirs(remote: Path, names: list[str]) -> None:
+    for name in names:
+        (remote / name).mkdir(parents=True, exist_ok=True)
+
+
+# -- bad input: exit 2, nothing sent ---------------------------------------------------------
+
+
+def test_a_missing_local_source_is_one_line_exit_2_and_nothing_is_sent(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
+) -> None:
+    (tmp_path / "good.conf").write_text("ok\n")
+    dest = tmp_path / "remote"
+    code = herd(lab_fleet, "push", "all", str(tmp_path / "good.conf"), str(tmp_path / "gone.conf"),
+                f"{dest}/", "--mkdir")  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"herd: error: {tmp_path / 'gone.conf'}: no such file or directory"
+    assert not dest.exists()
+    with AuditLog(HerdPaths(isolated_env).audit_db) as log:
+        assert log.last_operation_id(("push",)) is None
+
+
+def test_an_unreadable_local_file_is_one_line_exit_2_and_nothing_is_sent(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "good.conf").write_text("ok\n")
+    dest = tmp_path / "remote"
+    # /proc/self/mem fails with EIO at offset 0 even for root, who reads any mode
+    code = herd(lab_fleet, "push", "all", str(tmp_path / "good.conf"), "/proc/self/mem",
+                f"{dest}/", "--mkdir")  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/proc/self/mem: cannot read" in err[0]
+    assert not dest.exists()
+
+
+# -- per-host faults: that host fails, the others carry on ---------------------------------
+
+
+def test_a_missing_remote_directory_without_mkdir_fails_only_that_host(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
+) -> None:
+    (tmp_path / "app.conf").write_text("x = 1\n")
+    remote = tmp_path / "remote"
+    names = lab_fleet.names("web")
+    per_host_dirs(remote, [n for n in names if n != "web02"])
+    code = herd(lab_fleet, "push", "web", str(tmp_path / "app.conf"), f"{remote}/{{host}}/",
+                "--json")  # fmt: skip
+    assert code == 1
+    rows = json_results(capsys.readouterr().out)
+    assert rows["web02"]["status"] == "error"
+    assert rows["web02"]["error"] == f"{remote}/web02: no such directory (--mkdir creates it)"
+    assert not (remote / "web02").exists()
+    for name in names:
+        if name != "web02":
+            assert rows[name]["status"] == "ok"
+            assert (remote / name / "app.conf").read_text() == "x = 1\n"
+    log = logged(isolated_env)
+    assert log["web02"].files == ()
+    assert [f.path for f in log["web01"].files] == [f"{remote}/web01/app.conf"]
+
+
+def test_permission_denied_on_one_host_fails_only_that_host(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
+) -> None:
+    (tmp_path / "app.conf").write_text("x = 1\n")
+    remote = tmp_path / "remote"
+    names = lab_fleet.names("web")
+    per_host_dirs(remote, names)
+    locked = remote / "web03"
+    # root ignores file modes; an immutable directory refuses even root
+    subprocess.run(["chattr", "+i", str(locked)], check=True)
+    try:
+        code = herd(lab_fleet, "push", "web", str(tmp_path / "app.conf"), f"{remote}/{{host}}/",
+                    "--json")  # fmt: skip
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert code == 1
+    rows = json_results(capsys.readouterr().out)
+    assert rows["web03"]["status"] == "error"
+    assert "permission denied" in str(rows["web03"]["error"]).lower()
+    assert list(locked.iterdir()) == []
+    assert all(rows[n]["status"] == "ok" for n in names if n != "web03")
+    assert not leftovers(remote)
+    assert logged(isolated_env)["web03"].files == ()
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str) -> Iterator[None]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_a_full_disk_on_one_host_fails_only_that_host_and_leaves_no_partial_file(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
+) -> None:
+    big = tmp_path / "image.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    remote = tmp_path / "remote"
+    names = lab_fleet.names("db") + lab_fleet.names("cache")
+    per_host_dirs(remote, names)
+    with small_tmpfs(remote / "db01", "1m"):
+        code = herd(lab_fleet, "push", "db:cache", str(big), f"{remote}/{{host}}/", "--json")
+        rows = json_results(capsys.readouterr().out)
+        assert list((remote / "db01").iterdir()) == []  # neither the file nor a temporary
+    assert code == 1
+    assert rows["db01"]["status"] == "error"
+    assert rows["db01"]["error"] == f"{remote}/db01/image.bin: no space left on device"
+    for name in names:
+        if name != "db01":
+            assert rows[name]["status"] == "ok"
+            assert sha256(remote / name / "image.bin") == sha256(big)
+    log = logged(isolated_env)
+    assert log["db01"].files == ()
+    assert [f.sha256 for f in log["db02"].files] == [sha256(big)]
+
+
+def test_a_host_that_dies_mid_transfer_fails_alone_and_gets_no_partial_file(
+    lab_fleet: Fleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    big = tmp_path / "release.tar"
+    big.write_bytes(os.urandom(8 * 1024 * 1024))
+    remote = tmp_path / "remote"
+    names = lab_fleet.names("web")
+    per_host_dirs(remote, names)
+    fired = on_first_bytes(monkeypatch, "web04", lambda: lab_fleet.stop("web04"), 512 * 1024)
+    code = herd(lab_fleet, "push", "web", str(big), f"{remote}/{{host}}/", "--json",
+                "--stall-timeout", "20")  # fmt: skip
+    assert fired
+    assert code == 1
+    rows = json_results(capsys.readouterr().out)
+    assert rows["web04"]["status"] in ("error", "unreachable")
+    assert not (remote / "web04" / "release.tar").exists()
+    for name in names:
+        if name != "web04":
+            assert rows[name]["status"] == "ok"
+            assert sha256(remote / name / "release.tar") == sha256(big)
+    log = logged(isolated_env)
+    assert log["web04"].files == ()
+    assert {n for n, r in log.items() if r.files} == {n for n in names if n != "web04"}
+
+
+def test_a_remote_file_changing_while_pulled_fails_that_host_and_lands_nothing(
+    lab_fleet: Fleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    remote = tmp_path / "remote"
+    names = lab_fleet.names("cache") + lab_fleet.names("db")
+    for name in names:
+        (remote / name).mkdir(parents=True)
+        (remote / name / "data.bin").write_bytes(os.urandom(4 * 1024 * 1024))
+        (remote / name / "small.txt").write_text(f"{name}\n")
+    changing = remote / "cache01" / "data.bin"
+
+    def rewrite() -> None:
+        with changing.open("r+b") as handle:
+            handle.seek(3 * 1024 * 1024)
+            handle.write(os.urandom(4096))
+        os.utime(changing, (time.time() + 5, time.time() + 5))
+
+    fired = on_first_bytes(monkeypatch, "cache01", rewrite, 256 * 1024)
+    fetched = tmp_path / "fetched"
+    code = herd(lab_fleet, "pull", "cache:db", f"{remote}/{{host}}/data.bin",
+                f"{remote}/{{host}}/small.txt", str(fetched), "--json", "--forks", "1")  # fmt: skip
+    assert fired
+    assert code == 1
+    rows = json_results(capsys.readouterr().out)
+    assert rows["cache01"]["status"] == "error"
+    assert "data.bin: changed while being pulled" in str(rows["cache01"]["error"])
+    mine = fetched / "cache01" / str(remote / "cache01").lstrip("/")
+    assert not (mine / "data.bin").exists()
+    assert (mine / "small.txt").read_text() == "cache01\n"  # the host's other file still came
+    assert not leftovers(fetched)
+    for name in names:
+        if name != "cache01":
+            assert rows[name]["status"] == "ok"
+            local = fetched / name / str(remote / name / "data.bin").lstrip("/")
+            assert sha256(local) == sha256(remote / name / "data.bin")
+    log = logged(isolated_env)
+    assert [Path(f.path).name for f in log["cache01"].files] == ["small.txt"]
+    assert sorted(Path(f.path).name for f in log["db01"].files) == ["data.bin", "small.txt"]
+
+
+# -- the herd process itself stopped midway --------------------------------------------------
+
+
+def start_push(fleet: Fleet, big: Path, dest: Path, home: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "herd", "-i", str(fleet.inventory), "--home", str(home),
+               "push", "web01", str(big), f"{dest}/", "--no-progress",
+               "--mkdir"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_temp(dest: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dest.exists() and leftovers(dest) and leftovers(dest)[0].stat().st_size > 0:
+            return
+        if process.poll() is not None:
+            raise AssertionError("the push ended before it could be stopped midway")
+        time.sleep(0.01)
+    raise AssertionError("no temporary file appeared")
+
+
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_a_push_stopped_midway_leaves_no_partial_file_under_the_final_name(
+    lab_fleet: Fleet, tmp_path: Path, how: str
+) -> None:
+    big = tmp_path / "huge.bin"
+    with big.open("wb") as handle:  # sparse: big enough to still be in flight when stopped
+        handle.truncate(300 * 1024 * 1024)
+    dest = tmp_path / "remote"
+    process = start_push(lab_fleet, big, dest, tmp_path / "home")
+    try:
+        wait_for_temp(dest, process)
+        process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        code = process.returncode
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert not (dest / "huge.bin").exists()
+    if how == "interrupt":
+        assert code == 130, err
+        assert not leftovers(dest)  # Ctrl-C cleans up its temporary files
+    else:
+        assert code == -signal.SIGKILL
