@@ -14,7 +14,6 @@ from herd.core.audit import OperationRecord
 from herd.core.audit_chain import ChainReport
 from herd.core.hostset import fold
 from herd.core.results import HostResult, Output, Status
-from herd.ui.gather import render_gathered
 
 __all__ = ["operations_table", "render_operation", "render_verify", "status_text"]
 
@@ -160,6 +159,8 @@ def render_operation(
     results = list(results)
     console.print()
     if gather:
+        from herd.ui.gather import render_gathered  # with the inventory: only when asked
+
         render_gathered(console, results)
         for result in results:
             for f in result.files:
