@@ -1,0 +1,252 @@
+"""The FTP server as a whole: quotas, the operation log, shutdown, and many clients at once."""
+
+from __future__ import annotations
+
+import ftplib
+import hashlib
+import io
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from herd.core.audit import AuditLog
+from herd.ftp.events import AuditSink
+from herd.ftp.server import FtpServer
+from herd.ftp.settings import FtpSettings
+from herd.ftp.users import UserStore
+from tests.ftp_server_support import PASSWORD, RawControl, running_server
+
+MB = 1024 * 1024
+
+
+def _upload_until_refused(ftp: ftplib.FTP, name: str, size: int, command: str = "STOR") -> str:
+    """Send ``size`` bytes; returns the final reply text (552 is caught, not raised)."""
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd(f"{command} {name}")
+    chunk = b"q" * 65536
+    try:
+        for _ in range(size // len(chunk)):
+            conn.sendall(chunk)
+    except OSError:
+        pass  # the server stopped reading: over quota
+    conn.close()
+    try:
+        return ftp.voidresp()
+    except ftplib.error_perm as refused:
+        return str(refused)
+
+
+# -- quota ----------------------------------------------------------------------------------
+
+
+def test_quota_exceeded_mid_upload_stops_with_552_and_removes_the_stor(tmp_path: Path) -> None:
+    with running_server(tmp_path, quota=2 * MB) as running:
+        ftp = running.client()
+        try:
+            reply = _upload_until_refused(ftp, "huge.bin", 8 * MB)
+            assert reply.startswith("552")
+            assert not (running.home / "huge.bin").exists()
+            assert list(running.home.iterdir()) == []  # no temporary left either
+            assert ftp.sendcmd("SITE QUOTA").startswith("200 Quota: used 0 bytes of 2097152")
+            ftp.storbinary("STOR small.bin", io.BytesIO(b"s" * MB))  # room is back
+        finally:
+            ftp.close()
+        assert running.users.usage("alice") == MB
+
+
+def test_appe_over_quota_keeps_the_bytes_that_fit(tmp_path: Path) -> None:
+    with running_server(tmp_path, quota=1 * MB) as running:
+        (running.home / "log.txt").write_bytes(b"a" * 1000)
+        ftp = running.client()
+        try:
+            assert _upload_until_refused(ftp, "log.txt", 4 * MB, "APPE").startswith("552")
+        finally:
+            ftp.close()
+        assert (running.home / "log.txt").stat().st_size == MB
+        assert running.users.usage("alice") == MB
+
+
+def test_concurrent_uploads_by_one_user_never_pass_the_quota(tmp_path: Path) -> None:
+    with running_server(tmp_path, quota=3 * MB) as running:
+        clients = [running.client() for _ in range(4)]
+        replies: list[str] = []
+        try:
+            threads = [
+                threading.Thread(
+                    target=lambda c=c, i=i: replies.append(  # type: ignore[misc]
+                        _upload_until_refused(c, f"part{i}", int(1.5 * MB))
+                    )
+                )
+                for i, c in enumerate(clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            for client in clients:
+                client.close()
+        stored = sum(p.stat().st_size for p in running.home.iterdir())
+        assert stored <= 3 * MB
+        assert any(r.startswith("552") for r in replies)
+        assert sum(r.startswith("226") for r in replies) >= 1
+        assert running.users.usage("alice") == stored
+
+
+def test_usage_follows_deletes_and_survives_a_restart(tmp_path: Path) -> None:
+    with running_server(tmp_path, quota=10 * MB) as running:
+        ftp = running.client()
+        try:
+            ftp.storbinary("STOR a", io.BytesIO(b"a" * 3000))
+            ftp.storbinary("STOR b", io.BytesIO(b"b" * 2000))
+            ftp.storbinary("STOR a", io.BytesIO(b"A" * 1000))  # replaces 3000 bytes
+            ftp.delete("b")
+            assert "used 1000 bytes" in ftp.sendcmd("SITE QUOTA")
+        finally:
+            ftp.close()
+    users = UserStore(tmp_path / "ftp-users.db")
+    try:
+        assert users.usage("alice") == 1000
+        server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users)
+        thread = server.start_in_thread()
+        try:
+            ftp = ftplib.FTP()
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            assert "used 1000 bytes of 10485760" in ftp.sendcmd("SITE QUOTA")
+            ftp.close()
+        finally:
+            server.shutdown(1.0)
+            server.server_close()
+            thread.join(5)
+    finally:
+        users.close()
+
+
+# -- the operation log ---------------------------------------------------------------------------
+
+
+def test_logins_transfers_and_changes_reach_the_operation_log(tmp_path: Path) -> None:
+    log_path = tmp_path / "operations.db"
+    sink = AuditSink(log_path)
+    users = UserStore(tmp_path / "ftp-users.db")
+    users.add("bob", PASSWORD, home=tmp_path / "bob")
+    server = FtpServer(
+        FtpSettings(listen=(("127.0.0.1", 0),), login_failure_delay=0.01), users, sink
+    )
+    thread = server.start_in_thread()
+    payload = os.urandom(200_000)
+    try:
+        ftp = ftplib.FTP()
+        ftp.connect(*server.addresses[0], timeout=10)
+        with pytest.raises(ftplib.error_perm):
+            ftp.login("bob", "not-the-password")
+        ftp.login("bob", PASSWORD)
+        ftp.mkd("d")
+        ftp.storbinary("STOR d/f.bin", io.BytesIO(payload))
+        ftp.retrbinary("RETR d/f.bin", lambda _data: None)
+        ftp.rename("d/f.bin", "d/g.bin")
+        ftp.delete("d/g.bin")
+        ftp.rmd("d")
+        ftp.quit()
+    finally:
+        server.shutdown(1.0)
+        server.server_close()
+        thread.join(5)
+        sink.close()
+        users.close()
+    with AuditLog(log_path) as audit:
+        operations = list(reversed(audit.operations(limit=50, kind="ftp")))
+        commands = [op.command for op in operations]
+        assert commands == [
+            "LOGIN FAILED", "LOGIN", "MKD /d", "STOR /d/f.bin", "RETR /d/f.bin",
+            "RNFR /d/f.bin RNTO /d/g.bin", "DELE /d/g.bin", "RMD /d",
+        ]  # fmt: skip
+        assert {op.operator.user for op in operations} == {"bob"}
+        assert all(op.hosts == ["127.0.0.1"] for op in operations)
+        assert [op.status for op in operations][:2] == ["error", "ok"]
+        stor = audit.host_results(operations[3].id)[0]
+        assert stor.files[0].size == len(payload)
+        assert stor.files[0].sha256 == hashlib.sha256(payload).hexdigest()
+        assert stor.host == "127.0.0.1" and stor.ok
+        everything = repr([audit.host_results(op.id) for op in operations]) + repr(operations)
+        assert PASSWORD not in everything and "not-the-password" not in everything
+
+
+# -- shutdown -------------------------------------------------------------------------------------
+
+
+def test_shutdown_closes_idle_sessions_and_lets_a_running_transfer_finish(tmp_path: Path) -> None:
+    with running_server(tmp_path) as running:
+        (running.home / "f.bin").write_bytes(os.urandom(8 * MB))
+        idle = RawControl(running.host, running.port)
+        idle.login()
+        ftp = running.client()
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("RETR f.bin")
+        stopper = threading.Thread(target=running.server.shutdown, args=(10.0,))
+        stopper.start()
+        assert idle.reply()[0] == 421  # the idle session is told at once
+        received = 0
+        while chunk := conn.recv(MB):
+            received += len(chunk)
+            time.sleep(0.001)
+        conn.close()
+        assert received == 8 * MB  # the transfer was allowed to finish
+        assert ftp.getresp().startswith("226")
+        with pytest.raises(ftplib.error_temp, match=r"^421"):
+            ftp.getresp()
+        stopper.join(10)
+        assert not stopper.is_alive()
+        ftp.close()
+        idle.close()
+
+
+def test_shutdown_cuts_transfers_still_running_after_the_grace_period(tmp_path: Path) -> None:
+    with running_server(tmp_path) as running:
+        with (running.home / "f.bin").open("wb") as out:
+            out.truncate(64 * MB)
+        ftp = running.client()
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("RETR f.bin")
+        conn.recv(1000)  # then never read again
+        started = time.monotonic()
+        running.server.shutdown(0.5)
+        assert time.monotonic() - started < 5
+        assert len(running.server.sessions) == 0
+        conn.close()
+        ftp.close()
+        with pytest.raises(OSError):
+            socket.create_connection((running.host, running.port), timeout=2).close()
+
+
+# -- many clients ----------------------------------------------------------------------------------
+
+
+def test_200_concurrent_ftplib_clients_all_succeed(tmp_path: Path) -> None:
+    with running_server(tmp_path) as running:
+        payload = os.urandom(10_000)
+        (running.home / "small.bin").write_bytes(payload)
+
+        def session(_: int) -> bool:
+            ftp = ftplib.FTP()
+            try:
+                ftp.connect(running.host, running.port, timeout=30)
+                ftp.login("alice", PASSWORD)
+                ftp.retrlines("LIST", lambda _line: None)
+                out = io.BytesIO()
+                ftp.retrbinary("RETR small.bin", out.write)
+                ftp.quit()
+                return out.getvalue() == payload
+            finally:
+                ftp.close()
+
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            results = list(pool.map(session, range(200)))
+        assert all(results)
+        running.wait_for(lambda: running.server.connections == 0)
