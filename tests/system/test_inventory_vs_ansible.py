@@ -217,3 +217,26 @@ def test_limit_from_a_file_matches_ansible(
     limit = f"@{limit_file}"
     [reference] = ansible_answers(source, [("prod", limit)])
     assert herd_hosts(capsys, source, "prod", limit) == reference
+
+
+@pytest.mark.parametrize(
+    "inventory", ["ansible_docs.ini", "datacenter.yml", "precedence.ini", "split"]
+)
+def test_resolved_variables_match_ansible_inventory_list(
+    inventory: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = DATA / inventory
+    done = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(source), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=_ansible_env(),
+        cwd=source.parent,
+        check=True,
+    )
+    reference = json.loads(done.stdout)["_meta"]["hostvars"]
+    assert main(["-i", str(source), "hosts", "all", "--json"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        record = json.loads(line)
+        assert record["vars"] == reference.get(record["host"], {}), record["host"]

@@ -34,6 +34,7 @@ class GroupData:
     children: dict[str, Origin] = field(default_factory=dict)
     vars: dict[str, object] = field(default_factory=dict)
     file_vars: dict[str, object] = field(default_factory=dict)  # from group_vars/
+    priority: int = 1  # ansible_group_priority: among groups of one depth, higher wins
 
 
 @dataclass(slots=True)
@@ -82,8 +83,15 @@ class InventoryData:
         host.vars[key] = check_variable(key, value, origin.path, origin.line)
 
     def set_group_var(self, group: GroupData, key: str, value: object, origin: Origin) -> None:
-        """Set a variable on a group, checking connection variables' types where they are set."""
-        group.vars[key] = check_variable(key, value, origin.path, origin.line)
+        """Set a variable on a group, checking connection variables' types where they are set.
+
+        ``ansible_group_priority`` is not a variable but the group's rank, as in Ansible.
+        """
+        checked = check_variable(key, value, origin.path, origin.line)
+        if key == "ansible_group_priority":
+            group.priority = int(str(checked))
+        else:
+            group.vars[key] = checked
 
     def set_file_var(self, kind: str, name: str, key: str, value: object, origin: Origin) -> None:
         """Set a variable from ``group_vars/`` or ``host_vars/`` (a level above the inline ones)."""

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from herd.inventory.data import GroupData, HostData
 from herd.inventory.model import Host
-from herd.inventory.variables import connection_fields, merge_levels
+from herd.inventory.variables import Resolved, connection_fields, merge_levels
 
 __all__ = ["Group", "Inventory"]
 
@@ -52,13 +52,11 @@ class Inventory:
         self._parents = parents
         self._depth = depth
         self._order = {name: index for index, name in enumerate(hosts)}
-        self._priority = {
-            name: int(str(g.vars.get("ansible_group_priority", 1))) for name, g in groups.items()
-        }
+        self._priority = {name: g.priority for name, g in groups.items()}
         self._resolved: dict[str, Host] = {}
         self._members: dict[str, list[str]] = {}
         self._ancestors: dict[str, frozenset[str]] = {}
-        self._chains: dict[tuple[str, ...], tuple[tuple[str, ...], dict[str, object]]] = {}
+        self._chains: dict[tuple[str, ...], tuple[tuple[str, ...], Resolved]] = {}
         self._group_views: dict[str, Group] | None = None
 
     # -- names -------------------------------------------------------------
@@ -164,7 +162,7 @@ class Inventory:
             self._resolved[name] = found
         return found
 
-    def _group_chain(self, direct: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, object]]:
+    def _group_chain(self, direct: tuple[str, ...]) -> tuple[tuple[str, ...], Resolved]:
         chain = self._chains.get(direct)
         if chain is None:
             every: set[str] = {"all"}
@@ -174,7 +172,7 @@ class Inventory:
             levels: list[Mapping[str, object]] = [self._groups[g].vars for g in ordered]
             levels += [self._groups[g].file_vars for g in ordered]
             names = tuple(sorted(g for g in every if g != "all"))
-            chain = self._chains[direct] = (names, merge_levels(levels))
+            chain = self._chains[direct] = (names, Resolved().apply(levels))
         return chain
 
     def _group_sort_key(self, group: str) -> tuple[int, int, str]:
@@ -182,14 +180,15 @@ class Inventory:
 
     def _resolve(self, data: HostData) -> Host:
         group_names, group_vars = self._group_chain(tuple(data.groups))
-        resolved = merge_levels([group_vars, data.vars, data.file_vars])
+        resolved = group_vars.copy().apply([data.vars, data.file_vars])
         return _make_host(data.name, group_names, resolved)
 
     def _implicit_localhost(self, name: str) -> Host:
         """Ansible's implicit localhost: named in a pattern, not in the inventory, run locally."""
         all_group = self._groups["all"]
-        resolved = merge_levels([all_group.vars, all_group.file_vars])
-        resolved.setdefault("ansible_connection", "local")
+        resolved = Resolved().apply([all_group.vars, all_group.file_vars])
+        if "connection" not in resolved.chosen:
+            resolved.apply([{"ansible_connection": "local"}])
         return _make_host(name, (), resolved)
 
     # -- patterns ----------------------------------------------------------
@@ -212,6 +211,6 @@ class Inventory:
         return [self.host(name) for name in select_names(self, pattern, limit, failed)]
 
 
-def _make_host(name: str, groups: tuple[str, ...], resolved: dict[str, object]) -> Host:
+def _make_host(name: str, groups: tuple[str, ...], resolved: Resolved) -> Host:
     fields = connection_fields(name, resolved)
-    return Host(name=name, groups=groups, vars=MappingProxyType(resolved), **fields)  # type: ignore[arg-type]
+    return Host(name=name, groups=groups, vars=MappingProxyType(resolved.values), **fields)  # type: ignore[arg-type]

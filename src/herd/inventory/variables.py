@@ -3,7 +3,8 @@
 A connection variable is checked where it is written (so a wrong type names
 that file and line) and read into ``Host``'s fields once the precedence chain
 has picked its value. Where one level sets ``port`` and a more specific level
-sets ``ansible_port``, the more specific level wins, whichever spelling it uses.
+sets ``ansible_port``, the more specific level wins, whichever spelling it uses;
+every variable is still shown as written, as Ansible shows it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from herd.errors import InventoryError
 __all__ = [
     "CONNECTION_FIELDS",
     "SECRET_VARIABLE",
+    "Resolved",
     "check_variable",
     "connection_fields",
     "mask_secrets",
@@ -121,28 +123,51 @@ def _as_float(value: object) -> float | None:
     return None
 
 
+_RANK = {name: rank for names in CONNECTION_FIELDS.values() for rank, name in enumerate(names)}
+
+
+class Resolved:
+    """Variables merged level by level, remembering which spelling set each connection field.
+
+    Every variable stays as Ansible would show it; ``chosen`` says, per Host field,
+    the variable name whose value counts: the one from the most specific level,
+    herd's own spelling first within a level.
+    """
+
+    __slots__ = ("chosen", "values")
+
+    def __init__(
+        self, values: dict[str, object] | None = None, chosen: dict[str, str] | None = None
+    ) -> None:
+        self.values: dict[str, object] = values if values is not None else {}
+        self.chosen: dict[str, str] = chosen if chosen is not None else {}
+
+    def copy(self) -> Resolved:
+        return Resolved(dict(self.values), dict(self.chosen))
+
+    def apply(self, levels: Iterable[Mapping[str, object]]) -> Resolved:
+        """Apply ``levels`` in place, least specific first; returns self."""
+        values, chosen = self.values, self.chosen
+        for level in levels:
+            if not level:
+                continue
+            values.update(level)
+            for key in level.keys() & _FIELD_OF.keys():
+                host_field = _FIELD_OF[key]
+                current = chosen.get(host_field)
+                if current is None or current not in level or _RANK[key] < _RANK[current]:
+                    chosen[host_field] = key
+        return self
+
+
 def merge_levels(levels: Iterable[Mapping[str, object]]) -> dict[str, object]:
-    """Apply variable levels, least specific first; a level's spelling replaces its twins."""
-    merged: dict[str, object] = {}
-    for level in levels:
-        if not level:
-            continue
-        for key in level.keys() & _FIELD_OF.keys():
-            for twin in _TWINS[key]:
-                if twin not in level:
-                    merged.pop(twin, None)
-        merged.update(level)
-    return merged
+    """Variables of ``levels`` merged, least specific first (later levels win)."""
+    return Resolved().apply(levels).values
 
 
-def connection_fields(name: str, resolved: Mapping[str, object]) -> dict[str, object]:
+def connection_fields(name: str, resolved: Resolved) -> dict[str, object]:
     """Host's connection fields from resolved variables (checked already, so conversions hold)."""
-    picked: dict[str, object] = {}
-    for host_field, names in CONNECTION_FIELDS.items():
-        for key in names:
-            if key in resolved:
-                picked[host_field] = resolved[key]
-                break
+    picked = {field: resolved.values[key] for field, key in resolved.chosen.items()}
     address = picked.get("address")
     port = picked.get("port")
     timeout = picked.get("connect_timeout")
