@@ -248,3 +248,8 @@ def test_login_burst_for_one_user_runs_argon2_only_a_few_times(
         thread.join(timeout=30)
     assert results == [True] * 32
     assert len(calls) <= max(2, os.cpu_count() or 2)  # one per verification slot at most
+
+
+def test_users_database_is_readable_by_its_owner_only(store: UserStore, tmp_path: Path) -> None:
+    store.add("alice", "pw", home=tmp_path / "alice")
+    assert store.path.stat().st_mode & 0o077 == 0

@@ -136,8 +136,13 @@ class FtpClient:
     def __enter__(self) -> FtpClient:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            # Failed or interrupted (Ctrl-C mid-transfer): QUIT would wait behind the
+            # transfer's reply, so just drop the connection.
+            self._ftp.close()
 
     @property
     def features(self) -> dict[str, str]:

@@ -187,6 +187,9 @@ class UserStore:
     def _open(path: Path) -> sqlite3.Connection:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Password hashes are for the server's eyes only (SQLite's WAL copies the mode).
+                path.touch(mode=0o600)
             db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise FtpError(f"{path}: cannot open the FTP users database: {exc}") from exc
