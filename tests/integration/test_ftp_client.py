@@ -280,3 +280,11 @@ def test_shell_reports_failed_commands_and_exits_1(
     assert out[1] == "error: unknown command 'frobnicate' (try help)"
     assert out[2].startswith("error: usage: rename")
     assert out[3] == "/"
+
+
+def test_cli_no_verify_says_the_check_was_skipped(
+    served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (served.home / "skip.txt").write_text("skip")
+    assert main(["ftp", "get", served.url + "skip.txt", str(tmp_path / "s"), "--no-verify"]) == 0
+    assert "not verified (--no-verify)" in capsys.readouterr().out

@@ -17,7 +17,7 @@ import click
 from herd.cli.context import AppContext, pass_app
 from herd.cli.ftp_users import user
 from herd.errors import UsageError
-from herd.ftp.client import FtpClient, NoProgress, Transfer, TransferProgress, Verdict
+from herd.ftp.client import FtpClient, NoProgress, Transfer, TransferProgress
 from herd.ftp.client_url import FtpUrl, parse_url, resolve_credentials
 
 __all__ = ["ftp"]
@@ -96,10 +96,7 @@ def _progress() -> TransferProgress:
 
 
 def _report(transfer: Transfer, arrow: str) -> None:
-    if transfer.verdict is Verdict.VERIFIED:
-        check = f"{transfer.algorithm} verified"
-    else:
-        check = "unverified: the server offers no hash command"
+    check = transfer.describe()
     resumed = f", resumed at byte {transfer.resumed_from}" if transfer.resumed_from else ""
     if transfer.sent == 0 and transfer.resumed_from:
         resumed = ", already complete"

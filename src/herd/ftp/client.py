@@ -62,8 +62,11 @@ class NoProgress:
 
 
 class Verdict(StrEnum):
+    """What the hash check after a transfer found."""
+
     VERIFIED = "verified"
     UNVERIFIED = "unverified"  # the server offers no hash command
+    SKIPPED = "skipped"  # the caller asked for no check
     MISMATCH = "mismatch"
 
 
@@ -79,6 +82,15 @@ class Transfer:
     verdict: Verdict
     algorithm: str | None = None
     digest: str | None = None
+
+    def describe(self) -> str:
+        """The hash check in words, for the transfer's report line."""
+        return {
+            Verdict.VERIFIED: f"{self.algorithm} verified",
+            Verdict.UNVERIFIED: "unverified: the server offers no hash command",
+            Verdict.SKIPPED: "not verified (--no-verify)",
+            Verdict.MISMATCH: f"{self.algorithm} mismatch",
+        }[self.verdict]
 
 
 def _file_digest(path: Path, algorithm: str) -> str:
@@ -364,7 +376,7 @@ class FtpClient:
     def _finished(self, remote: str, local: Path, offset: int, sent: int, verify: bool) -> Transfer:
         size = local.stat().st_size
         verdict, algorithm, digest = (
-            self.verify(remote, local) if verify else (Verdict.UNVERIFIED, None, None)
+            self.verify(remote, local) if verify else (Verdict.SKIPPED, None, None)
         )
         transfer = Transfer(remote, local, size, sent, offset, verdict, algorithm, digest)
         if verdict is Verdict.MISMATCH:

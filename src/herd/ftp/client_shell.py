@@ -113,12 +113,9 @@ class FtpShell:
 
     def _report(self, transfer: Transfer, verb: str) -> None:
         resumed = f", resumed at {transfer.resumed_from}" if transfer.resumed_from else ""
-        check = (
-            f"{transfer.algorithm} verified"
-            if transfer.verdict == "verified"
-            else "unverified: the server offers no hash command"
+        self.say(
+            f"{verb} {transfer.remote}: {transfer.sent} bytes{resumed} ({transfer.describe()})"
         )
-        self.say(f"{verb} {transfer.remote}: {transfer.sent} bytes{resumed} ({check})")
 
     # -- commands -----------------------------------------------------------------
 
