@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from herd.lab import LabHost, ProcessState
+from herd.errors import LabError
+from herd.lab import Lab, LabHost, ProcessState
 
-from .conftest import Fleet
+from .conftest import Fleet, need_sshd
 
 pytestmark = pytest.mark.system
 
@@ -156,3 +158,19 @@ def test_down_stops_every_sshd_and_open_session_of_the_lab(
     asyncio.run(down_while_a_session_runs())
     assert processes_mentioning(str(fleet.dir)) == []
     assert not fleet.files.state.exists()
+
+
+def test_a_host_that_cannot_bind_fails_lab_up_and_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_sshd()
+    # another program grabs web02's address after the pre-flight check passed
+    monkeypatch.setattr("herd.lab.fleet._check_ports_free", lambda hosts: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.1.2", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LabError, match=r"web02 \(127\.0\.1\.2:\d+\) did not start: .*in use"):
+            Lab.up(tmp_path, 3, engine="openssh", groups=[("web", 3)], port=port)
+    assert processes_mentioning(str(tmp_path)) == []
+    assert not (tmp_path / "lab.json").exists()

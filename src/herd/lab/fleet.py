@@ -71,6 +71,14 @@ def _check_ports_free(hosts: Sequence[PlannedHost]) -> None:
                 ) from None
 
 
+def _read_pid_file(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 class Lab:
     """A lab directory: its files, its state, and what can be done to its hosts."""
 
@@ -152,13 +160,17 @@ class Lab:
         lab._refuse_if_up()
         _check_ports_free(planned)
         fingerprints = lab._write_files(planned)
-        if chosen == "openssh":
-            assert sshd is not None
-            pids = lab._start_openssh(planned, sshd)
-            server_pid = None
-        else:
-            server_pid = builtin_launcher.start(lab.files, planned)
-            pids = dict.fromkeys((host.name for host in planned), server_pid)
+        try:
+            if chosen == "openssh":
+                assert sshd is not None
+                pids = lab._start_openssh(planned, sshd)
+                server_pid = None
+            else:
+                server_pid = builtin_launcher.start(lab.files, planned)
+                pids = dict.fromkeys((host.name for host in planned), server_pid)
+        except BaseException:  # Ctrl-C or a failed host: leave nothing running behind
+            lab._stop_started(planned)
+            raise
         hosts = tuple(
             LabHost(h.name, h.group, h.address, h.port, pids[h.name], fingerprints[h.name])
             for h in planned
@@ -205,7 +217,6 @@ class Lab:
         outcome = openssh.start_sshd(self.files, planned, sshd)
         failed = [(h, outcome[h.name]) for h in planned if not isinstance(outcome[h.name], int)]
         if failed:
-            self._stop_started(planned)
             host, reason = failed[0]
             more = f" (and {len(failed) - 1} more hosts)" if len(failed) > 1 else ""
             where = f"{host.name} ({host.address}:{host.port})"
@@ -213,20 +224,16 @@ class Lab:
         return {name: pid for name, pid in outcome.items() if isinstance(pid, int)}
 
     def _stop_started(self, planned: Sequence[PlannedHost]) -> None:
-        """Stop every sshd whose PID file exists (a failed start leaves no process behind)."""
+        """Stop every server whose PID file exists (a failed start leaves no process behind)."""
         started: list[tuple[int, str]] = []
+        builtin_pid = _read_pid_file(self.files.builtin_pid)
+        if builtin_pid is not None:
+            started.append((builtin_pid, builtin_launcher.marker(self.files)))
         for host in planned:
-            text = self._read_pid_file(host.name)
-            if text is not None:
-                started.append((text, openssh.config_marker(self.files, host.name)))
+            pid = _read_pid_file(self.files.pid_file(host.name))
+            if pid is not None:
+                started.append((pid, openssh.config_marker(self.files, host.name)))
         terminate(started)
-
-    def _read_pid_file(self, name: str) -> int | None:
-        try:
-            text = self.files.pid_file(name).read_text(encoding="ascii").strip()
-        except OSError:
-            return None
-        return int(text) if text.isdigit() else None
 
     def down(self, *, purge: bool = False) -> list[int]:
         """Stop exactly the processes this lab started; return their PIDs.
@@ -240,6 +247,9 @@ class Lab:
             processes = [(host.pid or 0, self.marker(host.name)) for host in state.hosts]
         stopped = terminate(processes)
         self.files.state.unlink(missing_ok=True)
+        self.files.builtin_pid.unlink(missing_ok=True)
+        for host in state.hosts:
+            self.files.pid_file(host.name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.dir, ignore_errors=True)
         return stopped

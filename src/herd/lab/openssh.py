@@ -124,8 +124,8 @@ def _launch(sshd: str, files: LabFiles, names: Sequence[str]) -> dict[str, str]:
             failed[name] = f"{sshd} did not daemonize within {_READY_TIMEOUT:.0f} s"
             continue
         if process.returncode != 0:
-            reason = _last_line(stderr.decode(errors="replace"))
-            failed[name] = reason or _last_line(_read(files.log_file(name))) or "sshd failed"
+            reason = _one_line(stderr.decode(errors="replace"))
+            failed[name] = reason or _one_line(_read(files.log_file(name))) or "sshd failed"
     return failed
 
 
@@ -136,9 +136,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+def _one_line(text: str) -> str:
+    """sshd's complaint on one line: its lines joined (the cause comes first)."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _wait_ready(files: LabFiles, hosts: Sequence[PlannedHost]) -> dict[str, int | str]:
@@ -153,7 +153,7 @@ def _wait_ready(files: LabFiles, hosts: Sequence[PlannedHost]) -> dict[str, int 
             if pid_text.isdigit():
                 outcome[host.name] = int(pid_text)
             elif _read(files.log_file(host.name)).strip():  # LogLevel ERROR: any line is bad
-                outcome[host.name] = _last_line(_read(files.log_file(host.name)))
+                outcome[host.name] = _one_line(_read(files.log_file(host.name)))
             else:
                 still.append(host)
         pending = still
