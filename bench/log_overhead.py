@@ -1,0 +1,98 @@
+"""What the operation log adds to a ``herd run``: the same run with logging on and off.
+
+Brings up the lab's OpenSSH fleet (200 hosts by default), then alternates
+``herd run all -- true`` and ``herd run all --no-log -- true`` so both see the
+same machine load, and prints the median wall time of each and their ratio
+(the issue's target: logging adds under 5%). It also times the log's own work
+for one such run in this process (begin, record 200 results in batches of
+200, finish with the hash-chain seal) as a second, load-independent figure.
+
+    .venv/bin/python bench/log_overhead.py [--hosts 200] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from herd.core.audit import AuditLog
+from herd.core.results import HostResult, Output, Status
+from herd.lab import Lab
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.1.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def timed_run(home: Path, inventory: Path, *extra: str) -> float:
+    argv = [str(BIN / "herd"), "--home", str(home), "-i", str(inventory), "run", "all", "-y",
+            "--json", *extra, "--", "true"]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=300)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"herd run failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    return took
+
+
+def log_work_alone(home: Path, hosts: int) -> float:
+    """The log's own cost for one run of ``hosts`` hosts (what ``herd run`` asks of it)."""
+    out = b"Linux lab 6.1.0 x86_64 GNU/Linux\n"
+    output = Output(out, len(out), hashlib.sha256(out).hexdigest())
+    results = [
+        HostResult(f"host{n:04d}", f"127.0.1.{n % 250 + 1}", Status.OK, 0, output, duration=0.1)
+        for n in range(hosts)
+    ]
+    started = time.perf_counter()
+    with AuditLog(home / "operations.db", syslog=False) as log:
+        op = log.begin("run", argv=["herd", "run", "all"], hosts=[r.host for r in results])
+        for start in range(0, hosts, 200):
+            log.record_hosts(op, results[start : start + 200])
+        log.finish(op, status="ok", exit_code=0)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=7, help="runs of each (medians)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="herd-logcost-"))
+    home = work / "home"
+    home.mkdir()
+    alone = statistics.median(log_work_alone(home, args.hosts) for _ in range(args.repeat))
+    print(f"log work alone for a {args.hosts}-host run: {alone * 1000:.1f} ms (median)")
+    print(f"bringing up {args.hosts} OpenSSH hosts ...", flush=True)
+    lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=_free_port())
+    try:
+        inventory = lab.inventory
+        timed_run(home, inventory)  # warm-up: page cache, first connections
+        logged: list[float] = []
+        unlogged: list[float] = []
+        for _ in range(args.repeat):
+            logged.append(timed_run(home, inventory))
+            unlogged.append(timed_run(home, inventory, "--no-log"))
+        on, off = statistics.median(logged), statistics.median(unlogged)
+        print(f"herd run, {args.hosts} hosts, logging on : {on:.3f} s (median of {args.repeat})")
+        print(f"herd run, {args.hosts} hosts, --no-log   : {off:.3f} s (median of {args.repeat})")
+        print(f"ratio on/off: {on / off:.3f} (target < 1.05)")
+        print(f"log work alone / run without log: {alone / off:.3f}")
+    finally:
+        lab.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
