@@ -251,3 +251,30 @@ def test_deleting_records_after_a_prune_without_its_checkpoint_is_reported(tmp_p
     ok, problem, _ = _verify(db)
     assert not ok and problem == "all 5 sealed records were deleted"
     assert ids
+
+
+def test_a_second_prune_that_removes_the_first_checkpoint_still_verifies(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    _fill(db, 3)
+    with AuditLog(db) as log:
+        first = log.prune(time.time() + 10, argv=["herd"])
+        more = _fill(db, 2)
+        second = log.prune(time.time() + 10, argv=["herd"])
+        assert (first.cut_seq, second.cut_seq, second.operations) == (3, 6, 3)
+        report = log.verify()
+        assert (report.ok, report.records, report.first_seq) == (True, 1, 7)
+        assert more
+
+
+def test_edited_prune_checkpoint_is_reported(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    _fill(db, 3)
+    with AuditLog(db) as log:
+        pruned = log.prune(time.time() + 10, argv=["herd"])
+    _tamper(
+        db,
+        "UPDATE operations SET detail = replace(detail, '\"cut_seq\": 3', '\"cut_seq\": 2')"
+        f" WHERE id = {pruned.record_id}",
+    )
+    ok, problem, _ = _verify(db)
+    assert not ok and problem is not None and "deleted" in problem
