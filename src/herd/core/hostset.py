@@ -130,8 +130,12 @@ def _expand_bracket(body: str, name: str) -> list[str]:
     return values
 
 
+def _is_letter(value: str) -> bool:
+    return len(value) == 1 and value in _LETTERS
+
+
 def _check_value(value: str, name: str) -> None:
-    if not (value.isdigit() and value.isascii()) and not (len(value) == 1 and value in _LETTERS):
+    if not (value.isdigit() and value.isascii()) and not _is_letter(value):
         raise PatternError(f"host range {name!r}: {value!r} is neither a number nor a letter")
 
 
@@ -158,12 +162,12 @@ def _sequence(start: str, end: str, step: str, name: str, *, equal_widths: bool)
         if (last - first) // stride + 1 > MAX_EXPANSION:
             raise PatternError(f"host range {name!r} gives more than {MAX_EXPANSION} names")
         return [str(number).zfill(width) for number in range(first, last + 1, stride)]
-    if len(start) == 1 and len(end) == 1 and start in _LETTERS and end in _LETTERS:
+    if _is_letter(start) and _is_letter(end):
         first, last = _LETTERS.index(start), _LETTERS.index(end)
         if first > last:
             raise PatternError(f"host range {name!r} starts after it ends ({start} > {end})")
         return list(_LETTERS[first : last + 1 : stride])
-    if (start.isdigit() and end in _LETTERS) or (start in _LETTERS and end.isdigit()):
+    if (start.isdigit() and _is_letter(end)) or (_is_letter(start) and end.isdigit()):
         raise PatternError(f"host range {name!r} mixes a letter and a number ({start}, {end})")
     raise PatternError(
         f"host range {name!r}: {start!r} to {end!r} is neither a number range nor a letter range"

@@ -89,23 +89,23 @@ def _read_text(path: Path) -> str:
 
 
 def _read_file(path: Path, data: InventoryData) -> None:
-    """Read one inventory file, choosing INI or YAML by its content (the extension breaks ties)."""
+    """Read one inventory file as INI or YAML, chosen by its content; the extension breaks ties."""
     text = _read_text(path)
     name = str(path)
     if text.startswith("$ANSIBLE_VAULT"):
         raise InventoryError("encrypted with ansible-vault; herd cannot read it", path=name, line=1)
-    suffix = path.suffix.lower()
-    if suffix == ".ini" or (suffix not in _YAML_EXTENSIONS and looks_like_ini(text)):
+    if looks_like_ini(text):
         read_ini(text, name, data)
         return
+    yaml_named = path.suffix.lower() in _YAML_EXTENSIONS
     try:
         document = load_yaml(text)
     except YamlError as exc:
-        if suffix in _YAML_EXTENSIONS:
+        if yaml_named:
             raise InventoryError(f"YAML syntax: {exc}", path=name, line=exc.line) from None
         read_ini(text, name, data)
         return
-    if suffix in _YAML_EXTENSIONS or _is_yaml_inventory(document):
+    if _is_yaml_inventory(document) or (yaml_named and document is not None):
         read_yaml(document, text, name, data)
     else:
         read_ini(text, name, data)
