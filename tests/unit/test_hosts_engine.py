@@ -7,6 +7,7 @@ import ctypes.util
 import hashlib
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -111,9 +112,49 @@ def test_sudo_without_a_password_never_waits_for_one() -> None:
 def test_sudo_password_goes_first_on_stdin_and_never_in_the_command_line() -> None:
     command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=b"data")
     assert "s3cret" not in command.script()
-    assert command.script().startswith("sudo -S -p '' -- sh -c ")
+    assert command.script().endswith("sudo -n -- sh -c cat")
     assert command.input_bytes() == b"s3cret\ndata"
     assert "s3cret" not in repr(command)
+
+
+FAKE_SUDO = """#!/bin/sh
+# -S -p '' -v: check the password line on stdin; -n -- CMD...: run CMD once validated
+if [ "$1" = "-S" ]; then
+    IFS= read -r password
+    [ "$password" = "s3cret" ] && touch "$FAKE_SUDO_DIR/validated" && exit 0
+    echo "Sorry, try again." >&2; exit 1
+fi
+[ -e "$FAKE_SUDO_DIR/validated" ] || { echo "sudo: a password is required" >&2; exit 1; }
+shift 2; exec "$@"
+"""
+
+
+def fake_sudo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = tmp_path / "sudo"
+    tool.write_text(FAKE_SUDO)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SUDO_DIR", str(tmp_path))
+
+
+def test_sudo_password_reaches_sudo_but_not_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_sudo(tmp_path, monkeypatch)
+    command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=b"data\n")
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert result.ok, result.stderr.text
+    assert result.stdout.text == "data\n"
+
+
+def test_wrong_sudo_password_fails_the_host_with_a_plain_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_sudo(tmp_path, monkeypatch)
+    command = RemoteCommand("echo ran", sudo=True, become_password="wrong")
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert result.status is Status.FAILED and result.stdout.text == ""
+    assert "herd: sudo did not accept the password" in result.stderr.text
 
 
 def test_local_host_runs_through_the_same_result_shape() -> None:

@@ -55,15 +55,27 @@ class RemoteCommand:
         line = exports + self.command
         if not self.sudo:
             return line
-        # -S: password (if any) from stdin; -p '': no prompt text mixed into stderr
-        flags = "-S -p ''" if self.become_password is not None else "-n"
-        return f"sudo {flags} -- sh -c {shlex.quote(line)}"
+        run = f"sudo -n -- sh -c {shlex.quote(line)}"
+        if self.become_password is None:
+            return run  # -n: fail at once rather than wait for a password nobody will type
+        return _BECOME + run
 
     def input_bytes(self) -> bytes | None:
         """What the command reads on stdin: the sudo password line first, then --stdin."""
         if self.become_password is None or not self.sudo:
             return self.stdin
         return self.become_password.encode() + b"\n" + (self.stdin or b"")
+
+
+# The shell reads the password line from stdin itself (``read`` takes exactly one
+# line from a pipe) and hands it to ``sudo -v`` through printf, a builtin, so it
+# is in no process's argv and never reaches the command's stdin, whether or not
+# sudo asks for it; the command then runs under the cached credentials.
+_BECOME = (
+    "IFS= read -r HERD_BECOME; "
+    "printf '%s\\n' \"$HERD_BECOME\" | sudo -S -p '' -v; herd_sudo=$?; unset HERD_BECOME; "
+    '[ "$herd_sudo" -eq 0 ] || { echo "herd: sudo did not accept the password" >&2; exit 1; }; '
+)
 
 
 class _Reader(Protocol):
