@@ -199,3 +199,44 @@ def test_unreadable_key_file_is_bad_input_before_anything_connects(tmp_path: Pat
     missing = [Host("web02", "127.0.0.1", identity_files=(str(tmp_path / "nope"),))]
     with pytest.raises(SourceError, match=r"nope: cannot read the private key for web02"):
         connector.preload(missing)
+
+
+class PasswordServer(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return (username, password) == (USER, "right horse")
+
+
+def test_password_from_the_inventory_or_the_prompt_logs_in(tmp_path: Path) -> None:
+    async def main() -> None:
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.listen(
+            "127.0.0.1", 0, server_host_keys=[host_key], server_factory=PasswordServer
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            plain = Host("db01", "127.0.0.1", port=port, user=USER)
+            off = ConnectOptions(host_keys=HostKeyMode.OFF, agent=False, ssh_config=())
+            with_inventory_password = Host(
+                "db01", "127.0.0.1", port=port, user=USER, password="right horse"
+            )
+            (await Connector(off).connect(with_inventory_password)).close()
+            prompted = ConnectOptions(
+                host_keys=HostKeyMode.OFF, agent=False, ssh_config=(), password="right horse"
+            )
+            (await Connector(prompted).connect(plain)).close()
+            wrong = ConnectOptions(
+                host_keys=HostKeyMode.OFF, agent=False, ssh_config=(), password="wrong"
+            )
+            with pytest.raises(HostFailure, match="authentication failed for user bob"):
+                (await Connector(wrong).connect(plain)).close()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
