@@ -43,7 +43,7 @@ def parse_env(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 def resolve_hosts(app: AppContext, pattern: str, limit: str | None) -> list[Host]:
     """The hosts ``pattern`` names (``@failed`` and ``@ID:failed`` included)."""
-    from herd.cli.targets import select_hosts  # type: ignore[import-not-found,unused-ignore]
+    from herd.cli.targets import select_hosts
 
     return list(select_hosts(app, pattern, limit))
 
