@@ -31,9 +31,11 @@ __all__ = ["select_names", "split_pattern"]
 
 FailedHosts = Callable[[int | None], list[str]]
 
-# Ansible's PATTERN_WITH_SUBSCRIPT: name[3], name[-1], name[1:4], name[2:]
-_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
+# Ansible's PATTERN_WITH_SUBSCRIPT: name[3], name[-1], name[1:4], name[2:]; plus name[:3],
+# which Ansible's documentation shows but its code reads as a glob matching nothing.
+_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*)|()(:)([0-9]+))\]$")
 _FAILED = re.compile(r"^@(?:(\d+):)?failed$")
+_OPERATION = re.compile(r"^[&!]?@\d+$")
 _GLOB_CHARS = frozenset("*?[")
 _LOCALHOST = ("localhost", "127.0.0.1", "::1")
 
@@ -47,7 +49,13 @@ def split_pattern(pattern: str) -> list[str]:
         pass
     else:
         return [text]
-    return split_outside_brackets(text, ",:")
+    terms: list[str] = []
+    for term in split_outside_brackets(text, ",:"):
+        if term == "failed" and terms and _OPERATION.match(terms[-1]):
+            terms[-1] += ":failed"  # @ID:failed is one term
+        else:
+            terms.append(term)
+    return terms
 
 
 def _ordered(terms: list[str]) -> list[str]:
@@ -219,7 +227,9 @@ def _apply_subscript(term: str, hosts: list[str], subscript: re.Match[str]) -> l
     """Ansible's subscripts: ``[i]`` one host (``[-1]`` the last), ``[a:b]`` a to b inclusive."""
     if not hosts:
         return hosts
-    index, start, separator, end = subscript.group(2, 3, 4, 5)
+    index, start, end = subscript.group(2, 3, 5)  # [x-y] reads as [x:y], as in Ansible
+    if subscript.group(7):  # [:end]
+        start, end = "0", subscript.group(8)
     if index is not None:
         position = int(index)
         if not -len(hosts) <= position < len(hosts):
@@ -229,8 +239,6 @@ def _apply_subscript(term: str, hosts: list[str], subscript: re.Match[str]) -> l
         return [hosts[position]]
     first = int(start)
     last = int(end) if end else len(hosts) - 1
-    if separator == "-":  # Ansible reads [x-y] as [x:y] (and warns); so do we, silently
-        pass
     if last == 0:  # Ansible quirk kept for parity: [n:0] is the single host n
         if first >= len(hosts):
             raise PatternError(f"pattern {term!r}: index {first} is outside its {len(hosts)} hosts")
