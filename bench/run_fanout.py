@@ -1,0 +1,237 @@
+"""Benchmark ``herd run`` against other fan-out tools on the lab's OpenSSH fleet.
+
+Usage: python bench/run_fanout.py --hosts 10,50,200 [--repeat 3] [--profile]
+
+For each fleet size it runs ``uname -a`` on every host with:
+  herd       the full CLI process: ``herd run all --json -- uname -a``
+  asyncssh   a minimal reference: asyncio.gather of connect + run, nothing else
+  pssh       parallel-ssh's ParallelSSHClient
+  ansible    ``ansible all -m raw -a 'uname -a'``
+and prints the wall time, the client's CPU seconds per host (user+sys of the
+client process and the children it waited for, divided by hosts) and the
+client's peak RSS (the largest process of its tree), with herd's ratio to each
+tool measured in the same run. The servers (sshd) are not the client: their
+CPU is not counted. Run on demand, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from herd.lab import Lab
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FORKS = 100
+
+REFERENCE = textwrap.dedent(
+    """
+    import asyncio, sys, asyncssh
+    hosts, port = sys.argv[1].split(","), int(sys.argv[2])
+    user, key, known = sys.argv[3], sys.argv[4], sys.argv[5]
+    async def one(host):
+        async with asyncssh.connect(host, port, username=user, client_keys=[key],
+                                    known_hosts=known, agent_path=None, config=None) as conn:
+            return (await conn.run("uname -a")).stdout
+    async def main():
+        results = await asyncio.gather(*(one(h) for h in hosts), return_exceptions=True)
+        bad = [r for r in results if not isinstance(r, str)]
+        if bad:
+            print(f"asyncssh: {len(bad)} hosts not ok: {bad[:3]}", file=sys.stderr)
+    asyncio.run(main())
+    """
+)
+
+PSSH = textwrap.dedent(
+    """
+    import sys
+    from pssh.clients import ParallelSSHClient
+    hosts, port, user, key = sys.argv[1].split(","), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    client = ParallelSSHClient(hosts, port=port, user=user, pkey=key, pool_size=100, num_retries=1)
+    output = client.run_command("uname -a", stop_on_errors=True)
+    client.join(output)
+    bad = [o.host for o in output if o.exit_code != 0]
+    if bad:
+        print(f"pssh: {len(bad)} hosts not ok: {bad[:3]}", file=sys.stderr)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Measure:
+    wall: float
+    cpu: float  # user+sys seconds of the process and its waited-for descendants
+    rss_mb: float  # peak RSS of the largest process in the tree
+
+
+def measure(argv: list[str], env: dict[str, str]) -> Measure:
+    """Run one tool to its end; its own rusage comes from wait4 (children it waited for count)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            err.seek(0)
+            out.seek(0)
+            raise SystemExit(
+                f"{' '.join(argv[:4])} failed ({process.returncode}):"
+                f" {err.read().decode()[-800:]} {out.read().decode()[-400:]}"
+            )
+    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def write_inventory(lab: Lab, count: int, directory: Path) -> Path:
+    document = yaml.safe_load(lab.inventory.read_text())
+    keep = {h.name for h in lab.hosts[:count]}
+    for group in document["all"]["children"].values():
+        group["hosts"] = {n: v for n, v in group["hosts"].items() if n in keep}
+    document["all"]["children"] = {
+        name: group for name, group in document["all"]["children"].items() if group["hosts"]
+    }
+    path = directory / f"inventory-{count}.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def tools(
+    lab: Lab, count: int, work: Path, home: Path
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    inventory = write_inventory(lab, count, work)
+    addresses = ",".join(h.address for h in lab.hosts[:count])
+    user, key, known = lab.state.user, str(lab.client_key), str(lab.known_hosts)
+    env = {**os.environ, "HERD_HOME": str(home)}
+    env.pop("SSH_AUTH_SOCK", None)
+    ansible_env = {
+        **env,
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    herd_bin = str(BIN / "herd")
+    return {
+        "herd": (
+            [herd_bin, "-i", str(inventory), "run", "all", "--json", "-y", "--", "uname -a"],
+            env,
+        ),
+        "asyncssh": (
+            [sys.executable, "-c", REFERENCE, addresses, str(lab.port), user, key, known],
+            env,
+        ),
+        "pssh": ([sys.executable, "-c", PSSH, addresses, str(lab.port), user, key], env),
+        "ansible": (
+            [
+                str(BIN / "ansible"),
+                "all",
+                "-i",
+                str(inventory),
+                "-m",
+                "raw",
+                "-a",
+                "uname -a",
+                "-f",
+                str(FORKS),
+                "-o",
+            ],
+            ansible_env,
+        ),
+    }
+
+
+def profile_herd(argv: list[str], env: dict[str, str], work: Path) -> None:
+    out = work / "herd.prof"
+    subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "herd", *argv[1:]],
+        env=env, check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    import pstats
+
+    print("\nwhere herd's time goes (cProfile, cumulative, top 25):")
+    pstats.Stats(str(out)).sort_stats("cumulative").print_stats(25)
+    print("self time, top 15:")
+    pstats.Stats(str(out)).sort_stats("tottime").print_stats(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="10,50,200", help="fleet sizes, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool and size (median)")
+    parser.add_argument("--tools", default="herd,asyncssh,pssh,ansible")
+    parser.add_argument("--profile", action="store_true", help="cProfile herd at the largest size")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.hosts.split(",")]
+    chosen = args.tools.split(",")
+    work = Path(tempfile.mkdtemp(prefix="herd-bench-"))
+    home = work / "home"
+    lab_dir = work / "lab"
+    print(f"bringing up {max(sizes)} OpenSSH hosts in {lab_dir} ...", flush=True)
+    lab = Lab.up(lab_dir, max(sizes), engine="openssh", port=_free_port())
+    try:
+        results: dict[tuple[str, int], Measure] = {}
+        for count in sizes:
+            commands = tools(lab, count, work, home)
+            for tool in chosen:
+                argv, env = commands[tool]
+                measure(argv, env)  # warm-up: page cache, sshd first-connection costs
+                runs = [measure(argv, env) for _ in range(args.repeat)]
+                results[(tool, count)] = Measure(
+                    statistics.median(r.wall for r in runs),
+                    statistics.median(r.cpu for r in runs),
+                    max(r.rss_mb for r in runs),
+                )
+                m = results[(tool, count)]
+                print(
+                    f"  {tool:9s} {count:5d} hosts: {m.wall:7.2f} s wall, "
+                    f"{1000 * m.cpu / count:7.2f} ms CPU/host, {m.rss_mb:6.1f} MB peak RSS",
+                    flush=True,
+                )
+        report(results, sizes, chosen)
+        if args.profile:
+            argv, env = tools(lab, max(sizes), work, home)["herd"]
+            profile_herd(argv, env, work)
+    finally:
+        lab.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: dict[tuple[str, int], Measure], sizes: list[int], chosen: list[str]) -> None:
+    print("\nherd's ratio to each tool (below 1.0 = herd is better):")
+    print(f"{'hosts':>6} {'tool':10} {'wall':>8} {'cpu/host':>9} {'rss':>7}")
+    for count in sizes:
+        herd = results.get(("herd", count))
+        if herd is None:
+            continue
+        for tool in chosen:
+            if tool == "herd":
+                continue
+            other = results[(tool, count)]
+            print(
+                f"{count:6d} {tool:10} {herd.wall / other.wall:7.2f}x "
+                f"{herd.cpu / other.cpu:8.2f}x {herd.rss_mb / other.rss_mb:6.2f}x"
+            )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.1.1", 0))
+        return int(probe.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()
