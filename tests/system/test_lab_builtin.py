@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncssh
@@ -12,15 +12,20 @@ import pytest
 from herd.errors import LabError
 from herd.lab import LabHost, ProcessState
 
-from .conftest import Fleet
+from .conftest import Fleet, start_fleet
 from .test_lab_fleet import connect, processes_mentioning
 
 pytestmark = pytest.mark.system
 
 
-@pytest.fixture
-def builtin_fleet(make_fleet: Callable[..., Fleet]) -> Fleet:
-    return make_fleet(3, engine="builtin")
+@pytest.fixture(scope="module")
+def builtin_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One builtin fleet shared by the tests that leave it as they found it."""
+    fleet = start_fleet(tmp_path_factory.mktemp("builtin"), 3, engine="builtin")
+    try:
+        yield fleet
+    finally:
+        fleet.down()
 
 
 def test_every_builtin_host_shows_its_own_key_and_runs_in_its_own_home(
@@ -102,12 +107,15 @@ def test_builtin_refuses_a_client_key_it_does_not_know(builtin_fleet: Fleet) -> 
         asyncio.run(attempt())
 
 
-def test_builtin_lab_down_stops_the_server_and_its_commands(builtin_fleet: Fleet) -> None:
+def test_builtin_lab_down_stops_the_server_and_its_commands(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    builtin_fleet = make_fleet(2, engine="builtin")
     with pytest.raises(LabError, match="only an openssh lab"):
         builtin_fleet.stop("web01")
 
     async def down_during_a_command() -> None:
-        async with await connect(builtin_fleet, builtin_fleet.host("web02")) as conn:
+        async with await connect(builtin_fleet, builtin_fleet.host("db01")) as conn:
             session = await conn.create_process("sleep 30")
             await asyncio.sleep(0.3)
             assert await asyncio.to_thread(builtin_fleet.down)
