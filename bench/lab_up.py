@@ -26,26 +26,12 @@ from pathlib import Path
 
 from herd.lab import Lab, address_of
 from herd.lab.openssh import find_sshd
+from herd.lab.processes import descendants
 
 
 def tree_memory(roots: list[int]) -> tuple[int, int, int]:
     """(processes, RSS KiB, PSS KiB) of ``roots`` and everything below them."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    members = set(roots)
-    grew = True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in members and pid not in members:
-                members.add(pid)
-                grew = True
+    members = {*roots, *descendants(roots)}
     rss = pss = 0
     for pid in members:
         try:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from herd.lab.processes import ProcessState, process_state, signal_tree, terminate
+from herd.lab.processes import (
+    ProcessState,
+    descendants,
+    process_state,
+    signal_tree,
+    terminate,
+)
 
 # A parent that forks a child, both named by a marker in the parent's command line.
 PARENT = "import subprocess, sys, time; subprocess.Popen(['sleep', '30']); time.sleep(30)  # {}"
@@ -26,29 +32,16 @@ def parent(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         wait_for_child(process.pid)  # the parent runs our code: its command line is set
         yield process
     finally:
-        for child in children_of(process.pid):
+        for child in descendants([process.pid]):
             os.kill(child, signal.SIGKILL)
         process.kill()
         process.wait()
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def wait_for_child(pid: int) -> int:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        children = children_of(pid)
+        children = descendants([pid])
         if children:
             return children[0]
         time.sleep(0.01)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["ProcessState", "process_state", "signal_tree", "terminate"]
+__all__ = ["ProcessState", "descendants", "process_state", "signal_tree", "terminate"]
 
 _PROC = Path("/proc")
 
@@ -61,7 +61,7 @@ def process_state(pid: int | None, marker: str) -> ProcessState:
     return ProcessState.FROZEN if state in (b"T", b"t") else ProcessState.RUNNING
 
 
-def _descendants(roots: Iterable[int]) -> list[int]:
+def descendants(roots: Iterable[int]) -> list[int]:
     """Every process below ``roots``, found by following parent PIDs in /proc."""
     children: dict[int, list[int]] = {}
     try:
@@ -94,7 +94,7 @@ def signal_tree(pid: int, marker: str, signum: int) -> list[int]:
     """
     if process_state(pid, marker) is ProcessState.GONE:
         return []
-    tree = [pid, *_descendants([pid])]
+    tree = [pid, *descendants([pid])]
     _kill(tree, signum)
     return tree
 
@@ -117,7 +117,7 @@ def terminate(processes: list[tuple[int, str]], timeout: float = 5.0) -> list[in
     PIDs that were still running.
     """
     alive = [(p, m) for p, m in processes if process_state(p, m) is not ProcessState.GONE]
-    tree = [*(pid for pid, _ in alive), *_descendants(pid for pid, _ in alive)]
+    tree = [*(pid for pid, _ in alive), *descendants(pid for pid, _ in alive)]
     _kill(tree, signal.SIGTERM)
     _kill(tree, signal.SIGCONT)
     left = _wait_gone(tree, time.monotonic() + timeout)
