@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import product
 
 from herd.errors import PatternError
@@ -57,22 +57,19 @@ def expand(text: str) -> list[str]:
     Raises ``PatternError`` (one line, naming the range) for a malformed range:
     start after end, letters mixed with numbers, a zero step, unequal padding.
     """
+    if "[" not in text and "]" not in text and "," not in text:
+        return [text.strip()] if text.strip() else []
     names: list[str] = []
-    seen: set[str] = set()
     for part in split_outside_brackets(text):
-        for name in _expand_one(part):
-            if name not in seen:
-                seen.add(name)
-                names.append(name)
-                if len(names) > MAX_EXPANSION:
-                    raise PatternError(f"host range {text!r} gives more than {MAX_EXPANSION} names")
-    return names
+        names.extend(_expand_one(part))
+        if len(names) > MAX_EXPANSION:
+            raise PatternError(f"host range {text!r} gives more than {MAX_EXPANSION} names")
+    return list(dict.fromkeys(names))
 
 
-def _expand_one(name: str) -> Iterator[str]:
+def _expand_one(name: str) -> list[str]:
     if "[" not in name and "]" not in name:
-        yield name
-        return
+        return [name]
     texts: list[str] = []
     choices: list[list[str]] = []
     rest = name
@@ -96,12 +93,17 @@ def _expand_one(name: str) -> Iterator[str]:
         total *= len(values)
     if total > MAX_EXPANSION:
         raise PatternError(f"host range {name!r} gives more than {MAX_EXPANSION} names")
+    if len(choices) == 1:  # the common case, one bracket: no product needed
+        head, tail = texts
+        return [f"{head}{value}{tail}" for value in choices[0]]
+    names: list[str] = []
     for combination in product(*choices):
         pieces = [texts[0]]
         for value, text in zip(combination, texts[1:], strict=True):
             pieces.append(value)
             pieces.append(text)
-        yield "".join(pieces)
+        names.append("".join(pieces))
+    return names
 
 
 def _expand_bracket(body: str, name: str) -> list[str]:

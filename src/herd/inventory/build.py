@@ -42,8 +42,12 @@ def build(data: InventoryData, sources: tuple[str, ...] = ()) -> Inventory:
             data.add_child("all", name, builtin)
             parents[name].append("all")
     ungrouped = data.groups["ungrouped"]
+    special = {"all", "ungrouped"}
     for host in data.hosts.values():
-        grouped = any(g not in ("all", "ungrouped") for g in host.groups)
+        groups = host.groups
+        if "all" not in groups and "ungrouped" not in groups:
+            continue  # the common case: grouped, and never listed as ungrouped
+        grouped = not groups.keys() <= special
         if grouped and "ungrouped" in host.groups:
             del host.groups["ungrouped"]
             del ungrouped.hosts[host.name]

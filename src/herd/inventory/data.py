@@ -73,6 +73,19 @@ class InventoryData:
         self.group(group, origin).hosts[name] = None
         return host
 
+    def add_hosts(self, names: list[str], group: str, origin: Origin) -> list[HostData]:
+        """Declare the hosts of one range in one group: ``add_host`` without its per-call cost."""
+        hosts = self.hosts
+        declared: list[HostData] = []
+        for name in names:
+            host = hosts.get(name)
+            if host is None:
+                host = hosts[name] = HostData(name, origin)
+            host.groups[group] = None
+            declared.append(host)
+        self.group(group, origin).hosts.update(dict.fromkeys(names))
+        return declared
+
     def add_child(self, parent: str, child: str, origin: Origin) -> None:
         """Make ``child`` a subgroup of ``parent``; cycles are refused later, at build time."""
         self.group(child, origin)

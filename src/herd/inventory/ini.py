@@ -205,7 +205,6 @@ def _read_host_line(line: str, group: str, origin: Origin, data: InventoryData) 
         variables.append((key, parse_value(text)))
     if port is not None:
         variables.insert(0, ("ansible_port", port))
-    for name in names:
-        host = data.add_host(name, group, origin)
+    for host in data.add_hosts(names, group, origin):
         for key, value in variables:
             data.set_host_var(host, key, value, origin)

@@ -147,12 +147,14 @@ class _Reader:
             names, port = parse_host_pattern(pattern, self.path, None)
         except InventoryError as exc:
             raise self.fail(str(exc).removeprefix(f"{self.path}: "), keys) from None
-        for host_name in names:
-            host = self.data.add_host(host_name, group, self.origin)
+        declared = self.data.add_hosts(names, group, self.origin)
+        if port is None and not host_vars:
+            return
+        for host in declared:
             if port is not None:
                 self.data.set_host_var(host, "ansible_port", port, self.origin)
             for var, value in (host_vars or {}).items():
-                self.set_var(var, value, [*keys, var], host_name=host_name)
+                self.set_var(var, value, [*keys, var], host_name=host.name)
 
     def set_var(
         self, var: object, value: object, keys: list[object], *, group_name: str = "",
