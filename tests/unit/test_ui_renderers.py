@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
-
-from rich.console import Console
 
 from herd.core.results import BatchResult, CappedOutput, HostResult, Output, Status
 from herd.inventory.model import Host
+from herd.ui.console import Printer
 from herd.ui.gather import gather, render_gathered
 from herd.ui.jsonlines import JsonLines
 from herd.ui.live import LiveLines
@@ -36,9 +36,9 @@ def result(host: str, status: Status = Status.OK, stdout: str = "", **kw: object
     )
 
 
-def console() -> tuple[Console, io.StringIO]:
+def console() -> tuple[Printer, io.StringIO]:
     buffer = io.StringIO()
-    return Console(file=buffer, width=200, color_system=None, highlight=False), buffer
+    return Printer(buffer), buffer
 
 
 def test_gather_groups_hosts_with_identical_output_and_exit_status() -> None:
@@ -176,3 +176,23 @@ def test_progress_bar_draws_nothing_when_stderr_is_not_a_terminal() -> None:
     bar.result(result("a"))
     bar.finish(BatchResult(), 0.0)
     assert buffer.getvalue() == ""
+
+
+def test_on_a_terminal_lines_are_drawn_in_colour_and_the_text_stays_the_same() -> None:
+    buffer = io.StringIO()
+    live = LiveLines(Printer(buffer, terminal=True))
+    live.start([Host("web01", "a")])
+    live.output("web01", "stderr", b"boom\n")
+    drawn = buffer.getvalue()
+    assert "\x1b[" in drawn
+    assert re.sub(r"\x1b\[[0-9;]*m", "", drawn) == "web01 ! boom\n"
+
+
+def test_a_rich_console_is_accepted_where_a_printer_is() -> None:
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    batch = BatchResult()
+    batch.add(result("web01"))
+    render_summary(Console(file=buffer, color_system=None), batch, targeted=1, elapsed=0.0)
+    assert buffer.getvalue().startswith("1 host: 1 ok in 0.0 s")

@@ -102,26 +102,34 @@ def _prompt(label: str) -> str:
 
 
 def _renderers(request: RunRequest) -> tuple[Renderers, Summary]:
-    from herd.ui.console import make_console
-    from herd.ui.gather import GatherRenderer
-    from herd.ui.jsonlines import JsonLines
-    from herd.ui.live import LiveLines
-    from herd.ui.outdir import OutDir
-    from herd.ui.progress import ProgressBar
+    """The sinks for this run's output mode; only the chosen ones are imported."""
+    from herd.ui.console import Printer
     from herd.ui.render import Renderer, Renderers
     from herd.ui.summary import Summary
 
-    out, err = make_console(), make_console(stderr=True)
+    err = Printer(stderr=True)
     chosen: list[Renderer] = []
+    streaming = False
     if request.out_dir is not None:
+        from herd.ui.outdir import OutDir
+
         chosen.append(OutDir(request.out_dir))
     if request.as_json:
+        from herd.ui.jsonlines import JsonLines
+
         chosen.append(JsonLines(sys.stdout))
     elif request.gather:
-        chosen.append(GatherRenderer(out))
+        from herd.ui.gather import GatherRenderer
+
+        chosen.append(GatherRenderer(Printer()))
     elif request.out_dir is None:
-        chosen.append(LiveLines(out))
-    if not any(getattr(r, "wants_output", False) for r in chosen if not isinstance(r, OutDir)):
+        from herd.ui.live import LiveLines
+
+        chosen.append(LiveLines(Printer()))
+        streaming = True
+    if not streaming:
+        from herd.ui.progress import ProgressBar
+
         chosen.append(ProgressBar(err, "run"))
     summary = Summary(err, verbose=request.verbose)
     chosen.append(summary)

@@ -1,18 +1,29 @@
-"""The two consoles of a command: stdout for results, stderr for progress and summaries."""
+"""Where a command writes: stdout for results, stderr for progress and summaries.
+
+``Printer`` writes styled lines. On a terminal it draws them with rich, in
+colour; anywhere else (a pipe, a file, a test) it writes plain text and rich is
+not even imported, which keeps a scripted ``herd run`` quick to start.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-__all__ = ["make_console"]
+__all__ = ["Printer", "Segment", "as_printer", "make_console"]
+
+# A piece of a line and its rich style ("" for none).
+Segment = tuple[str, str]
 
 
 def make_console(stream: TextIO | None = None, *, stderr: bool = False) -> Console:
-    """A console on ``stream`` (default stdout or stderr); colour only on a terminal."""
+    """A rich console on ``stream`` (default stdout or stderr); colour only on a terminal."""
+    from rich.console import Console
+
     target = stream if stream is not None else (sys.stderr if stderr else sys.stdout)
     return Console(
         file=target,
@@ -22,3 +33,67 @@ def make_console(stream: TextIO | None = None, *, stderr: bool = False) -> Conso
         emoji=False,
         markup=True,
     )
+
+
+class Printer:
+    """Writes whole styled lines, one write per line (lines of many hosts never interleave)."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        stderr: bool = False,
+        console: Console | None = None,
+        terminal: bool | None = None,
+    ) -> None:
+        if console is not None:
+            self._stream: TextIO = cast(TextIO, console.file)
+            self._terminal = console.is_terminal
+        else:
+            self._stream = stream if stream is not None else (sys.stderr if stderr else sys.stdout)
+            self._terminal = _isatty(self._stream) if terminal is None else terminal
+        self._console = console
+
+    @property
+    def is_terminal(self) -> bool:
+        return self._terminal
+
+    @property
+    def console(self) -> Console:
+        """The rich console on the same stream (created on first use)."""
+        if self._console is None:
+            self._console = make_console(self._stream)
+            if self._terminal and not self._console.is_terminal:
+                self._console = _forced(self._stream)
+        return self._console
+
+    def line(self, *segments: Segment | str) -> None:
+        parts = [(s, "") if isinstance(s, str) else s for s in segments]
+        if not self._terminal:
+            self._stream.write("".join(text for text, _ in parts) + "\n")
+            self._stream.flush()
+            return
+        from rich.text import Text
+
+        text = Text()
+        for piece, style in parts:
+            text.append(piece, style=style or None)
+        self.console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _forced(stream: TextIO) -> Console:
+    from rich.console import Console
+
+    return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
+
+
+def as_printer(target: Printer | Console) -> Printer:
+    """Accept either a Printer or a rich Console (as push and pull pass)."""
+    return target if isinstance(target, Printer) else Printer(console=target)

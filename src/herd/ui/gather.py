@@ -8,13 +8,15 @@ copies of the same lines. ``gather`` is the reusable part (``herd log show
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from herd.core.hostset import fold, sort_key
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
+from herd.ui.console import Printer, Segment, as_printer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["GatherRenderer", "gather", "render_gathered"]
 
@@ -49,33 +51,29 @@ def gather(results: Iterable[HostResult]) -> list[tuple[list[str], HostResult]]:
     return pairs
 
 
-def _header(names: Sequence[str], result: HostResult) -> Text:
-    header = Text()
-    header.append("──── ", style="dim")
-    header.append(f"{fold(names)} ({len(names)})", style="bold")
-    if result.status is Status.OK:
-        pass
-    elif result.status is Status.FAILED:
-        header.append(f"  exit {result.exit_status}", style="yellow")
-    else:
-        header.append(f"  {result.status.value}: {result.error}", style="red")
-    header.append(" ────", style="dim")
+def _header(names: Sequence[str], result: HostResult) -> list[Segment]:
+    header: list[Segment] = [("──── ", "dim"), (f"{fold(names)} ({len(names)})", "bold")]
+    if result.status is Status.FAILED:
+        header.append((f"  exit {result.exit_status}", "yellow"))
+    elif result.status is not Status.OK:
+        header.append((f"  {result.status.value}: {result.error}", "red"))
+    header.append((" ────", "dim"))
     return header
 
 
-def render_gathered(console: Console, results: Iterable[HostResult]) -> None:
+def render_gathered(target: Printer | Console, results: Iterable[HostResult]) -> None:
     """Print one block per group of identical results."""
+    printer = as_printer(target)
     for names, result in gather(results):
-        console.print(_header(names, result), soft_wrap=True, highlight=False)
+        printer.line(*_header(names, result))
         for line in result.stdout.text.splitlines():
-            console.print(Text(line), soft_wrap=True, highlight=False)
+            printer.line(line)
         for line in result.stderr.text.splitlines():
-            console.print(Text(f"! {line}", style="red"), soft_wrap=True, highlight=False)
+            printer.line((f"! {line}", "red"))
         for stream in (result.stdout, result.stderr):
             if stream.truncated:
                 dropped = stream.total - len(stream.data)
-                note = f"[{dropped} more bytes not kept; sha256 {stream.sha256}]"
-                console.print(Text(note, style="dim"), soft_wrap=True, highlight=False)
+                printer.line((f"[{dropped} more bytes not kept; sha256 {stream.sha256}]", "dim"))
 
 
 class GatherRenderer:
@@ -83,8 +81,8 @@ class GatherRenderer:
 
     wants_output = False
 
-    def __init__(self, console: Console) -> None:
-        self._console = console
+    def __init__(self, target: Printer | Console) -> None:
+        self._printer = as_printer(target)
 
     def start(self, hosts: Sequence[Host]) -> None:
         pass
@@ -96,4 +94,4 @@ class GatherRenderer:
         pass
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
-        render_gathered(self._console, batch.results)
+        render_gathered(self._printer, batch.results)

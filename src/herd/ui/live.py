@@ -8,12 +8,14 @@ when it finishes. stderr lines are marked with ``!`` instead of ``|``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
+from herd.ui.console import Printer, as_printer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["LiveLines"]
 
@@ -37,8 +39,8 @@ class LiveLines:
 
     wants_output = True
 
-    def __init__(self, console: Console) -> None:
-        self._console = console
+    def __init__(self, target: Printer | Console) -> None:
+        self._printer = as_printer(target)
         self._partial: dict[tuple[str, str], bytearray] = {}
         self._colours: dict[str, str] = {}
         self._width = 0
@@ -49,14 +51,12 @@ class LiveLines:
             self._colours[host.name] = _PALETTE[index % len(_PALETTE)]
 
     def _line(self, host: str, stream: str, raw: bytes) -> None:
-        text = Text(host.ljust(self._width), style=self._colours.get(host, ""))
+        name = (host.ljust(self._width), self._colours.get(host, ""))
+        text = raw.decode("utf-8", errors="replace")
         if stream == "stderr":
-            text.append(" ! ", style="red")
-            text.append(raw.decode("utf-8", errors="replace"), style="red")
+            self._printer.line(name, (" ! ", "red"), (text, "red"))
         else:
-            text.append(" | ", style="dim")
-            text.append(raw.decode("utf-8", errors="replace"))
-        self._console.print(text, soft_wrap=True, highlight=False, markup=False)
+            self._printer.line(name, (" | ", "dim"), text)
 
     def output(self, host: str, stream: str, data: bytes) -> None:
         buffer = self._partial.setdefault((host, stream), bytearray())

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING
 
 from herd.core.results import BatchResult, HostResult
 from herd.inventory.model import Host
+from herd.ui.console import Printer, as_printer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["ProgressBar"]
 
@@ -26,8 +21,8 @@ class ProgressBar:
 
     wants_output = False
 
-    def __init__(self, console: Console, label: str = "run") -> None:
-        self._console = console
+    def __init__(self, target: Printer | Console, label: str = "run") -> None:
+        self._printer = as_printer(target)
         self._label = label
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -37,8 +32,17 @@ class ProgressBar:
 
     def start(self, hosts: Sequence[Host]) -> None:
         self._total = len(hosts)
-        if not self._console.is_terminal:
-            return
+        if not self._printer.is_terminal:
+            return  # nothing to draw: not even rich.progress is imported
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -47,7 +51,7 @@ class ProgressBar:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=self._console,
+            console=self._printer.console,
             transient=True,
         )
         self._task = self._progress.add_task(self._label, total=self._total, detail=self._detail())

@@ -7,13 +7,15 @@ each; without ``-v`` at most ``shown`` reasons per status are listed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from herd.core.hostset import fold, sort_key
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
+from herd.ui.console import Printer, Segment, as_printer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["STATUS_ORDER", "Summary", "render_summary"]
 
@@ -30,7 +32,7 @@ _STYLE = {Status.OK: "green", Status.FAILED: "yellow"}
 
 
 def render_summary(
-    console: Console,
+    target: Printer | Console,
     batch: BatchResult,
     *,
     targeted: int,
@@ -40,58 +42,48 @@ def render_summary(
     note: str = "",
 ) -> None:
     """Print the summary of ``batch`` (which targeted ``targeted`` hosts)."""
+    printer = as_printer(target)
     groups = batch.by_status()
-    head = Text()
-    head.append(f"{targeted} host{'s' if targeted != 1 else ''}: ", style="bold")
+    head: list[Segment] = [(f"{targeted} host{'s' if targeted != 1 else ''}: ", "bold")]
     counts = [
         (f"{len(groups[s])} {s.value}", _STYLE.get(s, "red")) for s in STATUS_ORDER if s in groups
     ]
-    for index, (label, style) in enumerate(counts):
-        head.append(label, style=style)
+    for index, count in enumerate(counts):
+        head.append(count)
         if index < len(counts) - 1:
-            head.append(", ")
+            head.append((", ", ""))
     missing = targeted - len(batch)
     if missing > 0:
-        head.append(f", {missing} not finished", style="red")
+        head.append((f", {missing} not finished", "red"))
     if not counts and missing <= 0:
-        head.append("nothing ran")
-    head.append(f" in {elapsed:.1f} s")
+        head.append(("nothing ran", ""))
+    head.append((f" in {elapsed:.1f} s", ""))
     if batch.interrupted:
-        head.append(" (interrupted)", style="bold red")
-    console.print(head, soft_wrap=True, highlight=False)
+        head.append((" (interrupted)", "bold red"))
+    printer.line(*head)
     for status in STATUS_ORDER:
         results = groups.get(status)
         if not results or (status is Status.OK and not verbose):
             continue
-        _status_block(console, status, results, verbose=verbose, shown=shown)
+        _status_block(printer, status, results, verbose=verbose, shown=shown)
     if note:
-        console.print(Text(note, style="dim"), soft_wrap=True, highlight=False)
+        printer.line((note, "dim"))
 
 
 def _status_block(
-    console: Console, status: Status, results: list[HostResult], *, verbose: bool, shown: int
+    printer: Printer, status: Status, results: list[HostResult], *, verbose: bool, shown: int
 ) -> None:
     names = [r.host for r in results]
-    line = Text(f"  {status.value} ({len(results)}): ", style=_STYLE.get(status, "red"))
-    line.append(fold(names))
-    console.print(line, soft_wrap=True, highlight=False)
+    printer.line((f"  {status.value} ({len(results)}): ", _STYLE.get(status, "red")), fold(names))
     if status is Status.OK:
         return
     ordered = sorted(results, key=lambda r: sort_key(r.host))
     limit = len(ordered) if verbose else shown
     width = max(len(r.host) for r in ordered[:limit])
     for result in ordered[:limit]:
-        console.print(
-            Text(f"    {result.host.ljust(width)}  {result.error or status.value}"),
-            soft_wrap=True,
-            highlight=False,
-        )
+        printer.line(f"    {result.host.ljust(width)}  {result.error or status.value}")
     if len(ordered) > limit:
-        console.print(
-            Text(f"    ... and {len(ordered) - limit} more (-v for all)", style="dim"),
-            soft_wrap=True,
-            highlight=False,
-        )
+        printer.line((f"    ... and {len(ordered) - limit} more (-v for all)", "dim"))
 
 
 class Summary:
@@ -99,8 +91,8 @@ class Summary:
 
     wants_output = False
 
-    def __init__(self, console: Console, *, verbose: bool = False) -> None:
-        self._console = console
+    def __init__(self, target: Printer | Console, *, verbose: bool = False) -> None:
+        self._printer = as_printer(target)
         self._verbose = verbose
         self._targeted = 0
         self.note = ""
@@ -116,7 +108,7 @@ class Summary:
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
         render_summary(
-            self._console,
+            self._printer,
             batch,
             targeted=self._targeted,
             elapsed=elapsed,
