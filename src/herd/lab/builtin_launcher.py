@@ -50,10 +50,13 @@ def start(files: LabFiles, hosts: Sequence[PlannedHost]) -> int:
             for host in hosts
         ],
     }
-    for host in hosts:
-        files.home(host.name).mkdir(parents=True, exist_ok=True)
-    spec_path(files).write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
-    files.builtin_pid.unlink(missing_ok=True)
+    try:
+        for host in hosts:
+            files.home(host.name).mkdir(parents=True, exist_ok=True)
+        spec_path(files).write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+        files.builtin_pid.unlink(missing_ok=True)
+    except OSError as exc:
+        raise LabError(f"cannot write the builtin lab files in {files.dir}: {exc}") from exc
     command = [sys.executable, "-m", "herd.lab.builtin", marker(files)]
     try:
         done = subprocess.run(

@@ -168,16 +168,19 @@ class Lab:
             else:
                 server_pid = builtin_launcher.start(lab.files, planned)
                 pids = dict.fromkeys((host.name for host in planned), server_pid)
+            hosts = tuple(
+                LabHost(h.name, h.group, h.address, h.port, pids[h.name], fingerprints[h.name])
+                for h in planned
+            )
+            started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            state = LabState(chosen, str(lab.dir), port, current_user(), started, hosts, server_pid)
+            write_state(lab.files.state, state)
+        except OSError as exc:
+            lab._stop_started(planned)
+            raise LabError(f"cannot start the lab in {lab.dir}: {exc}") from exc
         except BaseException:  # Ctrl-C or a failed host: leave nothing running behind
             lab._stop_started(planned)
             raise
-        hosts = tuple(
-            LabHost(h.name, h.group, h.address, h.port, pids[h.name], fingerprints[h.name])
-            for h in planned
-        )
-        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        state = LabState(chosen, str(lab.dir), port, current_user(), started, hosts, server_pid)
-        write_state(lab.files.state, state)
         return lab
 
     def _refuse_if_up(self) -> None:

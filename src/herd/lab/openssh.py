@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from herd.errors import LabError
 from herd.lab.files import LabFiles
 from herd.lab.plan import PlannedHost
 
@@ -95,7 +96,10 @@ def write_sshd_config(files: LabFiles, host: PlannedHost, extra: Sequence[str] =
 def _privilege_separation_dir() -> None:
     """sshd running as root wants /run/sshd (Debian creates it only for its own service)."""
     if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LabError(f"cannot create sshd's privilege separation dir: {exc}") from exc
 
 
 def _launch(sshd: str, files: LabFiles, names: Sequence[str]) -> dict[str, str]:
