@@ -288,3 +288,78 @@ def test_cli_no_verify_says_the_check_was_skipped(
     (served.home / "skip.txt").write_text("skip")
     assert main(["ftp", "get", served.url + "skip.txt", str(tmp_path / "s"), "--no-verify"]) == 0
     assert "not verified (--no-verify)" in capsys.readouterr().out
+
+
+class _StopAfter:
+    """A progress display that interrupts the transfer (like Ctrl-C) after ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def start(self, name: str, total: int | None, done: int) -> None:
+        pass
+
+    def advance(self, size: int) -> None:
+        self.seen += size
+        if self.seen >= self.limit:
+            raise KeyboardInterrupt
+
+    def finish(self) -> None:
+        pass
+
+
+def test_download_interrupted_mid_transfer_resumes_to_the_same_bytes(
+    served: Served, tmp_path: Path
+) -> None:
+    data = payload(4 << 20)
+    (served.home / "video.bin").write_bytes(data)
+    local = tmp_path / "video.bin"
+    with pytest.raises(KeyboardInterrupt), served.client() as client:
+        client.get("video.bin", local, progress=_StopAfter(1 << 20))
+    partial = local.stat().st_size
+    assert 0 < partial < len(data)
+    with served.client() as client:
+        transfer = client.get("video.bin", local, resume=True)
+    assert transfer.resumed_from == partial
+    assert transfer.verdict is Verdict.VERIFIED
+    assert local.read_bytes() == data
+
+
+def test_upload_interrupted_mid_transfer_resumes_with_appe(served: Served, tmp_path: Path) -> None:
+    data = payload(4 << 20)
+    source = tmp_path / "dump.sql"
+    source.write_bytes(data)
+    with pytest.raises(KeyboardInterrupt), served.client() as client:
+        client.put(source, "dump.sql", progress=_StopAfter(1 << 20))
+    with served.client() as client:
+        transfer = client.put(source, "dump.sql", resume=True)
+    assert transfer.resumed_from > 0  # the server kept the interrupted upload's bytes
+    assert transfer.verdict is Verdict.VERIFIED
+    assert (served.home / "dump.sql").read_bytes() == data
+    assert transfer.sent == len(data) - transfer.resumed_from
+
+
+def test_client_reaches_an_ipv6_server(
+    tmp_path: Path,
+    isolated_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = UserStore(isolated_env / "ftp-users.db")
+    users.add("six", PASSWORD, home=tmp_path / "six")
+    (tmp_path / "six" / "v6.txt").write_text("over IPv6\n")
+    settings = FtpSettings(listen=(("::1", 0),), login_failure_delay=0.0)
+    server = FtpServer(settings, users, MemorySink())
+    thread = server.start_in_thread()
+    monkeypatch.setenv("HERD_FTP_PASSWORD", PASSWORD)
+    try:
+        port = server.addresses[0][1]
+        assert main(["ftp", "get", f"ftp://six@[::1]:{port}/v6.txt", str(tmp_path / "v6")]) == 0
+    finally:
+        server.shutdown(1.0)
+        thread.join(timeout=10)
+        server.server_close()
+        users.close()
+    assert (tmp_path / "v6").read_text() == "over IPv6\n"
+    assert "SHA-256 verified" in capsys.readouterr().out
