@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from herd.errors import LabError
 from herd.lab import LabHost, ProcessState
+from herd.lab.processes import descendants
 
 from .conftest import Fleet, start_fleet
 from .test_lab_fleet import connect, processes_mentioning
@@ -123,3 +125,34 @@ def test_builtin_lab_down_stops_the_server_and_its_commands(
 
     asyncio.run(down_during_a_command())
     assert processes_mentioning(str(builtin_fleet.dir)) == []
+
+
+def test_builtin_kills_a_command_whose_client_went_away(builtin_fleet: Fleet) -> None:
+    server = builtin_fleet.state.server_pid
+    assert server is not None
+
+    def sleepers() -> list[int]:
+        found = []
+        for pid in descendants([server]):
+            try:
+                if b"31.5" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+
+    async def leave_a_command_running() -> None:
+        async with await connect(builtin_fleet, builtin_fleet.host("web01")) as conn:
+            await conn.create_process("sleep 31.5; echo never")
+            for _ in range(100):
+                if sleepers():
+                    break
+                await asyncio.sleep(0.05)
+            assert sleepers()
+
+    asyncio.run(leave_a_command_running())
+    for _ in range(100):
+        if not sleepers():
+            break
+        time.sleep(0.05)
+    assert sleepers() == []

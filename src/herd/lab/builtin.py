@@ -66,8 +66,18 @@ async def _copy_in(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter
         sink.close()
 
 
+def _kill_group(child: asyncio.subprocess.Process) -> None:
+    """Kill the command and whatever it started (it leads its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+
+
 async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> None:
-    """Run the client's command (or a shell) in the host's directory and report its exit."""
+    """Run the client's command (or a shell) in the host's directory and report its exit.
+
+    If the client goes away first (closed channel, herd's command timeout), the
+    command and its children are killed rather than left running.
+    """
     command = process.command or "exec /bin/sh -i"
     try:
         child = await asyncio.create_subprocess_exec(
@@ -79,6 +89,7 @@ async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> 
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
     except OSError as exc:
         process.stderr.write(f"herd lab: cannot run /bin/sh: {exc}\n".encode())
@@ -86,15 +97,22 @@ async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> 
         return
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     feeding = asyncio.create_task(_copy_in(process.stdin, child.stdin))
+    output = asyncio.gather(
+        _copy_out(child.stdout, process.stdout), _copy_out(child.stderr, process.stderr)
+    )
+    closed = asyncio.create_task(process.channel.wait_closed())
     try:
-        await asyncio.gather(
-            _copy_out(child.stdout, process.stdout), _copy_out(child.stderr, process.stderr)
-        )
+        waiters: set[asyncio.Future[Any]] = {output, closed}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not output.done():  # the client left: nobody waits for this command any more
+            _kill_group(child)
+        await output
         status = await child.wait()
     finally:
         feeding.cancel()
+        closed.cancel()
         if child.returncode is None:
-            child.kill()
+            _kill_group(child)
             await child.wait()
     with contextlib.suppress(OSError, asyncssh.Error):
         process.exit(status if status >= 0 else 128 - status)
