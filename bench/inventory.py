@@ -45,8 +45,10 @@ def write_inventory(path: Path, hosts: int, groups: int) -> tuple[int, int]:
     racks_per_role = [racks_total // role_groups] * role_groups
     for index in range(racks_total % role_groups):
         racks_per_role[index] += 1
-    per_role_hosts = hosts // len(ROLES)
-    width = len(str(per_role_hosts))  # web0001..web1666: "!web0*" drops the first thousand
+    rack_count = sum(racks_per_role)
+    # web0001..web1667: "!web0*" drops the first thousand of each role
+    width = len(str(hosts // len(ROLES) + rack_count))
+    rack_number = 0
     counters = dict.fromkeys(ROLES, 0)
     lines = [
         "all:",
@@ -72,9 +74,9 @@ def write_inventory(path: Path, hosts: int, groups: int) -> tuple[int, int]:
                 lines += [f"                role: {role}", "              children:"]
                 written_groups += 1
                 racks = racks_per_role[role_index]
-                role_share = per_role_hosts // (len(REGIONS) * len(ENVS))
                 for rack in range(racks):
-                    size = role_share // racks + (1 if rack < role_share % racks else 0)
+                    size = hosts // rack_count + (1 if rack_number < hosts % rack_count else 0)
+                    rack_number += 1
                     first = counters[role] + 1
                     last = counters[role] + size
                     counters[role] = last

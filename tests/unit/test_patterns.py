@@ -256,7 +256,7 @@ terms_strategy = st.lists(
 
 
 @given(fleets(), terms_strategy, st.sampled_from([":", ","]))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_union_intersection_and_exclusion_follow_set_algebra(
     fleet: dict[str, list[str]], terms: list[tuple[str, str]], separator: str
 ) -> None:
@@ -271,7 +271,7 @@ def test_union_intersection_and_exclusion_follow_set_algebra(
 
 
 @given(fleets(), terms_strategy, terms_strategy)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_limit_is_the_intersection_of_two_patterns(
     fleet: dict[str, list[str]], terms: list[tuple[str, str]], limit: list[tuple[str, str]]
 ) -> None:
