@@ -114,13 +114,13 @@ def log(
             click.echo(json.dumps(line, ensure_ascii=False))
         return 0
     from herd.ui.console import make_console
-    from herd.ui.logview import operations_table
+    from herd.ui.logview import render_operations
 
     console = make_console()
     if not records:
         console.print("no operations match" if selected != LogFilter() else "no operations yet")
         return 0
-    console.print(operations_table(records, counts))
+    render_operations(console, records, counts)
     return 0
 
 

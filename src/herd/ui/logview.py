@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from herd.core.audit import OperationRecord
@@ -15,7 +14,7 @@ from herd.core.audit_chain import ChainReport
 from herd.core.hostset import fold
 from herd.core.results import HostResult, Output, Status
 
-__all__ = ["operations_table", "render_operation", "render_verify", "status_text"]
+__all__ = ["render_operation", "render_operations", "render_verify", "status_text"]
 
 _STATUS_STYLE = {
     "ok": "green",
@@ -49,10 +48,25 @@ def what_it_did(record: OperationRecord) -> str:
     return " ".join(text.split())
 
 
-def operations_table(
-    records: Sequence[OperationRecord], counts: Mapping[int, tuple[int, int]]
-) -> Table:
-    """Operations newest first: who did what, where, when, and with what result."""
+_COLUMNS = ("ID", "TIME", "USER", "KIND", "TARGET", "COMMAND / FILES", "OK", "NOT OK", "TOOK",
+            "STATUS")  # fmt: skip
+_NUMERIC = {0, 6, 7, 8}
+_TARGET, _COMMAND, _NOT_OK, _STATUS = 4, 5, 7, 9
+_GAP = "  "
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def render_operations(
+    console: Console, records: Sequence[OperationRecord], counts: Mapping[int, tuple[int, int]]
+) -> None:
+    """Operations newest first, one line each: who did what, where, when, with what result.
+
+    Plain aligned columns rather than a rich Table: ``herd log`` must answer in a
+    blink, and laying out a Table costs more than the query on a long log.
+    """
     rows: list[list[str]] = []
     for record in records:
         ok, not_ok = counts.get(record.id, (0, 0))
@@ -62,28 +76,31 @@ def operations_table(
             record.pattern or "", what_it_did(record), str(ok), str(not_ok),
             _took(record.duration), record.status,
         ])  # fmt: skip
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for index, name in enumerate(_COLUMNS):
-        widest = max([len(name), *(len(row[index]) for row in rows)])
-        table.add_column(
-            name,
-            justify="right" if name in _NUMERIC else "left",
-            no_wrap=True,
-            overflow="ellipsis",
-            # Only the free-text columns give way on a narrow terminal.
-            min_width=min(widest, 12) if name in ("TARGET", "COMMAND / FILES") else widest,
-        )
+    widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(_COLUMNS)]
+    widths[_TARGET] = min(widths[_TARGET], 24)
+    fixed = sum(widths) - widths[_COMMAND] + len(_GAP) * (len(_COLUMNS) - 1)
+    widths[_COMMAND] = max(15, min(widths[_COMMAND], console.width - fixed))
+
+    def line(cells: Sequence[str], header: bool = False) -> Text:
+        text = Text(style="bold" if header else "")
+        for index, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+            shown = _fit(cell, width)
+            shown = shown.rjust(width) if index in _NUMERIC else shown.ljust(width)
+            if index == len(cells) - 1:
+                shown = shown.rstrip()
+            style = ""
+            if not header and index == _STATUS:
+                style = _STATUS_STYLE.get(cell, "red")
+            elif not header and index == _NOT_OK and cell != "0":
+                style = "red"
+            text.append(shown, style=style)
+            if index < len(cells) - 1:
+                text.append(_GAP)
+        return text
+
+    console.print(line(_COLUMNS, header=True), soft_wrap=True, highlight=False)
     for row in rows:
-        cells: list[str | Text] = [*row]
-        cells[7] = Text(row[7], style="red" if row[7] != "0" else "")
-        cells[9] = status_text(row[9])
-        table.add_row(*cells)
-    return table
-
-
-_COLUMNS = ("ID", "TIME", "USER", "KIND", "TARGET", "COMMAND / FILES", "OK", "NOT OK", "TOOK",
-            "STATUS")  # fmt: skip
-_NUMERIC = {"ID", "OK", "NOT OK", "TOOK"}
+        console.print(line(row), soft_wrap=True, highlight=False)
 
 
 def _field(console: Console, name: str, value: str | Text) -> None:
