@@ -156,3 +156,15 @@ def test_builtin_kills_a_command_whose_client_went_away(builtin_fleet: Fleet) ->
             break
         time.sleep(0.05)
     assert sleepers() == []
+
+
+def test_builtin_passes_a_client_signal_to_the_command(builtin_fleet: Fleet) -> None:
+    async def interrupt() -> int | None:
+        async with await connect(builtin_fleet, builtin_fleet.host("web01")) as conn:
+            process = await conn.create_process("sleep 30")
+            await asyncio.sleep(0.3)
+            process.send_signal("TERM")
+            done = await asyncio.wait_for(process.wait(), 10)
+            return done.exit_status
+
+    assert asyncio.run(interrupt()) == 128 + 15

@@ -54,10 +54,21 @@ async def _copy_out(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes
             continue
 
 
-async def _copy_in(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter) -> None:
-    """Pass the client's stdin to the command, closing it at end of input."""
+async def _copy_in(source: asyncssh.SSHReader[bytes], child: asyncio.subprocess.Process) -> None:
+    """Pass the client's stdin to the command (closing it at end of input) and its signals."""
+    sink = child.stdin
+    assert sink is not None
     try:
-        while data := await source.read(_CHUNK):
+        while True:
+            try:
+                data = await source.read(_CHUNK)
+            except asyncssh.SignalReceived as received:
+                _signal_group(child, getattr(signal, f"SIG{received.signal}", signal.SIGTERM))
+                continue
+            except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged):
+                continue
+            if not data:
+                break
             sink.write(data)
             await sink.drain()
     except (OSError, asyncssh.Error):
@@ -66,10 +77,10 @@ async def _copy_in(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter
         sink.close()
 
 
-def _kill_group(child: asyncio.subprocess.Process) -> None:
-    """Kill the command and whatever it started (it leads its own process group)."""
+def _signal_group(child: asyncio.subprocess.Process, signum: int) -> None:
+    """Signal the command and whatever it started (it leads its own process group)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
+        os.killpg(child.pid, signum)
 
 
 async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -96,7 +107,7 @@ async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> 
         process.exit(127)
         return
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
-    feeding = asyncio.create_task(_copy_in(process.stdin, child.stdin))
+    feeding = asyncio.create_task(_copy_in(process.stdin, child))
     output = asyncio.gather(
         _copy_out(child.stdout, process.stdout), _copy_out(child.stderr, process.stderr)
     )
@@ -105,14 +116,14 @@ async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> 
         waiters: set[asyncio.Future[Any]] = {output, closed}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if not output.done():  # the client left: nobody waits for this command any more
-            _kill_group(child)
+            _signal_group(child, signal.SIGKILL)
         await output
         status = await child.wait()
     finally:
         feeding.cancel()
         closed.cancel()
         if child.returncode is None:
-            _kill_group(child)
+            _signal_group(child, signal.SIGKILL)
             await child.wait()
     with contextlib.suppress(OSError, asyncssh.Error):
         process.exit(status if status >= 0 else 128 - status)
