@@ -100,6 +100,7 @@ def running_server(
             time.sleep(0.02)
         assert not leaked, f"threads left running: {leaked}"
         assert len(server.sessions) == 0
+        assert server.connections == 0
 
 
 class RawControl:

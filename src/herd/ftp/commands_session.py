@@ -65,6 +65,8 @@ class SessionCommands(Session):
             self.close_control()
             return
         user = self.check_password(name, arg)
+        if user is not None:
+            user = self.server.known_user(user)
         if user is None:
             logins.failed(self.client)
             time.sleep(self.settings.login_failure_delay)
@@ -85,7 +87,9 @@ class SessionCommands(Session):
             self.emit(LoginEvent(user=name, client=self.client, ok=False, error="home missing"))
             raise Reply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
-            self.account = self.server.quota.account(user.name, user.quota, jail.walk_size)
+            self.account = self.server.on_login_pool(
+                self.server.quota.account, user.name, user.quota, jail.walk_size
+            )
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
         self.emit(
             LoginEvent(
@@ -99,8 +103,7 @@ class SessionCommands(Session):
             root = self.settings.anonymous_root
             assert root is not None
             return FtpUser(name="anonymous", home=root, quota=None, perms=READ_ONLY, locked=False)
-        with self.server.login_slots:  # argon2 takes 19 MiB each: bound how many run at once
-            return self.server.users.authenticate(name, password)
+        return self.server.on_login_pool(self.server.users.authenticate, name, password)
 
     def cmd_ACCT(self, arg: str) -> None:
         self.reply(202, "ACCT not needed on this server.")

@@ -13,14 +13,17 @@ running transfers finish for up to ``grace`` seconds, then cuts the rest.
 
 from __future__ import annotations
 
+import _thread
 import os
+import queue
 import selectors
 import socket
 import socketserver
 import threading
 import time
 from collections import Counter, deque
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from herd.errors import FtpError
 from herd.ftp.events import EventSink, NullSink
@@ -31,6 +34,8 @@ from herd.ftp.settings import FtpSettings
 from herd.ftp.users import FtpUser
 
 __all__ = ["FtpServer", "LoginGuard", "UserAuthority"]
+
+T = TypeVar("T")
 
 
 class UserAuthority(Protocol):
@@ -105,6 +110,58 @@ class _Sessions:
             return len(self._items)
 
 
+class _LoginPool:
+    """A few threads that run login steps for session threads and hand back the result.
+
+    Not ``concurrent.futures``: its workers start lazily from the submitting thread,
+    and a bare session thread that starts a ``threading.Thread`` without ``daemon=``
+    leaves a ``_DummyThread`` behind for good.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._jobs: queue.SimpleQueue[_LoginJob | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"ftp-login-{n}", daemon=True)
+            for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, step: Callable[..., T], *args: Any) -> T:
+        job = _LoginJob(step, args)
+        self._jobs.put(job)
+        job.done.acquire()  # released by the worker
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job.result = job.step(*job.args)
+            except BaseException as exc:  # handed to the waiting session
+                job.error = exc
+            job.done.release()
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(10.0)
+
+
+class _LoginJob:
+    __slots__ = ("args", "done", "error", "result", "step")
+
+    def __init__(self, step: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.step = step
+        self.args = args
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+
+
 def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -131,7 +188,9 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self.events: EventSink = events if events is not None else NullSink()
         self.quota = QuotaBook(users)
         self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
-        self.login_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+        # argon2 takes 19 MiB a verification and SQLite a deep C stack: both run on a few
+        # login threads, so bursts of logins are bounded and session threads stay shallow.
+        self._login_pool = _LoginPool(max(2, os.cpu_count() or 2))
         self.sessions = _Sessions()
         # socketserver reads these from the instance: never class attributes (see settings.py).
         self.allow_reuse_address = True
@@ -161,6 +220,20 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._serving = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
+        self._user_objects: dict[str, FtpUser] = {}
+
+    def on_login_pool(self, step: Callable[..., T], *args: Any) -> T:
+        """Run one login step (password check, usage lookup) on the login pool; wait for it."""
+        return self._login_pool.run(step, *args)
+
+    def known_user(self, user: FtpUser) -> FtpUser:
+        """One FtpUser object per account state, shared by all its sessions (memory)."""
+        with self._count_lock:
+            known = self._user_objects.get(user.name)
+            if known == user:
+                return known
+            self._user_objects[user.name] = user
+            return user
 
     # -- accepting -------------------------------------------------------------------------
 
@@ -243,6 +316,25 @@ class FtpServer(socketserver.ThreadingTCPServer):
             if self._per_address[address] <= 0:
                 del self._per_address[address]
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the session's thread.
+
+        A bare ``_thread`` thread, not ``threading.Thread``: its Thread, Event and
+        Condition objects cost about 2 KiB per idle session, a tenth of the memory
+        target. Sessions are tracked in ``self.sessions`` for shutdown instead.
+        """
+        _thread.start_new_thread(self.process_request_thread, (request, client_address))
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Run one session (what ``BaseRequestHandler.__init__`` does, one C call shallower)."""
+        handler = FtpHandler.__new__(FtpHandler)
+        handler.request, handler.client_address, handler.server = request, client_address, self
+        handler.setup()
+        try:
+            handler.handle()
+        finally:
+            handler.finish()
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
@@ -286,4 +378,6 @@ class FtpServer(socketserver.ThreadingTCPServer):
     def server_close(self) -> None:
         for listener in getattr(self, "_listeners", []):
             listener.close()
+        if hasattr(self, "_login_pool"):
+            self._login_pool.close()
         super().server_close()
