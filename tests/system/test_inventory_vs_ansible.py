@@ -150,18 +150,26 @@ def _ansible_env() -> dict[str, str]:
     return env
 
 
-def ansible_answers(source: Path, queries: list[tuple[str, str | None]]) -> list[object]:
+def run_ansible(argv: list[str], cwd: Path, stdin: str | None = None) -> str:
+    """Run an ansible-core command (bounded in time); its standard output."""
     done = subprocess.run(
-        [sys.executable, "-c", ORACLE],
-        input=json.dumps({"sources": [str(source)], "queries": queries}),
+        argv,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=90,
         env=_ansible_env(),
-        cwd=source.parent,
+        cwd=cwd,
         check=True,
     )
-    answers: list[object] = json.loads(done.stdout)
+    return done.stdout
+
+
+def ansible_answers(source: Path, queries: list[tuple[str, str | None]]) -> list[object]:
+    request = json.dumps({"sources": [str(source)], "queries": queries})
+    answers: list[object] = json.loads(
+        run_ansible([sys.executable, "-c", ORACLE], source.parent, request)
+    )
     return answers
 
 
@@ -196,15 +204,8 @@ def test_ansible_list_hosts_command_agrees_with_herd_hosts(
 ) -> None:
     source = DATA / "datacenter.yml"
     pattern = "web*:&prod:!web-par-0*"
-    done = subprocess.run(
-        [str(ANSIBLE), "-i", str(source), pattern, "--list-hosts"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=_ansible_env(),
-        check=True,
-    )
-    listed = sorted(line.strip() for line in done.stdout.splitlines()[1:] if line.strip())
+    out = run_ansible([str(ANSIBLE), "-i", str(source), pattern, "--list-hosts"], source.parent)
+    listed = sorted(line.strip() for line in out.splitlines()[1:] if line.strip())
     assert listed == herd_hosts(capsys, source, pattern, None)
 
 
@@ -226,16 +227,10 @@ def test_resolved_variables_match_ansible_inventory_list(
     inventory: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = DATA / inventory
-    done = subprocess.run(
-        [str(VENV_BIN / "ansible-inventory"), "-i", str(source), "--list"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=_ansible_env(),
-        cwd=source.parent,
-        check=True,
+    out = run_ansible(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(source), "--list"], source.parent
     )
-    reference = json.loads(done.stdout)["_meta"]["hostvars"]
+    reference = json.loads(out)["_meta"]["hostvars"]
     assert main(["-i", str(source), "hosts", "all", "--json"]) == 0
     for line in capsys.readouterr().out.splitlines():
         record = json.loads(line)
