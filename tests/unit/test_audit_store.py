@@ -44,7 +44,9 @@ def test_operation_round_trips_with_its_host_results(tmp_path: Path) -> None:
         assert log.failed_hosts() == ["w2"]
 
 
-def test_operation_of_a_killed_process_reads_back_as_interrupted(tmp_path: Path) -> None:
+def test_operation_of_a_killed_process_reads_back_and_is_sealed_as_interrupted(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "ops.db"
     script = textwrap.dedent(f"""
         import time
@@ -62,12 +64,23 @@ def test_operation_of_a_killed_process_reads_back_as_interrupted(tmp_path: Path)
     ) as child:
         assert child.stdout is not None
         op = int(child.stdout.readline())
+        with AuditLog(db) as log:
+            assert log.verify().running == [op]  # alive: the unsealed tail, not a problem
         os.kill(child.pid, signal.SIGKILL)
     with AuditLog(db) as log:
         record = log.operation(op)
         assert record is not None and record.status == "interrupted"
         assert [r.host for r in log.host_results(op)] == ["a"]
         assert log.failed_hosts(op) == ["b"]
+        # The next writer seals it into the chain as interrupted, results and all.
+        later = log.begin("run", argv=["herd"], hosts=[])
+        log.finish(later, status="ok", exit_code=0)
+        record = log.operation(op)
+        assert record is not None
+        assert (record.status, record.seq, record.exit_code) == ("interrupted", 1, None)
+        assert [r.host for r in log.host_results(op)] == ["a"]
+        report = log.verify()
+        assert report.ok and report.records == 2 and report.running == []
 
 
 def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:

@@ -53,24 +53,16 @@ def _when(option: str, text: str | None) -> float | None:
         raise UsageError(f"{option}: {exc}") from None
 
 
-def _make_filter(
-    *,
-    host: str | None,
-    kinds: tuple[str, ...],
-    user: str | None,
-    since: str | None,
-    until: str | None,
-    failed: bool,
-    grep: str | None,
-) -> LogFilter:
+def _make_filter(filters: dict[str, Any]) -> LogFilter:
+    """The LogFilter of the options ``_filter_options`` added."""
     return LogFilter(
-        host=host,
-        kinds=kinds,
-        user=user,
-        since=_when("--since", since),
-        until=_when("--until", until),
-        failed=failed,
-        grep=grep or None,
+        host=filters["host"],
+        kinds=filters["kinds"],
+        user=filters["user"],
+        since=_when("--since", filters["since"]),
+        until=_when("--until", filters["until"]),
+        failed=filters["failed"],
+        grep=filters["grep"] or None,
     )
 
 
@@ -86,25 +78,12 @@ def _open(app: AppContext, *, writing: bool = False) -> AuditLog:
 @pass_app
 @click.pass_context
 def log(
-    ctx: click.Context,
-    app: AppContext,
-    *,
-    limit: int,
-    host: str | None,
-    kinds: tuple[str, ...],
-    user: str | None,
-    since: str | None,
-    until: str | None,
-    failed: bool,
-    grep: str | None,
-    as_json: bool,
+    ctx: click.Context, app: AppContext, /, *, limit: int, as_json: bool, **filters: Any
 ) -> int:
     """The recent operations, newest first (subcommands: show, verify, export, prune)."""
     if ctx.invoked_subcommand is not None:
         return 0
-    selected = _make_filter(
-        host=host, kinds=kinds, user=user, since=since, until=until, failed=failed, grep=grep
-    )
+    selected = _make_filter(filters)
     with _open(app) as oplog:
         records = list(search(oplog.connection, selected, limit=limit))
         counts = oplog.host_counts([r.id for r in records])
@@ -180,23 +159,9 @@ def verify(app: AppContext) -> int:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write to this file instead of stdout.")  # fmt: skip
 @pass_app
-def export(
-    app: AppContext,
-    *,
-    fmt: str,
-    host: str | None,
-    kinds: tuple[str, ...],
-    user: str | None,
-    since: str | None,
-    until: str | None,
-    failed: bool,
-    grep: str | None,
-    output: Path | None,
-) -> int:
+def export(app: AppContext, /, *, fmt: str, output: Path | None, **filters: Any) -> int:
     """Export operations with their host results (newest first), to stdout or a file."""
-    selected = _make_filter(
-        host=host, kinds=kinds, user=user, since=since, until=until, failed=failed, grep=grep
-    )
+    selected = _make_filter(filters)
     writer = write_jsonl if fmt == "jsonl" else write_csv
     with _open(app) as oplog:
         records = search(oplog.connection, selected)
