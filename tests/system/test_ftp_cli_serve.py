@@ -57,7 +57,10 @@ def serve(isolated_env: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen
     )
     try:
         first = read_line(process, 30)
-        assert first.startswith("serving FTP on ftp://127.0.0.1:"), first
+        if not first.startswith("serving FTP on ftp://127.0.0.1:"):
+            process.wait(timeout=10)
+            assert process.stderr is not None
+            raise AssertionError(f"herd ftp serve did not start: {process.stderr.read()}")
         yield process, int(first.strip().rsplit(":", 1)[1])
     finally:
         if process.poll() is None:
@@ -134,3 +137,26 @@ def test_serve_on_a_busy_port_exits_2_naming_the_address(
     assert done.returncode == 2
     assert f"127.0.0.1 port {port}" in done.stderr or f"127.0.0.1:{port}" in done.stderr
     assert done.stderr.strip().count("\n") == 0
+
+
+def test_sigterm_lets_a_running_download_finish_within_the_grace_period(
+    serve: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
+    process, port = serve
+    data = os.urandom(16 << 20)
+    (tmp_path / "alice" / "big.bin").write_bytes(data)
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", port, timeout=10)
+    ftp.login("alice", "pw-1")
+    ftp.voidcmd("TYPE I")
+    received = bytearray()
+    with ftp.transfercmd("RETR big.bin") as conn:
+        received += conn.recv(1 << 20)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # the server is shutting down while the data still flows
+        while chunk := conn.recv(1 << 20):
+            received += chunk
+    assert ftp.voidresp().startswith("226")
+    ftp.close()
+    assert bytes(received) == data
+    assert process.wait(timeout=20) == 0
