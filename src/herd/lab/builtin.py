@@ -27,9 +27,10 @@ __all__ = ["main"]
 _CHUNK = 65536
 
 
-def _environment(home: str, client_env: object) -> dict[str, str]:
-    """The command's environment: the server's PATH, the host's HOME, the client's extras."""
+def _environment(name: str, home: str, client_env: object) -> dict[str, str]:
+    """The environment: the server's PATH, the host's name and HOME, the client's extras."""
     env = {
+        "HERD_LAB_HOST": name,
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": home,
         "PWD": home,
@@ -83,7 +84,7 @@ def _signal_group(child: asyncio.subprocess.Process, signum: int) -> None:
         os.killpg(child.pid, signum)
 
 
-async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> None:
+async def _run_command(name: str, home: str, process: asyncssh.SSHServerProcess[bytes]) -> None:
     """Run the client's command (or a shell) in the host's directory and report its exit.
 
     If the client goes away first (closed channel, herd's command timeout), the
@@ -96,7 +97,7 @@ async def _run_command(home: str, process: asyncssh.SSHServerProcess[bytes]) -> 
             "-c",
             command,
             cwd=home,
-            env=_environment(home, process.env),
+            env=_environment(name, home, process.env),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -135,7 +136,9 @@ def _sftp_server(root: bytes, channel: asyncssh.SSHServerChannel[bytes]) -> asyn
 
 async def _listen(spec: dict[str, Any], host: dict[str, Any]) -> asyncssh.SSHAcceptor:
     home = host["home"]
-    process_factory: Callable[[asyncssh.SSHServerProcess[bytes]], Any] = partial(_run_command, home)
+    process_factory: Callable[[asyncssh.SSHServerProcess[bytes]], Any] = partial(
+        _run_command, host["name"], home
+    )
     return await asyncssh.create_server(
         asyncssh.SSHServer,
         host["address"],

@@ -82,8 +82,9 @@ def write_sshd_config(files: LabFiles, host: PlannedHost, extra: Sequence[str] =
         "MaxSessions 100",
         "UseDNS no",
         # Debian's bash sources ~/.bashrc for sshd's commands unless it is not the first
-        # shell; a heavy .bashrc would otherwise swamp every measurement
-        "SetEnv SHLVL=1",
+        # shell; a heavy .bashrc would otherwise swamp every measurement. HERD_LAB_HOST tells
+        # a command which lab host it runs on (they all share this machine's hostname).
+        f"SetEnv SHLVL=1 HERD_LAB_HOST={host.name}",
         "PrintMotd no",
         "PrintLastLog no",
         "X11Forwarding no",
