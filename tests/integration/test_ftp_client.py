@@ -363,3 +363,25 @@ def test_client_reaches_an_ipv6_server(
         users.close()
     assert (tmp_path / "v6").read_text() == "over IPv6\n"
     assert "SHA-256 verified" in capsys.readouterr().out
+
+
+def test_cli_asks_for_the_password_hidden_when_none_is_set(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    asked: list[dict[str, object]] = []
+
+    def fake_prompt(text: str, **options: object) -> str:
+        asked.append({"text": text, **options})
+        return PASSWORD
+
+    monkeypatch.delenv("HERD_FTP_PASSWORD")
+    monkeypatch.setenv("HOME", str(served.home.parent))  # no ~/.netrc there
+    monkeypatch.setattr("herd.cli.ftp.click.prompt", fake_prompt)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    assert main(["ftp", "ls", served.url]) == 0
+    assert asked[0]["hide_input"] is True
+    assert str(asked[0]["text"]).startswith("Password for alice@127.0.0.1:")

@@ -154,3 +154,27 @@ def test_list_shows_usage_against_quota_in_human_sizes(
     assert "unlimited" in bob
     assert "read-only" in bob
     assert "locked" in bob
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_password_is_asked_twice_hidden_on_a_terminal(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[dict[str, object]] = []
+
+    def fake_prompt(text: str, **options: object) -> str:
+        asked.append({"text": text, **options})
+        return "typed-secret"
+
+    monkeypatch.setattr("herd.cli.ftp_users.click.prompt", fake_prompt)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    assert main(["ftp", "user", "add", "alice"]) == 0
+    assert asked[0]["hide_input"] is True
+    assert asked[0]["confirmation_prompt"]
+    users = store(isolated_env)
+    assert users.authenticate("alice", "typed-secret") is not None
+    users.close()
