@@ -213,9 +213,11 @@ class _Push:
             return {}
         self.dog.allow(self.dog.stall + nbytes / _HASH_RATE)
         found = await remote_sha256(self.conn, paths, timeout=self.dog.stall + nbytes / _HASH_RATE)
-        if found is None:
-            found = {}
-            for path in paths:
+        found = {} if found is None else found
+        # Files the host's shell could not hash (no hasher, or an SFTP server chrooted
+        # where the shell is not, as the builtin lab is) are read back through SFTP.
+        for path in paths:
+            if path not in found:
                 found[path] = await read_back_sha256(
                     self.sftp, path, self.options.block_size, self.options.requests
                 )
