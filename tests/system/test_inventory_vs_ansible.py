@@ -80,6 +80,8 @@ CASES: dict[str, list[tuple[str, str | None]]] = {
         ("!usa", None),
         ("web*", None),
         ("db-*", None),
+        ("*.example.com[1:2]", None),
+        ("usa[0:3]", None),
     ],
     "ansible_docs.yml": [
         *((p, None) for p in COMMON),
@@ -124,6 +126,8 @@ CASES: dict[str, list[tuple[str, str | None]]] = {
         ("~node[4-6]", None),
         ("all:!kube_node", None),
         ("calico_rr:kube_node[0]", None),
+        ("*[0:3]", None),
+        ("k8s_cluster[4:]", None),
     ],
     "split": [
         *((p, None) for p in COMMON),
@@ -134,6 +138,8 @@ CASES: dict[str, list[tuple[str, str | None]]] = {
         ("app[0:1]", None),
         ("app[-1]", None),
         ("cache[1]", None),
+        ("all[2:5]", None),
+        ("*[-1]", None),
     ],
 }
 

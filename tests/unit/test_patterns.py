@@ -177,6 +177,25 @@ def test_malformed_patterns_are_bad_usage(docs: Inventory, pattern: str, complai
     assert caught.value.exit_code == 2
 
 
+def test_a_subscript_indexes_own_hosts_first_then_subgroups_level_by_level(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text(
+        "top:\n  hosts: {t1: , t2: }\n  children:\n"
+        "    left:\n      hosts: {l1: }\n      children:\n        deep:\n          hosts: {d1: }\n"
+        "    right:\n      hosts: {r1: }\n"
+    )
+    inventory = load_inventory([str(path)])
+    assert inventory.members("top") == ["t1", "t2", "l1", "r1", "d1"]
+    assert names(inventory, "top[2:3]") == ["l1", "r1"]
+
+
+def test_a_subscript_on_a_glob_indexes_every_match_before_duplicates_go(tmp_path: Path) -> None:
+    path = tmp_path / "inv.ini"
+    path.write_text("[web]\nw1\nw2\n[webdb]\nw2\nd1\n")
+    # web* matches groups web (w1 w2) and webdb (w2 d1): [1:2] is w2, w2, as in Ansible
+    assert names(load_inventory([str(path)]), "web*[1:2]") == ["w2"]
+
+
 def test_a_bracket_on_an_unknown_name_is_a_host_range(tmp_path: Path) -> None:
     path = tmp_path / "inv.ini"
     path.write_text("[frontend]\nweb[01:12]\n")

@@ -54,8 +54,9 @@ class InventoryData:
     def __init__(self) -> None:
         self.groups: dict[str, GroupData] = {}
         self.hosts: dict[str, HostData] = {}
-        self.group("all", Origin("<built-in>"))
-        self.group("ungrouped", Origin("<built-in>"))
+        builtin = Origin("<built-in>")
+        self.group("all", builtin)
+        self.add_child("all", "ungrouped", builtin)
 
     def group(self, name: str, origin: Origin) -> GroupData:
         """The group called ``name``, created on first mention."""

@@ -114,29 +114,27 @@ class Inventory:
         return rows
 
     def members(self, group: str) -> list[str]:
-        """A group's hosts as Ansible lists them: its own, then its subgroups' (nearest first).
+        """A group's hosts in the order subscripts index them, as Ansible lists them.
 
-        ``all`` lists every host in inventory order.
+        Its own hosts in file order, then its subgroups' level by level, each level
+        in declaration order (Ansible leaves the order below the first level to
+        chance; herd keeps it stable).
         """
         found = self._members.get(group)
         if found is None:
-            if group == "all":
-                found = list(self._hosts)
-            else:
-                seen: dict[str, None] = {}
-                level = [group]
-                visited = {group}
-                while level:
-                    following: list[str] = []
-                    for name in level:
-                        seen.update(self._groups[name].hosts)
-                        for child in self._groups[name].children:
-                            if child not in visited:
-                                visited.add(child)
-                                following.append(child)
-                    level = following
-                found = list(seen)
-            self._members[group] = found
+            seen: dict[str, None] = {}
+            level = [group]
+            visited = {group}
+            while level:
+                following: list[str] = []
+                for name in level:
+                    seen.update(self._groups[name].hosts)
+                    for child in self._groups[name].children:
+                        if child not in visited:
+                            visited.add(child)
+                            following.append(child)
+                level = following
+            found = self._members[group] = list(seen)
         return found
 
     def ancestors(self, group: str) -> frozenset[str]:

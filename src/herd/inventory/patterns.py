@@ -147,22 +147,33 @@ class _Matcher:
         if failed:
             return self._failed(term, failed.group(1))
         if term[0] == "~":
-            return self._regex(term)
+            return list(dict.fromkeys(self._regex(term)))
         subscript = _SUBSCRIPT.match(term)
         if subscript:
             base = subscript.group(1)
             if self._known(base):
-                return _apply_subscript(term, self._enumerate(base), subscript)
+                # as Ansible: the subscript indexes the matches before duplicates go
+                hosts = _apply_subscript(term, self._enumerate(base), subscript)
+                return list(dict.fromkeys(hosts))
         if "[" in term and self._looks_like_range(term):
             return self._range(term)
-        return self._enumerate(term)
+        return list(dict.fromkeys(self._enumerate(term)))
 
     def _known(self, expression: str) -> bool:
-        """Whether ``expression`` names or globs any group or host."""
-        return bool(self._enumerate(expression, strict=False))
+        """Whether ``expression`` names or globs any group or host (even an empty group)."""
+        inventory = self.inventory
+        if _GLOB_CHARS.isdisjoint(expression):
+            return inventory.has_group(expression) or inventory.has_host(expression)
+        matcher = re.compile(fnmatch.translate(expression)).match
+        return any(matcher(g) for g in inventory.group_names) or any(
+            matcher(h) for h in inventory.host_names
+        )
 
-    def _enumerate(self, expression: str, *, strict: bool = True) -> list[str]:
-        """Ansible's ``_enumerate_matches``: matching groups' hosts, then matching hosts."""
+    def _enumerate(self, expression: str) -> list[str]:
+        """Ansible's ``_enumerate_matches``: matching groups' hosts, then matching hosts.
+
+        Duplicates stay (a subscript indexes them, as in Ansible); callers drop them.
+        """
         inventory = self.inventory
         results: list[str] = []
         is_glob = not _GLOB_CHARS.isdisjoint(expression)
@@ -180,9 +191,9 @@ class _Matcher:
                 results.append(expression)
         if not results and expression in _LOCALHOST:
             results.append(expression)  # Ansible's implicit localhost
-        if not results and not groups and not is_glob and strict:
+        if not results and not groups and not is_glob:
             raise PatternError(_unknown(expression, inventory))
-        return list(dict.fromkeys(results))
+        return results
 
     def _regex(self, term: str) -> list[str]:
         try:
@@ -197,7 +208,7 @@ class _Matcher:
             if matcher(group):
                 results.extend(inventory.members(group))
         results.extend(h for h in inventory.host_names if matcher(h))
-        return list(dict.fromkeys(results))
+        return results
 
     @staticmethod
     def _looks_like_range(term: str) -> bool:

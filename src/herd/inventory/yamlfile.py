@@ -108,8 +108,8 @@ class _Reader:
                     f"group {name!r} has key {key!r}; only hosts, children and vars are valid",
                     [*keys, key],
                 )
-        for section in _SECTIONS:
-            self.section(name, section, body.get(section), [*keys, section])
+        for section, value in body.items():  # in file order, as Ansible reads them
+            self.section(name, section, value, [*keys, section])
         return name
 
     def section(self, name: str, section: str, value: object, where: list[object]) -> None:
