@@ -15,7 +15,6 @@ connects to any host.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import socket
@@ -23,23 +22,34 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from herd.core.audit_chain import (
-    CHAIN_COLUMNS,
     GENESIS,
     RESULT_COLUMNS,
     ChainReport,
-    record_hash,
-    results_digest,
+    chain_head,
+    seal,
     verify_chain,
+)
+from herd.core.audit_records import (
+    INTERRUPTED,
+    OP_COLUMNS,
+    RUNNING,
+    HostRecord,
+    OperationRecord,
+    Operator,
+    PruneResult,
+    host_result_from_row,
+    host_row,
+    operation_from_row,
+    pid_alive,
 )
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
 from herd.core.config import load_settings
 from herd.core.paths import HerdPaths
-from herd.core.results import FileRecord, HostResult, Output, Status
+from herd.core.results import HostResult
 from herd.errors import AuditError, HerdError
 
 __all__ = [
@@ -104,101 +114,6 @@ CREATE TABLE IF NOT EXISTS host_results (
 );
 CREATE INDEX IF NOT EXISTS host_results_host ON host_results (host, op_id);
 """
-
-RUNNING = "running"
-INTERRUPTED = "interrupted"
-
-
-@dataclass(frozen=True, slots=True)
-class Operator:
-    """Who ran an operation: the OS user, the sudo caller, a declared operator, the machine."""
-
-    user: str
-    sudo_user: str | None
-    operator: str | None
-    controller: str
-
-    @classmethod
-    def current(cls) -> Operator:
-        return cls(
-            user=getpass.getuser(),
-            sudo_user=os.environ.get("SUDO_USER") or None,
-            operator=os.environ.get("HERD_OPERATOR") or None,
-            controller=socket.gethostname(),
-        )
-
-    @property
-    def name(self) -> str:
-        """The person to name in a table: the declared operator, else the sudo caller."""
-        return self.operator or self.sudo_user or self.user
-
-    @property
-    def describe(self) -> str:
-        """Everything known about the person, in one phrase: ``alice (sudo root) on ctl1``."""
-        extra = [f"as {self.user}" if self.user != self.name else ""]
-        if self.sudo_user and self.sudo_user != self.name:
-            extra.append(f"sudo from {self.sudo_user}")
-        shown = ", ".join(e for e in extra if e)
-        return f"{self.name}{f' ({shown})' if shown else ''} on {self.controller}"
-
-
-@dataclass(frozen=True, slots=True)
-class OperationRecord:
-    """One operation as read back from the log."""
-
-    id: int
-    kind: str
-    started: float
-    ended: float | None
-    status: str
-    exit_code: int | None
-    operator: Operator
-    argv: list[str]
-    pattern: str | None
-    hosts: list[str]
-    command: str | None
-    pid: int
-    seq: int | None
-    prev_hash: str | None
-    hash: str | None
-    detail: dict[str, Any] | None = None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended is None else self.ended - self.started
-
-    @property
-    def sealed(self) -> bool:
-        return self.seq is not None
-
-
-@dataclass(frozen=True, slots=True)
-class HostRecord:
-    """One host's result within an operation, as read back from the log."""
-
-    op_id: int
-    result: HostResult
-
-
-@dataclass(frozen=True, slots=True)
-class PruneResult:
-    """What ``prune`` removed, and the checkpoint that keeps the chain verifiable."""
-
-    operations: int
-    host_results: int
-    cut_seq: int
-    cut_hash: str
-    record_id: int | None  # the prune record sealed into the chain (None if nothing removed)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sqlite_reason(exc: sqlite3.Error) -> str:
@@ -366,7 +281,7 @@ class AuditLog:
 
     def record_hosts(self, op_id: int, results: Iterable[HostResult]) -> None:
         """Record finished hosts of a running operation (one transaction for the batch)."""
-        rows = [_host_row(op_id, r) for r in results]
+        rows = [host_row(op_id, r) for r in results]
         if not rows:
             return
         with self._write() as db:
@@ -386,7 +301,7 @@ class AuditLog:
         """
         with self._write() as db:
             when = time.time() if ended is None else ended
-            _seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
+            seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
         self._announce(op_id)
 
     def record(
@@ -420,9 +335,9 @@ class AuditLog:
                 db, kind, argv=argv, hosts=hosts, pattern=pattern, command=command,
                 operator=operator, started=started or now, detail=detail,
             )  # fmt: skip
-            _insert_hosts(db, [_host_row(op_id, r) for r in results])
+            _insert_hosts(db, [host_row(op_id, r) for r in results])
             when = now if ended is None else ended
-            _seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
+            seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
         self._announce(op_id)
         return op_id
 
@@ -432,7 +347,7 @@ class AuditLog:
         rows = self._db.execute(
             "SELECT id, pid FROM operations WHERE seq IS NULL AND controller = ?", (here,)
         ).fetchall()
-        dead = [int(op_id) for op_id, pid in rows if not _pid_alive(int(pid))]
+        dead = [int(op_id) for op_id, pid in rows if not pid_alive(int(pid))]
         sealed: list[int] = []
         if not dead:
             return sealed
@@ -440,7 +355,7 @@ class AuditLog:
             for op_id in dead:
                 found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
                 if found is not None and found[0] is None:  # another writer may have been first
-                    _seal(db, self.path, op_id, status=INTERRUPTED, exit_code=None, ended=None)
+                    seal(db, self.path, op_id, status=INTERRUPTED, exit_code=None, ended=None)
                     sealed.append(op_id)
         return sealed
 
@@ -484,7 +399,7 @@ class AuditLog:
                 db, "prune", argv=argv, hosts=[], pattern=None, command=summary,
                 operator=operator, started=None, detail=detail,
             )  # fmt: skip
-            _seal(db, self.path, op_id, status="ok", exit_code=0, ended=time.time())
+            seal(db, self.path, op_id, status="ok", exit_code=0, ended=time.time())
         self._announce(op_id)
         return PruneResult(removed, removed_results, cut_seq, cut_hash, op_id)
 
@@ -501,7 +416,7 @@ class AuditLog:
                     report.problem = (
                         f"operation {op_id} says {status} but was never sealed into the chain"
                     )
-                elif controller != socket.gethostname() or _pid_alive(int(pid)):
+                elif controller != socket.gethostname() or pid_alive(int(pid)):
                     report.running.append(int(op_id))
         except sqlite3.Error as exc:
             raise AuditError(
@@ -510,7 +425,7 @@ class AuditLog:
         return report
 
     def _head(self) -> tuple[int, str]:
-        return _chain_head(self._db)
+        return chain_head(self._db)
 
     def _announce(self, op_id: int) -> None:
         """Send the syslog summary of a completed operation, when syslog is on."""
@@ -595,70 +510,6 @@ class AuditLog:
         return [h for h in record.hosts if h not in ok]
 
 
-OP_COLUMNS = (
-    "id, kind, started, ended, status, exit_code, user, sudo_user, operator, controller,"
-    " pid, argv, pattern, hosts, command, seq, prev_hash, hash, detail"
-)
-
-
-def operation_from_row(row: Any) -> OperationRecord:
-    """An ``OperationRecord`` from a row of ``OP_COLUMNS``; a dead running one reads interrupted."""
-    (op_id, kind, started, ended, status, exit_code, user, sudo_user, operator, controller,
-     pid, argv, pattern, hosts, command, seq, prev_hash, hash_, detail) = row  # fmt: skip
-    who = Operator(str(user), _opt(sudo_user), _opt(operator), str(controller))
-    if status == RUNNING and controller == socket.gethostname() and not _pid_alive(int(pid)):
-        status = INTERRUPTED
-    return OperationRecord(
-        id=int(op_id),
-        kind=str(kind),
-        started=float(started),
-        ended=None if ended is None else float(ended),
-        status=str(status),
-        exit_code=None if exit_code is None else int(exit_code),
-        operator=who,
-        argv=json.loads(str(argv)),
-        pattern=_opt(pattern),
-        hosts=json.loads(str(hosts)),
-        command=_opt(command),
-        pid=int(pid),
-        seq=None if seq is None else int(seq),
-        prev_hash=_opt(prev_hash),
-        hash=_opt(hash_),
-        detail=None if detail is None else json.loads(str(detail)),
-    )
-
-
-def host_result_from_row(row: Any) -> HostResult:
-    """A ``HostResult`` from a row of ``RESULT_COLUMNS``."""
-    (host, address, status, exit_status, duration, error,
-     out, out_total, out_sha, err, err_total, err_sha, files) = row  # fmt: skip
-    return HostResult(
-        host=str(host),
-        address=str(address),
-        status=Status(status),
-        exit_status=None if exit_status is None else int(exit_status),
-        stdout=Output(bytes(out), int(out_total), str(out_sha)),
-        stderr=Output(bytes(err), int(err_total), str(err_sha)),
-        duration=float(duration),
-        error=str(error),
-        files=tuple(FileRecord(p, s, h, k) for p, s, h, k in json.loads(str(files))),
-    )
-
-
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _host_row(op_id: int, r: HostResult) -> tuple[object, ...]:
-    files = [[f.path, f.size, f.sha256, f.skipped] for f in r.files]
-    return (
-        op_id, r.host, r.address, r.status.value, r.exit_status, float(r.duration), r.error,
-        r.stdout.data, r.stdout.total, r.stdout.sha256,
-        r.stderr.data, r.stderr.total, r.stderr.sha256,
-        json.dumps(files, ensure_ascii=False),
-    )  # fmt: skip
-
-
 def _insert_operation(
     db: sqlite3.Connection,
     kind: str,
@@ -702,46 +553,4 @@ def _insert_hosts(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> Non
         f"INSERT OR REPLACE INTO host_results (op_id, {RESULT_COLUMNS})"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
-    )
-
-
-def _chain_head(db: sqlite3.Connection) -> tuple[int, str]:
-    values = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'chain_%'").fetchall())
-    return int(values.get("chain_seq", 0)), str(values.get("chain_hash", GENESIS))
-
-
-def _seal(
-    db: sqlite3.Connection,
-    path: Path,
-    op_id: int,
-    *,
-    status: str,
-    exit_code: int | None,
-    ended: float | None,
-) -> None:
-    """Complete an operation and chain it after the head; runs inside a write transaction."""
-    found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
-    if found is None:
-        raise AuditError(f"{path}: no operation {op_id} in the log")
-    if found[0] is not None:
-        raise AuditError(f"{path}: operation {op_id} is already complete")
-    db.execute(
-        "UPDATE operations SET ended = ?, status = ?, exit_code = ? WHERE id = ?",
-        (ended, status, exit_code, op_id),
-    )
-    head_seq, head_hash = _chain_head(db)
-    digest = results_digest(
-        db.execute(
-            f"SELECT {RESULT_COLUMNS} FROM host_results WHERE op_id = ? ORDER BY host", (op_id,)
-        )
-    )
-    chained = db.execute(f"SELECT {CHAIN_COLUMNS} FROM operations WHERE id = ?", (op_id,))
-    this_hash = record_hash(chained.fetchone(), digest, head_hash)
-    db.execute(
-        "UPDATE operations SET seq = ?, prev_hash = ?, results_sha = ?, hash = ? WHERE id = ?",
-        (head_seq + 1, head_hash, digest, this_hash, op_id),
-    )
-    db.executemany(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        [("chain_seq", str(head_seq + 1)), ("chain_hash", this_hash)],
     )

@@ -40,15 +40,20 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from herd.errors import AuditError
 
 __all__ = [
     "CHAIN_COLUMNS",
     "GENESIS",
     "RESULT_COLUMNS",
     "ChainReport",
+    "chain_head",
     "record_hash",
     "results_digest",
+    "seal",
     "verify_chain",
 ]
 
@@ -247,3 +252,48 @@ def verify_chain(db: sqlite3.Connection, head: tuple[int, str]) -> ChainReport:
     elif report.problem is None and (head_seq, head_hash) != (last.seq, last.hash):
         report.problem = f"the chain head in meta does not match operation {last.op_id}"
     return report
+
+
+def chain_head(db: sqlite3.Connection) -> tuple[int, str]:
+    values = dict(db.execute("SELECT key, value FROM meta WHERE key LIKE 'chain_%'").fetchall())
+    return int(values.get("chain_seq", 0)), str(values.get("chain_hash", GENESIS))
+
+
+def seal(
+    db: sqlite3.Connection,
+    path: Path,
+    op_id: int,
+    *,
+    status: str,
+    exit_code: int | None,
+    ended: float | None,
+) -> None:
+    """Complete an operation and chain it after the head; runs inside a write transaction.
+
+    ``path`` names the log in errors.
+    """
+    found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
+    if found is None:
+        raise AuditError(f"{path}: no operation {op_id} in the log")
+    if found[0] is not None:
+        raise AuditError(f"{path}: operation {op_id} is already complete")
+    db.execute(
+        "UPDATE operations SET ended = ?, status = ?, exit_code = ? WHERE id = ?",
+        (ended, status, exit_code, op_id),
+    )
+    head_seq, head_hash = chain_head(db)
+    digest = results_digest(
+        db.execute(
+            f"SELECT {RESULT_COLUMNS} FROM host_results WHERE op_id = ? ORDER BY host", (op_id,)
+        )
+    )
+    chained = db.execute(f"SELECT {CHAIN_COLUMNS} FROM operations WHERE id = ?", (op_id,))
+    this_hash = record_hash(chained.fetchone(), digest, head_hash)
+    db.execute(
+        "UPDATE operations SET seq = ?, prev_hash = ?, results_sha = ?, hash = ? WHERE id = ?",
+        (head_seq + 1, head_hash, digest, this_hash, op_id),
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [("chain_seq", str(head_seq + 1)), ("chain_hash", this_hash)],
+    )

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from herd.core.audit import INTERRUPTED, OP_COLUMNS, RUNNING, OperationRecord, operation_from_row
+from herd.core.audit_records import (
+    INTERRUPTED,
+    OP_COLUMNS,
+    RUNNING,
+    OperationRecord,
+    operation_from_row,
+)
 from herd.errors import UsageError
 
 __all__ = ["LogFilter", "parse_when", "search"]
