@@ -119,6 +119,7 @@ class _Push:
         self.dog = dog
         self.records: list[FileRecord] = []
         self.temps: set[str] = set()
+        self.created: set[str] = set()  # directories this push made: nothing in them to skip
         self._requests = asyncio.Semaphore(max(1, options.requests))
 
     async def run(self, plan: PushPlan, dest: str) -> None:
@@ -164,6 +165,7 @@ class _Push:
             await self.sftp.makedirs(path, exist_ok=True)
         except asyncssh.SFTPError as exc:
             raise TransferFailure(f"{path}: cannot create: {describe(exc)}") from exc
+        self.created.add(path)
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -178,10 +180,12 @@ class _Push:
                 await self.sftp.mkdir(item.path, asyncssh.SFTPAttrs(permissions=0o700))
             except asyncssh.SFTPError as exc:
                 raise TransferFailure(f"{item.path}: cannot create: {describe(exc)}") from exc
+            self.created.add(item.path)
             self.dog.kick()
 
     async def already_there(self, files: list[_File]) -> set[str]:
         """The final paths whose size and sha256 already match the source."""
+        files = [f for f in files if posixpath.dirname(f.final) not in self.created]
         stats = await bounded_gather(
             [partial(_stat_or_none, self.sftp, f.final, follow=False) for f in files], 64
         )
