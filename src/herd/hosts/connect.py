@@ -70,9 +70,9 @@ class ClientKeys:
         """The host's key pairs, or None to let asyncssh use ~/.ssh, the agent and ssh config."""
         if not host.identity_files:
             return None
-        paths = tuple(str(Path(p).expanduser()) for p in host.identity_files)
-        loaded = self._loaded.get(paths)
+        loaded = self._loaded.get(host.identity_files)  # most hosts share the same files
         if loaded is None:
+            paths = tuple(str(Path(p).expanduser()) for p in host.identity_files)
             loaded = []
             for path in paths:
                 try:
@@ -81,7 +81,7 @@ class ClientKeys:
                     raise SourceError(
                         f"{path}: cannot read the private key for {host.name}: {_first_line(exc)}"
                     ) from exc
-            self._loaded[paths] = loaded
+            self._loaded[host.identity_files] = loaded
         return loaded
 
 
@@ -126,8 +126,13 @@ def _known_hosts_path(host: Host, options: ConnectOptions) -> Path:
     if options.known_hosts is not None:
         return options.known_hosts
     if host.known_hosts:
-        return Path(host.known_hosts).expanduser()
+        return _expanded(host.known_hosts)
     return default_known_hosts()
+
+
+@functools.lru_cache(maxsize=64)
+def _expanded(path: str) -> Path:
+    return Path(path).expanduser()
 
 
 def _jump_host(spec: str, via: Host) -> Host:
