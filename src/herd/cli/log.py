@@ -72,7 +72,7 @@ def _open(app: AppContext, *, writing: bool = False) -> AuditLog:
 
 @click.group(invoke_without_command=True)
 @click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="How many operations to list.")  # fmt: skip
+              metavar="N", help="How many operations to list.")  # fmt: skip
 @_filter_options
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one object per operation.")
 @pass_app
@@ -103,7 +103,7 @@ def log(
     return 0
 
 
-@log.command()
+@log.command(short_help="One operation whole, host by host.")
 @click.argument("op_id", metavar="ID", type=int)
 @click.option("--host", metavar="HOST", help="Only this host's result.")
 @click.option("--gather", "-b", is_flag=True, help="Fold hosts with identical results together.")
@@ -138,7 +138,7 @@ def show(app: AppContext, op_id: int, host: str | None, gather: bool, as_json: b
     return 0
 
 
-@log.command()
+@log.command(short_help="Check the hash chain for edits and deletions.")
 @pass_app
 def verify(app: AppContext) -> int:
     """Walk the hash chain: exit 0 with `ok N records`, or 1 naming the first tampered record."""
@@ -151,7 +151,7 @@ def verify(app: AppContext) -> int:
     return 0 if report.ok else 1
 
 
-@log.command()
+@log.command(short_help="Export operations as JSON lines or CSV.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True,
               help="JSON lines (an operation a line) or CSV (a host a row).")  # fmt: skip
@@ -177,7 +177,7 @@ def export(app: AppContext, /, *, fmt: str, output: Path | None, **filters: Any)
     return 0
 
 
-@log.command()
+@log.command(short_help="Remove old operations, keeping a checkpoint.")
 @click.option("--before", "before", required=True, metavar="WHEN",
               help="Remove operations that started before WHEN (2026-01-01, 90d).")  # fmt: skip
 @pass_app
