@@ -16,7 +16,9 @@ status ``running``. The next writer on the same controller (any ``begin``) and
 ``herd log verify`` find such records, see that their process is gone, and seal
 them as ``interrupted`` with the host results that were complete. Records still
 running, or left by a process on another controller, are reported by ``verify``
-as the unsealed tail: they are not covered by the chain until they end.
+as the unsealed tail: they are not covered by the chain until they end. (A
+process is judged alive by its PID; should the PID be reused, the record stays
+in the tail until that process ends too.)
 
 What ``verify`` detects
 -----------------------
