@@ -385,3 +385,24 @@ def test_cli_asks_for_the_password_hidden_when_none_is_set(
     assert main(["ftp", "ls", served.url]) == 0
     assert asked[0]["hide_input"] is True
     assert str(asked[0]["text"]).startswith("Password for alice@127.0.0.1:")
+
+
+def test_hash_mismatch_after_transfer_is_an_error(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (served.home / "f.bin").write_bytes(b"real bytes")
+    with served.client() as client:
+        monkeypatch.setattr(client, "remote_hash", lambda _path: ("SHA-256", "0" * 64))
+        with pytest.raises(FtpClientError, match="SHA-256 differs"):
+            client.get("f.bin", tmp_path / "f.bin")
+
+
+def test_sha1_is_selected_with_opts_hash_when_sha256_is_not_offered(
+    served: Served, tmp_path: Path
+) -> None:
+    (served.home / "f.bin").write_bytes(b"pick another algorithm")
+    with served.client() as client:
+        client._features = {"HASH": "SHA-1;MD5*"}  # as an older server would list it
+        transfer = client.get("f.bin", tmp_path / "f.bin")
+    assert transfer.algorithm == "SHA-1"
+    assert transfer.verdict is Verdict.VERIFIED

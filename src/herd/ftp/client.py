@@ -109,6 +109,7 @@ class FtpClient:
         self.timeout = timeout
         self._ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
         self._features: dict[str, str] | None = None
+        self._hash_selected: str | None = None  # "" once we know HASH is not offered
 
     # -- session ------------------------------------------------------------------
 
@@ -162,9 +163,12 @@ class FtpClient:
         if self._features is None:
             self._features = {}
             try:
-                reply = self._ftp.sendcmd("FEAT")
-            except ftplib.Error:
-                return self._features
+                with self._server("FEAT"):
+                    reply = self._ftp.sendcmd("FEAT")
+            except FtpClientError as exc:
+                if not isinstance(exc.__cause__, ftplib.error_perm):
+                    raise
+                return self._features  # an RFC 959-only server: no extensions
             for line in reply.splitlines()[1:-1]:
                 name, _, params = line.strip().partition(" ")
                 if name:
@@ -236,27 +240,29 @@ class FtpClient:
 
     # -- hashes ---------------------------------------------------------------------
 
+    def _hash_algorithm(self) -> str | None:
+        """The strongest algorithm HASH offers, selected once with OPTS HASH if needed."""
+        if self._hash_selected is None:
+            self._hash_selected = ""
+            listed = [a for a in self.features.get("HASH", "").split(";") if a]
+            offered = {a.rstrip("*").upper(): a.endswith("*") for a in listed}
+            chosen = next((a for a in _PREFERRED if a in offered), None)
+            if chosen is not None and not offered[chosen]:
+                with self._server(f"OPTS HASH {chosen}"):
+                    self._ftp.sendcmd(f"OPTS HASH {chosen}")
+            self._hash_selected = chosen or ""
+        return self._hash_selected or None
+
     def remote_hash(self, path: str) -> tuple[str, str] | None:
         """(algorithm, hex digest) of a remote file from the best hash command offered."""
-        features = self.features
-        if "HASH" in features:
-            offered = [a.rstrip("*").upper() for a in features["HASH"].split(";") if a]
-            chosen = next((a for a in _PREFERRED if a in offered), None)
-            if chosen is not None:
-                current = next(
-                    (a.rstrip("*").upper() for a in features["HASH"].split(";") if a.endswith("*")),
-                    None,
-                )
-                with self._server(f"OPTS HASH {chosen}"):
-                    if current != chosen:
-                        self._ftp.sendcmd(f"OPTS HASH {chosen}")
-                with self._server(f"HASH {path}"):
-                    reply = self._ftp.sendcmd(f"HASH {path}")
-                # 213 <algorithm> <start>-<end> <hex> <filename>
-                fields = reply[4:].split(" ", 3)
-                if len(fields) >= 3:
-                    return fields[0].upper(), fields[2].lower()
+        if self._hash_algorithm() is not None:
+            with self._server(f"HASH {path}"):
+                reply = self._ftp.sendcmd(f"HASH {path}")
+            # 213 <algorithm> <start>-<end> <hex> <filename>
+            fields = reply[4:].split(" ", 3)
+            if len(fields) < 3:
                 raise FtpClientError(f"{self.url.server}: HASH {path}: odd reply {reply!r}")
+            return fields[0].upper(), fields[2].lower()
         # Servers seldom list the X commands in FEAT: ask, and take 500/502 as "not here".
         for command, algorithm in (("XSHA256", "SHA-256"), ("XSHA1", "SHA-1"), ("XMD5", "MD5")):
             try:
