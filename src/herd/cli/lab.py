@@ -32,7 +32,7 @@ def lab() -> None:
     """A local fleet of SSH hosts on loopback addresses, for trying herd."""
 
 
-@lab.command()
+@lab.command(short_help="Start N SSH hosts on loopback addresses and write an inventory.")
 @click.argument("count", type=int, metavar="N")
 @_DIR_OPTION
 @click.option(
@@ -94,7 +94,7 @@ def up(
     return 0
 
 
-@lab.command()
+@lab.command(short_help="Show each lab host and whether it runs.")
 @_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host.")
 @pass_app
@@ -127,7 +127,7 @@ def status(app: AppContext, directory: Path | None, as_json: bool) -> int:
     return 0 if all(process is ProcessState.RUNNING for _, process in rows) else 1
 
 
-@lab.command()
+@lab.command(short_help="Stop exactly the processes `lab up` started.")
 @_DIR_OPTION
 @click.option("--purge", is_flag=True, help="Also delete the lab directory.")
 @pass_app
