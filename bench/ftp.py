@@ -26,6 +26,7 @@ import ftplib
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -380,6 +381,12 @@ def main() -> int:
     idle = 300 if args.quick else args.idle
     servers = [s for s in args.servers.split(",") if s]
     print(f"open files limit {limit}; {os.cpu_count()} CPUs; file {size_mib} MiB")
+    vsftpd = shutil.which("vsftpd")
+    print(
+        "vsftpd: not installed here, left out"
+        if vsftpd is None
+        else f"vsftpd: {vsftpd} is installed but this bench does not drive it (needs system users)"
+    )
     results: dict[str, Figures] = {s: Figures() for s in servers}
     with tempfile.TemporaryDirectory(prefix="herd-ftp-bench-") as tmp:
         workdir = Path(tmp)

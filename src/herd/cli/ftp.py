@@ -7,6 +7,7 @@ bad usage exits 2 (DESIGN.md).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,6 +168,9 @@ def shell(url: str, timeout: float) -> int:
     from herd.ftp.client_shell import FtpShell
 
     interactive = sys.stdin.isatty()
+    if interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 (importing it gives input() line editing)
     with _session(url, timeout) as (client, parsed):
         if parsed.path:
             client.cd(parsed.path)

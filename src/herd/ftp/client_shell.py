@@ -66,15 +66,25 @@ class FtpShell:
     def run(self) -> int:
         """Run until quit or end of input; 0 when every command succeeded, else 1."""
         while True:
-            if self.interactive:
-                self.stdout.write("ftp> ")
-                self.stdout.flush()
-            line = self.stdin.readline()
-            if not line:
+            line = self._next_line()
+            if line is None:
                 break
             if not self.execute(line):
                 break
         return 1 if self.failures else 0
+
+    def _next_line(self) -> str | None:
+        """The next command line; None at end of input. Ctrl-C at the prompt clears the line."""
+        if not self.interactive:
+            return self.stdin.readline() or None
+        while True:
+            try:
+                return input("ftp> ") + "\n"  # input() brings line editing and history
+            except EOFError:
+                self.say("")
+                return None
+            except KeyboardInterrupt:
+                self.say("")
 
     def execute(self, line: str) -> bool:
         """Run one command line; False when the session should end."""
