@@ -70,10 +70,10 @@ async def _run(
         async with asyncio.timeout(command.timeout):
             pid = await _read_pid(process, streams, host.name, emit)
             data = command.input_bytes()
-            if data:
-                with contextlib.suppress(BrokenPipeError):  # it exited without reading
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                if data:  # a command that exits without reading it is not an error
                     process.stdin.write(data)
-            process.stdin.write_eof()
+                process.stdin.write_eof()
             await collect(host.name, process.stdout, process.stderr, streams, emit)
             await process.wait_closed()
     except TimeoutError:
