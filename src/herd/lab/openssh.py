@@ -146,6 +146,22 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def _command_lines() -> list[bytes]:
+    """The command lines of every process we can see (none without /proc)."""
+    lines: list[bytes] = []
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return lines
+    for entry in entries:
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes())
+            except OSError:
+                continue
+    return lines
+
+
 def _wait_ready(files: LabFiles, hosts: Sequence[PlannedHost]) -> dict[str, int | str]:
     """Each host's PID once it listens, or the reason it did not come up."""
     outcome: dict[str, int | str] = {}
@@ -153,15 +169,22 @@ def _wait_ready(files: LabFiles, hosts: Sequence[PlannedHost]) -> dict[str, int 
     deadline = time.monotonic() + _READY_TIMEOUT
     while pending:
         still: list[PlannedHost] = []
+        complaints: dict[str, str] = {}
         for host in pending:
             pid_text = _read(files.pid_file(host.name)).strip()
             if pid_text.isdigit():
                 outcome[host.name] = int(pid_text)
-            elif _read(files.log_file(host.name)).strip():  # LogLevel ERROR: any line is bad
-                outcome[host.name] = _one_line(_read(files.log_file(host.name)))
-            else:
-                still.append(host)
-        pending = still
+                continue
+            complaint = _one_line(_read(files.log_file(host.name)))
+            if complaint:
+                complaints[host.name] = complaint
+            still.append(host)
+        if complaints:  # a complaint is fatal only if that sshd is gone
+            running = _command_lines()
+            for name, complaint in complaints.items():
+                if not any(config_marker(files, name).encode() in line for line in running):
+                    outcome[name] = complaint
+        pending = [host for host in still if host.name not in outcome]
         if pending and time.monotonic() > deadline:
             for host in pending:
                 outcome[host.name] = f"no PID file after {_READY_TIMEOUT:.0f} s"
