@@ -115,7 +115,10 @@ def test_push_of_a_single_file_to_a_file_path_sets_the_mode_asked_for(
     assert code == 0
     assert target.read_text() == "port = 80\n"
     assert target.stat().st_mode & 0o777 == 0o600
-    assert "web01 | 1 file sent" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "web01 | 1 file sent (10 B)" in captured.out
+    assert "1 file sent (10 B), 0 skipped (already in place)" in captured.err
+    assert "recorded as operation" in captured.err
 
 
 def test_push_replaces_a_changed_file_and_skips_the_unchanged_one(

@@ -31,6 +31,9 @@ class _Common:
     connect_timeout: float | None
     host_keys: str | None
     known_hosts: Path | None
+    ssh_config: tuple[Path, ...]
+    yes: bool
+    confirm_over: int | None
     out_dir: Path | None
     gather: bool
     as_json: bool
@@ -53,6 +56,12 @@ def _common_options(command: Any) -> Any:
                      default=None, help="Host key checking against known_hosts (default strict)."),
         click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False),
                      default=None, help="known_hosts file to use for every host."),
+        click.option("-F", "--ssh-config", "ssh_config", multiple=True,
+                     type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help="ssh config file to read instead of ~/.ssh/config (repeatable)."),
+        click.option("-y", "--yes", is_flag=True, help="Do not ask before working on many hosts."),
+        click.option("--confirm-over", type=click.IntRange(min=0), default=None,
+                     help="Ask before working on more hosts than this (default 500)."),
         click.option("-L", "--follow-links", is_flag=True,
                      help="Copy what symbolic links point to instead of the links."),
         click.option("--no-verify", is_flag=True, help="Do not check the sha256 of what landed."),
@@ -101,11 +110,12 @@ def _transfer_options(
 def _execute(app: AppContext, kind: str, common: _Common, make_job: Any, what: str) -> int:
     """Select hosts, connect with run's engine, render, record: the shared half of push and pull."""
     from herd.cli.operation import BatchPlan, run_operation
-    from herd.cli.targets import select_hosts
+    from herd.cli.run import _confirm as confirm_many  # the same guard rail as run
+    from herd.cli.run import resolve_hosts
     from herd.core.config import load_settings
     from herd.hosts.connect import ConnectOptions, Connector
     from herd.hosts.hostkeys import HostKeyMode
-    from herd.ui.console import make_console
+    from herd.ui.console import Printer
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
     from herd.ui.transfer import (
@@ -114,22 +124,26 @@ def _execute(app: AppContext, kind: str, common: _Common, make_job: Any, what: s
         TransferLines,
         TransferOutDir,
         TransferProgressBar,
+        TransferTotals,
     )
 
     if common.gather and common.as_json:
         raise ConfigError("--gather and --json are two output formats: choose one")
     settings = load_settings(app.paths.settings_file).run
-    hosts = list(select_hosts(app, common.pattern, common.limit))
+    hosts = resolve_hosts(app, common.pattern, common.limit)
     connector = Connector(
         ConnectOptions(
             connect_timeout=common.connect_timeout or settings.connect_timeout,
             host_keys=HostKeyMode.parse(common.host_keys or settings.host_keys),
             known_hosts=common.known_hosts,
+            ssh_config=common.ssh_config or None,
         )
     )
     connector.preload(hosts)
+    limit = settings.confirm_over if common.confirm_over is None else common.confirm_over
+    confirm_many(len(hosts), common.pattern, limit, common.yes)
     verb = "sent" if kind == "push" else "fetched"
-    out, err = make_console(), make_console(stderr=True)
+    out, err = Printer(), Printer(stderr=True)
     bar = TransferProgressBar(err, kind)
     renderers: list[Any] = []
     if common.as_json:
@@ -146,6 +160,8 @@ def _execute(app: AppContext, kind: str, common: _Common, make_job: Any, what: s
     if not common.no_progress:
         renderers.append(bar)
     summary = Summary(err, verbose=common.verbose)
+    totals = TransferTotals(summary, verb)
+    renderers.append(totals)
     renderers.append(summary)
     plan = BatchPlan(
         kind=kind,
@@ -155,7 +171,12 @@ def _execute(app: AppContext, kind: str, common: _Common, make_job: Any, what: s
         no_log=common.no_log,
     )
     job = make_job(connector, bar)
-    batch = run_operation(app, plan, hosts, job, Renderers(renderers))
+
+    def noted(op_id: int | None) -> None:
+        if op_id is not None:
+            totals.recorded = f"recorded as operation {op_id}: herd log show {op_id}"
+
+    batch = run_operation(app, plan, hosts, job, Renderers(renderers), on_begin=noted)
     return batch.exit_code
 
 

@@ -10,24 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from herd.core.hostset import fold, sort_key
-from herd.core.results import BatchResult, HostResult, Status
+from herd.core.results import BatchResult, HostResult
 from herd.inventory.model import Host
+from herd.ui.console import Printer
 from herd.ui.jsonlines import result_json
+from herd.ui.summary import Summary
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = [
     "TransferGather",
@@ -35,6 +28,8 @@ __all__ = [
     "TransferLines",
     "TransferOutDir",
     "TransferProgressBar",
+    "TransferTotals",
+    "batch_totals",
     "describe_files",
     "transfer_json",
 ]
@@ -87,8 +82,8 @@ class _Quiet:
 class TransferLines(_Quiet):
     """``web01 | 3 files sent (1.2 MB), 5 skipped`` as each host finishes."""
 
-    def __init__(self, console: Console, verb: str) -> None:
-        self._console = console
+    def __init__(self, printer: Printer, verb: str) -> None:
+        self._printer = printer
         self._verb = verb
         self._width = 0
 
@@ -96,23 +91,22 @@ class TransferLines(_Quiet):
         self._width = max((len(h.name) for h in hosts), default=0)
 
     def result(self, result: HostResult) -> None:
-        line = Text(result.host.ljust(self._width), style="cyan")
+        name = (result.host.ljust(self._width), "cyan")
         if result.ok:
-            line.append(" | ", style="dim")
-            line.append(describe_files(result, self._verb))
+            self._printer.line(name, (" | ", "dim"), describe_files(result, self._verb))
+            return
+        reason = (f" ! {result.status.value}: {result.error}", "red")
+        if result.files:
+            self._printer.line(name, reason, f" ({describe_files(result, self._verb)} before)")
         else:
-            line.append(" ! ", style="red")
-            line.append(f"{result.status.value}: {result.error}", style="red")
-            if result.files:
-                line.append(f" ({describe_files(result, self._verb)} before that)")
-        self._console.print(line, soft_wrap=True, highlight=False, markup=False)
+            self._printer.line(name, reason)
 
 
 class TransferGather(_Quiet):
     """``--gather``: hosts with the same outcome and the same files under one folded header."""
 
-    def __init__(self, console: Console, verb: str) -> None:
-        self._console = console
+    def __init__(self, printer: Printer, verb: str) -> None:
+        self._printer = printer
         self._verb = verb
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
@@ -124,20 +118,17 @@ class TransferGather(_Quiet):
         for results in ordered:
             first = results[0]
             names = sorted((r.host for r in results), key=sort_key)
-            header = Text("──── ", style="dim")
-            header.append(f"{fold(names)} ({len(names)})", style="bold")
-            if first.status is not Status.OK:
-                header.append(f"  {first.status.value}: {first.error}", style="red")
-            header.append(" ────", style="dim")
-            self._console.print(header, soft_wrap=True, highlight=False)
-            self._console.print(Text(describe_files(first, self._verb)), highlight=False)
+            failure = "" if first.ok else f"  {first.status.value}: {first.error}"
+            self._printer.line(
+                ("──── ", "dim"),
+                (f"{fold(names)} ({len(names)})", "bold"),
+                (failure, "red"),
+                (" ────", "dim"),
+            )
+            self._printer.line(describe_files(first, self._verb))
             for f in first.files:
                 mark = "=" if f.skipped else "+"
-                self._console.print(
-                    Text(f"{mark} {f.path}  {_size(f.size)}  {f.sha256[:12]}"),
-                    soft_wrap=True,
-                    highlight=False,
-                )
+                self._printer.line(f"{mark} {f.path}  {_size(f.size)}  {f.sha256[:12]}")
 
 
 class TransferJsonLines(_Quiet):
@@ -170,15 +161,37 @@ class TransferOutDir(_Quiet):
             self.errors.append(f"{self.directory}/{result.host}: {exc.strerror}")
 
 
+def batch_totals(batch: BatchResult, verb: str) -> str:
+    """The summary's note: files and bytes moved over all hosts, and how many were skipped."""
+    moved = sum(len(r.files) - r.skipped for r in batch.results)
+    nbytes = sum(r.bytes_transferred for r in batch.results)
+    skipped = sum(r.skipped for r in batch.results)
+    text = f"{moved} file{'s' if moved != 1 else ''} {verb} ({_size(nbytes)})"
+    return f"{text}, {skipped} skipped (already in place)"
+
+
+class TransferTotals(_Quiet):
+    """Puts the batch's totals, and where it was recorded, in the summary's closing note."""
+
+    def __init__(self, summary: Summary, verb: str) -> None:
+        self._summary = summary
+        self._verb = verb
+        self.recorded = ""  # "recorded as operation 12: ...", once the log has an id
+
+    def finish(self, batch: BatchResult, elapsed: float) -> None:
+        parts = [batch_totals(batch, self._verb), self.recorded]
+        self._summary.note = "; ".join(p for p in parts if p)
+
+
 class TransferProgressBar(_Quiet):
     """Bytes moved across all hosts with rate and ETA, and hosts done (stderr, terminal only).
 
     Also the engine's ``TransferProgress``: ``expect`` and ``advance`` come from
-    the transfers, ``result`` from the fan-out.
+    the transfers, ``result`` from the fan-out. Off a terminal it only counts.
     """
 
-    def __init__(self, console: Console, label: str) -> None:
-        self._console = console
+    def __init__(self, printer: Printer, label: str) -> None:
+        self._printer = printer
         self._label = label
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -191,8 +204,17 @@ class TransferProgressBar(_Quiet):
 
     def start(self, hosts: Sequence[Host]) -> None:
         self._hosts = len(hosts)
-        if not self._console.is_terminal:
+        if not self._printer.is_terminal:
             return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -201,7 +223,7 @@ class TransferProgressBar(_Quiet):
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[hosts]}"),
-            console=self._console,
+            console=self._printer.console,
             transient=True,
         )
         self._task = self._progress.add_task(self._label, total=None, hosts=self._hosts_text())
