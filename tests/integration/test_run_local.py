@@ -142,3 +142,31 @@ def test_guard_rail_asks_on_a_terminal_and_a_no_runs_nothing(
     assert code == 0, screen
     assert marker.exists()
     assert "3 hosts: 3 ok" in screen
+
+
+def test_a_scripted_run_starts_lean_without_rich_and_without_forking_ldconfig(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    inventory = local_inventory(tmp_path, 1)
+    probe = (
+        "import subprocess, sys\n"
+        "forked = []\n"
+        "original = subprocess.Popen.__init__\n"
+        "def spy(self, args, *a, **k):\n"
+        "    forked.append(args)\n"
+        "    original(self, args, *a, **k)\n"
+        "subprocess.Popen.__init__ = spy\n"
+        "from herd.cli.main import main\n"
+        f"code = main(['-i', {str(inventory)!r}, 'run', 'all', '--json', '--', 'true'])\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'asyncssh'}),"
+        " forked, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HERD_HOME": str(isolated_env)},
+        check=False,
+    )
+    assert done.stderr.splitlines()[-1] == "0 ['asyncssh'] []"
