@@ -38,5 +38,5 @@ def select_hosts(app: AppContext, pattern: str, limit: str | None = None) -> lis
         return inventory.select(pattern, limit=limit)
     from herd.core.audit import AuditLog
 
-    with AuditLog(app.paths.audit_db) as log:
+    with AuditLog(app.paths.audit_db, check_writable=False) as log:  # only read here
         return inventory.select(pattern, limit=limit, failed=log.failed_hosts)
