@@ -168,3 +168,19 @@ def test_builtin_passes_a_client_signal_to_the_command(builtin_fleet: Fleet) -> 
             return done.exit_status
 
     assert asyncio.run(interrupt()) == 128 + 15
+
+
+def test_hosts_beyond_254_listen_on_the_next_loopback_block(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    fleet = make_fleet(255, groups="node=255", engine="builtin")
+    host = fleet.host("node255")
+    assert host.address == "127.0.2.1"
+
+    async def probe() -> str:
+        async with await connect(fleet, host) as conn:
+            key = conn.get_server_host_key()
+            assert key is not None
+            return key.get_fingerprint("sha256")
+
+    assert asyncio.run(probe()) == host.fingerprint
