@@ -253,3 +253,10 @@ def test_login_burst_for_one_user_runs_argon2_only_a_few_times(
 def test_users_database_is_readable_by_its_owner_only(store: UserStore, tmp_path: Path) -> None:
     store.add("alice", "pw", home=tmp_path / "alice")
     assert store.path.stat().st_mode & 0o077 == 0
+
+
+def test_password_bytes_that_are_not_utf8_fail_quietly(store: UserStore, tmp_path: Path) -> None:
+    store.add("alice", "pw", home=tmp_path / "alice")
+    assert store.authenticate("alice", "\udcff\udcfe") is None
+    assert store.authenticate("ghost\udcff", "\udcff") is None
+    assert store.authenticate("alice", "pw") is not None

@@ -238,7 +238,7 @@ class UserStore:
         Unknown users are verified against a dummy hash so the time taken does not
         tell which names exist.
         """
-        row = self._row(name, with_hash=True)
+        row = self._row(name)
         if row is None:
             with self._verifiers:
                 self._verify(self._dummy(), password)
@@ -261,7 +261,7 @@ class UserStore:
         return None if user.locked else user
 
     def get(self, name: str) -> FtpUser | None:
-        row = self._row(name, with_hash=False)
+        row = self._row(name)
         return None if row is None else row[0]
 
     def usage(self, name: str) -> int | None:
@@ -362,7 +362,9 @@ class UserStore:
         if self._change(sql, args) == 0:
             raise FtpError(f"no FTP user {name}")
 
-    def _row(self, name: str, *, with_hash: bool) -> tuple[FtpUser, str] | None:
+    def _row(self, name: str) -> tuple[FtpUser, str] | None:
+        if not name.isprintable() or not _NAME.fullmatch(name):
+            return None  # no such name can exist (and odd bytes never reach SQLite)
         rows = self._query(
             "SELECT name, home, quota, perms, locked, hash FROM users WHERE name = ?", (name,)
         )
@@ -398,7 +400,8 @@ class UserStore:
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
-            return self._hasher.verify(stored_hash, password)
+            # surrogateescape: a client may send bytes that are not UTF-8; they just fail.
+            return self._hasher.verify(stored_hash, password.encode("utf-8", "surrogateescape"))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
