@@ -97,3 +97,12 @@ def test_an_error_in_a_later_source_loads_nothing(tmp_path: Path) -> None:
     bad.write_text("[db]\ndb1 port=x\n")
     with pytest.raises(InventoryError, match=r"bad\.ini:2:"):
         load_inventory([str(good), str(bad)])
+
+
+def test_dynamic_inventory_script_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    script = tmp_path / "ec2.py"
+    script.write_text("#!/usr/bin/env python3\nprint('{}')\n")
+    script.chmod(0o755)
+    with pytest.raises(InventoryError, match="dynamic inventory script") as caught:
+        load_inventory([str(script)])
+    assert "ansible-inventory -i SCRIPT --list -y" in str(caught.value)

@@ -94,6 +94,13 @@ def _read_file(path: Path, data: InventoryData) -> None:
     name = str(path)
     if text.startswith("$ANSIBLE_VAULT"):
         raise InventoryError("encrypted with ansible-vault; herd cannot read it", path=name, line=1)
+    if text.startswith("#!") and os.access(path, os.X_OK):
+        raise InventoryError(
+            "a dynamic inventory script; herd reads INI and YAML inventories only "
+            "(save its output with: ansible-inventory -i SCRIPT --list -y > inventory.yml)",
+            path=name,
+            line=1,
+        )
     if looks_like_ini(text):
         read_ini(text, name, data)
         return
