@@ -50,7 +50,7 @@ ftp.add_command(user)
 )
 @pass_app
 def serve(app: AppContext, config_file: Path | None, listen: tuple[str, ...]) -> int:
-    """Serve FTP to the users of ``herd ftp user``; SIGTERM or Ctrl-C stops it cleanly."""
+    """Serve FTP (127.0.0.1:2121 by default) to the users in HOME; SIGTERM or Ctrl-C stops it."""
     from herd.cli.ftp_serve import run_server
 
     return run_server(app, config_file, listen)

@@ -17,6 +17,7 @@ import click
 from herd.cli.context import AppContext, pass_app
 from herd.errors import UsageError
 from herd.ftp.users import (
+    KEEP,
     PERMISSIONS,
     READ_ONLY,
     UserStore,
@@ -54,10 +55,6 @@ def _read_password(from_stdin: bool) -> str:
     return value
 
 
-def _quota(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
-    return None if value is None else ("set", parse_quota(value))
-
-
 def _perms(read_only: bool, perm: str | None) -> frozenset[str] | None:
     if read_only and perm:
         raise UsageError("--read-only and --perm say different things: give one")
@@ -71,7 +68,6 @@ password_stdin = click.option(
 )
 quota_option = click.option(
     "--quota",
-    callback=_quota,
     metavar="SIZE",
     help="Disk quota: 500M, 2G, 1.5T, or none (binary units).",
 )
@@ -108,7 +104,7 @@ def add(  # noqa: PLR0917 (click passes one parameter per option)
     app: AppContext,
     name: str,
     home: Path | None,
-    quota: tuple[str, int | None] | None,
+    quota: str | None,
     perm: str | None,
     read_only: bool,
     password_stdin: bool,
@@ -116,6 +112,8 @@ def add(  # noqa: PLR0917 (click passes one parameter per option)
     """Add the FTP user NAME; the home defaults to HOME/ftp/NAME."""
     check_user_name(name)
     perms = _perms(read_only, perm)
+    if quota is not None:
+        parse_quota(quota)  # refuse a bad size before asking for the password
     with _store(app) as store:
         if store.get(name) is not None:
             raise UsageError(f"FTP user {name} already exists (change it with `herd ftp user set`)")
@@ -124,7 +122,7 @@ def add(  # noqa: PLR0917 (click passes one parameter per option)
             name,
             password,
             home=home or app.home / "ftp" / name,
-            quota=None if quota is None else quota[1],
+            quota=None if quota is None else parse_quota(quota),
             perms=PERMISSIONS if perms is None else perms,
         )
     click.echo(
@@ -173,7 +171,7 @@ def set_(  # noqa: PLR0917 (click passes one parameter per option)
     app: AppContext,
     name: str,
     home: Path | None,
-    quota: tuple[str, int | None] | None,
+    quota: str | None,
     perm: str | None,
     read_only: bool,
 ) -> int:
@@ -184,10 +182,8 @@ def set_(  # noqa: PLR0917 (click passes one parameter per option)
     with _store(app) as store:
         if store.get(name) is None:
             raise UsageError(f"no FTP user {name}")
-        if quota is None:
-            changed = store.set(name, home=home, perms=perms)
-        else:
-            changed = store.set(name, home=home, quota=quota[1], perms=perms)
+        limit = KEEP if quota is None else parse_quota(quota)
+        changed = store.set(name, home=home, quota=limit, perms=perms)
     click.echo(
         f"changed FTP user {changed.name}: home {changed.home}, quota {format_size(changed.quota)},"
         f" permissions {','.join(p for p in PERMISSIONS if p in changed.perms)}"
