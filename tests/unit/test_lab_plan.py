@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncssh
 import pytest
 import yaml
 
@@ -11,7 +12,7 @@ from herd.cli.main import main
 from herd.errors import LabError
 from herd.lab import LabHost, LabState, address_of, default_groups, parse_groups
 from herd.lab.files import LabFiles, inventory_document
-from herd.lab.keys import fingerprint_of, known_hosts_line, write_key_pair
+from herd.lab.keys import known_hosts_line, write_key_pair
 from herd.lab.plan import plan_hosts
 from herd.lab.state import read_state, write_state
 
@@ -106,12 +107,14 @@ def test_inventory_puts_common_settings_under_all_vars(tmp_path: Path) -> None:
 
 
 def test_known_hosts_lines_bracket_address_and_port_unless_port_22(tmp_path: Path) -> None:
-    public = write_key_pair(tmp_path / "key", "test")
+    public, fingerprint = write_key_pair(tmp_path / "key", "test")
+    assert (tmp_path / "key.pub").read_text() == public + "\n"
     assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600
     key_type, data = public.split()[:2]
     assert known_hosts_line("127.0.1.1", 2222, public) == f"[127.0.1.1]:2222 {key_type} {data}"
     assert known_hosts_line("127.0.1.1", 22, public) == f"127.0.1.1 {key_type} {data}"
-    assert fingerprint_of(public).startswith("SHA256:")
+    assert asyncssh.import_public_key(public).get_fingerprint("sha256") == fingerprint
+    assert fingerprint.startswith("SHA256:")
 
 
 def test_state_file_round_trips_and_reports_damage(tmp_path: Path) -> None:

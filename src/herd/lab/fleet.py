@@ -23,7 +23,7 @@ from pathlib import Path
 from herd.errors import LabError
 from herd.lab import builtin_launcher, openssh
 from herd.lab.files import LabFiles, inventory_document
-from herd.lab.keys import fingerprint_of, known_hosts_line, write_key_pair
+from herd.lab.keys import known_hosts_line, write_key_pair
 from herd.lab.plan import DEFAULT_PORT, PlannedHost, plan_hosts
 from herd.lab.processes import ProcessState, process_state, signal_tree, terminate
 from herd.lab.state import LabHost, LabState, read_state, write_state
@@ -196,14 +196,15 @@ class Lab:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             user = current_user()
-            client_public = write_key_pair(self.files.client_key, f"herd-lab-client@{user}")
+            client_public, _ = write_key_pair(self.files.client_key, f"herd-lab-client@{user}")
             self.files.authorized_keys.write_text(client_public + "\n", encoding="ascii")
             fingerprints: dict[str, str] = {}
             known: list[str] = []
             for host in planned:
                 self.files.host_dir(host.name).mkdir(parents=True, exist_ok=True)
-                public = write_key_pair(self.files.host_key(host.name), f"herd-lab-{host.name}")
-                fingerprints[host.name] = fingerprint_of(public)
+                public, fingerprints[host.name] = write_key_pair(
+                    self.files.host_key(host.name), f"herd-lab-{host.name}", public_file=False
+                )
                 known.append(known_hosts_line(host.address, host.port, public))
             self.files.known_hosts.write_text("\n".join(known) + "\n", encoding="ascii")
             self.files.inventory.write_text(
@@ -310,8 +311,9 @@ class Lab:
         Returns the new key's fingerprint; connecting with strict checking now fails.
         """
         self._openssh_host(name)
-        public = write_key_pair(self.files.host_key(name), f"herd-lab-{name}")
-        fingerprint = fingerprint_of(public)
+        _, fingerprint = write_key_pair(
+            self.files.host_key(name), f"herd-lab-{name}", public_file=False
+        )
         write_state(self.files.state, self.state.with_fingerprint(name, fingerprint))
         self.restart(name)
         return fingerprint

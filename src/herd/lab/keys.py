@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["fingerprint_of", "known_hosts_line", "write_key_pair"]
+__all__ = ["known_hosts_line", "write_key_pair"]
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -21,15 +21,20 @@ def _write_private(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def write_key_pair(path: Path, comment: str) -> str:
-    """Write a new key to ``path`` and ``path.pub``; return the public key line."""
+def write_key_pair(path: Path, comment: str, *, public_file: bool = True) -> tuple[str, str]:
+    """Write a new key to ``path`` (and ``path.pub``); return its public line and fingerprint.
+
+    Host keys skip the .pub file: known_hosts holds them, and 200 fewer files
+    to write is time saved on a busy disk.
+    """
     import asyncssh  # only `lab up` needs it: status and down start faster without it
 
     key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
     _write_private(path, key.export_private_key("openssh"))
     public = key.export_public_key("openssh").decode("ascii").strip()
-    path.with_name(path.name + ".pub").write_text(public + "\n", encoding="ascii")
-    return public
+    if public_file:
+        path.with_name(path.name + ".pub").write_text(public + "\n", encoding="ascii")
+    return public, str(key.get_fingerprint("sha256"))
 
 
 def known_hosts_line(address: str, port: int, public_key: str) -> str:
@@ -37,10 +42,3 @@ def known_hosts_line(address: str, port: int, public_key: str) -> str:
     key_type, key_data = public_key.split()[:2]
     where = address if port == 22 else f"[{address}]:{port}"
     return f"{where} {key_type} {key_data}"
-
-
-def fingerprint_of(public_key: str) -> str:
-    """The SHA256 fingerprint of a public key line, as ssh-keygen -l shows it."""
-    import asyncssh
-
-    return str(asyncssh.import_public_key(public_key).get_fingerprint("sha256"))
