@@ -200,7 +200,8 @@ def main() -> None:
         f"{reference['load_select'] / herd_best:8.1f}x"
     )
     print(
-        f"target: herd under 0.3 s: {'met' if herd_best < 0.3 else 'NOT met'};"
+        f"target: herd under 0.3 s: wall {'met' if herd_best < 0.3 else 'NOT met'},"
+        f" CPU {'met' if herd_cpu < 0.3 else 'NOT met'} (wall suffers on a loaded machine);"
         f" 10x faster than ansible-inventory --list:"
         f" {'met' if ansible_list / herd_best >= 10 else 'NOT met'}"
     )
