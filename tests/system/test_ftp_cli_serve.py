@@ -160,3 +160,34 @@ def test_sigterm_lets_a_running_download_finish_within_the_grace_period(
     ftp.close()
     assert bytes(received) == data
     assert process.wait(timeout=20) == 0
+
+
+def test_serve_without_users_warns_that_nobody_can_log_in(tmp_path: Path) -> None:
+    home = tmp_path / "empty-home"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "herd",
+            "--home",
+            str(home),
+            "ftp",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert read_line(process, 30).startswith("serving FTP on ftp://127.0.0.1:")
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "warning: no FTP users yet" in err

@@ -9,6 +9,7 @@ the grace period to finish, and the operation log writer drains its queue.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import signal
 import sys
 import threading
@@ -58,6 +59,27 @@ def run_server(app: AppContext, config_file: Path | None, listen: tuple[str, ...
         users.close()
 
 
+def _warnings(server: FtpServer, settings: FtpSettings) -> list[str]:
+    """What an operator should know before clients arrive."""
+    found: list[str] = []
+    users = server.users
+    if isinstance(users, UserStore) and not users.list() and settings.anonymous_root is None:
+        found.append("no FTP users yet: nobody can log in (add one: herd ftp user add NAME)")
+    exposed = [h for h, _ in settings.listen if not _loopback(h)]
+    if exposed:
+        found.append(
+            f"listening on {', '.join(exposed)}: FTP sends passwords and files in clear text"
+        )
+    return found
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _serve(server: FtpServer, settings: FtpSettings, app: AppContext) -> int:
     stop = threading.Event()
     received: list[str] = []
@@ -75,6 +97,8 @@ def _serve(server: FtpServer, settings: FtpSettings, app: AppContext) -> int:
         if settings.anonymous_root is not None:
             click.echo(f"anonymous read-only access to {settings.anonymous_root}")
         click.echo(f"users from {app.paths.ftp_users_db}; log in {app.paths.audit_db}")
+        for warning in _warnings(server, settings):
+            click.echo(f"warning: {warning}", err=True)
         sys.stdout.flush()  # a supervisor (or a test) sees the listen address at once
         while not stop.wait(0.5):
             if not worker.is_alive():
