@@ -103,7 +103,7 @@ def _report(transfer: Transfer, arrow: str) -> None:
         resumed = ", already complete"
     click.echo(
         f"{transfer.remote} {arrow} {transfer.local}: {transfer.size} bytes"
-        f" ({transfer.sent} sent{resumed}; {check})"
+        f" ({transfer.sent} transferred{resumed}; {check})"
     )
 
 
