@@ -111,3 +111,17 @@ def test_implicit_localhost_runs_locally_with_all_vars(tmp_path: Path) -> None:
     source.write_text("[all:vars]\nntp=pool\n[web]\nweb1\n")
     [local] = load_inventory([str(source)]).select("localhost")
     assert local.local and local.vars["ntp"] == "pool"
+
+
+def test_proxy_jump_in_ansible_ssh_arguments_becomes_the_jump_host(tmp_path: Path) -> None:
+    source = tmp_path / "inv.ini"
+    source.write_text(
+        "[behind]\n"
+        "a ansible_ssh_common_args='-o ProxyJump=ops@bastion.example.net:2222'\n"
+        "b ansible_ssh_extra_args='-J jump1'\n"
+        "c ansible_ssh_common_args='-o ProxyJump=ignored' jump=chosen\n"
+    )
+    inventory = load_inventory([str(source)])
+    assert inventory.host("a").jump == "ops@bastion.example.net:2222"
+    assert inventory.host("b").jump == "jump1"
+    assert inventory.host("c").jump == "chosen"

@@ -183,7 +183,7 @@ def connection_fields(name: str, resolved: Resolved) -> dict[str, object]:
         if files is not None
         else (),
         "password": str(picked["password"]) if "password" in picked else None,
-        "jump": str(picked["jump"]) if "jump" in picked else None,
+        "jump": str(picked["jump"]) if "jump" in picked else _proxy_jump(resolved.values),
         "known_hosts": str(Path(str(picked["known_hosts"])).expanduser())
         if "known_hosts" in picked
         else None,
@@ -191,6 +191,20 @@ def connection_fields(name: str, resolved: Resolved) -> dict[str, object]:
         "local": connection == "local",
         "connection": connection,
     }
+
+
+_PROXY_JUMP = re.compile(r"(?:-o\s*ProxyJump[=\s]+|-J\s*)([^\s'\"]+)", re.IGNORECASE)
+
+
+def _proxy_jump(values: Mapping[str, object]) -> str | None:
+    """The bastion an Ansible inventory names in its SSH arguments (``-o ProxyJump=``, ``-J``)."""
+    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        args = values.get(key)
+        if isinstance(args, str):
+            found = _PROXY_JUMP.search(args)
+            if found:
+                return found.group(1)
+    return None
 
 
 def mask_secrets(variables: Mapping[str, object]) -> dict[str, object]:
