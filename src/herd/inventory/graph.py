@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from herd.errors import PatternError
 from herd.inventory.data import GroupData, HostData
 from herd.inventory.model import Host
 from herd.inventory.variables import Resolved, connection_fields, merge_levels
@@ -150,13 +151,19 @@ class Inventory:
     # -- hosts -------------------------------------------------------------
 
     def host(self, name: str) -> Host:
-        """The host called ``name`` with its variables resolved (Ansible precedence)."""
+        """The host called ``name`` with its variables resolved (Ansible precedence).
+
+        Raises ``PatternError`` for a name the inventory does not hold.
+        """
         found = self._resolved.get(name)
         if found is None:
-            if name not in self._hosts and name in LOCALHOST_NAMES:
+            data = self._hosts.get(name)
+            if data is not None:
+                found = self._resolve(data)
+            elif name in LOCALHOST_NAMES:
                 found = self._implicit_localhost(name)
             else:
-                found = self._resolve(self._hosts[name])
+                raise PatternError(f"no host named {name!r} in the inventory")
             self._resolved[name] = found
         return found
 
