@@ -512,6 +512,20 @@ def test_a_data_connection_that_never_comes_gets_425_and_a_stalled_one_421(
             raw.close()
 
 
+def test_an_upload_whose_data_connection_never_comes_leaves_no_file(tmp_path: Path) -> None:
+    with running_server(tmp_path, data_idle_timeout=0.3) as running:
+        raw = RawControl(running.host, running.port)
+        try:
+            raw.login()
+            for command in ("STOR new.bin", "STOU", "APPE log.txt"):
+                _epsv_port(raw)
+                assert raw.cmd(command)[0] == 425
+            assert raw.cmd("NOOP")[0] == 200
+        finally:
+            raw.close()
+        assert [p.name for p in running.home.iterdir()] == ["log.txt"]  # APPE creates it
+
+
 # -- limits ---------------------------------------------------------------------------------------
 
 

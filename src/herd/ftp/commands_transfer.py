@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import socket
 import stat
+import threading
 import time
 from dataclasses import dataclass
 
@@ -23,7 +25,9 @@ from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
 from herd.ftp.session import Aborted, Reply, Session, TransferJob
 
-__all__ = ["TransferCommands"]
+__all__ = ["TransferCommands", "UploadDigest"]
+
+_SENDFILE_SLICE = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -39,6 +43,50 @@ class _Upload:
     final: str | None = None
     remove_on_failure: bool = False  # STOU: the new file goes if the upload fails
     charged: int = 0  # bytes charged to the quota so far
+
+
+class UploadDigest:
+    """The sha256 of an upload, computed beside the transfer once it is more than 1 MiB.
+
+    hashlib releases the GIL, so a helper thread hashes chunk n while the transfer
+    thread receives and writes chunk n+1: a large STOR costs hashing CPU but not
+    hashing wall time. The queue is bounded (8 chunks) to bound memory.
+    """
+
+    _INLINE = 1024 * 1024
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._seen = 0
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._seen += len(data)
+        if self._queue is None:
+            if self._seen <= self._INLINE:
+                self._hash.update(data)
+                return
+            self._queue = queue.Queue(maxsize=8)
+            self._thread = threading.Thread(target=self._run, name="ftp-hash", daemon=True)
+            self._thread.start()
+        self._queue.put(bytes(data))
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def close(self) -> None:
+        """Stop the helper thread (after hashing what was queued)."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
 
 
 class TransferCommands(Session):
@@ -127,13 +175,11 @@ class TransferCommands(Session):
             self._transfer_event("RETR", target, sent, "", started)
             return 226, "Transfer complete."
 
-        try:
-            self.start_transfer(
-                f"Opening {mode} mode data connection for {target} ({size} bytes).", send
-            )
-        except Reply:
-            os.close(fd)
-            raise
+        self.start_transfer(
+            f"Opening {mode} mode data connection for {target} ({size} bytes).",
+            send,
+            unused=lambda: os.close(fd),
+        )
 
     def _send_file(
         self,
@@ -147,13 +193,15 @@ class TransferCommands(Session):
     ) -> int:
         with os.fdopen(os.dup(fd), "rb") as file:
             if not ascii_mode:
-                sent = sock.sendfile(file, offset=offset)
-                job.bytes = sent
-                if job.abort.is_set():
-                    raise Aborted
-                if offset + sent < size:
-                    raise OSError(0, "file shrank during the download")
-                return sent
+                # sendfile in slices, so STAT can report progress and ABOR is seen between them
+                while offset + job.bytes < size:
+                    sent = sock.sendfile(file, offset=offset + job.bytes, count=_SENDFILE_SLICE)
+                    if job.abort.is_set():
+                        raise Aborted
+                    if sent == 0:
+                        raise OSError(0, "file shrank during the download")
+                    job.bytes += sent
+                return job.bytes
             file.seek(offset)
             while chunk := file.read(self.settings.buffer_size):
                 if job.abort.is_set():
@@ -203,11 +251,12 @@ class TransferCommands(Session):
         ascii_mode = self.ascii
 
         def receive(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
-            digest = hashlib.sha256()
+            digest = UploadDigest()
             try:
                 self._receive(sock, job, upload, digest, ascii_mode)
                 self._finish_upload(upload)
             except (Aborted, OSError, Reply) as exc:
+                digest.close()
                 self._fail_upload(upload)
                 self._transfer_event(
                     upload.verb, upload.path, job.bytes, "", started, error=_why(exc)
@@ -218,18 +267,18 @@ class TransferCommands(Session):
             self._transfer_event(upload.verb, upload.path, job.bytes, digest.hexdigest(), started)
             return 226, "Transfer complete."
 
-        try:
-            self.start_transfer(opening or f"Ok to send data for {upload.path}.", receive)
-        except Reply:
-            self._fail_upload(upload)
-            raise
+        self.start_transfer(
+            opening or f"Ok to send data for {upload.path}.",
+            receive,
+            unused=lambda: self._fail_upload(upload),
+        )
 
     def _receive(
         self,
         sock: socket.socket,
         job: TransferJob,
         upload: _Upload,
-        digest: hashlib._Hash,
+        digest: UploadDigest,
         ascii_mode: bool,
     ) -> None:
         """Copy the data connection into the file, charging the quota as it grows."""

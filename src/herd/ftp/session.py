@@ -278,25 +278,35 @@ class Session(socketserver.BaseRequestHandler):
         return source
 
     def start_transfer(
-        self, opening: str, work: Callable[[socket.socket, TransferJob], tuple[int, str]]
+        self,
+        opening: str,
+        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+        unused: Callable[[], None] = lambda: None,
     ) -> None:
         """Open the data connection and run ``work`` on it in a worker thread.
 
         ``work`` returns the final reply; it raises Aborted, Reply (552, 451 ...),
         TimeoutError (data idle) or OSError (the client dropped the connection).
+        ``unused`` cleans up (closes the file, removes the temporary) when no data
+        connection came and ``work`` never ran.
         """
-        source = self.take_data_source()
+        try:
+            source = self.take_data_source()
+        except Reply:
+            unused()
+            raise
         job = TransferJob()
         job.description = opening
         self.transfer = job
         worker = threading.Thread(
-            target=self._run_transfer, args=(job, source, opening, work), daemon=True
+            target=self._run_transfer, args=(job, source, opening, work, unused), daemon=True
         )
         try:
             worker.start()
         except RuntimeError:
             self.transfer = None
             source.close()
+            unused()
             raise Reply(425, "Server busy, cannot start the transfer now.") from None
 
     def _run_transfer(
@@ -305,6 +315,7 @@ class Session(socketserver.BaseRequestHandler):
         source: PassiveListener | ActiveTarget,
         opening: str,
         work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+        unused: Callable[[], None],
     ) -> None:
         timeout = self.settings.data_idle_timeout
         try:
@@ -326,6 +337,7 @@ class Session(socketserver.BaseRequestHandler):
             if code == 421:
                 self.close_control()
         except DataRefused as refused:
+            unused()
             self.reply(refused.code, refused.message)
         finally:
             self.transfer = None
@@ -335,15 +347,13 @@ class Session(socketserver.BaseRequestHandler):
                 self.close_control()
 
     @staticmethod
-    def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
+    def _work(
         job: TransferJob,
         sock: socket.socket,
         work: Callable[[socket.socket, TransferJob], tuple[int, str]],
     ) -> tuple[int, str]:
-        if job.abort.is_set():
-            return 426, "Connection closed; transfer aborted."
         try:
-            return work(sock, job)
+            return work(sock, job)  # it runs even when aborted already: it cleans up
         except Aborted:
             return 426, "Connection closed; transfer aborted."
         except Reply as answer:
