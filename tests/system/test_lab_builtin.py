@@ -41,7 +41,8 @@ def test_every_builtin_host_shows_its_own_key_and_runs_in_its_own_home(
         async with await connect(fleet, host) as conn:
             key = conn.get_server_host_key()
             assert key is not None
-            done = await conn.run('pwd; echo "$HOME"', check=True, timeout=10)
+            command = 'pwd; echo "$HOME"; echo "$HERD_LAB_HOST"'
+            done = await conn.run(command, check=True, timeout=10)
         return key.get_fingerprint("sha256"), str(done.stdout)
 
     async def probe_all() -> list[tuple[str, str]]:
@@ -50,7 +51,7 @@ def test_every_builtin_host_shows_its_own_key_and_runs_in_its_own_home(
     for host, (fingerprint, out) in zip(fleet.hosts, asyncio.run(probe_all()), strict=True):
         assert fingerprint == host.fingerprint
         home = fleet.files.home(host.name)
-        assert out.splitlines() == [str(home), str(home)]
+        assert out.splitlines() == [str(home), str(home), host.name]
     assert [s for _, s in fleet.status()] == [ProcessState.RUNNING] * 3
 
 

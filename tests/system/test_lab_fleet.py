@@ -35,14 +35,19 @@ async def connect(fleet: Fleet, host: LabHost, timeout: float = 10) -> asyncssh.
 
 
 async def host_evidence(fleet: Fleet, host: LabHost) -> tuple[str, list[int], str]:
-    """The host key fingerprint the host showed, its shell's ancestry, and $SHLVL."""
+    """The host key fingerprint the host showed, its shell's ancestry, and $SHLVL.
+
+    Also checks the command learns its lab host's name from $HERD_LAB_HOST.
+    """
     async with await connect(fleet, host) as conn:
         key = conn.get_server_host_key()
         assert key is not None
-        done = await conn.run(ANCESTRY + '; echo "SHLVL=$SHLVL"', check=True, timeout=10)
+        command = ANCESTRY + '; echo "SHLVL=$SHLVL"; echo "HERD_LAB_HOST=$HERD_LAB_HOST"'
+        done = await conn.run(command, check=True, timeout=10)
     lines = str(done.stdout).split()
     pids = [int(line) for line in lines if line.isdigit()]
-    return key.get_fingerprint("sha256"), pids, lines[-1]
+    assert lines[-1] == f"HERD_LAB_HOST={host.name}"  # every lab host shares one hostname
+    return key.get_fingerprint("sha256"), pids, lines[-2]
 
 
 def test_every_fleet_host_is_its_own_sshd_with_the_key_known_hosts_holds(
