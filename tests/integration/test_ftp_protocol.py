@@ -85,6 +85,8 @@ def test_bad_sequence_and_bad_arguments_get_503_501_504_500(ftp_server: RunningS
         assert raw.cmd("RETR")[0] == 501
         assert raw.cmd("PWD extra")[0] == 501
         assert raw.cmd("XYZZY")[0] == 500
+        assert raw.cmd("SMNT /mnt")[0] == 502
+        assert raw.cmd("AUTH TLS")[0] == 502
         assert raw.cmd("RETR missing.txt")[0] == 425  # no data connection asked for
         assert raw.cmd("ACCT x")[0] == 202
         assert raw.cmd("ALLO 100")[0] == 202
@@ -254,6 +256,7 @@ def test_feat_lists_the_extensions_and_utf8_is_on(ftp: ftplib.FTP) -> None:
     assert "\n HASH SHA-256*;SHA-1;MD5" in feat
     assert ftp.sendcmd("OPTS UTF8 ON").startswith("200")
     assert ftp.sendcmd("OPTS MLST type;size;") == "200 MLST OPTS type;size;"
+    assert "\n MLST type*;size*;modify;perm;unique;" in ftp.sendcmd("FEAT")
 
 
 def test_utf8_names_round_trip(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
@@ -400,6 +403,15 @@ def test_passive_ports_come_from_the_range_and_differ(tmp_path: Path) -> None:
         finally:
             for client in clients:
                 client.close()
+
+
+def test_pasv_announces_the_masquerade_address(tmp_path: Path) -> None:
+    with running_server(tmp_path, masquerade_address="192.0.2.7") as running:
+        ftp = running.client()
+        try:
+            assert ftp.sendcmd("PASV").startswith("227 Entering Passive Mode (192,0,2,7,")
+        finally:
+            ftp.close()
 
 
 def test_epsv_over_ipv6(tmp_path: Path) -> None:

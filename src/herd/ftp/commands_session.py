@@ -166,7 +166,10 @@ class SessionCommands(Session):
 
     def cmd_FEAT(self, arg: str) -> None:
         hashes = ";".join(n + ("*" if n == self.hash_name else "") for n in HASH_NAMES)
-        facts = "".join(f"{f}*;" for f in ("type", "size", "modify", "perm", "unique"))
+        facts = "".join(
+            f"{f}{'*' if f in self.mlst_facts else ''};"
+            for f in ("type", "size", "modify", "perm", "unique")
+        )
         lines = [*FEATURES, f"HASH {hashes}", f"MLST {facts}"]
         self.reply(211, "Features:\n" + "".join(f" {line}\n" for line in sorted(lines)) + "End")
 

@@ -34,6 +34,8 @@ __all__ = ["Aborted", "Command", "Reply", "Session", "TransferJob"]
 _TELNET_IAC = 0xFF
 # Commands answered at once while a transfer runs; the rest wait for it to end.
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP"})
+# Known verbs this server does not implement: 502, so clients fall back (no TLS here).
+_NOT_IMPLEMENTED = frozenset({"SMNT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT", "LPRT", "LPSV"})
 
 
 class Reply(Exception):
@@ -219,7 +221,10 @@ class Session(socketserver.BaseRequestHandler):
         verb = verb.upper()
         command = self.commands.get(verb) if verb.isascii() and verb.isalnum() else None
         if command is None:
-            self.reply(500, "Unknown command." if text.strip() else "Empty command line.")
+            if verb in _NOT_IMPLEMENTED:
+                self.reply(502, f"{verb} not implemented.")
+            else:
+                self.reply(500, "Unknown command." if text.strip() else "Empty command line.")
             return
         if verb not in _DURING_TRANSFER:
             self.wait_transfer()
