@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from herd.ftp.handler import FtpHandler
 from tests.ftp_server_support import PASSWORD, RawControl, RunningServer, running_server
 
 
@@ -609,6 +610,23 @@ def test_an_overlong_command_line_gets_500_and_the_session_goes_on(
         assert raw.cmd("NOOP")[0] == 200
     finally:
         raw.close()
+
+
+def test_an_internal_error_in_a_command_answers_451_and_the_session_goes_on(
+    ftp_server: RunningServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: FtpHandler, arg: str) -> None:
+        raise ValueError("simulated bug")
+
+    monkeypatch.setattr(FtpHandler, "cmd_SYST", broken)
+    ftp = ftp_server.client()
+    try:
+        with pytest.raises(ftplib.error_temp, match=r"^451"):
+            ftp.sendcmd("SYST")
+        assert ftp.sendcmd("NOOP").startswith("200")
+    finally:
+        ftp.close()
+    assert "simulated bug" in caplog.text
 
 
 def test_random_bytes_on_the_control_connection_get_a_reply_per_line(

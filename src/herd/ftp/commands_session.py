@@ -87,7 +87,7 @@ class SessionCommands(Session):
             self.emit(LoginEvent(user=name, client=self.client, ok=False, error="home missing"))
             raise Reply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
-            self.account = self.server.on_login_pool(
+            self.account = self.server.on_helper(
                 self.server.quota.account, user.name, user.quota, jail.walk_size
             )
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
@@ -103,7 +103,7 @@ class SessionCommands(Session):
             root = self.settings.anonymous_root
             assert root is not None
             return FtpUser(name="anonymous", home=root, quota=None, perms=READ_ONLY, locked=False)
-        return self.server.on_login_pool(self.server.users.authenticate, name, password)
+        return self.server.on_helper(self.server.users.authenticate, name, password)
 
     def cmd_ACCT(self, arg: str) -> None:
         self.reply(202, "ACCT not needed on this server.")

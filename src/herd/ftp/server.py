@@ -19,6 +19,7 @@ import queue
 import selectors
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -29,7 +30,7 @@ from herd.errors import FtpError
 from herd.ftp.events import EventSink, NullSink
 from herd.ftp.handler import FtpHandler
 from herd.ftp.quota import QuotaBook
-from herd.ftp.session import Session
+from herd.ftp.session import Session, log
 from herd.ftp.settings import FtpSettings
 from herd.ftp.users import FtpUser
 
@@ -110,25 +111,27 @@ class _Sessions:
             return len(self._items)
 
 
-class _LoginPool:
-    """A few threads that run login steps for session threads and hand back the result.
+class _HelperPool:
+    """A few real threads that run steps for the bare session threads: logins, log lines.
 
-    Not ``concurrent.futures``: its workers start lazily from the submitting thread,
-    and a bare session thread that starts a ``threading.Thread`` without ``daemon=``
-    leaves a ``_DummyThread`` behind for good.
+    Logins: argon2 takes 19 MiB a verification and SQLite a deep C stack, so they run
+    here, bounded, and session threads stay shallow (idle memory). Log lines: the
+    logging module names the current thread, and asking that from a bare ``_thread``
+    thread leaves a ``_DummyThread`` behind for good. Not ``concurrent.futures``: its
+    workers start lazily from the submitting thread, with the same effect.
     """
 
     def __init__(self, size: int) -> None:
-        self._jobs: queue.SimpleQueue[_LoginJob | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_HelperJob | None] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._work, name=f"ftp-login-{n}", daemon=True)
+            threading.Thread(target=self._work, name=f"ftp-helper-{n}", daemon=True)
             for n in range(size)
         ]
         for thread in self._threads:
             thread.start()
 
-    def run(self, step: Callable[..., T], *args: Any) -> T:
-        job = _LoginJob(step, args)
+    def run(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        job = _HelperJob(step, args, kwargs)
         self._jobs.put(job)
         job.done.acquire()  # released by the worker
         if job.error is not None:
@@ -138,7 +141,7 @@ class _LoginPool:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
-                job.result = job.step(*job.args)
+                job.result = job.step(*job.args, **job.kwargs)
             except BaseException as exc:  # handed to the waiting session
                 job.error = exc
             job.done.release()
@@ -150,10 +153,13 @@ class _LoginPool:
             thread.join(10.0)
 
 
-class _LoginJob:
-    __slots__ = ("args", "done", "error", "result", "step")
+class _HelperJob:
+    __slots__ = ("args", "done", "error", "kwargs", "result", "step")
 
-    def __init__(self, step: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self, step: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self.kwargs = kwargs
         self.step = step
         self.args = args
         self.result: Any = None
@@ -188,9 +194,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self.events: EventSink = events if events is not None else NullSink()
         self.quota = QuotaBook(users)
         self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
-        # argon2 takes 19 MiB a verification and SQLite a deep C stack: both run on a few
-        # login threads, so bursts of logins are bounded and session threads stay shallow.
-        self._login_pool = _LoginPool(max(2, os.cpu_count() or 2))
+        self._helpers = _HelperPool(max(2, os.cpu_count() or 2))
         self.sessions = _Sessions()
         # socketserver reads these from the instance: never class attributes (see settings.py).
         self.allow_reuse_address = True
@@ -222,9 +226,9 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._stopped.set()
         self._user_objects: dict[str, FtpUser] = {}
 
-    def on_login_pool(self, step: Callable[..., T], *args: Any) -> T:
-        """Run one login step (password check, usage lookup) on the login pool; wait for it."""
-        return self._login_pool.run(step, *args)
+    def on_helper(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``step`` on a helper thread (password check, usage lookup, log line); wait."""
+        return self._helpers.run(step, *args, **kwargs)
 
     def known_user(self, user: FtpUser) -> FtpUser:
         """One FtpUser object per account state, shared by all its sessions (memory)."""
@@ -341,6 +345,12 @@ class FtpServer(socketserver.ThreadingTCPServer):
         finally:
             self._release(client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line per failed session (socketserver would print a traceback)."""
+        exc = sys.exception()
+        self.on_helper(log.error, "FTP session from %s failed: %r", client_address[0], exc)
+        self.on_helper(log.debug, "the failed session's error", exc_info=exc)
+
     @property
     def connections(self) -> int:
         with self._count_lock:
@@ -378,6 +388,6 @@ class FtpServer(socketserver.ThreadingTCPServer):
     def server_close(self) -> None:
         for listener in getattr(self, "_listeners", []):
             listener.close()
-        if hasattr(self, "_login_pool"):
-            self._login_pool.close()
+        if hasattr(self, "_helpers"):
+            self._helpers.close()
         super().server_close()

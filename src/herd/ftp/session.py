@@ -11,6 +11,7 @@ are gathered into ``herd.ftp.handler.FtpHandler``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import socket
 import socketserver
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from herd.ftp.users import FtpUser
 
 __all__ = ["Aborted", "Command", "Reply", "Session", "TransferJob"]
+
+log = logging.getLogger("herd.ftp")
 
 _TELNET_IAC = 0xFF
 # Commands answered at once while a transfer runs; the rest wait for it to end.
@@ -239,6 +242,12 @@ class Session(socketserver.BaseRequestHandler):
             self.reply(refused.code, refused.message)
         except DataRefused as refused:
             self.reply(refused.code, refused.message)
+        except OSError as exc:  # a local file error outside the jail's own checks
+            self.reply(550, f"{verb} failed: {exc.strerror or exc}.")
+        except Exception as exc:  # a bug must cost one reply, not the session
+            self.server.on_helper(log.error, "FTP %s from %s failed: %r", verb, self.client, exc)
+            self.server.on_helper(log.debug, "the failed command's error", exc_info=exc)
+            self.reply(451, "Requested action aborted: local error in processing.")
         if verb != "REST":
             self.rest = 0  # REST applies to the very next command only
         if verb != "RNFR":
@@ -352,7 +361,7 @@ class Session(socketserver.BaseRequestHandler):
                 self.close_control()
 
     @staticmethod
-    def _work(
+    def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
         job: TransferJob,
         sock: socket.socket,
         work: Callable[[socket.socket, TransferJob], tuple[int, str]],
@@ -369,6 +378,10 @@ class Session(socketserver.BaseRequestHandler):
             if job.abort.is_set():
                 return 426, "Connection closed; transfer aborted."
             return 426, f"Connection closed; transfer aborted ({exc.strerror or exc})."
+        except Exception as exc:  # a bug must end in a reply, not a silent thread
+            log.error("FTP transfer failed: %r", exc)  # noqa: TRY400 (a line; --debug: traceback)
+            log.debug("the failed transfer's error", exc_info=exc)
+            return 451, "Requested action aborted: local error in processing."
 
     def wait_transfer(self) -> None:
         job = self.transfer
