@@ -240,3 +240,47 @@ def test_password_from_the_inventory_or_the_prompt_logs_in(tmp_path: Path) -> No
             await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_silent_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_forks(
+    tmp_path: Path,
+) -> None:
+    from herd.core.results import HostResult
+    from herd.hosts.fanout import fanout
+
+    async def main() -> None:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        listener = await asyncio.start_server(silent, "127.0.0.1", 0, backlog=64)
+        port = listener.sockets[0].getsockname()[1]
+        connector = Connector(ConnectOptions(connect_timeout=1.5, agent=False, ssh_config=()))
+        hosts = [
+            Host(f"hung{i:02d}", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
+            for i in range(8)
+        ]
+
+        async def per_host(host: Host) -> HostResult:
+            try:
+                (await connector.connect(host)).close()
+            except HostFailure as failure:
+                return HostResult(host.name, host.address, failure.status, error=failure.reason)
+            return HostResult(host.name, host.address, Status.OK)
+
+        started = asyncio.get_running_loop().time()
+        try:
+            batch = await fanout(hosts, per_host, 2, handle_sigint=False)
+        finally:
+            for writer in accepted:
+                writer.close()
+            listener.close()
+            await listener.wait_closed()
+        elapsed = asyncio.get_running_loop().time() - started
+        assert {r.error for r in batch} == {"no SSH banner within 1.5 s"}
+        assert len(batch) == 8
+        # in waves of 2 forks this would take 4 x 1.5 s
+        assert elapsed < 3.5, elapsed
+
+    asyncio.run(main())

@@ -19,6 +19,7 @@ import asyncssh
 
 from herd.core.results import Status
 from herd.errors import SourceError
+from herd.hosts.fanout import current_slot
 from herd.hosts.hostkeys import (
     HostKeyMode,
     HostKeyPolicy,
@@ -168,9 +169,21 @@ async def connect(
         async with asyncio.timeout(timeout):
             if host.jump:
                 tunnel = await connect(_jump_host(host.jump, host), options, policy, keys)
-            conn = await _open(
-                host, options=options, policy=policy, keys=keys, progress=progress, tunnel=tunnel
+            opening = asyncio.ensure_future(
+                _open(
+                    host,
+                    options=options,
+                    policy=policy,
+                    keys=keys,
+                    progress=progress,
+                    tunnel=tunnel,
+                )
             )
+            try:
+                await _park_while_silent(opening, progress)
+                conn = await opening
+            finally:
+                opening.cancel()  # a no-op once it is done
     except TimeoutError:
         _close_quietly(tunnel)
         raise HostFailure(Status.UNREACHABLE, _timeout_reason(progress, timeout)) from None
@@ -224,6 +237,33 @@ async def _open(
         **extra,
     )
     return conn
+
+
+_LIVENESS = 0.5  # seconds a host may stay silent before it gives its fork slot away
+_PARKED_POLL = 0.2  # seconds between looks at a parked connection
+
+
+def _alive(progress: _Progress) -> bool:
+    """Whether the host has answered: its SSH banner (version line) has arrived."""
+    conn = progress.connection
+    return conn is not None and conn.get_extra_info("server_version") is not None
+
+
+async def _park_while_silent(
+    opening: asyncio.Future[asyncssh.SSHClientConnection], progress: _Progress
+) -> None:
+    """Wait for the host to answer; past a short while, wait without holding a fork slot.
+
+    Powered-off and hung hosts then time out side by side instead of in waves
+    of ``forks``; a host that answers late takes a slot again to go on.
+    """
+    await asyncio.wait({opening}, timeout=_LIVENESS)
+    slot = current_slot()
+    if opening.done() or _alive(progress) or slot is None:
+        return
+    async with slot.parked():
+        while not opening.done() and not _alive(progress):
+            await asyncio.wait({opening}, timeout=_PARKED_POLL)
 
 
 @functools.cache

@@ -4,6 +4,12 @@ Structured concurrency: one ``TaskGroup``, a semaphore, and each host's own
 timeouts inside ``per_host``. Ctrl-C (SIGINT) cancels what is still running —
 the per-host code hangs up its remote commands on cancellation — and the batch
 comes back marked interrupted with the hosts that completed.
+
+A host that is only waiting for a silent peer (no TCP answer, no SSH banner)
+can ``park`` its slot (see ``current_slot``): powered-off or hung hosts then
+wait out their connect timeouts side by side instead of holding the forks, so
+a run ends within one connect timeout + the command timeout even when up to
+four times ``forks`` of its hosts are dead (beyond that, in waves that wide).
 """
 
 from __future__ import annotations
@@ -11,14 +17,66 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
 
-__all__ = ["ResultSink", "fanout"]
+__all__ = ["ResultSink", "Slot", "current_slot", "fanout"]
 
 ResultSink = Callable[[HostResult], None]
+
+_PARKING_PER_FORK = 4  # silent hosts that may wait outside the forks, per fork
+
+
+class Slot:
+    """One host's place among the forks; it may step out while it only waits.
+
+    At most ``parking`` hosts wait outside the forks at once (a few times
+    ``forks``), so the connections in progress stay bounded on a controller so
+    busy that healthy hosts answer slowly too.
+    """
+
+    def __init__(self, gate: asyncio.Semaphore, parking: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._parking = parking
+        self.held = False
+
+    async def acquire(self) -> None:
+        await self._gate.acquire()
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._gate.release()
+
+    @asynccontextmanager
+    async def parked(self) -> AsyncIterator[None]:
+        """Give the slot to another host while waiting; take one again to go on working.
+
+        If the wait ends in an error the slot is not taken again: the host is done.
+        """
+        if self._parking.locked():  # enough hosts wait outside already: wait holding the slot
+            yield
+            return
+        await self._parking.acquire()  # free: it is not locked
+        self.release()
+        try:
+            yield
+        finally:
+            self._parking.release()
+        await self.acquire()
+
+
+_SLOT: ContextVar[Slot | None] = ContextVar("herd_fanout_slot", default=None)
+
+
+def current_slot() -> Slot | None:
+    """The slot of the host this task works on, when running under ``fanout``."""
+    return _SLOT.get()
 
 
 async def fanout(
@@ -37,6 +95,7 @@ async def fanout(
     """
     batch = BatchResult()
     gate = asyncio.Semaphore(max(1, forks))
+    parking = asyncio.Semaphore(_PARKING_PER_FORK * max(1, forks))
     tasks: list[asyncio.Task[None]] = []
 
     def deliver(result: HostResult) -> None:
@@ -45,7 +104,10 @@ async def fanout(
             on_result(result)
 
     async def one(host: Host) -> None:
-        async with gate:
+        slot = Slot(gate, parking)
+        await slot.acquire()
+        _SLOT.set(slot)  # this task's own context: visible to per_host only
+        try:
             started = time.monotonic()
             try:
                 result = await per_host(host)
@@ -61,6 +123,8 @@ async def fanout(
                     duration=time.monotonic() - started,
                     error=reason,
                 )
+        finally:
+            slot.release()
         deliver(result)
 
     def interrupt() -> None:
