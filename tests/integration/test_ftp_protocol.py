@@ -270,16 +270,13 @@ def test_utf8_names_round_trip(ftp_server: RunningServer, ftp: ftplib.FTP) -> No
 def test_site_quota_reports_usage(tmp_path: Path) -> None:
     with running_server(tmp_path, quota=1_000_000) as running:
         (running.home / "f").write_bytes(b"x" * 1000)
-        ftp = running.client()
-        try:
+        with running.client() as ftp:
             report = ftp.sendcmd("SITE QUOTA")
             assert report.startswith("200 Quota: used 1000 bytes of 1000000")
             with pytest.raises(ftplib.error_perm, match=r"^501"):
                 ftp.sendcmd("SITE CHMOD 777 f")
             with pytest.raises(ftplib.error_perm, match=r"^552"):
                 ftp.sendcmd("ALLO 2000000")
-        finally:
-            ftp.close()
 
 
 # -- jail -------------------------------------------------------------------------------------
@@ -319,8 +316,7 @@ def test_jail_escape_attempts_are_refused(ftp_server: RunningServer, ftp: ftplib
 def test_a_read_only_user_cannot_change_anything(ftp_server: RunningServer) -> None:
     ftp_server.users.add("reader", PASSWORD, home=ftp_server.home, perms=("list", "read"))
     (ftp_server.home / "f").write_bytes(b"f")
-    ftp = ftp_server.client("reader")
-    try:
+    with ftp_server.client("reader") as ftp:
         assert _retr(ftp, "RETR f") == b"f"
         for action in (
             lambda: ftp.storbinary("STOR g", io.BytesIO(b"g")),
@@ -330,22 +326,19 @@ def test_a_read_only_user_cannot_change_anything(ftp_server: RunningServer) -> N
         ):
             with pytest.raises(ftplib.error_perm, match=r"^550"):
                 action()
-    finally:
-        ftp.close()
 
 
 def test_anonymous_login_only_when_enabled_and_read_only(tmp_path: Path) -> None:
     public = tmp_path / "public"
     public.mkdir()
     (public / "readme").write_text("hi")
-    with running_server(tmp_path, anonymous_root=public) as running:
-        ftp = running.client("anonymous", "guest@example.org")
-        try:
-            assert _retr(ftp, "RETR readme") == b"hi"
-            with pytest.raises(ftplib.error_perm, match=r"^550"):
-                ftp.storbinary("STOR x", io.BytesIO(b"x"))
-        finally:
-            ftp.close()
+    with (
+        running_server(tmp_path, anonymous_root=public) as running,
+        running.client("anonymous", "guest@example.org") as ftp,
+    ):
+        assert _retr(ftp, "RETR readme") == b"hi"
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            ftp.storbinary("STOR x", io.BytesIO(b"x"))
     with running_server(tmp_path / "second") as running:
         ftp = ftplib.FTP()
         ftp.connect(running.host, running.port, timeout=10)
@@ -407,12 +400,11 @@ def test_passive_ports_come_from_the_range_and_differ(tmp_path: Path) -> None:
 
 
 def test_pasv_announces_the_masquerade_address(tmp_path: Path) -> None:
-    with running_server(tmp_path, masquerade_address="192.0.2.7") as running:
-        ftp = running.client()
-        try:
-            assert ftp.sendcmd("PASV").startswith("227 Entering Passive Mode (192,0,2,7,")
-        finally:
-            ftp.close()
+    with (
+        running_server(tmp_path, masquerade_address="192.0.2.7") as running,
+        running.client() as ftp,
+    ):
+        assert ftp.sendcmd("PASV").startswith("227 Entering Passive Mode (192,0,2,7,")
 
 
 def test_epsv_over_ipv6(tmp_path: Path) -> None:
@@ -619,13 +611,10 @@ def test_an_internal_error_in_a_command_answers_451_and_the_session_goes_on(
         raise ValueError("simulated bug")
 
     monkeypatch.setattr(FtpHandler, "cmd_SYST", broken)
-    ftp = ftp_server.client()
-    try:
+    with ftp_server.client() as ftp:
         with pytest.raises(ftplib.error_temp, match=r"^451"):
             ftp.sendcmd("SYST")
         assert ftp.sendcmd("NOOP").startswith("200")
-    finally:
-        ftp.close()
     assert "simulated bug" in caplog.text
 
 

@@ -46,27 +46,21 @@ def _upload_until_refused(ftp: ftplib.FTP, name: str, size: int, command: str = 
 
 def test_quota_exceeded_mid_upload_stops_with_552_and_removes_the_stor(tmp_path: Path) -> None:
     with running_server(tmp_path, quota=2 * MB) as running:
-        ftp = running.client()
-        try:
+        with running.client() as ftp:
             reply = _upload_until_refused(ftp, "huge.bin", 8 * MB)
             assert reply.startswith("552")
             assert not (running.home / "huge.bin").exists()
             assert list(running.home.iterdir()) == []  # no temporary left either
             assert ftp.sendcmd("SITE QUOTA").startswith("200 Quota: used 0 bytes of 2097152")
             ftp.storbinary("STOR small.bin", io.BytesIO(b"s" * MB))  # room is back
-        finally:
-            ftp.close()
         assert running.users.usage("alice") == MB
 
 
 def test_appe_over_quota_keeps_the_bytes_that_fit(tmp_path: Path) -> None:
     with running_server(tmp_path, quota=1 * MB) as running:
         (running.home / "log.txt").write_bytes(b"a" * 1000)
-        ftp = running.client()
-        try:
+        with running.client() as ftp:
             assert _upload_until_refused(ftp, "log.txt", 4 * MB, "APPE").startswith("552")
-        finally:
-            ftp.close()
         assert (running.home / "log.txt").stat().st_size == MB
         assert running.users.usage("alice") == MB
 
@@ -99,16 +93,12 @@ def test_concurrent_uploads_by_one_user_never_pass_the_quota(tmp_path: Path) -> 
 
 
 def test_usage_follows_deletes_and_survives_a_restart(tmp_path: Path) -> None:
-    with running_server(tmp_path, quota=10 * MB) as running:
-        ftp = running.client()
-        try:
-            ftp.storbinary("STOR a", io.BytesIO(b"a" * 3000))
-            ftp.storbinary("STOR b", io.BytesIO(b"b" * 2000))
-            ftp.storbinary("STOR a", io.BytesIO(b"A" * 1000))  # replaces 3000 bytes
-            ftp.delete("b")
-            assert "used 1000 bytes" in ftp.sendcmd("SITE QUOTA")
-        finally:
-            ftp.close()
+    with running_server(tmp_path, quota=10 * MB) as running, running.client() as ftp:
+        ftp.storbinary("STOR a", io.BytesIO(b"a" * 3000))
+        ftp.storbinary("STOR b", io.BytesIO(b"b" * 2000))
+        ftp.storbinary("STOR a", io.BytesIO(b"A" * 1000))  # replaces 3000 bytes
+        ftp.delete("b")
+        assert "used 1000 bytes" in ftp.sendcmd("SITE QUOTA")
     users = UserStore(tmp_path / "ftp-users.db")
     try:
         assert users.usage("alice") == 1000

@@ -44,11 +44,8 @@ def _random_file(path: Path, size: int) -> Path:
 
 
 def _server_hash(running: RunningServer, path: str) -> str:
-    ftp = running.client()
-    try:
+    with running.client() as ftp:
         return ftp.sendcmd(f"HASH {path}").split()[3]
-    finally:
-        ftp.close()
 
 
 def curl(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
