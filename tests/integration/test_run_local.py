@@ -170,3 +170,21 @@ def test_a_scripted_run_starts_lean_without_rich_and_without_forking_ldconfig(
         check=False,
     )
     assert done.stderr.splitlines()[-1] == "0 ['asyncssh'] []"
+
+
+def test_a_run_that_cannot_be_recorded_does_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = local_inventory(tmp_path, 1)
+    home = tmp_path / "home"
+    (home / "operations.db").mkdir(parents=True)  # where the log file should be: unusable
+    marker = tmp_path / "ran"
+    argv = ["--home", str(home), "-i", str(inventory), "run", "all", "--",
+            f"touch {marker}"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("herd: error: ") and err.count("\n") == 1
+    assert "operation log" in err
+    assert not marker.exists()
+    assert main([*argv[:-2], "--no-log", "--", f"touch {marker}"]) == 0
+    assert marker.exists()
