@@ -186,6 +186,9 @@ def test_rest_resumes_downloads_and_beyond_the_end_gets_554(
         _retr(ftp, "RETR blob", rest=100_001)
     with pytest.raises(ftplib.error_perm, match=r"^554"):
         ftp.storbinary("STOR blob", io.BytesIO(b"x"), rest=100_001)
+    with pytest.raises(ftplib.error_perm, match=r"^554"):
+        ftp.storbinary("STOR missing", io.BytesIO(b"x"), rest=5)
+    assert not (ftp_server.home / "missing").exists()
     ftp.voidcmd("NOOP")  # the session is still fine
 
 

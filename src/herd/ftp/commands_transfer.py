@@ -218,7 +218,9 @@ class TransferCommands(Session):
         self._need_data_source()
         assert self.jail is not None
         if self.rest:
-            fd = self.jail.open_write(target)
+            if not self.jail.exists(target):
+                raise Reply(554, f"Invalid REST parameter: {target} does not exist yet.")
+            fd = self.jail.open_write(target, create=False)
             size = os.fstat(fd).st_size
             if self.rest > size:
                 os.close(fd)
@@ -332,7 +334,10 @@ class TransferCommands(Session):
         upload.fd = -1
         if upload.temp is not None and upload.final is not None:
             assert self.jail is not None
-            replaced = self.jail.replace(upload.temp, upload.final)
+            try:
+                replaced = self.jail.replace(upload.temp, upload.final)
+            except OSError as exc:  # e.g. a directory appeared under that name meanwhile
+                raise Reply(451, f"Cannot put the file in place: {exc.strerror}.") from None
             if self.account is not None:
                 self.account.credit(replaced)
 

@@ -104,13 +104,10 @@ class Session(socketserver.BaseRequestHandler):
         self.data_source: PassiveListener | ActiveTarget | None = None
         self.epsv_all = False
         self.reset_login()
-        try:
-            self.sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_OOBINLINE, 1
-            )  # ftplib sends ABOR urgent
+        with contextlib.suppress(OSError):
+            # ftplib sends ABOR as urgent data: keep its last byte in the stream
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         self.sock.settimeout(self.settings.control_idle_timeout)
         self._poller = select.poll()
         self._poller.register(self.sock, select.POLLIN)
