@@ -431,6 +431,8 @@ def test_epsv_over_ipv6(tmp_path: Path) -> None:
             assert ftp.nlst() == ["v6"]
             with pytest.raises(ftplib.error_temp, match=r"^425"):
                 ftp.sendcmd("PASV")
+            ftp.set_pasv(False)  # EPRT |2|::1|port|
+            assert _retr(ftp, "RETR v6") == b"six"
         finally:
             ftp.close()
 
