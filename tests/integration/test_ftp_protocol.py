@@ -144,6 +144,7 @@ def test_list_mlsd_nlst_and_mlst_parse(ftp_server: RunningServer, ftp: ftplib.FT
     assert facts["a file.txt"]["type"] == "file" and facts["a file.txt"]["size"] == "1234"
     assert facts["sub"]["type"] == "dir" and "perm" in facts["sub"]
     assert sorted(ftp.nlst()) == ["a file.txt", "sub"]
+    assert ftp.nlst("*.txt") == ["a file.txt"]  # mget-style globs
     mlst = ftp.sendcmd("MLST a file.txt")
     assert mlst.startswith("250-") and "size=1234;" in mlst and "/a file.txt" in mlst
     status = ftp.sendcmd("STAT sub")

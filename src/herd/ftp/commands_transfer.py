@@ -11,6 +11,7 @@ hits the limit is in ``herd.ftp.quota``.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import os
 import queue
@@ -378,7 +379,12 @@ class TransferCommands(Session):
         return self.path(" ".join(words).strip() or ".")
 
     def _entries(self, target: str) -> list[tuple[str, os.stat_result]]:
+        """The entries a listing of ``target`` shows: a directory's, a file, or a glob's."""
         assert self.jail is not None
+        parent, _, pattern = target.rpartition("/")
+        if any(c in pattern for c in "*?[") and not self.jail.exists(target):
+            entries = self.jail.entries(parent or "/", self.settings.max_listing_entries)
+            return [(e.name, e.stat) for e in entries if fnmatch.fnmatchcase(e.name, pattern)]
         info = self.jail.stat(target)
         if not stat.S_ISDIR(info.st_mode):
             return [(target.rsplit("/", 1)[-1], info)]
