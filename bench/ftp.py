@@ -7,7 +7,8 @@ Run on demand, never in the test suite:
 
 Each server runs in its own process on 127.0.0.1 (port 0), so its RSS and CPU
 are its own; the clients are threads spread over a few client processes,
-bounded. Figures are printed as ratios herd/pyftpdlib measured in the same run.
+bounded. All servers are up at once and measured in turns, so a change in the machine's
+load hits them alike; figures are printed as ratios herd/pyftpdlib from the same run.
 What is measured (issue 7, performance section):
 
 - single-client RETR and STOR of a large generated file (MB/s);
@@ -395,27 +396,38 @@ def main() -> int:
         size = big.stat().st_size
         cold, warm = login_cpu(workdir, 10)
         print(f"login CPU per session: argon2id {cold:.1f} ms cold, {warm:.3f} ms cached")
-        for kind in servers:
-            print(f"\n== {kind}")
-            with running_server(kind, root, workdir) as server:
+        # All servers up at once and every measurement taken in turns (herd, then each
+        # other server, then again), so a change in the machine's load hits them alike.
+        with contextlib.ExitStack() as stack:
+            running = {k: stack.enter_context(running_server(k, root, workdir)) for k in servers}
+            for _ in range(3):  # best of three: other work only ever slows a run down
+                for kind, server in running.items():
+                    results[kind].retr = max(results[kind].retr, measure_retr(server.port, size))
+            for _ in range(3):
+                for kind, server in running.items():
+                    results[kind].stor = max(
+                        results[kind].stor, measure_stor(server.port, big, size)
+                    )
+            for kind in servers:
                 row = results[kind]
-                # Best of three: other work on the machine only ever slows a run down.
-                row.retr = max(measure_retr(server.port, size) for _ in range(3))
-                row.stor = max(measure_stor(server.port, big, size) for _ in range(3))
-                print(f"RETR {row.retr:8.1f} MB/s   STOR {row.stor:8.1f} MB/s")
-                repeat = 3 if kind == "herd" else 1
-                for clients in rounds:
-                    for _ in range(repeat if clients == rounds[-1] else 1):
+                print(f"{kind:20s} RETR {row.retr:8.1f} MB/s   STOR {row.stor:8.1f} MB/s")
+            for clients in rounds:
+                for repeat in range(3 if clients == rounds[-1] else 1):
+                    for kind, server in running.items():
+                        if repeat and kind != "herd":
+                            continue  # the last round runs three times for herd
                         result = concurrent_round(server, clients, args.processes)
-                        row.rounds.setdefault(clients, []).append(result)
-                        print(fmt_round(result))
+                        results[kind].rounds.setdefault(clients, []).append(result)
+                        print(f"{kind:20s} {fmt_round(result)}")
                         time.sleep(1.0)
+        for kind in servers:
             # A fresh server process, so the figure is what idle sessions cost, not
             # what the load rounds left behind in the allocator.
             with running_server(kind, root, workdir) as server:
+                row = results[kind]
                 row.idle_kb, row.idle_held = idle_rss(server, idle)
                 print(
-                    f"idle RSS: {row.idle_kb:.1f} KB per logged-in connection"
+                    f"{kind:20s} idle RSS: {row.idle_kb:.1f} KB per logged-in connection"
                     f" ({row.idle_held} held)"
                 )
         print_summary(results, rounds)
