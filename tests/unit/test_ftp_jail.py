@@ -171,7 +171,7 @@ def _attempt(jail: Jail, operation: str, cwd: str, path: str, other: str) -> Non
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(operation=_OPERATIONS, cwd=st.sampled_from(["/", "/a", "/a/b"]), path=_PATHS, other=_PATHS)
 def test_no_client_path_touches_anything_outside_the_home(
