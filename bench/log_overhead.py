@@ -40,7 +40,7 @@ def _free_port() -> int:
 def timed_run(home: Path, inventory: Path, *extra: str) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user+sys) of one whole ``herd run`` process."""
     argv = [str(BIN / "herd"), "--home", str(home), "-i", str(inventory), "run", "all", "-y",
-            "--json", *extra, "--", "true"]  # fmt: skip
+            "--json", "--connect-timeout", "60", *extra, "--", "true"]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, check=False, timeout=300)
