@@ -316,3 +316,31 @@ def test_a_push_stopped_midway_leaves_no_partial_file_under_the_final_name(
         assert not leftovers(dest)  # Ctrl-C cleans up its temporary files
     else:
         assert code == -signal.SIGKILL
+
+
+def test_a_host_that_freezes_mid_transfer_times_out_alone(
+    lab_fleet: Fleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    big = tmp_path / "release.tar"
+    big.write_bytes(os.urandom(8 * 1024 * 1024))
+    remote = tmp_path / "remote"
+    names = lab_fleet.names("db")
+    per_host_dirs(remote, names)
+    fired = on_first_bytes(monkeypatch, "db02", lambda: lab_fleet.freeze("db02"), 512 * 1024)
+    started = time.monotonic()
+    code = herd(lab_fleet, "push", "db", str(big), f"{remote}/{{host}}/", "--json",
+                "--stall-timeout", "2")  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert fired
+    assert code == 1
+    rows = json_results(capsys.readouterr().out)
+    assert rows["db02"]["status"] == "timeout"
+    assert rows["db02"]["error"] == "no progress for 2 s"
+    assert rows["db01"]["status"] == "ok"
+    assert not (remote / "db02" / "release.tar").exists()
+    assert elapsed < 30  # stall timeout + bounded clean-up and hang-up, not forever
+    assert logged(isolated_env)["db02"].files == ()

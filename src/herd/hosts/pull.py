@@ -376,8 +376,9 @@ async def pull_host(
     started = time.monotonic()
     status, error = Status.OK, ""
     job: _Pull | None = None
+    dog = Watchdog(options.stall_timeout, conn.abort)
     try:
-        async with Watchdog(options.stall_timeout) as dog:
+        async with dog:
             sftp = await conn.start_sftp_client()
             job = _Pull(
                 conn=conn,
@@ -393,12 +394,12 @@ async def pull_host(
             finally:
                 job.clean_up()
                 sftp.exit()
-    except TimeoutError:
-        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
     except (asyncssh.Error, OSError) as exc:
         status, error = Status.ERROR, describe(exc)
     if status is Status.OK and job is not None and job.problems:
         status, error = Status.ERROR, _reason(job.problems)
+    if dog.expired:  # the watchdog hung up on a host that stopped answering
+        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
     return HostResult(
         host=host.name,
         address=host.address,

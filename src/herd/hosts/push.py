@@ -385,8 +385,9 @@ async def push_host(
     status, error = Status.OK, ""
     job: _Push | None = None
     progress.expect(host.name, plan.total_bytes)
+    dog = Watchdog(options.stall_timeout, conn.abort)
     try:
-        async with Watchdog(options.stall_timeout) as dog:
+        async with dog:
             # not `async with` the SFTP client: its exit waits on the host, which may be dead
             sftp = await conn.start_sftp_client()
             job = _Push(
@@ -405,12 +406,12 @@ async def push_host(
                 raise
             finally:
                 sftp.exit()
-    except TimeoutError:
-        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
     except TransferFailure as exc:
         status, error = Status.ERROR, str(exc)
     except (asyncssh.Error, OSError) as exc:
         status, error = Status.ERROR, describe(exc)
+    if dog.expired:  # the watchdog hung up on a host that stopped answering
+        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
     return HostResult(
         host=host.name,
         address=host.address,

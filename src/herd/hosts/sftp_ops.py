@@ -14,7 +14,6 @@ import posixpath
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from types import TracebackType
 from typing import TypeVar
 
 import asyncssh
@@ -216,35 +215,42 @@ async def bounded_gather(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int)
 
 
 class Watchdog:
-    """Fails a host that stops making progress: a deadline pushed back on every kick.
+    """Gives up on a host that stops making progress, whatever it is waiting for.
 
-    ``async with Watchdog(60) as dog`` raises ``TimeoutError`` out of the block if
-    ``dog.kick()`` was not called for 60 seconds; ``allow(seconds)`` grants one
-    longer wait (a remote hash of a big file, during which nothing moves).
+    ``kick()`` pushes the deadline ``stall`` seconds ahead; ``allow(seconds)``
+    grants one longer wait (a remote hash of a big file, during which nothing
+    moves). When the deadline passes, ``on_stall`` runs (push and pull abort the
+    host's connection, which fails every request still waiting on it at once)
+    and ``expired`` turns true, so the caller reports a timeout.
     """
 
-    def __init__(self, stall: float) -> None:
+    def __init__(self, stall: float, on_stall: Callable[[], None]) -> None:
         self.stall = stall
-        self._timeout: asyncio.Timeout | None = None
+        self.expired = False
+        self._on_stall = on_stall
+        self._deadline = 0.0
+        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Watchdog:
-        self._timeout = asyncio.timeout(self.stall)
-        await self._timeout.__aenter__()
+        self._deadline = asyncio.get_running_loop().time() + self.stall
+        self._task = asyncio.create_task(self._watch())
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        assert self._timeout is not None
-        await self._timeout.__aexit__(kind, error, trace)
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (left := self._deadline - loop.time()) > 0:
+            await asyncio.sleep(left)
+        self.expired = True
+        self._on_stall()
 
     def kick(self) -> None:
         self.allow(self.stall)
 
     def allow(self, seconds: float) -> None:
-        if self._timeout is not None and not self._timeout.expired():
-            loop = asyncio.get_running_loop()
-            self._timeout.reschedule(loop.time() + max(seconds, self.stall))
+        deadline = asyncio.get_running_loop().time() + max(seconds, self.stall)
+        self._deadline = max(self._deadline, deadline)
