@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -58,24 +59,35 @@ def all_answer(count: int, port: int) -> int:
         return sum(pool.map(lambda k: answers(address_of(k), port), range(1, count + 1)))
 
 
-def herd(*args: str) -> float:
-    """Run `herd ARGS` in a fresh process; return its wall time."""
-    started = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds used so far by the child processes this benchmark waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def herd(*args: str) -> tuple[float, float]:
+    """Run `herd ARGS` in a fresh process; return its wall time and CPU time.
+
+    The CPU time covers herd and the processes it waited for (sshd's foreground
+    halves), not the daemons: on a shared machine it is steadier than wall time.
+    """
+    started, cpu = time.perf_counter(), children_cpu()
     subprocess.run([sys.executable, "-m", "herd", *args], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
 def measure_herd(engine: str, count: int, port: int, directory: Path) -> dict[str, float]:
-    up = herd(
+    up, up_cpu = herd(
         "lab", "up", str(count), "--dir", str(directory), "--engine", engine, "--port", str(port)
     )
     lab = Lab(directory)
     roots = sorted({h.pid for h in lab.hosts if h.pid})
     processes, rss, pss = tree_memory(roots)
     answering = all_answer(count, port)
-    down = herd("lab", "down", "--dir", str(directory))
+    down, _ = herd("lab", "down", "--dir", str(directory))
     return {
         "up": up,
+        "up_cpu": up_cpu,
         "down": down,
         "processes": processes,
         "rss": rss,
@@ -87,7 +99,7 @@ def measure_herd(engine: str, count: int, port: int, directory: Path) -> dict[st
 def measure_naive(count: int, directory: Path, sshd: str) -> dict[str, float]:
     """One ssh-keygen and one sshd after another, reusing the configs herd wrote."""
     names = sorted(p.name for p in (directory / "hosts").iterdir())
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     for name in names:
         host = directory / "hosts" / name
         key = host / "ssh_host_ed25519_key"
@@ -100,12 +112,12 @@ def measure_naive(count: int, directory: Path, sshd: str) -> dict[str, float]:
         )
         while not (host / "sshd.pid").exists():
             time.sleep(0.001)
-    up = time.perf_counter() - started
+    up, up_cpu = time.perf_counter() - started, children_cpu() - cpu
     pids = [int((directory / "hosts" / n / "sshd.pid").read_text()) for n in names]
     processes, rss, pss = tree_memory(pids)
     for pid in pids:
         os.kill(pid, 15)
-    return {"up": up, "processes": processes, "rss": rss, "pss": pss}
+    return {"up": up, "up_cpu": up_cpu, "processes": processes, "rss": rss, "pss": pss}
 
 
 def main() -> int:
@@ -127,14 +139,16 @@ def main() -> int:
         naive = measure_naive(count, reference_dir, sshd)
     print(f"lab of {count} hosts on port {port}; cores: {os.cpu_count()}")
     print(
-        f"reference (ssh-keygen + sshd, one host after another): up {naive['up']:.2f} s, "
+        f"reference (ssh-keygen + sshd, one host after another): up {naive['up']:.2f} s "
+        f"({naive['up_cpu']:.2f} s CPU), "
         f"{naive['processes']:.0f} processes, RSS {naive['rss'] / 1024:.0f} MiB, "
         f"PSS {naive['pss'] / 1024:.0f} MiB"
     )
     for engine, r in results.items():
         print(
             f"herd lab up --engine {engine}: up {r['up']:.2f} s "
-            f"(x{r['up'] / naive['up']:.2f} of reference), down {r['down']:.2f} s, "
+            f"(x{r['up'] / naive['up']:.2f} of reference; {r['up_cpu']:.2f} s CPU, "
+            f"x{r['up_cpu'] / naive['up_cpu']:.2f}), down {r['down']:.2f} s, "
             f"{r['answering']:.0f}/{count} hosts answer, {r['processes']:.0f} processes, "
             f"RSS {r['rss'] / 1024:.0f} MiB (x{r['rss'] / naive['rss']:.2f}), "
             f"PSS {r['pss'] / 1024:.0f} MiB (x{r['pss'] / naive['pss']:.2f})"
