@@ -240,7 +240,7 @@ class Session(socketserver.BaseRequestHandler):
         except DataRefused as refused:
             self.reply(refused.code, refused.message)
         except OSError as exc:  # a local file error outside the jail's own checks
-            self.reply(550, f"{verb} failed: {exc.strerror or exc}.")
+            self.reply(550, f"{verb} failed: {exc.strerror or type(exc).__name__}.")
         except Exception as exc:  # a bug must cost one reply, not the session
             self.server.on_helper(log.error, "FTP %s from %s failed: %r", verb, self.client, exc)
             self.server.on_helper(log.debug, "the failed command's error", exc_info=exc)
