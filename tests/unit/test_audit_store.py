@@ -6,6 +6,7 @@ import getpass
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.core.audit import AuditLog
+from herd.core.audit import SCHEMA_VERSION, AuditLog
 from herd.core.results import HostResult, Output, Status
 
 
@@ -125,3 +126,48 @@ def test_operator_identity_comes_from_the_os_sudo_and_herd_operator(
     assert who.controller == socket.gethostname()
     assert who.name == "night-shift-bob"
     assert who.describe == f"night-shift-bob (as {who.user}, sudo from alice) on {who.controller}"
+
+
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, ended REAL,
+    status TEXT NOT NULL, exit_code INTEGER, user TEXT NOT NULL, sudo_user TEXT, operator TEXT,
+    controller TEXT NOT NULL, pid INTEGER NOT NULL, argv TEXT NOT NULL, pattern TEXT,
+    hosts TEXT NOT NULL, command TEXT, seq INTEGER UNIQUE, prev_hash TEXT, hash TEXT
+);
+CREATE INDEX operations_started ON operations (started);
+CREATE TABLE host_results (
+    op_id INTEGER NOT NULL REFERENCES operations (id), host TEXT NOT NULL,
+    address TEXT NOT NULL, status TEXT NOT NULL, exit_status INTEGER, duration REAL NOT NULL,
+    error TEXT NOT NULL, stdout BLOB NOT NULL, stdout_total INTEGER NOT NULL,
+    stdout_sha256 TEXT NOT NULL, stderr BLOB NOT NULL, stderr_total INTEGER NOT NULL,
+    stderr_sha256 TEXT NOT NULL, files TEXT NOT NULL, PRIMARY KEY (op_id, host)
+);
+CREATE INDEX host_results_host ON host_results (host, op_id);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO operations (kind, started, ended, status, exit_code, user, controller, pid, argv,
+    hosts) VALUES ('run', 1.0, 2.0, 'failed', 1, 'alice', 'ctl', 1, '["herd"]', '["a", "b"]');
+INSERT INTO host_results VALUES (1, 'a', 'a', 'ok', 0, 0.5, '', X'6869', 2, 'x', X'', 0, 'y', '[]');
+PRAGMA application_id = 1212502596;
+"""
+
+
+def test_log_from_the_first_schema_is_upgraded_and_its_records_sealed(tmp_path: Path) -> None:
+    db = tmp_path / "ops.db"
+    with sqlite3.connect(db) as raw:
+        raw.executescript(SCHEMA_1)
+    raw.close()
+    with AuditLog(db) as log:
+        record = log.operation(1)
+        assert record is not None
+        assert (record.status, record.exit_code, record.seq) == ("failed", 1, 1)
+        assert log.host_results(1)[0].stdout.data == b"hi"
+        op = log.begin("run", argv=["herd"], hosts=[])
+        log.finish(op, status="ok", exit_code=0)
+        assert log.verify().records == 2 and log.verify().ok
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+    raw.close()

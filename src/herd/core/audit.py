@@ -65,7 +65,7 @@ __all__ = [
     "operation_from_row",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: the first store, without the hash chain's columns
 APPLICATION_ID = 0x48455244  # "HERD": tells our database from a foreign SQLite file
 MIN_FREE_BYTES = 4 * 1024 * 1024  # below this, refuse to start an operation we may not record
 
@@ -201,6 +201,16 @@ class AuditLog:
                 f"{path}: written by a newer herd (schema {version}, this herd knows "
                 f"{SCHEMA_VERSION}); upgrade herd to use it"
             )
+        if version < SCHEMA_VERSION:
+            try:
+                _upgrade(db, path)
+            except AuditError:
+                db.close()
+                raise
+            except sqlite3.Error as exc:
+                db.close()
+                reason = _sqlite_reason(exc)
+                raise AuditError(f"{path}: cannot upgrade the operation log: {reason}") from exc
         return db
 
     def _check_writable(self) -> None:
@@ -508,6 +518,42 @@ class AuditLog:
             )
         }
         return [h for h in record.hosts if h not in ok]
+
+
+def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Bring a schema 1 log (before the hash chain) to schema 2, sealing its finished records."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) >= SCHEMA_VERSION:  # another process was first
+            db.execute("ROLLBACK")
+            return
+        columns = {c[1] for c in db.execute("PRAGMA table_info(operations)")}
+        for name in ("detail", "results_sha"):
+            if name not in columns:
+                db.execute(f"ALTER TABLE operations ADD COLUMN {name} TEXT")
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS operations_unsealed ON operations (id) WHERE seq IS NULL"
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            [("chain_seq", "0"), ("chain_hash", GENESIS)],
+        )
+        finished = db.execute(
+            "SELECT id, status, exit_code, ended FROM operations"
+            " WHERE seq IS NULL AND status != ? ORDER BY id",
+            (RUNNING,),
+        ).fetchall()
+        for op_id, status, exit_code, ended in finished:
+            seal(db, path, int(op_id), status=status, exit_code=exit_code, ended=ended)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _insert_operation(
