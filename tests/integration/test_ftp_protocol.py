@@ -485,7 +485,7 @@ def test_abor_with_no_transfer_gets_226(ftp: ftplib.FTP) -> None:
 
 
 def test_idle_control_connection_gets_421(tmp_path: Path) -> None:
-    with running_server(tmp_path, control_idle_timeout=0.5) as running:
+    with running_server(tmp_path, control_idle_timeout=1.0) as running:
         raw = RawControl(running.host, running.port)
         try:
             raw.login()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 
@@ -89,14 +88,19 @@ def test_active_target_refuses_other_hosts_and_low_ports() -> None:
 
 
 def test_login_guard_locks_an_address_after_n_failures_in_the_window() -> None:
-    guard = LoginGuard(failures=3, window=0.3)
-    for _ in range(2):
-        guard.failed("10.0.0.1")
+    now = [1000.0]
+    guard = LoginGuard(failures=3, window=60.0, clock=lambda: now[0])
+    guard.failed("10.0.0.1")
+    now[0] += 61  # the first failure falls out of the window
+    guard.failed("10.0.0.1")
+    guard.failed("10.0.0.1")
     assert not guard.locked_out("10.0.0.1")
     guard.failed("10.0.0.1")
     assert guard.locked_out("10.0.0.1")
     assert not guard.locked_out("10.0.0.2")
-    time.sleep(0.35)
+    now[0] += 59
+    assert guard.locked_out("10.0.0.1")
+    now[0] += 2
     assert not guard.locked_out("10.0.0.1")
 
 

@@ -54,9 +54,12 @@ class UserAuthority(Protocol):
 class LoginGuard:
     """Counts failed logins per address; too many within the window lock the address out."""
 
-    def __init__(self, failures: int, window: float) -> None:
+    def __init__(
+        self, failures: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._limit = failures
         self._window = window
+        self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -66,13 +69,13 @@ class LoginGuard:
             until = self._locked_until.get(address)
             if until is None:
                 return False
-            if until > time.monotonic():
+            if until > self._clock():
                 return True
             del self._locked_until[address]
             return False
 
     def failed(self, address: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             recent = self._failures.setdefault(address, deque())
             recent.append(now)

@@ -21,7 +21,8 @@ DEFAULT_PORT = 2121
 class FtpSettings:
     """Everything ``herd ftp serve`` can be told; the defaults serve 127.0.0.1:2121."""
 
-    # (host, port) pairs to listen on; "::1" or "::" listen on IPv6; port 0 picks a free port.
+    # (host, port) pairs to listen on; port 0 picks a free port. IPv6 sockets ("::1", "::")
+    # are IPv6-only: list both "0.0.0.0" and "::" to serve both families.
     listen: tuple[tuple[str, int], ...] = (("127.0.0.1", DEFAULT_PORT),)
     # Inclusive passive port range; None lets the kernel pick any free port.
     passive_ports: tuple[int, int] | None = None
