@@ -44,6 +44,7 @@ class QuotaAccount:
         self._used = used
         self._store = store
         self._lock = threading.Lock()
+        self._persist_lock = threading.Lock()
 
     @property
     def used(self) -> int:
@@ -69,10 +70,15 @@ class QuotaAccount:
             self._used = max(0, self._used - size)
 
     def persist(self) -> None:
-        """Write the live count to the users database (after each change)."""
-        with self._lock:
-            used = self._used
-        self._store.set_usage(self.name, used)
+        """Write the live count to the users database (after each change).
+
+        One writer at a time, each reading the count when its turn comes: two
+        sessions persisting at once can never leave the older count in the database.
+        """
+        with self._persist_lock:
+            with self._lock:
+                used = self._used
+            self._store.set_usage(self.name, used)
 
 
 class QuotaBook:
