@@ -90,8 +90,10 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_run(
     assert not (isolated_env / "operations.db").exists()
 
 
-def run_on_terminal(argv: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
-    """Run ``argv`` with a pty as its terminal, answer its question, return (exit code, screen)."""
+def run_on_terminal(
+    argv: list[str], answer: bytes, env: dict[str, str], prompt: bytes = b"Run on all of them?"
+) -> tuple[int, str]:
+    """Run ``argv`` with a pty as its terminal, answer ``prompt``, return (exit code, screen)."""
     leader, follower = pty.openpty()
     process = subprocess.Popen(
         argv, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True
@@ -111,7 +113,7 @@ def run_on_terminal(argv: list[str], answer: bytes, env: dict[str, str]) -> tupl
                 if not chunk:
                     break
                 screen += chunk
-            if not answered and b"Run on all of them?" in screen:
+            if not answered and prompt in screen:
                 os.write(leader, answer)
                 answered = True
             if process.poll() is not None and not ready:
