@@ -116,6 +116,21 @@ def test_a_command_past_its_timeout_is_stopped_on_the_host(
     assert _processes_with(marker) == []
 
 
+def test_a_timed_out_command_that_ignores_term_is_killed_after_a_grace(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    marker = f"herd-stubborn-{os.getpid()}-{time.monotonic_ns()}"
+    done = herd(
+        tmp_path / "home", lab_fleet.inventory, "run", "db01", "-t", "1", "--json",
+        "--", f"trap '' TERM; sh -c 'trap \"\" TERM; sleep 60 # {marker}'",
+    )  # fmt: skip
+    assert rows(done.stdout)["db01"]["status"] == "timeout"
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
 def _processes_with(marker: str) -> list[int]:
     found = []
     for pid in os.listdir("/proc"):

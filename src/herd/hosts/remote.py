@@ -33,6 +33,7 @@ __all__ = ["run_on_host"]
 
 _PID_MARK = b"herd-pid:"
 _STOP_TIMEOUT = 3.0  # seconds to signal a command through a second channel
+_KILL_GRACE = 2  # seconds a timed-out command has to exit on TERM before KILL
 
 
 async def run_on_host(
@@ -112,9 +113,17 @@ async def _stop(
     pid: int | None,
     signal: str,
 ) -> None:
-    """Signal the command's process group through a second channel, then close its own."""
+    """Signal the command's process group through a second channel, then close its own.
+
+    After a TERM (timeout), a detached watcher on the host sends KILL to what is
+    left of the group a few seconds later, so a command that ignores TERM is
+    stopped all the same; a HUP (Ctrl-C) is left to the command, as a closed
+    terminal would be.
+    """
     if pid is not None:
         kill = f"kill -{signal} -- -{pid} 2>/dev/null || kill -{signal} {pid} 2>/dev/null"
+        if signal == "TERM":
+            kill += f"; (sleep {_KILL_GRACE:g}; kill -KILL -- -{pid}) </dev/null >/dev/null 2>&1 &"
         with contextlib.suppress(OSError, asyncssh.Error, TimeoutError):
             async with asyncio.timeout(_STOP_TIMEOUT):
                 await conn.run(kill, check=False)
