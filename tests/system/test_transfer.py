@@ -211,3 +211,29 @@ def test_gather_output_folds_hosts_with_the_same_files(
     # both hosts share one path, so one of them may find the other's copy already there
     assert "web[01-02] (2)" in out or ("web01 (1)" in out and "web02 (1)" in out)
     assert f"{remote}/motd" in out
+
+
+def test_a_host_without_sha256sum_is_verified_by_reading_back_and_out_dir_gets_each_host(
+    lab_fleet: Fleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from herd.hosts import sftp_ops
+
+    # what a host with neither sha256sum nor shasum answers (see HASH_SCRIPT)
+    monkeypatch.setattr(sftp_ops, "HASH_SCRIPT", "exit 127")
+    (tmp_path / "app.conf").write_text("x = 1\n")
+    remote = tmp_path / "remote"
+    out = tmp_path / "out"
+    args = ["push", "cache", str(tmp_path / "app.conf"), f"{remote}/{{host}}/", "--mkdir",
+            "-o", str(out), "--json"]  # fmt: skip
+    assert herd(lab_fleet, *args) == 0
+    assert herd(lab_fleet, *args) == 0
+    rows = json_results(capsys.readouterr().out)  # the re-run's lines come last and win
+    for name in lab_fleet.names("cache"):
+        assert (remote / name / "app.conf").read_text() == "x = 1\n"
+        assert rows[name]["skipped"] == 1  # the re-run compared hashes read back over SFTP
+        assert (out / f"{name}.exit").read_text() == "ok\n"
+        saved = json.loads((out / f"{name}.json").read_text())
+        assert saved["files"][0]["path"] == f"{remote}/{name}/app.conf"

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from herd.core.results import FileRecord, HostResult, Status
+from herd.core.results import BatchResult, FileRecord, HostResult, Status
 from herd.errors import SourceError
 from herd.hosts.pull import local_path
 from herd.hosts.push import remote_dest
@@ -169,3 +169,43 @@ def test_transfer_json_adds_files_bytes_and_skipped() -> None:
     ]
     assert {"host", "address", "status", "exit_status", "error"} <= set(data)
     assert describe_files(result, "sent") == "1 file sent (10 B), 1 skipped"
+
+
+def test_the_progress_bar_counts_bytes_and_hosts_and_drops_what_a_failed_host_never_sent() -> None:
+    import io
+
+    from herd.inventory.model import Host
+    from herd.ui.console import Printer
+    from herd.ui.transfer import TransferProgressBar
+
+    bar = TransferProgressBar(Printer(io.StringIO(), terminal=True), "push")
+    bar.start([Host("web01", "10.0.0.1"), Host("web02", "10.0.0.2")])
+    try:
+        bar.expect("web01", 100)
+        bar.expect("web02", 100)
+        bar.advance("web01", 100)
+        bar.advance("web02", 30)
+        bar.result(HostResult("web01", "10.0.0.1", Status.OK))
+        bar.result(HostResult("web02", "10.0.0.2", Status.ERROR, error="disk full"))
+        assert bar._progress is not None
+        (task,) = bar._progress.tasks
+        assert (task.completed, task.total) == (130, 130)
+        assert task.fields["hosts"] == "hosts 2/2 done, [red]1 failed[/]"
+    finally:
+        bar.finish(BatchResult(), 1.0)
+    assert bar._progress is None
+
+
+def test_the_progress_bar_draws_nothing_off_a_terminal() -> None:
+    import io
+
+    from herd.ui.console import Printer
+    from herd.ui.transfer import TransferProgressBar
+
+    stream = io.StringIO()
+    bar = TransferProgressBar(Printer(stream, terminal=False), "pull")
+    bar.start([])
+    bar.expect("web01", 10)
+    bar.advance("web01", 10)
+    bar.finish(BatchResult(), 0.1)
+    assert stream.getvalue() == ""
