@@ -95,16 +95,15 @@ async def _read_pid(
     emit: OutputSink | None,
 ) -> int | None:
     """Read the marked PID line; anything else there is kept as the command's stderr."""
-    first: bytes = await process.stderr.readline()
-    if first.startswith(_PID_MARK):
-        digits = first[len(_PID_MARK) :].strip()
-        if digits.isdigit():
-            return int(digits)
-    if first:  # a login shell that printed first, or no echo: keep it as output
-        streams.stderr.write(first)
+    line: bytes = await process.stderr.readline()
+    before, mark, after = line.partition(_PID_MARK)
+    pid = int(after.strip()) if mark and after.strip().isdigit() else None
+    kept = before if pid is not None else line  # what a login shell printed first, if anything
+    if kept:
+        streams.stderr.write(kept)
         if emit is not None:
-            emit(host, "stderr", first)
-    return None
+            emit(host, "stderr", kept)
+    return pid
 
 
 async def _stop(
