@@ -181,6 +181,8 @@ class AuditSink:
                     self._write(audit, item)
                 except AuditError as exc:
                     log.error("%s", exc)  # noqa: TRY400 (one line, no traceback)
+                except Exception as exc:  # the writer must outlive one bad event
+                    log.error("cannot log FTP event %s: %r", item.command, exc)  # noqa: TRY400
         finally:
             audit.close()
 
