@@ -190,3 +190,16 @@ def test_a_run_that_cannot_be_recorded_does_not_run(
     assert not marker.exists()
     assert main([*argv[:-2], "--no-log", "--", f"touch {marker}"]) == 0
     assert marker.exists()
+
+
+def test_progress_bar_is_drawn_on_a_terminal_while_results_are_gathered(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    inventory = local_inventory(tmp_path, 2)
+    argv = [sys.executable, "-m", "herd", "-i", str(inventory), "run", "all", "-b",
+            "--", "sleep 1; echo done"]  # fmt: skip
+    env = {**os.environ, "HERD_HOME": str(isolated_env)}
+    code, screen = run_on_terminal(argv, b"", env, prompt=b"never asked")
+    assert code == 0, screen
+    assert "0/2" in screen and "running" in screen and "ETA" in screen
+    assert "node[1-2] (2)" in screen and "done" in screen
