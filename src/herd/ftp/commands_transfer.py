@@ -168,7 +168,7 @@ class TransferCommands(Session):
         def send(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
             try:
                 sent = self._send_file(sock, job, fd, offset, size, ascii_mode=ascii_mode)
-            except (Aborted, OSError, Reply) as exc:
+            except Exception as exc:  # Aborted, OSError, Reply or a bug: logged as failed
                 self._transfer_event("RETR", target, job.bytes, "", started, error=_why(exc))
                 raise
             finally:
@@ -258,14 +258,14 @@ class TransferCommands(Session):
             try:
                 self._receive(sock, job, upload, digest, ascii_mode)
                 self._finish_upload(upload)
-            except (Aborted, OSError, Reply) as exc:
-                digest.close()
+            except Exception as exc:  # Aborted, OSError, Reply (552, 451...) or a bug
                 self._fail_upload(upload)
                 self._transfer_event(
                     upload.verb, upload.path, job.bytes, "", started, error=_why(exc)
                 )
                 raise
             finally:
+                digest.close()
                 self._persist_usage()
             self._transfer_event(upload.verb, upload.path, job.bytes, digest.hexdigest(), started)
             return 226, "Transfer complete."
