@@ -92,3 +92,20 @@ def test_syslog_that_goes_away_mid_run_does_not_stop_the_record(
         op = _run(log, ok=True)
         record = log.operation(op)
         assert record is not None and record.status == "ok" and record.seq == 1
+
+
+def test_an_operation_sealed_as_interrupted_is_announced_too(
+    tmp_path: Path, syslog_socket: tuple[socket.socket, str]
+) -> None:
+    sock, address = syslog_socket
+    db = tmp_path / "operations.db"
+    with AuditLog(db, syslog=False) as log:
+        op = log.begin("run", argv=["herd", "run", "web", "--", "reboot"], hosts=["w1"],
+                       pattern="web", command="reboot")  # fmt: skip
+        # as if the process that began it had died: a PID that cannot be alive
+        log.connection.execute("UPDATE operations SET pid = 2147483647 WHERE id = ?", (op,))
+    with AuditLog(db, syslog=True, syslog_address=address) as log:
+        assert log.seal_interrupted() == [op]
+    line = sock.recv(8192).decode()
+    assert line.startswith("<12>") and f"operation {op} run web" in line
+    assert ": reboot: 0 ok, 1 not ok, ?, interrupted (seq 1 hash " in line

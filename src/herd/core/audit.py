@@ -367,6 +367,8 @@ class AuditLog:
                 if found is not None and found[0] is None:  # another writer may have been first
                     seal(db, self.path, op_id, status=INTERRUPTED, exit_code=None, ended=None)
                     sealed.append(op_id)
+        for op_id in sealed:
+            self._announce(op_id)
         return sealed
 
     def prune(
