@@ -8,6 +8,7 @@ recent failures is locked out for a while (``FtpSettings.lockout_*``).
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 from herd.ftp.events import LoginEvent
 from herd.ftp.jail import Jail, PathRefused
@@ -56,8 +57,7 @@ class SessionCommands(Session):
             raise Reply(503, "Log in with USER first.")
         self.pending_user = None
         started = time.time()
-        logins = self.server.logins
-        if logins.locked_out(self.client):
+        if self.server.logins.locked_out(self.client):
             self.emit(
                 LoginEvent(user=name, client=self.client, ok=False, error="address locked out")
             )
@@ -65,22 +65,9 @@ class SessionCommands(Session):
             self.close_control()
             return
         user = self.check_password(name, arg)
-        if user is not None:
-            user = self.server.known_user(user)
         if user is None:
-            logins.failed(self.client)
-            time.sleep(self.settings.login_failure_delay)
-            self.emit(
-                LoginEvent(
-                    user=name,
-                    client=self.client,
-                    ok=False,
-                    error="bad user name or password",
-                    started=started,
-                    duration=time.time() - started,
-                )
-            )
-            raise Reply(530, "Login incorrect.")
+            self._login_failed(name, started)
+        user = self.server.known_user(user)
         try:
             jail = Jail(user.home)
         except PathRefused:
@@ -97,6 +84,16 @@ class SessionCommands(Session):
             )
         )
         self.reply(230, f"User {user.name} logged in.")
+
+    def _login_failed(self, name: str, started: float) -> NoReturn:
+        """Count the failure against the address, wait the delay, log it, answer 530."""
+        self.server.logins.failed(self.client)
+        time.sleep(self.settings.login_failure_delay)
+        self.emit(
+            LoginEvent(user=name, client=self.client, ok=False, error="bad user name or password",
+                       started=started, duration=time.time() - started)
+        )  # fmt: skip
+        raise Reply(530, "Login incorrect.")
 
     def check_password(self, name: str, password: str) -> FtpUser | None:
         if self.anonymous_allowed(name):
