@@ -250,8 +250,7 @@ class _Pull:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             async with self.sftp.open(item.path, "rb", block_size=size) as remote:
-                before = await remote.stat()
-                total = before.size or 0
+                total = item.size  # as listed: a file that changed since fails the checks below
                 received = 0
                 window: list[asyncio.Task[bytes]] = []
                 try:
@@ -268,14 +267,14 @@ class _Pull:
                         task.cancel()
                         self._requests.release()
                     await asyncio.gather(*window, return_exceptions=True)
-                after = await remote.stat()
+                after = await remote.stat()  # a new mtime: it changed while we read it
         finally:
             os.close(fd)
-        if received != total or (after.size, after.mtime) != (before.size, before.mtime):
+        if received != total or (after.size, after.mtime) != (item.size, item.mtime):
             raise TransferFailure(f"{item.path}: changed while being pulled")
         mode = self.options.mode if self.options.mode is not None else item.mode
         temp.chmod(mode)
-        mtime = int(before.mtime or item.mtime)
+        mtime = item.mtime
         os.utime(temp, (mtime, mtime))
         return digest.hexdigest()
 
