@@ -7,6 +7,7 @@ process; the OpenSSH fleet is exercised by the system tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -242,23 +243,34 @@ def test_password_from_the_inventory_or_the_prompt_logs_in(tmp_path: Path) -> No
     asyncio.run(main())
 
 
-def test_silent_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_forks(
+def unanswered_port(fillers: list[socket.socket]) -> tuple[socket.socket, int]:
+    """A port whose accept queue is full: new connections get no answer, as a powered-off host."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    return listener, port
+
+
+def test_unanswering_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_forks(
     tmp_path: Path,
 ) -> None:
     from herd.core.results import HostResult
     from herd.hosts.fanout import fanout
 
+    fillers: list[socket.socket] = []
+    listener, port = unanswered_port(fillers)
+
     async def main() -> None:
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            accepted.append(writer)
-
-        listener = await asyncio.start_server(silent, "127.0.0.1", 0, backlog=64)
-        port = listener.sockets[0].getsockname()[1]
         connector = Connector(ConnectOptions(connect_timeout=1.5, agent=False, ssh_config=()))
         hosts = [
-            Host(f"hung{i:02d}", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
+            Host(f"off{i:02d}", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
             for i in range(8)
         ]
 
@@ -270,17 +282,15 @@ def test_silent_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_forks(
             return HostResult(host.name, host.address, Status.OK)
 
         started = asyncio.get_running_loop().time()
-        try:
-            batch = await fanout(hosts, per_host, 2, handle_sigint=False)
-        finally:
-            for writer in accepted:
-                writer.close()
-            listener.close()
-            await listener.wait_closed()
+        batch = await fanout(hosts, per_host, 2, handle_sigint=False)
         elapsed = asyncio.get_running_loop().time() - started
-        assert {r.error for r in batch} == {"no SSH banner within 1.5 s"}
+        assert {r.error for r in batch} == {"no TCP connection within 1.5 s"}
         assert len(batch) == 8
         # in waves of 2 forks this would take 4 x 1.5 s
         assert elapsed < 3.5, elapsed
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()

@@ -210,3 +210,28 @@ def test_cheap_library_probe_agrees_with_ctypes(name: str) -> None:
     else:
         assert found is not None
         ctypes.CDLL(found)  # loads the same way asyncssh would
+
+
+def test_a_slot_stepped_out_lets_another_host_work_and_the_parking_is_bounded() -> None:
+    from herd.hosts.fanout import Slot, _Parking
+
+    async def main() -> None:
+        gate, parking = asyncio.Semaphore(1), _Parking(limit=1)
+        first, second, third = Slot(gate, parking), Slot(gate, parking), Slot(gate, parking)
+        await first.acquire()
+        assert first.step_out() and parking.count == 1
+        await asyncio.wait_for(second.acquire(), 1)  # the freed fork is usable at once
+        assert not second.step_out()  # parking is full: it keeps its slot
+        second.release()
+        await third.acquire()
+        third.release()
+        await first.step_in()
+        assert first.held and parking.count == 0
+        first.release()
+        assert not gate.locked()
+        await second.acquire()
+        assert second.step_out()
+        second.release()  # done while waiting outside: nothing leaks
+        assert parking.count == 0 and not gate.locked()
+
+    asyncio.run(main())

@@ -166,7 +166,7 @@ async def connect(
     progress = _Progress()
     tunnel: asyncssh.SSHClientConnection | None = None
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout) as deadline:
             if host.jump:
                 tunnel = await connect(_jump_host(host.jump, host), options, policy, keys)
             opening = asyncio.ensure_future(
@@ -180,7 +180,7 @@ async def connect(
                 )
             )
             try:
-                await _park_while_silent(opening, progress)
+                await _park_while_silent(opening, progress, deadline)
                 conn = await opening
             finally:
                 opening.cancel()  # a no-op once it is done
@@ -239,31 +239,35 @@ async def _open(
     return conn
 
 
-_LIVENESS = 0.5  # seconds a host may stay silent before it gives its fork slot away
-_PARKED_POLL = 0.2  # seconds between looks at a parked connection
-
-
-def _alive(progress: _Progress) -> bool:
-    """Whether the host has answered: its SSH banner (version line) has arrived."""
-    conn = progress.connection
-    return conn is not None and conn.get_extra_info("server_version") is not None
+_LIVENESS = 0.5  # seconds without a TCP answer before a host gives its fork slot away
+_PARKED_POLL = 0.2  # seconds between looks at a host waiting outside the forks
 
 
 async def _park_while_silent(
-    opening: asyncio.Future[asyncssh.SSHClientConnection], progress: _Progress
+    opening: asyncio.Future[asyncssh.SSHClientConnection],
+    progress: _Progress,
+    deadline: asyncio.Timeout,
 ) -> None:
-    """Wait for the host to answer; past a short while, wait without holding a fork slot.
+    """Wait for the TCP answer; past a short while, wait without holding a fork slot.
 
-    Powered-off and hung hosts then time out side by side instead of in waves
-    of ``forks``; a host that answers late takes a slot again to go on.
+    When the host answers, it takes a slot again to go on; the wait for that
+    slot does not count against its connect timeout.
     """
     await asyncio.wait({opening}, timeout=_LIVENESS)
     slot = current_slot()
-    if opening.done() or _alive(progress) or slot is None:
+    if opening.done() or progress.tcp or slot is None or not slot.step_out():
         return
-    async with slot.parked():
-        while not opening.done() and not _alive(progress):
-            await asyncio.wait({opening}, timeout=_PARKED_POLL)
+    while not opening.done() and not progress.tcp:
+        await asyncio.wait({opening}, timeout=_PARKED_POLL)
+    if opening.done() and (opening.cancelled() or opening.exception() is not None):
+        return  # it failed: the host is done, no slot needed
+    loop = asyncio.get_running_loop()
+    when = deadline.when()
+    remaining = None if when is None else when - loop.time()
+    deadline.reschedule(None)
+    await slot.step_in()
+    if remaining is not None:
+        deadline.reschedule(loop.time() + remaining)
 
 
 @functools.cache

@@ -5,11 +5,14 @@ timeouts inside ``per_host``. Ctrl-C (SIGINT) cancels what is still running —
 the per-host code hangs up its remote commands on cancellation — and the batch
 comes back marked interrupted with the hosts that completed.
 
-A host that is only waiting for a silent peer (no TCP answer, no SSH banner)
-can ``park`` its slot (see ``current_slot``): powered-off or hung hosts then
-wait out their connect timeouts side by side instead of holding the forks, so
-a run ends within one connect timeout + the command timeout even when up to
-four times ``forks`` of its hosts are dead (beyond that, in waves that wide).
+A host whose TCP connection is not answered (powered off, firewalled) steps
+out of its slot while it waits (see ``current_slot``): such hosts wait out
+their connect timeouts side by side instead of holding the forks, so a run
+ends within one connect timeout + the command timeout even when up to four
+times ``forks`` of its hosts are dead that way (beyond that, in waves that
+wide). A host that accepts the connection but hangs later keeps its slot:
+on a busy controller healthy hosts answer slowly too, and letting them all
+step out would multiply the handshakes in flight.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
@@ -28,20 +31,28 @@ __all__ = ["ResultSink", "Slot", "current_slot", "fanout"]
 
 ResultSink = Callable[[HostResult], None]
 
-_PARKING_PER_FORK = 4  # silent hosts that may wait outside the forks, per fork
+_PARKING_PER_FORK = 4  # hosts that may wait outside the forks for a TCP answer, per fork
+
+
+@dataclass(slots=True)
+class _Parking:
+    """How many hosts wait outside the forks now, and how many may."""
+
+    limit: int
+    count: int = 0
 
 
 class Slot:
-    """One host's place among the forks; it may step out while it only waits.
+    """One host's place among the forks; it may step out while it only waits for its peer.
 
-    At most ``parking`` hosts wait outside the forks at once (a few times
-    ``forks``), so the connections in progress stay bounded on a controller so
-    busy that healthy hosts answer slowly too.
+    At most a few times ``forks`` hosts wait outside at once, so the
+    connections in progress stay bounded even when many hosts are dead.
     """
 
-    def __init__(self, gate: asyncio.Semaphore, parking: asyncio.Semaphore) -> None:
+    def __init__(self, gate: asyncio.Semaphore, parking: _Parking) -> None:
         self._gate = gate
         self._parking = parking
+        self._outside = False
         self.held = False
 
     async def acquire(self) -> None:
@@ -49,25 +60,29 @@ class Slot:
         self.held = True
 
     def release(self) -> None:
+        """Leave the fan-out (the host is done), from inside or outside the forks."""
         if self.held:
             self.held = False
             self._gate.release()
+        if self._outside:
+            self._outside = False
+            self._parking.count -= 1
 
-    @asynccontextmanager
-    async def parked(self) -> AsyncIterator[None]:
-        """Give the slot to another host while waiting; take one again to go on working.
+    def step_out(self) -> bool:
+        """Give the slot to another host while this one only waits; False if too many wait."""
+        if not self.held or self._parking.count >= self._parking.limit:
+            return False
+        self._parking.count += 1
+        self._outside = True
+        self.held = False
+        self._gate.release()
+        return True
 
-        If the wait ends in an error the slot is not taken again: the host is done.
-        """
-        if self._parking.locked():  # enough hosts wait outside already: wait holding the slot
-            yield
-            return
-        await self._parking.acquire()  # free: it is not locked
-        self.release()
-        try:
-            yield
-        finally:
-            self._parking.release()
+    async def step_in(self) -> None:
+        """Take a slot again after ``step_out``, to go on working on the host."""
+        if self._outside:
+            self._outside = False
+            self._parking.count -= 1
         await self.acquire()
 
 
@@ -95,7 +110,7 @@ async def fanout(
     """
     batch = BatchResult()
     gate = asyncio.Semaphore(max(1, forks))
-    parking = asyncio.Semaphore(_PARKING_PER_FORK * max(1, forks))
+    parking = _Parking(_PARKING_PER_FORK * max(1, forks))
     tasks: list[asyncio.Task[None]] = []
 
     def deliver(result: HostResult) -> None:
