@@ -180,23 +180,27 @@ def test_ctrl_c_exits_130_and_records_the_run_interrupted_with_the_completed_hos
     home = tmp_path / "home"
     quick = lab_fleet.host("web01").address
     command = f'case "$SSH_CONNECTION" in *" {quick} "*) echo quick;; *) sleep 60 # {marker}\nesac'
-    process = subprocess.Popen(
-        [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "all", "--json",
-         "--", command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while len(_processes_with(marker)) < 7 and time.monotonic() < deadline:
-            time.sleep(0.1)  # wait until the seven slow hosts run the command
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        process = subprocess.Popen(
+            [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "all", "--json",
+             "--", command],
+            stdout=out,
+            stderr=err,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (
+                '"host": "web01"' in out_path.read_text() and len(_processes_with(marker)) >= 7
+            ):
+                time.sleep(0.1)  # web01 is done and the seven slow hosts run the command
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    stdout, stderr = out_path.read_text(), err_path.read_text()
     assert process.returncode == 130, stderr
     assert list(rows(stdout)) == ["web01"]
     assert "(interrupted)" in stderr
