@@ -192,7 +192,8 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
     DEST is a remote directory (ending in / or existing) that each SRC lands in,
     or, for a single SRC, the remote path it lands at. Each file is written
     under a temporary name, checked with sha256 and renamed into place; files
-    already there with the same size and sha256 are skipped.
+    already there with the same size and sha256 are skipped. `{host}` in DEST
+    becomes each host's inventory name (hosts sharing one filesystem).
     """
     from herd.hosts.transfer import push_job
     from herd.hosts.transfer_plan import plan_push
@@ -234,6 +235,7 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     Each host's files land in DEST_DIR/HOST/REMOTE_PATH, written under a
     temporary name, checked against the host's sha256 and renamed into place.
     A source missing on a host is that host's error; the others carry on.
+    `{host}` in a SRC becomes each host's inventory name.
     """
     from herd.hosts.transfer import pull_job
 
