@@ -74,8 +74,9 @@ class SessionCommands(Session):
             self.emit(LoginEvent(user=name, client=self.client, ok=False, error="home missing"))
             raise Reply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
-            self.account = self.server.on_helper(
-                self.server.quota.account, user.name, user.quota, jail.walk_size
+            quota = self.server.quota
+            self.account = quota.known(user.name, user.quota) or self.server.on_helper(
+                quota.account, user.name, user.quota, jail.walk_size
             )
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
         self.emit(

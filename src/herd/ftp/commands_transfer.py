@@ -10,6 +10,7 @@ hits the limit is in ``herd.ftp.quota``.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import fnmatch
 import hashlib
@@ -17,7 +18,6 @@ import os
 import queue
 import socket
 import stat
-import threading
 import time
 from dataclasses import dataclass
 
@@ -51,7 +51,9 @@ class UploadDigest:
 
     hashlib releases the GIL, so a helper thread hashes chunk n while the transfer
     thread receives and writes chunk n+1: a large STOR costs hashing CPU but not
-    hashing wall time. The queue is bounded (8 chunks) to bound memory.
+    hashing wall time. The queue is bounded (8 chunks) to bound memory. The helper
+    is a bare thread that signals its end with a lock: ``Thread.join`` from a bare
+    transfer thread would leave a ``_DummyThread`` behind.
     """
 
     _INLINE = 1024 * 1024
@@ -60,7 +62,7 @@ class UploadDigest:
         self._hash = hashlib.sha256()
         self._seen = 0
         self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
+        self._finished: _thread.LockType | None = None
 
     def update(self, data: bytes | memoryview) -> None:
         self._seen += len(data)
@@ -69,21 +71,24 @@ class UploadDigest:
                 self._hash.update(data)
                 return
             self._queue = queue.Queue(maxsize=8)
-            self._thread = threading.Thread(target=self._run, name="ftp-hash", daemon=True)
-            self._thread.start()
+            self._finished = _thread.allocate_lock()
+            self._finished.acquire()
+            _thread.start_new_thread(self._run, (self._queue, self._finished))
         self._queue.put(bytes(data))
 
-    def _run(self) -> None:
-        assert self._queue is not None
-        while (chunk := self._queue.get()) is not None:
-            self._hash.update(chunk)
+    def _run(self, chunks: queue.Queue[bytes | None], finished: _thread.LockType) -> None:
+        try:
+            while (chunk := chunks.get()) is not None:
+                self._hash.update(chunk)
+        finally:
+            finished.release()
 
     def close(self) -> None:
         """Stop the helper thread (after hashing what was queued)."""
-        if self._thread is not None and self._queue is not None:
+        if self._queue is not None and self._finished is not None:
             self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+            self._finished.acquire()
+            self._queue = self._finished = None
 
     def hexdigest(self) -> str:
         self.close()

@@ -89,6 +89,14 @@ class QuotaBook:
         self._accounts: dict[str, QuotaAccount] = {}
         self._lock = threading.Lock()
 
+    def known(self, name: str, limit: int | None) -> QuotaAccount | None:
+        """The user's account if it exists already (no database, no disk)."""
+        with self._lock:
+            account = self._accounts.get(name)
+            if account is not None:
+                account.limit = limit  # the administrator may have changed it since
+            return account
+
     def account(self, name: str, limit: int | None, measure: Callable[[], int]) -> QuotaAccount:
         """The user's account; ``measure`` sums their home when no usage is known yet."""
         with self._lock:

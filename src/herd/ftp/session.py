@@ -10,11 +10,13 @@ are gathered into ``herd.ftp.handler.FtpHandler``.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import select
 import socket
 import socketserver
+import struct
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -108,7 +110,17 @@ class Session(socketserver.BaseRequestHandler):
             # ftplib sends ABOR as urgent data: keep its last byte in the stream
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(self.settings.control_idle_timeout)
+        # Blocking, with the idle timeout as the kernel's send timeout: reads are waited
+        # for with poll() below, and a send that would block for good fails instead.
+        # (A Python-level timeout would add a poll() to every send and every recv.)
+        self.sock.setblocking(True)
+        idle = self.settings.control_idle_timeout
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(
+                socket.SOL_SOCKET,
+                socket.SO_SNDTIMEO,
+                struct.pack("@ll", int(idle), int((idle % 1) * 1_000_000)),
+            )
         self._poller = select.poll()
         self._poller.register(self.sock, select.POLLIN)
         self.server.sessions.add(self)
@@ -309,11 +321,10 @@ class Session(socketserver.BaseRequestHandler):
         job = TransferJob()
         job.description = opening
         self.transfer = job
-        worker = threading.Thread(
-            target=self._run_transfer, args=(job, source, opening, work, unused), daemon=True
-        )
         try:
-            worker.start()
+            # A bare thread, like the session's own: no Thread object and start-up handshake
+            # per transfer. The session waits for it (``job.done``) before it ends.
+            _thread.start_new_thread(self._run_transfer, (job, source, opening, work, unused))
         except RuntimeError:
             self.transfer = None
             source.close()
@@ -357,8 +368,8 @@ class Session(socketserver.BaseRequestHandler):
                 self.reply(421, "Server shutting down, closing control connection.")
                 self.close_control()
 
-    @staticmethod
     def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
+        self,
         job: TransferJob,
         sock: socket.socket,
         work: Callable[[socket.socket, TransferJob], tuple[int, str]],
@@ -376,8 +387,8 @@ class Session(socketserver.BaseRequestHandler):
                 return 426, "Connection closed; transfer aborted."
             return 426, f"Connection closed; transfer aborted ({exc.strerror or exc})."
         except Exception as exc:  # a bug must end in a reply, not a silent thread
-            log.error("FTP transfer failed: %r", exc)  # noqa: TRY400 (a line; --debug: traceback)
-            log.debug("the failed transfer's error", exc_info=exc)
+            self.server.on_helper(log.error, "FTP transfer failed: %r", exc)
+            self.server.on_helper(log.debug, "the failed transfer's error", exc_info=exc)
             return 451, "Requested action aborted: local error in processing."
 
     def wait_transfer(self) -> None:
