@@ -93,18 +93,18 @@ def _mode(text: str | None) -> int | None:
     return value
 
 
-def _transfer_options(
-    *, mkdir: bool, mode: str | None, follow_links: bool, no_verify: bool, stall_timeout: float
-) -> Any:
+def _split_options(opts: dict[str, Any], *, mkdir: bool) -> tuple[Any, _Common]:
+    """The transfer's own options, and those push and pull share with run."""
     from herd.hosts.transfer_plan import TransferOptions
 
-    return TransferOptions(
+    options = TransferOptions(
         mkdir=mkdir,
-        mode=_mode(mode),
-        follow_symlinks=follow_links,
-        verify=not no_verify,
-        stall_timeout=stall_timeout,
+        mode=_mode(opts.pop("mode")),
+        follow_symlinks=opts.pop("follow_links"),
+        verify=not opts.pop("no_verify"),
+        stall_timeout=opts.pop("stall_timeout"),
     )
+    return options, _Common(**opts)
 
 
 def _execute(app: AppContext, kind: str, common: _Common, make_job: Any, what: str) -> int:
@@ -202,14 +202,7 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
     if len(paths) < 2:
         raise UsageError("push needs at least one SRC and a DEST")
     *sources, dest = paths
-    options = _transfer_options(
-        mkdir=mkdir,
-        mode=opts.pop("mode"),
-        follow_links=opts.pop("follow_links"),
-        no_verify=opts.pop("no_verify"),
-        stall_timeout=opts.pop("stall_timeout"),
-    )
-    common = _Common(pattern=pattern, **opts)
+    options, common = _split_options({"pattern": pattern, **opts}, mkdir=mkdir)
     plan = plan_push([Path(s) for s in sources], follow_symlinks=options.follow_symlinks)
     source = BlockSource(options.block_size)
     what = f"push {' '.join(sources)} -> {dest}"
@@ -245,14 +238,7 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     dest_dir = Path(dest)
     if dest_dir.exists() and not dest_dir.is_dir():
         raise UsageError(f"{dest_dir}: not a directory")
-    options = _transfer_options(
-        mkdir=True,
-        mode=opts.pop("mode"),
-        follow_links=opts.pop("follow_links"),
-        no_verify=opts.pop("no_verify"),
-        stall_timeout=opts.pop("stall_timeout"),
-    )
-    common = _Common(pattern=pattern, **opts)
+    options, common = _split_options({"pattern": pattern, **opts}, mkdir=True)
     what = f"pull {' '.join(sources)} -> {dest_dir}"
     return _execute(
         app,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
+
+import asyncssh
 
 from herd.core.results import HostResult, Status
 from herd.hosts.command import OutputSink
@@ -24,16 +27,28 @@ from herd.inventory.model import Host
 __all__ = ["HostJob", "pull_job", "push_job"]
 
 HostJob = Callable[[Host, OutputSink | None], Awaitable[HostResult]]
+Transfer = Callable[[asyncssh.SSHClientConnection, Host], Awaitable[HostResult]]
 
 
-def _failed(host: Host, status: Status, reason: str, started: float) -> HostResult:
-    return HostResult(
-        host=host.name,
-        address=host.address,
-        status=status,
-        duration=time.monotonic() - started,
-        error=reason,
-    )
+def _job(connector: Connector, verb: str, transfer: Transfer) -> HostJob:
+    """Connect to each host with ``connector`` and run ``transfer`` on the connection."""
+
+    async def one(host: Host, _emit: OutputSink | None) -> HostResult:
+        started = time.monotonic()
+
+        def failed(status: Status, reason: str) -> HostResult:
+            duration = time.monotonic() - started
+            return HostResult(host.name, host.address, status, duration=duration, error=reason)
+
+        if host.local:
+            return failed(Status.ERROR, f"{verb} needs SSH (ansible_connection=local)")
+        try:
+            async with connector.session(host) as conn:
+                return await transfer(conn, host)
+        except HostFailure as failure:
+            return failed(failure.status, failure.reason)
+
+    return one
 
 
 def push_job(
@@ -46,26 +61,11 @@ def push_job(
     progress: TransferProgress,
 ) -> HostJob:
     """The per-host work of ``herd push``: connect, then ``push_host``."""
-
-    async def one(host: Host, _emit: OutputSink | None) -> HostResult:
-        started = time.monotonic()
-        if host.local:
-            return _failed(host, Status.ERROR, "push needs SSH (ansible_connection=local)", started)
-        try:
-            async with connector.session(host) as conn:
-                return await push_host(
-                    conn,
-                    host,
-                    plan=plan,
-                    dest=dest,
-                    options=options,
-                    source=source,
-                    progress=progress,
-                )
-        except HostFailure as failure:
-            return _failed(host, failure.status, failure.reason, started)
-
-    return one
+    return _job(
+        connector,
+        "push",
+        partial(push_host, plan=plan, dest=dest, options=options, source=source, progress=progress),
+    )
 
 
 def pull_job(
@@ -77,22 +77,8 @@ def pull_job(
     progress: TransferProgress,
 ) -> HostJob:
     """The per-host work of ``herd pull``: connect, then ``pull_host``."""
-
-    async def one(host: Host, _emit: OutputSink | None) -> HostResult:
-        started = time.monotonic()
-        if host.local:
-            return _failed(host, Status.ERROR, "pull needs SSH (ansible_connection=local)", started)
-        try:
-            async with connector.session(host) as conn:
-                return await pull_host(
-                    conn,
-                    host,
-                    sources=sources,
-                    dest_dir=dest_dir,
-                    options=options,
-                    progress=progress,
-                )
-        except HostFailure as failure:
-            return _failed(host, failure.status, failure.reason, started)
-
-    return one
+    return _job(
+        connector,
+        "pull",
+        partial(pull_host, sources=sources, dest_dir=dest_dir, options=options, progress=progress),
+    )
