@@ -20,18 +20,18 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
 from herd.hosts.push import HOST_FIELD, remote_dest
 from herd.hosts.sftp_ops import (
+    HostTransfer,
     TransferFailure,
     Watchdog,
     bounded_gather,
     describe,
-    remote_sha256,
     temp_name,
 )
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress, hash_file
@@ -40,7 +40,6 @@ from herd.inventory.model import Host
 __all__ = ["local_path", "pull_host"]
 
 _GLOB_CHARS = frozenset("*?[")
-_HASH_RATE = 20 * 1024 * 1024  # bytes/s a busy host hashes at least: time allowed for it
 _REASONS_SHOWN = 3
 _LOST = (asyncssh.SFTPConnectionLost, asyncssh.ConnectionLost, ConnectionError)
 
@@ -80,31 +79,14 @@ def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
     )
 
 
-class _Pull:
+class _Pull(HostTransfer):
     """One host's pull: list what the sources name, then fetch each file."""
 
-    def __init__(
-        self,
-        *,
-        conn: asyncssh.SSHClientConnection,
-        sftp: asyncssh.SFTPClient,
-        host: Host,
-        root: Path,
-        options: TransferOptions,
-        progress: TransferProgress,
-        dog: Watchdog,
-    ) -> None:
-        self.conn = conn
-        self.sftp = sftp
-        self.host = host
+    def __init__(self, *, root: Path, **common: Any) -> None:
+        super().__init__(**common)
         self.root = root
-        self.options = options
-        self.progress = progress
-        self.dog = dog
-        self.records: list[FileRecord] = []
         self.problems: list[str] = []
         self.temps: set[Path] = set()
-        self._requests = asyncio.Semaphore(max(1, options.requests))
 
     async def run(self, sources: list[str]) -> None:
         entries = await self.listing(sources)
@@ -211,16 +193,8 @@ class _Pull:
                     candidates[item.path] = await asyncio.to_thread(hash_file, final)
         if not candidates:
             return {}
-        remote = await self.hashes(list(candidates), sum(f.size for f in files)) or {}
+        remote = await self.host_hashes(list(candidates), sum(f.size for f in files)) or {}
         return {p: h for p, h in candidates.items() if remote.get(p) == h}
-
-    async def hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
-        """The host's sha256 of ``paths``; None when it has no hasher."""
-        allowance = self.dog.stall + nbytes / _HASH_RATE
-        self.dog.allow(allowance)
-        found = await remote_sha256(self.conn, paths, timeout=allowance)
-        self.dog.kick()
-        return found
 
     # -- fetching ------------------------------------------------------------------------
 
@@ -255,7 +229,7 @@ class _Pull:
                 window: list[asyncio.Task[bytes]] = []
                 try:
                     for offset in range(0, total, size):
-                        await self._requests.acquire()
+                        await self.requests.acquire()
                         want = min(size, total - offset)
                         window.append(asyncio.ensure_future(self._read(remote, want, offset)))
                         if len(window) >= self.options.requests:
@@ -265,7 +239,7 @@ class _Pull:
                 finally:
                     for task in window:  # left over by an error: stop them, free their slots
                         task.cancel()
-                        self._requests.release()
+                        self.requests.release()
                     await asyncio.gather(*window, return_exceptions=True)
                 after = await remote.stat()  # a new mtime: it changed while we read it
         finally:
@@ -289,7 +263,7 @@ class _Pull:
         try:
             return self._write(fd, digest, await task)
         finally:
-            self._requests.release()
+            self.requests.release()
 
     def _write(self, fd: int, digest: hashlib._Hash, data: bytes) -> int:
         view = memoryview(data)
@@ -305,13 +279,12 @@ class _Pull:
             return
         remote: dict[str, str] = {}
         if self.options.verify:
-            found = await self.hashes(
-                [f.item.path for f in fetched], sum(f.item.size for f in fetched)
-            )
-            # a host without a hasher answers nothing: the size and mtime checks stand alone
-            remote = found if found else {f.item.path: f.sha256 for f in fetched}
+            paths = [f.item.path for f in fetched]
+            remote = await self.host_hashes(paths, sum(f.item.size for f in fetched)) or {}
         for f in fetched:
-            if self.options.verify and remote.get(f.item.path) != f.sha256:
+            # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
+            # where the shell is not) keeps the size and mtime checks alone.
+            if f.item.path in remote and remote[f.item.path] != f.sha256:
                 self._discard(f.temp)
                 self.problems.append(f"{f.item.path}: changed while being pulled (sha256 differs)")
                 continue

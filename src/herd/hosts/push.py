@@ -14,11 +14,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
 from herd.hosts.sftp_ops import (
+    HostTransfer,
     TransferFailure,
     Watchdog,
     atomic_rename,
@@ -26,7 +28,6 @@ from herd.hosts.sftp_ops import (
     describe,
     first_error,
     read_back_sha256,
-    remote_sha256,
     remove_quietly,
     temp_name,
 )
@@ -48,7 +49,6 @@ HOST_FIELD = "{host}"  # in a remote path: replaced by each host's inventory nam
 
 _BATCH_FILES = 256  # files verified with one remote hash command, then renamed
 _BATCH_BYTES = 256 * 1024 * 1024
-_HASH_RATE = 20 * 1024 * 1024  # bytes/s a busy host hashes at least: time allowed for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,31 +96,14 @@ async def _stat_or_none(
         return None
 
 
-class _Push:
+class _Push(HostTransfer):
     """One host's push, from resolving DEST to the last rename."""
 
-    def __init__(
-        self,
-        *,
-        conn: asyncssh.SSHClientConnection,
-        sftp: asyncssh.SFTPClient,
-        host: Host,
-        options: TransferOptions,
-        source: BlockSource,
-        progress: TransferProgress,
-        dog: Watchdog,
-    ) -> None:
-        self.conn = conn
-        self.sftp = sftp
-        self.host = host
-        self.options = options
+    def __init__(self, *, source: BlockSource, **common: Any) -> None:
+        super().__init__(**common)
         self.source = source
-        self.progress = progress
-        self.dog = dog
-        self.records: list[FileRecord] = []
         self.temps: set[str] = set()
         self.created: set[str] = set()  # directories this push made: nothing in them to skip
-        self._requests = asyncio.Semaphore(max(1, options.requests))
 
     async def run(self, plan: PushPlan, dest: str) -> None:
         dirs, files, links = _entries(await self.landing(plan, dest))
@@ -213,11 +196,7 @@ class _Push:
 
     async def hashes(self, paths: list[str], nbytes: int) -> dict[str, str]:
         """sha256 of remote files: by the host's own hasher, or read back if it has none."""
-        if not paths:
-            return {}
-        self.dog.allow(self.dog.stall + nbytes / _HASH_RATE)
-        found = await remote_sha256(self.conn, paths, timeout=self.dog.stall + nbytes / _HASH_RATE)
-        found = {} if found is None else found
+        found = await self.host_hashes(paths, nbytes) or {}
         # Files the host's shell could not hash (no hasher, or an SFTP server chrooted
         # where the shell is not, as the builtin lab is) are read back through SFTP.
         for path in paths:
@@ -226,7 +205,6 @@ class _Push:
                     self.sftp, path, self.options.block_size, self.options.requests
                 )
                 self.dog.kick()
-        self.dog.kick()
         return found
 
     async def send(self, files: list[_File]) -> None:
@@ -271,7 +249,7 @@ class _Push:
                 asyncio.TaskGroup() as group,
             ):
                 for index in range(self.source.blocks(f.local)):
-                    await self._requests.acquire()
+                    await self.requests.acquire()
                     group.create_task(self._put(remote, f.local, index))
             mtime = int(f.local.mtime)
             attrs = asyncssh.SFTPAttrs(permissions=self._mode(f.local), atime=mtime, mtime=mtime)
@@ -288,7 +266,7 @@ class _Push:
             data = await self.source.block(local, index)
             await remote.write(data, index * self.source.block_size)
         finally:
-            self._requests.release()
+            self.requests.release()
         self.progress.advance(self.host.name, len(data))
         self.dog.kick()
 

@@ -18,11 +18,17 @@ from typing import TypeVar
 
 import asyncssh
 
+from herd.core.results import FileRecord
+from herd.hosts.transfer_plan import TransferOptions, TransferProgress
+from herd.inventory.model import Host
+
 T = TypeVar("T")
 
 __all__ = [
+    "HASH_RATE",
     "HASH_SCRIPT",
     "TEMP_SUFFIX",
+    "HostTransfer",
     "TransferFailure",
     "Watchdog",
     "atomic_rename",
@@ -48,6 +54,7 @@ HASH_SCRIPT = (
     'else exit 127; fi; exec xargs -0 "$@" --'
 )
 _NO_HASHER = 127
+HASH_RATE = 20 * 1024 * 1024  # bytes/s a busy host hashes at least: time allowed for it
 
 
 class TransferFailure(Exception):
@@ -254,3 +261,36 @@ class Watchdog:
     def allow(self, seconds: float) -> None:
         deadline = asyncio.get_running_loop().time() + max(seconds, self.stall)
         self._deadline = max(self._deadline, deadline)
+
+
+class HostTransfer:
+    """One host's push or pull: its connection, SFTP session, options, watchdog, and what landed."""
+
+    def __init__(
+        self,
+        *,
+        conn: asyncssh.SSHClientConnection,
+        sftp: asyncssh.SFTPClient,
+        host: Host,
+        options: TransferOptions,
+        progress: TransferProgress,
+        dog: Watchdog,
+    ) -> None:
+        self.conn = conn
+        self.sftp = sftp
+        self.host = host
+        self.options = options
+        self.progress = progress
+        self.dog = dog
+        self.records: list[FileRecord] = []
+        self.requests = asyncio.Semaphore(max(1, options.requests))  # SFTP reads/writes in flight
+
+    async def host_hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
+        """The host's own sha256 of ``paths`` (None: it has no hasher), with time allowed for it."""
+        if not paths:
+            return {}
+        allowance = self.dog.stall + nbytes / HASH_RATE
+        self.dog.allow(allowance)
+        found = await remote_sha256(self.conn, paths, timeout=allowance)
+        self.dog.kick()
+        return found
