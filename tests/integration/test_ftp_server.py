@@ -7,6 +7,8 @@ import hashlib
 import io
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -243,3 +245,56 @@ def test_200_concurrent_ftplib_clients_all_succeed(tmp_path: Path) -> None:
             results = list(pool.map(session, range(200)))
         assert all(results)
         running.wait_for(lambda: running.server.connections == 0)
+
+
+_IDLE_SERVER = """
+import pathlib, sys
+from herd.ftp.server import FtpServer
+from herd.ftp.settings import FtpSettings
+from herd.ftp.users import UserStore
+root = pathlib.Path(sys.argv[1])
+users = UserStore(root / "users.db")
+users.add("idle", sys.argv[2], home=root / "idle")
+server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users)
+print(server.addresses[0][1], flush=True)
+server.serve_forever()
+"""
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_idle_logged_in_sessions_stay_small_in_memory(tmp_path: Path) -> None:
+    """A bound, not the benchmark: 300 idle sessions cost well under 40 KiB each."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", _IDLE_SERVER, str(tmp_path), PASSWORD],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sessions: list[RawControl] = []
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        warm = RawControl("127.0.0.1", port)
+        warm.login("idle")
+        time.sleep(0.3)
+        before = _rss_kib(server.pid)
+        for _ in range(300):
+            raw = RawControl("127.0.0.1", port)
+            sessions.append(raw)
+            raw.login("idle")
+        time.sleep(0.3)
+        per_session = (_rss_kib(server.pid) - before) / 300
+        assert per_session < 40, f"{per_session:.1f} KiB per idle session"
+        warm.close()
+    finally:
+        for raw in sessions:
+            raw.close()
+        server.terminate()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()
