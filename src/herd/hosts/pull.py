@@ -41,7 +41,12 @@ __all__ = ["local_path", "pull_host"]
 
 _GLOB_CHARS = frozenset("*?[")
 _REASONS_SHOWN = 3
-_LOST = (asyncssh.SFTPConnectionLost, asyncssh.ConnectionLost, ConnectionError)
+_LOST = (
+    asyncssh.SFTPConnectionLost,
+    asyncssh.SFTPNoConnection,
+    asyncssh.ConnectionLost,
+    ConnectionError,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,8 @@ def is_temp_name(name: str) -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line a person understands for an error met on a host."""
+    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection):
+        return "connection lost"
     if isinstance(exc, asyncssh.SFTPError):
         return str(exc.reason or type(exc).__name__)
     if isinstance(exc, asyncssh.ConnectionLost | ConnectionError | asyncssh.DisconnectError):
