@@ -53,6 +53,7 @@ class Printer:
             self._stream = stream if stream is not None else (sys.stderr if stderr else sys.stdout)
             self._terminal = _isatty(self._stream) if terminal is None else terminal
         self._console = console
+        self._pending: list[str] = []
 
     @property
     def is_terminal(self) -> bool:
@@ -67,11 +68,13 @@ class Printer:
                 self._console = _forced(self._stream)
         return self._console
 
-    def line(self, *segments: Segment | str) -> None:
+    def line(self, *segments: Segment | str, flush: bool = True) -> None:
+        """Write one line; ``flush=False`` leaves flushing to a later ``flush()`` (bulk output)."""
         parts = [(s, "") if isinstance(s, str) else s for s in segments]
         if not self._terminal:
-            self._stream.write("".join(text for text, _ in parts) + "\n")
-            self._stream.flush()
+            self._pending.append("".join(text for text, _ in parts) + "\n")
+            if flush:
+                self.flush()
             return
         from rich.text import Text
 
@@ -79,6 +82,17 @@ class Printer:
         for piece, style in parts:
             text.append(piece, style=style or None)
         self.console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+    def text(self, text: str) -> None:
+        """Queue plain text made of whole lines (off a terminal only); written at ``flush``."""
+        self._pending.append(text)
+
+    def flush(self) -> None:
+        """Write the lines held back, in one write (stdout may be unbuffered)."""
+        if self._pending:
+            self._stream.write("".join(self._pending))
+            self._pending.clear()
+        self._stream.flush()
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -54,22 +54,35 @@ class LiveLines:
         name = (host.ljust(self._width), self._colours.get(host, ""))
         text = raw.decode("utf-8", errors="replace")
         if stream == "stderr":
-            self._printer.line(name, (" ! ", "red"), (text, "red"))
+            self._printer.line(name, (" ! ", "red"), (text, "red"), flush=False)
         else:
-            self._printer.line(name, (" | ", "dim"), text)
+            self._printer.line(name, (" | ", "dim"), text, flush=False)
+
+    def _lines(self, host: str, stream: str, block: bytes) -> None:
+        """Print a block of whole lines (without its last newline)."""
+        text = block.decode("utf-8", errors="replace").replace("\r\n", "\n")
+        if self._printer.is_terminal:
+            for line in text.split("\n"):
+                self._line(host, stream, line.encode())
+            return
+        # off a terminal there are no colours: prefix the block in one go (a chatty host
+        # printing millions of lines stays cheap)
+        prefix = host.ljust(self._width) + (" ! " if stream == "stderr" else " | ")
+        self._printer.text(prefix + ("\n" + prefix).join(text.split("\n")) + "\n")
 
     def output(self, host: str, stream: str, data: bytes) -> None:
         buffer = self._partial.setdefault((host, stream), bytearray())
         buffer += data
         if b"\n" not in data and len(buffer) < _MAX_PARTIAL:
             return
-        *lines, rest = bytes(buffer).split(b"\n")
-        for line in lines:
-            self._line(host, stream, line.rstrip(b"\r"))
+        whole, _, rest = bytes(buffer).rpartition(b"\n")
+        if whole or b"\n" in data:
+            self._lines(host, stream, whole)
         if len(rest) >= _MAX_PARTIAL:
             self._line(host, stream, rest)
             rest = b""
         self._partial[(host, stream)] = bytearray(rest)
+        self._printer.flush()  # once per chunk, not per line: a chatty host stays cheap
 
     def result(self, result: HostResult) -> None:
         for stream in ("stdout", "stderr"):
@@ -78,6 +91,7 @@ class LiveLines:
                 self._line(result.host, stream, bytes(rest))
         if result.status not in (Status.OK, Status.FAILED):
             self._line(result.host, "stderr", f"{result.status.value}: {result.error}".encode())
+        self._printer.flush()
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
         pass
