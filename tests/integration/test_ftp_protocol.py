@@ -174,6 +174,14 @@ def test_ascii_mode_converts_line_endings_both_ways(
     conn.close()
     ftp.voidresp()
     assert data == b"one\r\ntwo\r\nthree\r\n"
+    (ftp_server.home / "mixed.txt").write_bytes(b"dos\r\nunix\n")
+    conn = ftp.transfercmd("RETR mixed.txt")
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    conn.close()
+    ftp.voidresp()
+    assert data == b"dos\r\nunix\r\n"  # CRLF already there is not doubled
 
 
 def test_rest_resumes_downloads_and_beyond_the_end_gets_554(

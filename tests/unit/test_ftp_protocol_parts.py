@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from herd.ftp.commands_transfer import _to_crlf
 from herd.ftp.datachannel import ActiveTarget, DataRefused, parse_eprt, parse_port, same_address
 from herd.ftp.listing import facts_line, list_line, mdtm, parse_mdtm
 from herd.ftp.quota import QuotaAccount, QuotaBook
@@ -142,3 +143,9 @@ def test_quota_book_measures_the_home_once_when_no_usage_is_known() -> None:
 def test_telnet_interrupt_bytes_before_abor_are_dropped() -> None:
     assert _strip_telnet(b"\xff\xf4\xff\xf2ABOR") == b"ABOR"
     assert _strip_telnet(b"NOOP") == b"NOOP"
+
+
+def test_ascii_conversion_turns_bare_lf_into_crlf_across_chunks() -> None:
+    assert _to_crlf(b"a\nb\r\nc", b"") == b"a\r\nb\r\nc"
+    assert _to_crlf(b"\nrest\n", b"\r") == b"\nrest\r\n"  # CRLF split between two reads
+    assert _to_crlf(b"\nrest", b"x") == b"\r\nrest"

@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import os
 import queue
+import re
 import socket
 import stat
 import time
@@ -209,10 +210,12 @@ class TransferCommands(Session):
                     job.bytes += sent
                 return job.bytes
             file.seek(offset)
+            previous = b""  # the last byte of the previous chunk: is a LF there already CRLF?
             while chunk := file.read(self.settings.buffer_size):
                 if job.abort.is_set():
                     raise Aborted
-                sock.sendall(chunk.replace(b"\n", b"\r\n"))
+                sock.sendall(_to_crlf(chunk, previous))
+                previous = chunk[-1:]
                 job.bytes += len(chunk)
             return job.bytes
 
@@ -437,6 +440,17 @@ class TransferCommands(Session):
         self.reply(
             213, "Status follows:\n" + "\n".join(lines) + ("\n" if lines else "") + "End of status."
         )
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _to_crlf(chunk: bytes, previous: bytes) -> bytes:
+    """ASCII mode: bare LF becomes CRLF; a CRLF already there stays as it is."""
+    converted = _BARE_LF.sub(b"\r\n", chunk)
+    if previous == b"\r" and chunk.startswith(b"\n"):
+        converted = converted[1:]  # that LF ended a CRLF split across two reads
+    return converted
 
 
 def _write_all(fd: int, data: memoryview | bytes) -> None:
