@@ -134,6 +134,11 @@ def test_sha256sum_output_is_parsed_including_escaped_names() -> None:
     assert parse_sha256_lines(output) == {"/srv/app.conf": plain, "/srv/new\nline\\x": odd}
 
 
+def test_openssl_dgst_output_is_parsed_too() -> None:
+    digest = "c" * 64
+    assert parse_sha256_lines(f"{digest} */etc/app.conf\n".encode()) == {"/etc/app.conf": digest}
+
+
 def test_temporary_names_sit_beside_the_final_name_and_are_recognisable() -> None:
     temp = temp_name("/etc/app/app.conf")
     head, name = temp.rsplit("/", 1)
