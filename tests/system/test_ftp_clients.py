@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -42,6 +43,15 @@ def _random_file(path: Path, size: int) -> Path:
             out.write(os.urandom(MB))
         out.write(os.urandom(size % MB))
     return path
+
+
+def _largest(directory: Path) -> int:
+    """The size of the largest file in ``directory`` (files may vanish as we look)."""
+    sizes = [0]
+    for path in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            sizes.append(path.stat().st_size)
+    return max(sizes)
 
 
 def _server_hash(running: RunningServer, path: str) -> str:
@@ -132,11 +142,23 @@ def test_curl_resumes_an_upload_with_size_and_appe(
     ftp_server: RunningServer, tmp_path: Path
 ) -> None:
     local = _random_file(tmp_path / "data.bin", 6 * MB)
-    (ftp_server.home / "data.bin").write_bytes(local.read_bytes()[: 2 * MB + 123])
+    slow = subprocess.Popen(
+        [_tool("curl"), "-s", "--limit-rate", "2M", "-T", str(local), ftp_server.url("/data.bin")]
+    )
+    try:  # stream mode: a client that goes away ends the file where it stopped
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _largest(ftp_server.home) < MB:
+            time.sleep(0.05)
+    finally:
+        slow.terminate()
+        slow.wait(10)
+    ftp_server.wait_for((ftp_server.home / "data.bin").exists)
+    partial = (ftp_server.home / "data.bin").stat().st_size
+    assert 0 < partial < 6 * MB
     curl("-C", "-", "-T", str(local), ftp_server.url("/data.bin"))
     assert _sha256(ftp_server.home / "data.bin") == _sha256(local)
     appe = [e for e in ftp_server.events.events if e.command == "APPE /data.bin"]
-    assert appe and appe[0].files[0].size == 6 * MB - (2 * MB + 123)
+    assert appe and appe[0].files[0].size == 6 * MB - partial
 
 
 def test_curl_upload_over_quota_fails_with_552_and_leaves_nothing(

@@ -6,6 +6,11 @@ default). STOR writes to a temporary file in the same directory and renames it
 into place when complete, so a failed upload never replaces a good file;
 REST+STOR and APPE write in place to resume. The quota rule for an upload that
 hits the limit is in ``herd.ftp.quota``.
+
+What counts as a failed upload: ABOR, a reset connection, a stalled one (data
+idle timeout), the quota, a local write error. A client that simply closes the
+data connection has, in stream mode, ended the file: what came is stored, and
+the client resumes it with SIZE + APPE (curl -C -) or REST + STOR (lftp put -c).
 """
 
 from __future__ import annotations
