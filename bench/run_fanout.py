@@ -10,8 +10,10 @@ For each fleet size it runs ``uname -a`` on every host with:
 and prints the wall time, the client's CPU seconds per host (user+sys of the
 client process and the children it waited for, divided by hosts) and the
 client's peak RSS (the largest process of its tree), with herd's ratio to each
-tool measured in the same run. The servers (sshd) are not the client: their
-CPU is not counted. Run on demand, never in the test suite.
+tool measured in the same run. The tools take turns (round robin, median of
+--repeat runs), so a change in the machine's load hits each of them alike.
+The servers (sshd) are not the client: their CPU is not counted. Run on
+demand, never in the test suite.
 """
 
 from __future__ import annotations
@@ -178,7 +180,9 @@ def profile_herd(argv: list[str], env: dict[str, str], work: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="10,50,200", help="fleet sizes, comma-separated")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool and size (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per tool and size, round robin (median)"
+    )
     parser.add_argument("--tools", default="herd,asyncssh,pssh,ansible")
     parser.add_argument("--profile", action="store_true", help="cProfile herd at the largest size")
     args = parser.parse_args()
@@ -194,15 +198,18 @@ def main() -> None:
         for count in sizes:
             commands = tools(lab, count, work, home)
             for tool in chosen:
-                argv, env = commands[tool]
-                measure(argv, env)  # warm-up: page cache, sshd first-connection costs
-                runs = [measure(argv, env) for _ in range(args.repeat)]
-                results[(tool, count)] = Measure(
-                    statistics.median(r.wall for r in runs),
-                    statistics.median(r.cpu for r in runs),
-                    max(r.rss_mb for r in runs),
+                measure(*commands[tool])  # warm-up: page cache, sshd first-connection costs
+            runs: dict[str, list[Measure]] = {tool: [] for tool in chosen}
+            for _ in range(args.repeat):
+                # round robin: a change in the machine's load hits every tool alike
+                for tool in chosen:
+                    runs[tool].append(measure(*commands[tool]))
+            for tool in chosen:
+                results[(tool, count)] = m = Measure(
+                    statistics.median(r.wall for r in runs[tool]),
+                    statistics.median(r.cpu for r in runs[tool]),
+                    max(r.rss_mb for r in runs[tool]),
                 )
-                m = results[(tool, count)]
                 print(
                     f"  {tool:9s} {count:5d} hosts: {m.wall:7.2f} s wall, "
                     f"{1000 * m.cpu / count:7.2f} ms CPU/host, {m.rss_mb:6.1f} MB peak RSS",
