@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,15 @@ from herd.ftp.users import (
     parse_permissions,
     parse_quota,
 )
+
+
+def in_threads(step: Callable[[], None], count: int) -> None:
+    """Run ``step`` in ``count`` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=step) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
 
 
 @pytest.fixture
@@ -165,11 +174,7 @@ def test_concurrent_logins_from_many_threads_all_succeed(store: UserStore, tmp_p
     def login() -> None:
         results.append(store.authenticate("alice", "pw") is not None)
 
-    threads = [threading.Thread(target=login) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    in_threads(login, 16)
     assert results == [True] * 16
 
 
@@ -241,11 +246,7 @@ def test_login_burst_for_one_user_runs_argon2_only_a_few_times(
         gate.wait(timeout=10)
         results.append(store.authenticate("alice", "pw") is not None)
 
-    threads = [threading.Thread(target=login) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    in_threads(login, 32)
     assert results == [True] * 32
     assert len(calls) <= max(2, os.cpu_count() or 2)  # one per verification slot at most
 
