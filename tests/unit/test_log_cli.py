@@ -93,7 +93,8 @@ def test_log_table_lists_operations_newest_first_with_counts(
     assert [row[0] for row in rows[1:]] == ["3", "2", "1"]
     assert rows[1][3:5] == ["carol", "ftp"]
     assert rows[2][3] == "bob"  # sudo caller, not root
-    assert rows[3][-4:] == ["2", "1", "2.0s", "failed"]  # ok, not ok, took, status
+    assert rows[3][-5:] == ["2", "1", "2.0s", "failed", "uptime"]  # ok, not ok, took, status
+    assert rows[1][5] == "127.0.0.1"  # an FTP event's target is the client's address
 
 
 def test_log_n_limits_the_number_of_operations(

@@ -48,10 +48,11 @@ def what_it_did(record: OperationRecord) -> str:
     return " ".join(text.split())
 
 
-_COLUMNS = ("ID", "TIME", "USER", "KIND", "TARGET", "COMMAND / FILES", "OK", "NOT OK", "TOOK",
-            "STATUS")  # fmt: skip
-_NUMERIC = {0, 6, 7, 8}
-_TARGET, _COMMAND, _NOT_OK, _STATUS = 4, 5, 7, 9
+# The command goes last: it is the one cell that can be long, and it never breaks alignment there.
+_COLUMNS = ("ID", "TIME", "USER", "KIND", "TARGET", "OK", "NOT OK", "TOOK", "STATUS",
+            "COMMAND / FILES")  # fmt: skip
+_NUMERIC = {0, 5, 6, 7}
+_TARGET, _NOT_OK, _STATUS, _COMMAND = 4, 6, 8, 9
 _GAP = "  "
 
 
@@ -73,13 +74,14 @@ def render_operations(
         not_ok += max(0, len(record.hosts) - ok - not_ok)
         rows.append([
             str(record.id), _when(record.started)[:16], record.operator.name, record.kind,
-            record.pattern or "", what_it_did(record), str(ok), str(not_ok),
-            _took(record.duration), record.status,
+            record.pattern or fold(record.hosts), str(ok), str(not_ok),
+            _took(record.duration), record.status, what_it_did(record),
         ])  # fmt: skip
     widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(_COLUMNS)]
     widths[_TARGET] = min(widths[_TARGET], 24)
-    fixed = sum(widths) - widths[_COMMAND] + len(_GAP) * (len(_COLUMNS) - 1)
-    widths[_COMMAND] = max(15, min(widths[_COMMAND], console.width - fixed))
+    if console.is_terminal:  # fit the screen; a pipe or a file gets whole commands
+        fixed = sum(widths) - widths[_COMMAND] + len(_GAP) * (len(_COLUMNS) - 1)
+        widths[_COMMAND] = max(15, min(widths[_COMMAND], console.width - fixed))
 
     def line(cells: Sequence[str], header: bool = False) -> Text:
         text = Text(style="bold" if header else "")
