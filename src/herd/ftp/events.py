@@ -190,18 +190,14 @@ class AuditSink:
         who = Operator(
             user=event.user, sudo_user=None, operator=event.user, controller=self._controller
         )
-        op_id = audit.begin(
+        audit.record(
             "ftp",
             argv=self._argv,
             hosts=[event.client],
             command=event.command,
             operator=who,
-            started=event.started,
-        )
-        audit.record_hosts(op_id, [event.host_result()])
-        audit.finish(
-            op_id,
+            results=[event.host_result()],
             status="ok" if event.ok else "error",
-            exit_code=0 if event.ok else 1,
+            started=event.started,
             ended=event.started + event.duration,
         )
