@@ -19,9 +19,10 @@ the client process itself):
 Every host writes into its own remote directory (the fleet shares this
 machine's filesystem), under a tmpfs (/dev/shm) so the disk is not what is
 measured; remote copies are removed before every run, so nothing is skipped.
-herd is also timed re-running a push whose files are all in place. Ratios are
-herd's time over each tool's, measured in the same run (below 1.0: herd is
-faster). Run on demand, never in the test suite.
+herd is also timed re-running a push whose files are all in place. With
+--repeat N each tool runs N times, in a rotating order, and the median counts.
+Ratios are herd's over each tool's, measured in the same run (below 1.0: herd
+is better). Run on demand, never in the test suite.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,6 +272,7 @@ def main() -> None:
     )
     parser.add_argument("--tools", default="herd,herd-noverify,asyncssh,pssh,scp,ansible")
     parser.add_argument("--workloads", default="big,tree")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool (median)")
     args = parser.parse_args()  # fmt: skip
     chosen = args.tools.split(",")
     work = Path(tempfile.mkdtemp(prefix="herd-bench-transfer-"))
@@ -280,25 +283,37 @@ def main() -> None:
     results: dict[tuple[str, str, str], Measure] = {}
     try:
         workloads = make_workloads(shm / "local", args.big_mb, args.tree_files)
+        count = args.hosts
         for name in args.workloads.split(","):
             workload = workloads[name]
             for kind in ("push", "pull"):
-                for tool in chosen:
-                    if tool == "ansible":  # a module run per file: measured scaled down below
-                        continue
-                    if kind == "pull":  # what to pull: put it there with herd first
-                        bench.populate(args.hosts, workload)
-                    count = args.hosts
-                    m = run_tool(bench, kind, tool, count, workload)
-                    results[(name, kind, tool)] = m
-                    print(f"  {name:4s} {kind:4s} {tool:9s} {count:3d} hosts: {m.wall:7.2f} s,"
-                          f" client CPU {m.cpu:6.2f} s, peak RSS {m.rss_mb:6.1f} MB",
-                          flush=True)  # fmt: skip
-                if kind == "push" and "herd" in chosen:  # everything already there: all skipped
-                    m = measure(bench.push("herd", args.hosts, workload)[0], bench.env)
-                    results[(name, "rerun", "herd")] = m
-                    print(f"  {name:4s} push herd re-run (all skipped): {m.wall:7.2f} s,"
-                          f" peak RSS {m.rss_mb:6.1f} MB", flush=True)  # fmt: skip
+                if kind == "pull":  # what to pull: put it there once (pulling changes nothing)
+                    bench.populate(count, workload)
+                runs: dict[str, list[Measure]] = {}
+                tools = [t for t in chosen if t != "ansible"]  # ansible: scaled down, below
+                if kind == "push" and "herd" in tools:
+                    tools.append("herd-rerun")  # everything already there: all skipped
+                for round_ in range(args.repeat):
+                    # a different order each round, so a burst of load on this shared
+                    # machine does not always fall on the same tool
+                    for tool in tools[round_ % len(tools) :] + tools[: round_ % len(tools)]:
+                        if tool == "herd-rerun":
+                            bench.reset_remote(count)
+                            measure(bench.push("herd", count, workload)[0], bench.env)
+                            m = measure(bench.push("herd", count, workload)[0], bench.env)
+                        else:
+                            m = run_tool(bench, kind, tool, count, workload)
+                        runs.setdefault(tool, []).append(m)
+                        print(f"  {name:4s} {kind:4s} {tool:13s} {count:3d} hosts: {m.wall:7.2f} s,"
+                              f" client CPU {m.cpu:6.2f} s, peak RSS {m.rss_mb:6.1f} MB",
+                              flush=True)  # fmt: skip
+                for tool, measures in runs.items():
+                    key = (name, "rerun", "herd") if tool == "herd-rerun" else (name, kind, tool)
+                    results[key] = Measure(
+                        statistics.median(m.wall for m in measures),
+                        statistics.median(m.cpu for m in measures),
+                        max(m.rss_mb for m in measures),
+                    )
         if "ansible" in chosen and args.ansible_hosts:
             count = args.ansible_hosts
             small = make_workloads(shm / "small", 0, args.ansible_files)["tree"]
@@ -324,6 +339,11 @@ def report(results: dict[tuple[str, str, str], Measure], args: argparse.Namespac
         print(f"  {name:10s} {kind:5s} vs {tool:9s} wall {herd.wall / m.wall:6.2f}x"
               f"  cpu {herd.cpu / m.cpu:6.2f}x"
               f"   (herd {herd.wall:.2f} s, {tool} {m.wall:.2f} s)")  # fmt: skip
+    for name in ("big", "tree"):
+        rerun, push = results.get((name, "rerun", "herd")), results.get((name, "push", "herd"))
+        if rerun and push:
+            print(f"herd re-run of the {name} push, everything skipped: {rerun.wall:.2f} s"
+                  f" ({rerun.wall / push.wall:.2f}x the first push)")  # fmt: skip
     herd_big = results.get(("big", "push", "herd"))
     if herd_big is not None:
         print(f"herd peak RSS, big push to {args.hosts} hosts: {herd_big.rss_mb:.1f} MB")
