@@ -2,21 +2,24 @@
 
 The operation log is opened and the operation begun BEFORE anything connects
 (herd refuses to run unrecorded unless ``--no-log``); host results are
-recorded as they arrive, in batches (one transaction per ~second or per 200
-hosts, not one per host); the operation is finished as ok, failed or
-interrupted with its exit code. Passwords never reach it: they are not in
+recorded as they arrive, in batches (one transaction per second or per 200
+hosts, not one per host, and a finished host waits at most a second to be
+written, so a killed herd loses at most that); the operation is finished as
+ok, failed or interrupted with its exit code. Passwords never reach it: they are not in
 argv (prompted, then sent over stdin) and not in results.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from herd.cli.context import AppContext
 from herd.core.audit import AuditLog
-from herd.core.results import BatchResult, HostResult
+from herd.core.results import BatchResult, HostResult, Status
 from herd.hosts.command import OutputSink
 from herd.inventory.model import Host
 from herd.ui.render import Renderers
@@ -25,6 +28,8 @@ __all__ = ["BatchPlan", "Operation", "PerHost", "run_operation"]
 
 PerHost = Callable[[Host, OutputSink | None], Awaitable[HostResult]]
 
+# ansible_connection values herd runs: over SSH (Ansible's ssh/paramiko/smart) or locally
+SPOKEN_CONNECTIONS = frozenset({"ssh", "paramiko", "smart", "local"})
 _FLUSH_SECONDS = 1.0
 _FLUSH_HOSTS = 200
 
@@ -32,10 +37,12 @@ _FLUSH_HOSTS = 200
 class Operation:
     """One recorded operation: begin, record host results in batches, finish."""
 
-    def __init__(self, app: AppContext, kind: str, *, no_log: bool = False) -> None:
+    def __init__(
+        self, app: AppContext, kind: str, *, no_log: bool = False, syslog: bool | None = None
+    ) -> None:
         self.kind = kind
         self.op_id: int | None = None
-        self._log: AuditLog | None = None if no_log else AuditLog(app.paths.audit_db)
+        self._log: AuditLog | None = None if no_log else AuditLog(app.paths.audit_db, syslog=syslog)
         self._pending: list[HostResult] = []
         self._last_flush = time.monotonic()
 
@@ -67,6 +74,12 @@ class Operation:
         if len(self._pending) >= _FLUSH_HOSTS or now - self._last_flush >= _FLUSH_SECONDS:
             self.flush()
 
+    async def flush_every_second(self) -> None:
+        """Write finished hosts at least once a second, even when no further host finishes."""
+        while True:
+            await asyncio.sleep(_FLUSH_SECONDS)
+            self.flush()
+
     def flush(self) -> None:
         if self._log is not None and self.op_id is not None and self._pending:
             pending, self._pending = self._pending, []
@@ -96,6 +109,7 @@ class BatchPlan:
     command: str | None
     forks: int
     no_log: bool = False
+    syslog: bool | None = None  # None: as the [log] syslog setting says
 
 
 def run_operation(
@@ -115,7 +129,7 @@ def run_operation(
     from herd.hosts.fanout import fanout
     from herd.hosts.sshlib import run_loop
 
-    operation = Operation(app, plan.kind, no_log=plan.no_log)
+    operation = Operation(app, plan.kind, no_log=plan.no_log, syslog=plan.syslog)
     try:
         op_id = operation.begin(
             argv=app.argv, pattern=plan.pattern, hosts=hosts, command=plan.command
@@ -128,8 +142,20 @@ def run_operation(
             operation.record(result)
             renderers.result(result)
 
+        async def work(host: Host) -> HostResult:
+            if host.connection not in SPOKEN_CONNECTIONS:
+                reason = f"ansible_connection={host.connection} is not something herd speaks"
+                return HostResult(host.name, host.address, Status.ERROR, error=reason)
+            return await per_host(host, emit)
+
         async def main() -> BatchResult:
-            return await fanout(hosts, lambda host: per_host(host, emit), plan.forks, on_result)
+            flusher = asyncio.create_task(operation.flush_every_second())
+            try:
+                return await fanout(hosts, work, plan.forks, on_result)
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
 
         started = time.monotonic()
         renderers.start(hosts)

@@ -91,6 +91,7 @@ class RunRequest:
     as_json: bool = False
     verbose: bool = False
     no_log: bool = False
+    syslog: bool | None = None  # None: as the [log] syslog setting says
 
 
 def _prompt(label: str) -> str:
@@ -180,6 +181,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
         command=request.command,
         forks=request.forks or settings.forks,
         no_log=request.no_log,
+        syslog=request.syslog,
     )
     batch = run_operation(
         app,
@@ -282,6 +284,11 @@ def execute(app: AppContext, request: RunRequest) -> int:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Every host's reason in the summary.")
 @click.option("--no-log", is_flag=True, help="Do not record this run in the operation log.")
+@click.option(
+    "--syslog/--no-syslog",
+    default=None,
+    help="Also send a one-line summary to syslog (default: the [log] syslog setting).",
+)
 @pass_app
 def run(  # noqa: PLR0917 (one parameter per option, as click passes them)
     app: AppContext,
@@ -306,6 +313,7 @@ def run(  # noqa: PLR0917 (one parameter per option, as click passes them)
     as_json: bool,
     verbose: bool,
     no_log: bool,
+    syslog: bool | None,
 ) -> int:
     """Run a shell command on every host PATTERN matches, in parallel.
 
@@ -340,5 +348,6 @@ def run(  # noqa: PLR0917 (one parameter per option, as click passes them)
         as_json=as_json,
         verbose=verbose,
         no_log=no_log,
+        syslog=syslog,
     )
     return execute(app, request)

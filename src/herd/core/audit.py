@@ -126,7 +126,8 @@ class AuditLog:
     ``check_writable`` (the default, for commands that record) makes opening fail
     at once when the log could not be written. ``syslog`` sends a one-line
     summary of each completed operation to the local syslog; ``None`` means as
-    the ``[log] syslog`` setting in the home's ``herd.toml`` says.
+    the ``[log] syslog`` setting in the home's ``herd.toml`` says (and
+    ``[log] syslog_address`` names the socket, ``/dev/log`` by default).
     """
 
     def __init__(
@@ -135,7 +136,7 @@ class AuditLog:
         *,
         check_writable: bool = True,
         syslog: bool | None = None,
-        syslog_address: str = DEFAULT_SYSLOG_ADDRESS,
+        syslog_address: str | None = None,
     ) -> None:
         self.path = path
         directory = path.parent
@@ -146,10 +147,12 @@ class AuditLog:
         try:
             if check_writable:
                 self._check_writable()
-            if syslog is None:
-                syslog = load_settings(HerdPaths(path.parent).settings_file).log.syslog
+            if syslog is None or (syslog and syslog_address is None):
+                settings = load_settings(HerdPaths(path.parent).settings_file).log
+                syslog = settings.syslog if syslog is None else syslog
+                syslog_address = syslog_address or settings.syslog_address
             if syslog:
-                self._sink = SyslogSink(syslog_address)
+                self._sink = SyslogSink(syslog_address or DEFAULT_SYSLOG_ADDRESS)
         except HerdError:
             self._db.close()
             raise

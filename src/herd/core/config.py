@@ -33,6 +33,7 @@ class LogSettings:
     """The operation log."""
 
     syslog: bool = False  # also send a one-line summary of each operation to syslog
+    syslog_address: str = "/dev/log"  # the local syslog's unix datagram socket
 
 
 @dataclass(frozen=True, slots=True)
