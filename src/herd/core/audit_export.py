@@ -73,14 +73,7 @@ def operation_dict(
 def host_result_dict(result: HostResult) -> dict[str, Any]:
     """One host's result: DESIGN.md's per-host keys, then sizes, hashes and files."""
     return {
-        "host": result.host,
-        "address": result.address,
-        "status": result.status.value,
-        "exit_status": result.exit_status,
-        "stdout": result.stdout.text,
-        "stderr": result.stderr.text,
-        "duration": round(result.duration, 3),
-        "error": result.error,
+        **result.json_fields(),
         "stdout_bytes": result.stdout.total,
         "stdout_sha256": result.stdout.sha256,
         "stdout_truncated": result.stdout.truncated,

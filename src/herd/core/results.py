@@ -108,6 +108,19 @@ class HostResult:
     def skipped(self) -> int:
         return sum(1 for f in self.files if f.skipped)
 
+    def json_fields(self) -> dict[str, object]:
+        """DESIGN.md's per-host JSON keys, the shape of every ``--json`` line and export."""
+        return {
+            "host": self.host,
+            "address": self.address,
+            "status": self.status.value,
+            "exit_status": self.exit_status,
+            "stdout": self.stdout.text,
+            "stderr": self.stderr.text,
+            "duration": round(self.duration, 3),
+            "error": self.error,
+        }
+
 
 @dataclass(slots=True)
 class BatchResult:

@@ -18,16 +18,7 @@ __all__ = ["JsonLines", "result_json"]
 
 def result_json(result: HostResult) -> dict[str, object]:
     """One host's result as DESIGN.md's JSON object."""
-    return {
-        "host": result.host,
-        "address": result.address,
-        "status": result.status.value,
-        "exit_status": result.exit_status,
-        "stdout": result.stdout.text,
-        "stderr": result.stderr.text,
-        "duration": round(result.duration, 3),
-        "error": result.error,
-    }
+    return result.json_fields()
 
 
 class JsonLines:
