@@ -91,7 +91,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_run(
 
 
 def run_on_terminal(
-    argv: list[str], answer: bytes, env: dict[str, str], prompt: bytes = b"Run on all of them?"
+    argv: list[str], answer: bytes, env: dict[str, str], prompt: bytes = b"on all of them?"
 ) -> tuple[int, str]:
     """Run ``argv`` with a pty as its terminal, answer ``prompt``, return (exit code, screen)."""
     leader, follower = pty.openpty()
@@ -138,7 +138,7 @@ def test_guard_rail_asks_on_a_terminal_and_a_no_runs_nothing(
     code, screen = run_on_terminal(argv, b"n\n", env)
     assert code == 2, screen
     assert "'all' matches 3 hosts (more than 2)" in screen
-    assert "not confirmed: nothing was run" in screen
+    assert "not confirmed: nothing was done" in screen
     assert not marker.exists()
     code, screen = run_on_terminal(argv, b"y\n", env)
     assert code == 0, screen

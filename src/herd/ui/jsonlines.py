@@ -13,12 +13,7 @@ from typing import TextIO
 from herd.core.results import BatchResult, HostResult
 from herd.inventory.model import Host
 
-__all__ = ["JsonLines", "result_json"]
-
-
-def result_json(result: HostResult) -> dict[str, object]:
-    """One host's result as DESIGN.md's JSON object."""
-    return result.json_fields()
+__all__ = ["JsonLines"]
 
 
 class JsonLines:
@@ -36,7 +31,7 @@ class JsonLines:
         pass
 
     def result(self, result: HostResult) -> None:
-        self._stream.write(json.dumps(result_json(result), ensure_ascii=False) + "\n")
+        self._stream.write(json.dumps(result.json_fields(), ensure_ascii=False) + "\n")
         self._stream.flush()
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:

@@ -16,7 +16,6 @@ from herd.core.hostset import fold, sort_key
 from herd.core.results import BatchResult, HostResult
 from herd.inventory.model import Host
 from herd.ui.console import Printer
-from herd.ui.jsonlines import result_json
 from herd.ui.summary import Summary
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ def describe_files(result: HostResult, verb: str) -> str:
 
 def transfer_json(result: HostResult) -> dict[str, object]:
     """DESIGN.md's JSON object plus ``files``, ``bytes`` and ``skipped``."""
-    data = result_json(result)
+    data = result.json_fields()
     data["files"] = [
         {"path": f.path, "size": f.size, "sha256": f.sha256, "skipped": f.skipped}
         for f in result.files
