@@ -145,6 +145,16 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+# Linux carries a process's peak RSS across exec, so a child forked from this (large)
+# pytest process would report pytest's size. A small Python forks herd instead and
+# reports its children's peak.
+_PEAK_RSS_OF_CHILD = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:], stderr=subprocess.DEVNULL)\n"
+    "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+)
+
+
 def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -152,18 +162,19 @@ def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     home = tmp_path / "home"
     out = tmp_path / "stdout.jsonl"
     with out.open("wb") as stdout:
-        process = subprocess.Popen(
-            [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web01",
-             "--json", "--", f"head -c {size} /dev/zero"],
+        measured = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS_OF_CHILD, *HERD, "--home", str(home),
+             "-i", str(lab_fleet.inventory), "run", "web01", "--json", "--",
+             f"head -c {size} /dev/zero"],
             stdout=stdout,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=True,
         )  # fmt: skip
-        try:
-            _, status, usage = os.wait4(process.pid, 0)  # this process's own peak RSS
-        finally:
-            process.returncode = 0  # reaped above: keep Popen from waiting again
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert usage.ru_maxrss < 120 * 1024, f"peak RSS {usage.ru_maxrss} KiB: output was not capped"
+    code, peak_kib = map(int, measured.stderr.split())
+    assert code == 0
+    assert peak_kib < 120 * 1024, f"peak RSS {peak_kib} KiB: output was not capped"
     row = rows(out.read_text())["web01"]
     assert len(str(row["stdout"])) == 64 * 1024
     with AuditLog(home / "operations.db", check_writable=False) as log:
