@@ -13,6 +13,7 @@ import queue
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FtpEvent:
+class FtpEvent(ABC):
     """Something a client did: who (user, address), whether it worked, when and how long."""
 
     user: str  # "-" before login
@@ -48,8 +49,9 @@ class FtpEvent:
     duration: float = 0.0
 
     @property
+    @abstractmethod
     def command(self) -> str:
-        raise NotImplementedError
+        """The event in the operation log's words: "STOR /path", "LOGIN", ..."""
 
     @property
     def files(self) -> tuple[FileRecord, ...]:

@@ -282,9 +282,8 @@ class Session(socketserver.BaseRequestHandler):
         assert self.jail is not None
         return self.jail.normalize(self.cwd, arg)
 
-    def stat_path(self, arg: str) -> None:
-        """STAT with a path: a listing over the control connection (see commands_transfer)."""
-        raise NotImplementedError
+    # STAT with a path: a listing over the control connection (commands_transfer has it).
+    stat_path: Callable[[str], None]
 
     # -- transfers ---------------------------------------------------------------------
 
