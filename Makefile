@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The system tests talk to real sshd, lftp and curl; as root we install what is missing.
+# The system tests talk to real sshd, sudo, lftp and curl; as root we install what is missing.
 system-deps:
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
 	command -v lftp >/dev/null 2>&1 || missing="$$missing lftp"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v sudo >/dev/null 2>&1 || missing="$$missing sudo"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \
