@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from herd.cli.main import main
 from herd.core.audit import AuditLog
 from herd.core.paths import HerdPaths
+from herd.hosts.push import STALE_TEMP_SECONDS
+from herd.hosts.sftp_ops import temp_name
 
 from .conftest import Fleet
 
@@ -138,6 +141,28 @@ def test_push_replaces_a_changed_file_and_skips_the_unchanged_one(
     assert by_name["a.conf"]["skipped"] is True
     assert by_name["b.conf"]["skipped"] is False
     assert (remote / "etc" / "b.conf").read_text() == "b = 2, longer\n"
+
+
+def test_push_removes_what_a_push_that_died_left_behind_but_not_a_push_in_progress(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "etc"
+    local.mkdir()
+    (local / "app.conf").write_text("workers = 4\n")
+    remote = tmp_path / "remote" / "etc"
+    remote.mkdir(parents=True)
+    day_ago = time.time() - STALE_TEMP_SECONDS - 60
+    leftover = remote / Path(temp_name(str(remote / "app.conf"), now=day_ago)).name
+    in_progress = remote / Path(temp_name(str(remote / "app.conf"))).name
+    unrelated = remote / Path(temp_name(str(remote / "other.conf"), now=day_ago)).name
+    for path in (leftover, in_progress, unrelated):
+        path.write_text("partial")
+    assert herd(lab_fleet, "push", "web03", str(local), f"{remote.parent}/", "--json") == 0
+    capsys.readouterr()
+    assert (remote / "app.conf").read_text() == "workers = 4\n"
+    assert not leftover.exists()
+    assert in_progress.exists()  # another push may still be writing it
+    assert unrelated.exists()  # not a file this push was asked to send
 
 
 def test_pull_fetches_files_dirs_and_globs_into_a_directory_per_host(

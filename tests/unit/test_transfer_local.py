@@ -13,7 +13,7 @@ from herd.core.results import BatchResult, FileRecord, HostResult, Status
 from herd.errors import SourceError
 from herd.hosts.pull import local_path
 from herd.hosts.push import remote_dest
-from herd.hosts.sftp_ops import is_temp_name, parse_sha256_lines, temp_name
+from herd.hosts.sftp_ops import is_temp_name, parse_sha256_lines, stale_temp_of, temp_name
 from herd.hosts.transfer_plan import plan_push
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
 from herd.ui.transfer import describe_files, transfer_json
@@ -146,6 +146,16 @@ def test_temporary_names_sit_beside_the_final_name_and_are_recognisable() -> Non
     assert name.startswith(".app.conf.herd-") and is_temp_name(name)
     assert temp != temp_name("/etc/app/app.conf")
     assert not is_temp_name("app.conf")
+
+
+def test_a_temporary_name_tells_which_file_it_was_for_once_it_is_old_enough() -> None:
+    old = temp_name("/srv/www/index.html", now=1_000_000).rsplit("/", 1)[1]
+    assert stale_temp_of(old, older_than=1_000_001) == "index.html"
+    assert stale_temp_of(old, older_than=1_000_000) is None  # still young enough to be in use
+    dotted = temp_name("/srv/.env.herd-x", now=5).rsplit("/", 1)[1]
+    assert stale_temp_of(dotted, older_than=10) == ".env.herd-x"
+    for other in ("index.html", ".index.html.swp", ".index.html.herd-zz-1.tmp", ".x.herd-.tmp"):
+        assert stale_temp_of(other, older_than=2**40) is None
 
 
 def test_remote_destinations_resolve_against_the_login_directory() -> None:

@@ -3,7 +3,9 @@
 Each file is written under a temporary name beside its final one, given its
 mode and mtime, hashed on the host, and only then renamed into place; on any
 failure the temporary files are removed, so no partial file ever appears under
-a final name. Files whose size and sha256 already match are skipped.
+a final name. Files whose size and sha256 already match are skipped. Temporary
+files that a push which died left behind (its host gone, herd killed) are
+removed by the next push of the same files once they are a day old.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from herd.hosts.sftp_ops import (
     first_error,
     read_back_sha256,
     remove_quietly,
+    stale_temp_of,
     temp_name,
 )
 from herd.hosts.transfer_plan import (
@@ -47,6 +50,10 @@ __all__ = ["HOST_FIELD", "push_host", "remote_dest"]
 
 HOST_FIELD = "{host}"  # in a remote path: replaced by each host's inventory name
 
+# A temporary file started this long ago was left by a push that died (killed, host
+# rebooted): the next push of the same file removes it. A day leaves room for a
+# very large file on a slow link still being written by another push.
+STALE_TEMP_SECONDS = 24 * 3600
 _BATCH_FILES = 256  # files verified with one remote hash command, then renamed
 _BATCH_BYTES = 256 * 1024 * 1024
 
@@ -108,6 +115,7 @@ class _Push(HostTransfer):
     async def run(self, plan: PushPlan, dest: str) -> None:
         dirs, files, links = _entries(await self.landing(plan, dest))
         await self.make_dirs(dirs)
+        await self.sweep_stale_temps(files)
         present = await self.already_there(files)
         for f in files:
             if f.final in present:
@@ -164,6 +172,27 @@ class _Push(HostTransfer):
             except asyncssh.SFTPError as exc:
                 raise TransferFailure(f"{item.path}: cannot create: {describe(exc)}") from exc
             self.created.add(item.path)
+            self.dog.kick()
+
+    async def sweep_stale_temps(self, files: list[_File]) -> None:
+        """Remove temporary files that an earlier push which died left beside these files."""
+        wanted: dict[str, set[str]] = {}
+        for f in files:
+            directory, name = posixpath.split(f.final)
+            if directory not in self.created:
+                wanted.setdefault(directory, set()).add(name)
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for directory, names in wanted.items():
+            try:
+                entries = await self.sftp.readdir(directory)
+            except asyncssh.SFTPError:
+                continue  # unreadable: the push itself will say what is wrong there
+            leftovers = [
+                posixpath.join(directory, str(entry.filename))
+                for entry in entries
+                if stale_temp_of(str(entry.filename), cutoff) in names
+            ]
+            await remove_quietly(self.sftp, leftovers)
             self.dog.kick()
 
     async def already_there(self, files: list[_File]) -> set[str]:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import posixpath
 import secrets
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
@@ -41,6 +42,7 @@ __all__ = [
     "read_blocks",
     "remote_sha256",
     "remove_quietly",
+    "stale_temp_of",
     "temp_name",
 ]
 
@@ -73,15 +75,37 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-def temp_name(final: str) -> str:
-    """The name a file is written under beside its final one: ``.NAME.herd-XXXX.tmp``."""
+def temp_name(final: str, now: float | None = None) -> str:
+    """The name a file is written under beside its final one: ``.NAME.herd-TIME-XXXX.tmp``.
+
+    TIME (hex seconds) says when it was started: a temporary file keeps the
+    source's mtime, so only its name can tell a leftover from one in progress.
+    """
     head, name = posixpath.split(final)
-    return posixpath.join(head, f".{name}{_TEMP_MARK}{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    started = int(time.time() if now is None else now)
+    mark = f"{_TEMP_MARK}{started:x}-{secrets.token_hex(4)}"
+    return posixpath.join(head, f".{name}{mark}{TEMP_SUFFIX}")
 
 
 def is_temp_name(name: str) -> bool:
     """Whether ``name`` (a basename) is one of herd's temporary names."""
     return name.startswith(".") and _TEMP_MARK in name and name.endswith(TEMP_SUFFIX)
+
+
+def stale_temp_of(name: str, older_than: float) -> str | None:
+    """The final name a leftover temporary file ``name`` was for, if started before ``older_than``.
+
+    None for any other name, or for a temporary file still young enough to be in use.
+    """
+    if not is_temp_name(name):
+        return None
+    final, _, rest = name[1 : -len(TEMP_SUFFIX)].rpartition(_TEMP_MARK)
+    started, dash, _ = rest.partition("-")
+    try:
+        when = int(started, 16)
+    except ValueError:
+        return None
+    return final if dash and final and when < older_than else None
 
 
 def describe(exc: BaseException) -> str:
