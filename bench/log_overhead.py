@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,9 @@ from pathlib import Path
 
 from herd.core.audit import AuditLog
 from herd.core.results import HostResult, Output, Status
-from herd.lab import Lab
+from herd.lab import Lab, free_port
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.1.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def timed_run(home: Path, inventory: Path, *extra: str) -> tuple[float, float]:
@@ -79,7 +72,7 @@ def main() -> None:
     alone = statistics.median(log_work_alone(home, args.hosts) for _ in range(args.repeat))
     print(f"log work alone for a {args.hosts}-host run: {alone * 1000:.1f} ms (median)")
     print(f"bringing up {args.hosts} OpenSSH hosts ...", flush=True)
-    lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=_free_port())
+    lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=free_port(args.hosts))
     try:
         inventory = lab.inventory
         timed_run(home, inventory)  # warm-up: page cache, first connections

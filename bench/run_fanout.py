@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from herd.lab import Lab
+from herd.lab import Lab, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -192,7 +192,7 @@ def main() -> None:
     home = work / "home"
     lab_dir = work / "lab"
     print(f"bringing up {max(sizes)} OpenSSH hosts in {lab_dir} ...", flush=True)
-    lab = Lab.up(lab_dir, max(sizes), engine="openssh", port=_free_port())
+    lab = Lab.up(lab_dir, max(sizes), engine="openssh", port=free_port(max(sizes)))
     try:
         results: dict[tuple[str, int], Measure] = {}
         for count in sizes:
@@ -239,14 +239,6 @@ def report(results: dict[tuple[str, int], Measure], sizes: list[int], chosen: li
                 f"{count:6d} {tool:10} {herd.wall / other.wall:7.2f}x "
                 f"{herd.cpu / other.cpu:8.2f}x {herd.rss_mb / other.rss_mb:6.2f}x"
             )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.1.1", 0))
-        return int(probe.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-from herd.lab import Lab
+from herd.lab import Lab, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -278,7 +278,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="herd-bench-transfer-"))
     shm = Path(tempfile.mkdtemp(prefix="herd-bench-", dir="/dev/shm"))
     print(f"workloads in {shm}; bringing up {args.hosts} OpenSSH hosts ...", flush=True)
-    lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=_free_port())
+    lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=free_port(args.hosts))
     bench = Bench(lab, work, shm)
     results: dict[tuple[str, str, str], Measure] = {}
     try:
@@ -351,14 +351,6 @@ def report(results: dict[tuple[str, str, str], Measure], args: argparse.Namespac
         herd, ansible = results.get((name, "push", "herd")), results.get((name, "push", "ansible"))
         if herd and ansible:
             print(f"ansible's time over herd's on the {name} push: {ansible.wall / herd.wall:.1f}x")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.1.1", 0))
-        return int(probe.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -167,3 +167,23 @@ def test_lab_auto_engine_falls_back_to_builtin_without_sshd(
     assert pick_engine("auto") == ("builtin", None)
     monkeypatch.setattr("herd.lab.openssh.find_sshd", lambda: "/usr/sbin/sshd")
     assert pick_engine("auto") == ("openssh", "/usr/sbin/sshd")
+
+
+def test_free_port_prefers_the_default_and_avoids_a_port_taken_on_any_host_address() -> None:
+    import socket
+
+    from herd.lab import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.1.2", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert free_port(3, preferred=busy) != busy
+        chosen = free_port(3, preferred=busy)
+        for k in (1, 2, 3):
+            with socket.socket() as probe:
+                probe.bind((f"127.0.1.{k}", chosen))
+    with socket.socket() as probe:
+        probe.bind(("127.0.1.1", 0))
+        idle = probe.getsockname()[1]
+    assert free_port(3, preferred=idle) == idle

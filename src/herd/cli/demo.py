@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shlex
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -60,28 +58,11 @@ class Tour:
         return code
 
 
-def _free_port(addresses: Sequence[str]) -> int:
-    """2222 when it is free on every lab address, else a free port picked at random."""
-    candidates = [2222, *random.sample(range(20000, 40000), 50)]
-    for port in candidates:
-        if all(_bindable(address, port) for address in addresses):
-            return port
-    raise HerdError("no free port for the lab on 127.0.1.x: pass one with `herd lab up --port`")
-
-
-def _bindable(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
 @contextlib.contextmanager
 def _lab(tour: Tour, lab_dir: Path, engine: str) -> Iterator[None]:
-    addresses = [f"127.0.1.{k}" for k in range(1, _HOSTS + 1)]
-    port = _free_port(addresses)
+    from herd.lab import free_port
+
+    port = free_port(_HOSTS)
     tour.say(f"A lab fleet: {_HOSTS} SSH hosts on 127.0.1.1-{_HOSTS}, each its own sshd")
     tour.herd(
         "lab", "up", str(_HOSTS), "--dir", str(lab_dir), "--engine", engine,

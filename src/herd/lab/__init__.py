@@ -5,7 +5,7 @@ for all) and writes DIR/inventory.yml; ``Lab(DIR).down()`` stops exactly what
 it started.
 """
 
-from herd.lab.fleet import ENGINES, Lab, current_user, pick_engine
+from herd.lab.fleet import ENGINES, Lab, current_user, free_port, pick_engine
 from herd.lab.plan import DEFAULT_PORT, MAX_HOSTS, address_of, default_groups, parse_groups
 from herd.lab.processes import ProcessState
 from herd.lab.state import LabHost, LabState
@@ -21,6 +21,7 @@ __all__ = [
     "address_of",
     "current_user",
     "default_groups",
+    "free_port",
     "parse_groups",
     "pick_engine",
 ]

@@ -13,6 +13,7 @@ import errno
 import getpass
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -24,11 +25,11 @@ from herd.errors import LabError
 from herd.lab import builtin_launcher, openssh
 from herd.lab.files import LabFiles, inventory_document
 from herd.lab.keys import known_hosts_line, write_key_pair
-from herd.lab.plan import DEFAULT_PORT, PlannedHost, plan_hosts
+from herd.lab.plan import DEFAULT_PORT, PlannedHost, address_of, plan_hosts
 from herd.lab.processes import ProcessState, process_state, signal_tree, terminate
 from herd.lab.state import LabHost, LabState, read_state, write_state
 
-__all__ = ["ENGINES", "Lab", "current_user", "pick_engine"]
+__all__ = ["ENGINES", "Lab", "current_user", "free_port", "pick_engine"]
 
 ENGINES = ("auto", "openssh", "builtin")
 _SIGNAL_WAIT = 5.0  # seconds for a signalled sshd to show as stopped or running
@@ -56,19 +57,36 @@ def pick_engine(engine: str) -> tuple[str, str | None]:
     return "builtin", None
 
 
+def _bind_problem(address: str, port: int) -> str | None:
+    """Why ``address:port`` cannot be bound as sshd binds it, or None when it is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as sshd binds
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            return "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+    return None
+
+
 def _check_ports_free(hosts: Sequence[PlannedHost]) -> None:
     """Refuse to start when some host's address:port is already taken."""
     for host in hosts:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as sshd binds
-            try:
-                probe.bind((host.address, host.port))
-            except OSError as exc:
-                reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-                raise LabError(
-                    f"port {host.port} on {host.address} ({host.name}) is {reason}: "
-                    "pick another with --port"
-                ) from None
+        reason = _bind_problem(host.address, host.port)
+        if reason is not None:
+            raise LabError(
+                f"port {host.port} on {host.address} ({host.name}) is {reason}: "
+                "pick another with --port"
+            )
+
+
+def free_port(count: int, preferred: int = DEFAULT_PORT, tries: int = 50) -> int:
+    """A port free on the addresses of all ``count`` lab hosts: ``preferred`` if it is."""
+    addresses = [address_of(k) for k in range(1, count + 1)]
+    candidates = [preferred, *random.sample(range(20000, 60000), tries)]
+    for port in candidates:
+        if all(_bind_problem(address, port) is None for address in addresses):
+            return port
+    raise LabError(f"no port free on all {count} lab addresses: pick one with --port")
 
 
 def _read_pid_file(path: Path) -> int | None:
