@@ -33,6 +33,7 @@ from herd.hosts.sftp_ops import (
     bounded_gather,
     describe,
     temp_name,
+    transfer_result,
 )
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress, hash_file
 from herd.inventory.model import Host
@@ -375,13 +376,4 @@ async def pull_host(
         status, error = Status.ERROR, describe(exc)
     if status is Status.OK and job is not None and job.problems:
         status, error = Status.ERROR, _reason(job.problems)
-    if dog.expired:  # the watchdog hung up on a host that stopped answering
-        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
-    return HostResult(
-        host=host.name,
-        address=host.address,
-        status=status,
-        duration=time.monotonic() - started,
-        error=error,
-        files=tuple(job.records) if job is not None else (),
-    )
+    return transfer_result(host, started, dog, job, status=status, error=error)

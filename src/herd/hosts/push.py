@@ -33,6 +33,7 @@ from herd.hosts.sftp_ops import (
     remove_quietly,
     stale_temp_of,
     temp_name,
+    transfer_result,
 )
 from herd.hosts.transfer_plan import (
     LocalDir,
@@ -417,13 +418,4 @@ async def push_host(
         status, error = Status.ERROR, str(exc)
     except (asyncssh.Error, OSError) as exc:
         status, error = Status.ERROR, describe(exc)
-    if dog.expired:  # the watchdog hung up on a host that stopped answering
-        status, error = Status.TIMEOUT, f"no progress for {options.stall_timeout:g} s"
-    return HostResult(
-        host=host.name,
-        address=host.address,
-        status=status,
-        duration=time.monotonic() - started,
-        error=error,
-        files=tuple(job.records) if job is not None else (),
-    )
+    return transfer_result(host, started, dog, job, status=status, error=error)

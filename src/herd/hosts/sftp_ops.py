@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import asyncssh
 
-from herd.core.results import FileRecord
+from herd.core.results import FileRecord, HostResult, Status
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 from herd.inventory.model import Host
 
@@ -44,6 +44,7 @@ __all__ = [
     "remove_quietly",
     "stale_temp_of",
     "temp_name",
+    "transfer_result",
 ]
 
 TEMP_SUFFIX = ".tmp"
@@ -293,6 +294,28 @@ class Watchdog:
     def allow(self, seconds: float) -> None:
         deadline = asyncio.get_running_loop().time() + max(seconds, self.stall)
         self._deadline = max(self._deadline, deadline)
+
+
+def transfer_result(
+    host: Host,
+    started: float,
+    dog: Watchdog,
+    job: HostTransfer | None,
+    *,
+    status: Status,
+    error: str,
+) -> HostResult:
+    """One host's push or pull result; a host the watchdog hung up on is a timeout."""
+    if dog.expired:
+        status, error = Status.TIMEOUT, f"no progress for {dog.stall:g} s"
+    return HostResult(
+        host=host.name,
+        address=host.address,
+        status=status,
+        duration=time.monotonic() - started,
+        error=error,
+        files=tuple(job.records) if job is not None else (),
+    )
 
 
 class HostTransfer:
