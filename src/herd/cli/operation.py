@@ -2,11 +2,11 @@
 
 The operation log is opened and the operation begun BEFORE anything connects
 (herd refuses to run unrecorded unless ``--no-log``); host results are
-recorded as they arrive, in batches (one transaction per second or per 200
-hosts, not one per host, and a finished host waits at most a second to be
-written, so a killed herd loses at most that); the operation is finished as
-ok, failed or interrupted with its exit code. Passwords never reach it: they are not in
-argv (prompted, then sent over stdin) and not in results.
+recorded in batches (one transaction per 200 hosts, and a flusher writes
+whatever waits once a second, so a killed herd loses at most a second of
+results); the operation is finished as ok, failed or interrupted with its exit
+code. Passwords never reach it: they are not in argv (prompted, then sent over
+stdin) and not in results.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ class Operation:
         self.op_id: int | None = None
         self._log: AuditLog | None = None if no_log else AuditLog(app.paths.audit_db, syslog=syslog)
         self._pending: list[HostResult] = []
-        self._last_flush = time.monotonic()
 
     def begin(
         self,
@@ -70,8 +69,7 @@ class Operation:
         if self._log is None:
             return
         self._pending.append(result)
-        now = time.monotonic()
-        if len(self._pending) >= _FLUSH_HOSTS or now - self._last_flush >= _FLUSH_SECONDS:
+        if len(self._pending) >= _FLUSH_HOSTS:
             self.flush()
 
     async def flush_every_second(self) -> None:
@@ -84,7 +82,6 @@ class Operation:
         if self._log is not None and self.op_id is not None and self._pending:
             pending, self._pending = self._pending, []
             self._log.record_hosts(self.op_id, pending)
-        self._last_flush = time.monotonic()
 
     def finish(self, batch: BatchResult) -> None:
         """Write what is left and close the operation as ok, failed or interrupted."""
