@@ -125,3 +125,19 @@ def test_proxy_jump_in_ansible_ssh_arguments_becomes_the_jump_host(tmp_path: Pat
     assert inventory.host("a").jump == "ops@bastion.example.net:2222"
     assert inventory.host("b").jump == "jump1"
     assert inventory.host("c").jump == "chosen"
+
+
+def test_a_dash_j_inside_a_path_is_not_a_jump_host(tmp_path: Path) -> None:
+    # a temporary directory such as /tmp/demo-Jacpx once made herd jump via "acpx/known_hosts"
+    source = tmp_path / "inv.ini"
+    source.write_text(
+        "a ansible_ssh_common_args='-o UserKnownHostsFile=/tmp/demo-Jacpx/known_hosts'\n"
+        "b ansible_ssh_common_args='-o UserKnownHostsFile=/tmp/x-oProxyJump=y/kh'\n"
+        "c ansible_ssh_common_args='-o \"ProxyJump bastion\" -o UserKnownHostsFile=/k'\n"
+        "d ansible_ssh_extra_args='-Jops@bastion:2222'\n"
+    )
+    inventory = load_inventory([str(source)])
+    assert inventory.host("a").jump is None
+    assert inventory.host("b").jump is None
+    assert inventory.host("c").jump == "bastion"
+    assert inventory.host("d").jump == "ops@bastion:2222"

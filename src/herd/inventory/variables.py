@@ -10,6 +10,7 @@ every variable is still shown as written, as Ansible shows it.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -193,17 +194,28 @@ def connection_fields(name: str, resolved: Resolved) -> dict[str, object]:
     }
 
 
-_PROXY_JUMP = re.compile(r"(?:-o\s*ProxyJump[=\s]+|-J\s*)([^\s'\"]+)", re.IGNORECASE)
-
-
 def _proxy_jump(values: Mapping[str, object]) -> str | None:
-    """The bastion an Ansible inventory names in its SSH arguments (``-o ProxyJump=``, ``-J``)."""
+    """The bastion an Ansible inventory names in its SSH arguments (``-o ProxyJump=``, ``-J``).
+
+    The arguments are split as the shell would, so ``-J`` inside another
+    option's value (a path such as ``/tmp/x-Jy/known_hosts``) is not a jump.
+    """
     for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         args = values.get(key)
-        if isinstance(args, str):
-            found = _PROXY_JUMP.search(args)
-            if found:
-                return found.group(1)
+        if not isinstance(args, str):
+            continue
+        try:
+            words = shlex.split(args)
+        except ValueError:
+            continue
+        for index, word in enumerate(words):
+            following = words[index + 1] if index + 1 < len(words) else ""
+            if word.startswith("-J"):
+                return word[2:] or following or None
+            if word.startswith("-o"):
+                name, _, value = (word[2:] or following).replace("=", " ", 1).partition(" ")
+                if name.lower() == "proxyjump" and value.strip():
+                    return value.strip()
     return None
 
 
