@@ -26,6 +26,7 @@ from herd.hosts.hostkeys import (
     HostKeyVerdict,
     default_known_hosts,
 )
+from herd.hosts.wire import batch_writes
 from herd.inventory.model import Host
 
 __all__ = ["ClientKeys", "ConnectOptions", "Connector", "HostFailure", "connect"]
@@ -236,6 +237,7 @@ async def _open(
         keepalive_interval=0,
         **extra,
     )
+    batch_writes(conn)
     return conn
 
 
