@@ -12,6 +12,7 @@ import io
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,12 +327,25 @@ def test_download_interrupted_mid_transfer_resumes_to_the_same_bytes(
     assert local.read_bytes() == data
 
 
+def _wait_until_settled(path: Path, timeout: float = 10.0) -> None:
+    """Wait until ``path`` has bytes and stops growing."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.exists() else 0
+        if size and size == last:
+            return
+        last = size
+        time.sleep(0.05)
+
+
 def test_upload_interrupted_mid_transfer_resumes_with_appe(served: Served, tmp_path: Path) -> None:
     data = payload(4 << 20)
     source = tmp_path / "dump.sql"
     source.write_bytes(data)
     with pytest.raises(KeyboardInterrupt), served.client() as client:
         client.put(source, "dump.sql", progress=_StopAfter(1 << 20))
+    _wait_until_settled(served.home / "dump.sql")  # the server's thread still drains the socket
     with served.client() as client:
         transfer = client.put(source, "dump.sql", resume=True)
     assert transfer.resumed_from > 0  # the server kept the interrupted upload's bytes
