@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from herd.cli.context import AppContext
@@ -117,11 +118,14 @@ def run_operation(
     renderers: Renderers,
     *,
     on_begin: Callable[[int | None], None] | None = None,
+    resources: Callable[[], AbstractAsyncContextManager[object]] | None = None,
 ) -> BatchResult:
     """Record, fan out over ``hosts``, render, and finish; returns the batch.
 
-    A Ctrl-C during the batch returns it marked interrupted (exit code 130),
-    recorded with the hosts that completed.
+    ``resources`` is what ``per_host`` needs for the whole batch (transfer
+    workers), entered on the event loop around the fan-out. A Ctrl-C during the
+    batch returns it marked interrupted (exit code 130), recorded with the
+    hosts that completed.
     """
     from herd.hosts.fanout import fanout
     from herd.hosts.sshlib import run_loop
@@ -148,7 +152,8 @@ def run_operation(
         async def main() -> BatchResult:
             flusher = asyncio.create_task(operation.flush_every_second())
             try:
-                return await fanout(hosts, work, plan.forks, on_result)
+                async with resources() if resources else contextlib.nullcontext():
+                    return await fanout(hosts, work, plan.forks, on_result)
             finally:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,7 @@ from herd.cli.fleet_options import FleetOptions, fleet_options, reach
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from herd.hosts.transfer import HostJob, TransferJob
     from herd.hosts.transfer_plan import TransferOptions
 
 __all__ = ["pull", "push"]
@@ -38,6 +40,9 @@ def _transfer_options(command: F) -> F:
         click.option("--mode", default=None, metavar="OCTAL",
                      help="Permissions for every file (e.g. 0644) instead of the source's."),
         click.option("--no-progress", is_flag=True, help="No progress bar on the terminal."),
+        click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="Worker processes carrying the transfers (default: up to one per"
+                          " core, 4 hosts or more each; 0: all in herd's own process)."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -56,10 +61,18 @@ def _mode(text: str | None) -> int | None:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Display:
+    """How the transfer is carried and shown, beside what it does."""
+
+    progress: bool  # the progress bar on a terminal
+    workers: int | None  # worker processes; None: herd decides by cores and hosts
+
+
 def _split_options(
     pattern: str, opts: dict[str, Any], *, mkdir: bool
-) -> tuple[TransferOptions, FleetOptions, bool]:
-    """The transfer's own options, those shared with run, and whether to show progress."""
+) -> tuple[TransferOptions, FleetOptions, _Display]:
+    """The transfer's own options, those shared with run, and how to carry and show it."""
     from herd.hosts.transfer_plan import TransferOptions
 
     options = TransferOptions(
@@ -69,22 +82,25 @@ def _split_options(
         verify=not opts.pop("no_verify"),
         stall_timeout=opts.pop("stall_timeout"),
     )
-    show_progress = not opts.pop("no_progress")
-    return options, FleetOptions.take(pattern, opts), show_progress
+    display = _Display(progress=not opts.pop("no_progress"), workers=opts.pop("workers"))
+    return options, FleetOptions.take(pattern, opts), display
 
 
 def _execute(
     app: AppContext,
-    kind: str,
     fleet: FleetOptions,
-    make_job: Any,
+    job: TransferJob,
     what: str,
-    *,
-    show_progress: bool,
+    display: _Display,
 ) -> int:
-    """Select hosts, connect with run's engine, render, record: the shared half of push and pull."""
+    """Select hosts, connect with run's engine, render, record: the shared half of push and pull.
+
+    The hosts are carried by worker processes, one per core, when there are
+    enough of them (``herd.hosts.workers``), else in this process.
+    """
     from herd.cli.operation import run_operation
     from herd.core.config import load_settings
+    from herd.hosts.workers import TransferWorkers, worker_count
     from herd.ui.console import Printer
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
@@ -97,6 +113,7 @@ def _execute(
         TransferTotals,
     )
 
+    kind = job.kind
     settings = load_settings(app.paths.settings_file).run
     hosts, connector = reach(app, fleet, settings)
     verb = "sent" if kind == "push" else "fetched"
@@ -114,20 +131,28 @@ def _execute(
             renderers.append(TransferOutDir(fleet.out_dir))
         except OSError as exc:
             raise ConfigError(f"{fleet.out_dir}: cannot create: {exc.strerror}") from exc
-    if show_progress:
+    if display.progress:
         renderers.append(bar)
     summary = Summary(err, verbose=fleet.verbose)
     totals = TransferTotals(summary, verb)
     renderers.append(totals)
     renderers.append(summary)
     plan = fleet.plan(kind, what, settings)
-    job = make_job(connector, bar)
+    workers = worker_count(display.workers, sum(1 for h in hosts if not h.local))
+    per_host: HostJob
+    if workers:
+        pool = TransferWorkers(job, connector.options, bar, workers, debug=app.debug)
+        per_host, resources = pool.per_host, pool.running
+    else:
+        per_host, resources = job.per_host(connector, bar), None
 
     def noted(op_id: int | None) -> None:
         if op_id is not None:
             totals.recorded = f"recorded as operation {op_id}: herd log show {op_id}"
 
-    batch = run_operation(app, plan, hosts, job, Renderers(renderers), on_begin=noted)
+    batch = run_operation(
+        app, plan, hosts, per_host, Renderers(renderers), on_begin=noted, resources=resources
+    )
     return batch.exit_code
 
 
@@ -146,27 +171,16 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
     already there with the same size and sha256 are skipped. `{host}` in DEST
     becomes each host's inventory name (hosts sharing one filesystem).
     """
-    from herd.hosts.transfer import push_job
+    from herd.hosts.transfer import PushJob
     from herd.hosts.transfer_plan import plan_push
-    from herd.hosts.transfer_stream import BlockSource
 
     if len(paths) < 2:
         raise UsageError("push needs at least one SRC and a DEST")
     *sources, dest = paths
-    options, fleet, show_progress = _split_options(pattern, opts, mkdir=mkdir)
+    options, fleet, display = _split_options(pattern, opts, mkdir=mkdir)
     plan = plan_push([Path(s) for s in sources], follow_symlinks=options.follow_symlinks)
-    source = BlockSource(options.block_size)
     what = f"push {' '.join(sources)} -> {dest}"
-    return _execute(
-        app,
-        "push",
-        fleet,
-        lambda connector, bar: push_job(
-            connector, plan=plan, dest=dest, options=options, source=source, progress=bar
-        ),
-        what,
-        show_progress=show_progress,
-    )
+    return _execute(app, fleet, PushJob(plan, dest, options), what, display)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,7 +196,7 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     A source missing on a host is that host's error; the others carry on.
     `{host}` in a SRC becomes each host's inventory name.
     """
-    from herd.hosts.transfer import pull_job
+    from herd.hosts.transfer import PullJob
 
     if len(paths) < 2:
         raise UsageError("pull needs at least one SRC and a DEST_DIR")
@@ -190,15 +204,6 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     dest_dir = Path(dest)
     if dest_dir.exists() and not dest_dir.is_dir():
         raise UsageError(f"{dest_dir}: not a directory")
-    options, fleet, show_progress = _split_options(pattern, opts, mkdir=True)
+    options, fleet, display = _split_options(pattern, opts, mkdir=True)
     what = f"pull {' '.join(sources)} -> {dest_dir}"
-    return _execute(
-        app,
-        "pull",
-        fleet,
-        lambda connector, bar: pull_job(
-            connector, sources=list(sources), dest_dir=dest_dir, options=options, progress=bar
-        ),
-        what,
-        show_progress=show_progress,
-    )
+    return _execute(app, fleet, PullJob(tuple(sources), dest_dir, options), what, display)

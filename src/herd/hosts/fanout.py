@@ -23,11 +23,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
 
-__all__ = ["ResultSink", "Slot", "current_slot", "fanout"]
+__all__ = ["HostSlot", "ResultSink", "Slot", "current_slot", "error_result", "fanout", "use_slot"]
 
 ResultSink = Callable[[HostResult], None]
 
@@ -86,12 +87,38 @@ class Slot:
         await self.acquire()
 
 
-_SLOT: ContextVar[Slot | None] = ContextVar("herd_fanout_slot", default=None)
+class HostSlot(Protocol):
+    """What the connect code may do with a host's slot: a ``Slot``, or a worker's stand-in."""
+
+    def step_out(self) -> bool: ...
+
+    async def step_in(self) -> None: ...
 
 
-def current_slot() -> Slot | None:
+_SLOT: ContextVar[HostSlot | None] = ContextVar("herd_fanout_slot", default=None)
+
+
+def current_slot() -> HostSlot | None:
     """The slot of the host this task works on, when running under ``fanout``."""
     return _SLOT.get()
+
+
+def use_slot(slot: HostSlot) -> None:
+    """Make ``slot`` the current task's slot (a transfer worker's stand-in for the main's)."""
+    _SLOT.set(slot)
+
+
+def error_result(host: Host, exc: Exception, started: float) -> HostResult:
+    """A host's result for a surprise on that host: its error, never the batch's failure."""
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return HostResult(
+        host=host.name,
+        address=host.address,
+        status=Status.ERROR,
+        duration=time.monotonic() - started,
+        error=reason,
+    )
 
 
 async def fanout(
@@ -129,15 +156,7 @@ async def fanout(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug or a surprise on one host must not sink the batch
-                text = str(exc).strip().splitlines()
-                reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-                result = HostResult(
-                    host=host.name,
-                    address=host.address,
-                    status=Status.ERROR,
-                    duration=time.monotonic() - started,
-                    error=reason,
-                )
+                result = error_result(host, exc, started)
         finally:
             slot.release()
         deliver(result)

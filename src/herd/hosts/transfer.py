@@ -3,15 +3,19 @@
 The connection comes from the same ``Connector`` as ``herd run`` (same host key
 policy, keys and timeouts); a host that cannot be reached gets the same status
 and reason it would get from a run. The transfer itself is ``push_host`` or
-``pull_host``.
+``pull_host``. A ``PushJob`` or ``PullJob`` is the whole of one operation as
+plain data: herd runs it in its own process or hands it to transfer workers
+(``herd.hosts.workers``), which build the same per-host work from it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import asyncssh
 
@@ -24,7 +28,7 @@ from herd.hosts.transfer_plan import PushPlan, TransferOptions, TransferProgress
 from herd.hosts.transfer_stream import BlockSource
 from herd.inventory.model import Host
 
-__all__ = ["HostJob", "pull_job", "push_job"]
+__all__ = ["HostJob", "PullJob", "PushJob", "TransferJob"]
 
 HostJob = Callable[[Host, OutputSink | None], Awaitable[HostResult]]
 Transfer = Callable[[asyncssh.SSHClientConnection, Host], Awaitable[HostResult]]
@@ -51,34 +55,48 @@ def _job(connector: Connector, verb: str, transfer: Transfer) -> HostJob:
     return one
 
 
-def push_job(
-    connector: Connector,
-    *,
-    plan: PushPlan,
-    dest: str,
-    options: TransferOptions,
-    source: BlockSource,
-    progress: TransferProgress,
-) -> HostJob:
-    """The per-host work of ``herd push``: connect, then ``push_host``."""
-    return _job(
-        connector,
-        "push",
-        partial(push_host, plan=plan, dest=dest, options=options, source=source, progress=progress),
-    )
+@dataclass(frozen=True, slots=True)
+class PushJob:
+    """One push: what every host gets. Plain data, so a worker process can be handed it."""
+
+    plan: PushPlan
+    dest: str
+    options: TransferOptions
+    kind: ClassVar[str] = "push"
+
+    def per_host(self, connector: Connector, progress: TransferProgress) -> HostJob:
+        """The per-host work: connect, then ``push_host``, blocks read once per process."""
+        source = BlockSource(self.options.block_size, self.options.cache_budget)
+        transfer = partial(
+            push_host,
+            plan=self.plan,
+            dest=self.dest,
+            options=self.options,
+            source=source,
+            progress=progress,
+        )
+        return _job(connector, self.kind, transfer)
 
 
-def pull_job(
-    connector: Connector,
-    *,
-    sources: list[str],
-    dest_dir: Path,
-    options: TransferOptions,
-    progress: TransferProgress,
-) -> HostJob:
-    """The per-host work of ``herd pull``: connect, then ``pull_host``."""
-    return _job(
-        connector,
-        "pull",
-        partial(pull_host, sources=sources, dest_dir=dest_dir, options=options, progress=progress),
-    )
+@dataclass(frozen=True, slots=True)
+class PullJob:
+    """One pull: what to fetch from every host and where it lands. Plain data, like PushJob."""
+
+    sources: tuple[str, ...]
+    dest_dir: Path
+    options: TransferOptions
+    kind: ClassVar[str] = "pull"
+
+    def per_host(self, connector: Connector, progress: TransferProgress) -> HostJob:
+        """The per-host work: connect, then ``pull_host``."""
+        transfer = partial(
+            pull_host,
+            sources=list(self.sources),
+            dest_dir=self.dest_dir,
+            options=self.options,
+            progress=progress,
+        )
+        return _job(connector, self.kind, transfer)
+
+
+TransferJob = PushJob | PullJob

@@ -19,6 +19,7 @@ from herd.errors import SourceError
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_CACHE_BUDGET",
     "DEFAULT_REQUESTS",
     "LocalDir",
     "LocalFile",
@@ -33,6 +34,7 @@ __all__ = [
 
 DEFAULT_BLOCK_SIZE = 128 * 1024  # bytes per SFTP read or write request
 DEFAULT_REQUESTS = 8  # SFTP requests in flight per host: block size x this = memory per host
+DEFAULT_CACHE_BUDGET = 32 * 1024 * 1024  # source blocks kept for hosts that lag behind
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -47,6 +49,7 @@ class TransferOptions:
     block_size: int = DEFAULT_BLOCK_SIZE
     requests: int = DEFAULT_REQUESTS
     files_in_flight: int = 16  # files one host transfers at once (hides round trips)
+    cache_budget: int = DEFAULT_CACHE_BUDGET  # bytes of source blocks a process keeps for its hosts
     stall_timeout: float = 60.0  # a host that makes no progress for this long fails
 
 

@@ -16,11 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.hosts.transfer_plan import LocalFile
+from herd.hosts.transfer_plan import DEFAULT_CACHE_BUDGET, LocalFile
 
 __all__ = ["DEFAULT_CACHE_BUDGET", "BlockSource", "SourceChanged", "StreamStats"]
-
-DEFAULT_CACHE_BUDGET = 32 * 1024 * 1024
 
 
 class SourceChanged(OSError):
