@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from typing import Any
 
 from herd.hosts.sshlib import run_loop
-from herd.hosts.wire import BatchedWrites, batch_writes
+from herd.hosts.wire import BatchedWrites, batch_writes, skip_packet_logs
 
 
 async def _pair() -> tuple[Any, socket.socket]:
@@ -96,3 +97,33 @@ def test_a_connection_without_a_writable_transport_is_left_alone() -> None:
     conn = Conn()
     batch_writes(conn)
     assert conn._transport is None
+
+
+class _Logs:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log_sent_packet(self, *args: object) -> None:
+        self.lines.append("sent")
+
+    def log_received_packet(self, *args: object) -> None:
+        self.lines.append("received")
+
+
+def test_packet_logs_are_skipped_only_when_nobody_could_read_them() -> None:
+    quiet = _Logs()
+    skip_packet_logs(quiet)
+    quiet.log_sent_packet(1, 2, b"x")
+    quiet.log_received_packet(1, 2, b"x")
+    assert quiet.lines == []
+
+    logger = logging.getLogger("asyncssh")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        traced = _Logs()
+        skip_packet_logs(traced)
+        traced.log_sent_packet(1, 2, b"x")
+    finally:
+        logger.setLevel(level)
+    assert traced.lines == ["sent"]

@@ -26,7 +26,7 @@ from herd.hosts.hostkeys import (
     HostKeyVerdict,
     default_known_hosts,
 )
-from herd.hosts.wire import batch_writes
+from herd.hosts.wire import batch_writes, skip_packet_logs
 from herd.inventory.model import Host
 
 __all__ = ["ClientKeys", "ConnectOptions", "Connector", "HostFailure", "connect"]
@@ -238,6 +238,7 @@ async def _open(
         **extra,
     )
     batch_writes(conn)
+    skip_packet_logs(conn)
     return conn
 
 
