@@ -7,10 +7,13 @@ Two workloads, each pushed to every host and pulled back:
   big   one file of --big-mb MB
   tree  --tree-files small files (1-8 KB) in 10 directories
 
-Tools, each a separate process measured with wait4 (wall time, and peak RSS of
-the client process itself):
+Tools, each a separate process measured with wait4 (wall time, client CPU, and
+peak RSS of the largest client process), and sampled every 20 ms for the peak
+of the RSS summed over the whole client process tree (herd and its transfer
+workers; xargs with every scp and ssh):
   herd      the full CLI: ``herd push all SRC DEST/{host}/`` (atomic, verified)
   herd-noverify  the same with --no-verify: what the hosts' sha256 pass costs
+  herd-oneproc   the same with --workers 0: everything in herd's one process
   asyncssh  a plain asyncssh reference: connect + ``sftp.put``/``sftp.get``, defaults
   pssh      parallel-ssh's ``copy_file`` / ``copy_remote_file``
   scp       OpenSSH scp, one per host, in parallel with ``xargs -P``
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,11 @@ from herd.lab import Lab, free_port
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FORKS = 100
+HERD_VARIANTS = {  # herd as shipped, and what its verification and its workers change
+    "herd": [],
+    "herd-noverify": ["--no-verify"],
+    "herd-oneproc": ["--workers", "0"],
+}
 
 ASYNCSSH = textwrap.dedent(
     """
@@ -98,15 +107,61 @@ class Measure:
     wall: float
     cpu: float  # user+sys seconds of the client and the children it waited for (not sshd)
     rss_mb: float  # peak RSS of the client process (the largest of its waited-for children)
+    tree_mb: float = 0.0  # peak of the summed RSS of the client and all its descendants
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        found.append(parent)
+        try:
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    todo.extend(int(c) for c in children.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    total = 0
+    for member in _descendants(pid):
+        try:
+            with open(f"/proc/{member}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class _TreeSampler(threading.Thread):
+    """The peak of a process tree's summed RSS, sampled every 20 ms until it ends."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, _tree_rss(self.pid))
 
 
 def measure(argv: list[str], env: dict[str, str], *, shell: bool = False) -> Measure:
-    """Run one tool to its end; wall time and peak RSS come from wait4."""
+    """Run one tool to its end; wall time and its own peak RSS come from wait4."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(
             argv[0] if shell else argv, stdout=out, stderr=err, env=env, cwd=ROOT, shell=shell
         )
+        sampler = _TreeSampler(process.pid)
+        sampler.start()
+        # the tree is sampled until the process is reaped: wait without reaping first
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        sampler.done.set()
+        sampler.join()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         code = os.waitstatus_to_exitcode(status)
@@ -117,7 +172,8 @@ def measure(argv: list[str], env: dict[str, str], *, shell: bool = False) -> Mea
                 f"{' '.join(argv)[:200]} failed ({code}):"
                 f" {err.read().decode()[-800:]} {out.read().decode()[-800:]}"
             )
-    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measure(wall, cpu, usage.ru_maxrss / 1024, sampler.peak / 1024 / 1024)
 
 
 def make_workloads(local: Path, big_mb: int, tree_files: int) -> dict[str, Path]:
@@ -191,8 +247,8 @@ class Bench:
         addresses = ",".join(a for _, a in self.hosts(count))
         lab, remote = self.lab, str(self.remote)
         user, key, known, port = lab.state.user, str(lab.client_key), str(lab.known_hosts), lab.port
-        if tool in ("herd", "herd-noverify"):
-            extra = ["--no-verify"] if tool == "herd-noverify" else []
+        if tool in HERD_VARIANTS:
+            extra = HERD_VARIANTS[tool]
             return [str(BIN / "herd"), "-i", str(inventory), "push", "all", str(source),
                     f"{remote}/{{host}}/", "--json", "--no-progress",
                     "--forks", str(FORKS), *extra], False  # fmt: skip
@@ -221,8 +277,8 @@ class Bench:
         addresses = ",".join(a for _, a in self.hosts(count))
         lab, remote, pulled = self.lab, str(self.remote), str(self.pulled)
         user, key, known, port = lab.state.user, str(lab.client_key), str(lab.known_hosts), lab.port
-        if tool in ("herd", "herd-noverify"):
-            extra = ["--no-verify"] if tool == "herd-noverify" else []
+        if tool in HERD_VARIANTS:
+            extra = HERD_VARIANTS[tool]
             return [str(BIN / "herd"), "-i", str(inventory), "pull", "all",
                     f"{remote}/{{host}}/{what}", pulled, "--json", "--no-progress",
                     "--forks", str(FORKS), *extra], False  # fmt: skip
@@ -305,7 +361,8 @@ def main() -> None:
                             m = run_tool(bench, kind, tool, count, workload)
                         runs.setdefault(tool, []).append(m)
                         print(f"  {name:4s} {kind:4s} {tool:13s} {count:3d} hosts: {m.wall:7.2f} s,"
-                              f" client CPU {m.cpu:6.2f} s, peak RSS {m.rss_mb:6.1f} MB",
+                              f" client CPU {m.cpu:6.2f} s, peak RSS {m.rss_mb:6.1f} MB"
+                              f" (process tree {m.tree_mb:6.1f} MB)",
                               flush=True)  # fmt: skip
                 for tool, measures in runs.items():
                     key = (name, "rerun", "herd") if tool == "herd-rerun" else (name, kind, tool)
@@ -313,6 +370,7 @@ def main() -> None:
                         statistics.median(m.wall for m in measures),
                         statistics.median(m.cpu for m in measures),
                         max(m.rss_mb for m in measures),
+                        max(m.tree_mb for m in measures),
                     )
         if "ansible" in chosen and args.ansible_hosts:
             count = args.ansible_hosts
@@ -346,7 +404,10 @@ def report(results: dict[tuple[str, str, str], Measure], args: argparse.Namespac
                   f" ({rerun.wall / push.wall:.2f}x the first push)")  # fmt: skip
     herd_big = results.get(("big", "push", "herd"))
     if herd_big is not None:
-        print(f"herd peak RSS, big push to {args.hosts} hosts: {herd_big.rss_mb:.1f} MB")
+        print(
+            f"herd peak RSS, big push to {args.hosts} hosts: {herd_big.rss_mb:.1f} MB in one"
+            f" process, {herd_big.tree_mb:.1f} MB summed over herd and its workers"
+        )
     for name in ("tree", "tree-small"):
         herd, ansible = results.get((name, "push", "herd")), results.get((name, "push", "ansible"))
         if herd and ansible:
