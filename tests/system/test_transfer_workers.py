@@ -133,13 +133,15 @@ def test_a_worker_killed_mid_transfer_fails_only_its_own_hosts(
         original(self, name, nbytes)
 
     monkeypatch.setattr(TransferProgressBar, "advance", advance)
+    # two hosts at a time: the hosts that start after the kill all go to the live worker
     code = herd(lab_fleet, "push", "all", str(big), f"{remote}/{{host}}/", "--mkdir", "--json",
-                "--workers", "2")  # fmt: skip
+                "--workers", "2", "--forks", "2")  # fmt: skip
     assert killed
     assert code == 1
     rows = rows_of(capsys.readouterr().out)
+    assert set(rows) == set(lab_fleet.names())
     failed = {n for n, r in rows.items() if r["status"] != "ok"}
-    assert failed and failed != set(rows)  # the other worker's hosts went on
+    assert 1 <= len(failed) <= 2  # what the killed worker had in flight, nothing after
     for name, row in rows.items():
         if name in failed:
             assert row["error"] == (

@@ -108,6 +108,7 @@ class _Worker:
         self._waiting: dict[int, asyncio.Future[HostResult | None]] = {}
         self._slots: dict[int, HostSlot | None] = {}
         self._outside: set[int] = set()
+        self.gone: str | None = None  # why the worker can take no more hosts, once it exited
         self._reader = asyncio.create_task(self._read())
 
     @property
@@ -120,6 +121,8 @@ class _Worker:
 
     async def run(self, seq: int, host: Host) -> HostResult:
         """``host``'s result from this worker; cancelling it cancels the host there."""
+        if self.gone is not None:
+            return HostResult(host.name, host.address, Status.ERROR, error=self.gone)
         answer: asyncio.Future[HostResult | None] = asyncio.get_running_loop().create_future()
         self._hosts[seq], self._waiting[seq], self._slots[seq] = host, answer, current_slot()
         self.send("host", seq, replace(host, vars={}))  # how to reach it is all a worker needs
@@ -179,12 +182,12 @@ class _Worker:
         """The worker is gone: every host it still had gets an error saying so."""
         how = "exited" if code is None or code >= 0 else "was killed"
         detail = "" if code is None else f" ({code if code >= 0 else f'signal {-code}'})"
+        reason = f"transfer worker {self._process.pid} {how}{detail} during the transfer"
+        self.gone = reason
         for seq, answer in self._waiting.items():
-            if answer.done():
-                continue
-            host = self._hosts[seq]
-            reason = f"transfer worker {self._process.pid} {how}{detail} during the transfer"
-            answer.set_result(HostResult(host.name, host.address, Status.ERROR, error=reason))
+            if not answer.done():
+                host = self._hosts[seq]
+                answer.set_result(HostResult(host.name, host.address, Status.ERROR, error=reason))
 
     async def stop(self) -> None:
         """Close its stdin (it exits when its hosts are done); kill it if it lingers."""
@@ -248,9 +251,9 @@ class TransferWorkers:
             self._workers.clear()
 
     async def per_host(self, host: Host, _emit: OutputSink | None) -> HostResult:
-        """Run ``host`` on the least busy worker."""
+        """Run ``host`` on the least busy worker still running."""
         if not self._workers:
             raise RuntimeError("TransferWorkers.per_host outside running()")
         self._seq += 1
-        worker = min(self._workers, key=lambda w: w.active)
+        worker = min(self._workers, key=lambda w: (w.gone is not None, w.active))
         return await worker.run(self._seq, host)
