@@ -108,6 +108,7 @@ class _Worker:
         self._waiting: dict[int, asyncio.Future[HostResult | None]] = {}
         self._slots: dict[int, HostSlot | None] = {}
         self._outside: set[int] = set()
+        self._stepping: dict[int, asyncio.Task[None]] = {}  # hosts waiting to step back in
         self.gone: str | None = None  # why the worker can take no more hosts, once it exited
         self._reader = asyncio.create_task(self._read())
 
@@ -136,6 +137,9 @@ class _Worker:
             for table in (self._hosts, self._waiting, self._slots):
                 table.pop(seq, None)
             self._outside.discard(seq)
+            stepping = self._stepping.pop(seq, None)
+            if stepping is not None:
+                stepping.cancel()  # a done host must not take a fork slot afterwards
         if result is None:  # cancelled there without being asked: the worker is stopping
             raise asyncio.CancelledError
         return result
@@ -161,14 +165,16 @@ class _Worker:
             slot = self._slots.get(message[1])
             if slot is not None and slot.step_out():
                 self._outside.add(message[1])
-        elif kind == "step_in":
-            asyncio.get_running_loop().create_task(self._step_in(message[1]))
+        elif kind == "step_in" and message[1] in self._waiting:
+            seq = message[1]
+            self._stepping[seq] = asyncio.get_running_loop().create_task(self._step_in(seq))
 
     async def _step_in(self, seq: int) -> None:
         slot = self._slots.get(seq)
         if slot is not None and seq in self._outside:
             self._outside.discard(seq)
             await slot.step_in()
+        self._stepping.pop(seq, None)
         self.send("stepped_in", seq)
 
     async def _exit_code(self) -> int | None:

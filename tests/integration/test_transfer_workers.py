@@ -1,0 +1,68 @@
+"""TransferWorkers without a fleet: fork slots across processes, and a worker that cannot start."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from herd.core.results import HostResult, Status
+from herd.hosts.connect import ConnectOptions
+from herd.hosts.fanout import fanout
+from herd.hosts.transfer import PullJob
+from herd.hosts.transfer_plan import NoProgress, TransferOptions
+from herd.hosts.workers import TransferWorkers
+from herd.inventory.model import Host
+
+from .test_hosts_connect import unanswered_port
+
+
+def _pull_job(tmp_path: Path) -> PullJob:
+    return PullJob(("/etc/hostname",), tmp_path / "fetched", TransferOptions())
+
+
+def test_hosts_in_workers_step_out_of_their_forks_while_no_tcp_answers(tmp_path: Path) -> None:
+    fillers: list[socket.socket] = []
+    listener, port = unanswered_port(fillers)
+    connect = ConnectOptions(connect_timeout=1.5, agent=False, ssh_config=())
+    workers = TransferWorkers(_pull_job(tmp_path), connect, NoProgress(), 2)
+    hosts = [
+        Host(f"off{i:02d}", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
+        for i in range(8)
+    ]
+
+    async def main() -> tuple[list[HostResult], float]:
+        async def per_host(host: Host) -> HostResult:
+            return await workers.per_host(host, None)
+
+        async with workers.running():
+            started = asyncio.get_running_loop().time()
+            batch = await fanout(hosts, per_host, 2, handle_sigint=False)
+            return list(batch), asyncio.get_running_loop().time() - started
+
+    try:
+        results, elapsed = asyncio.run(main())
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+    assert len(results) == 8
+    assert {(r.status, r.error) for r in results} == {
+        (Status.UNREACHABLE, "no TCP connection within 1.5 s")
+    }
+    # holding their forks, 8 hosts in 2 forks would take 4 x 1.5 s (and the workers' start)
+    assert elapsed < 5.0, elapsed
+
+
+def test_a_worker_that_cannot_start_fails_its_hosts_with_the_reason(tmp_path: Path) -> None:
+    workers = TransferWorkers(_pull_job(tmp_path), ConnectOptions(), NoProgress(), 1)
+    workers._argv = [workers._argv[0], "-c", "import sys; sys.exit(3)"]  # dies before its job
+
+    async def main() -> list[HostResult]:
+        async with workers.running():
+            return [await workers.per_host(Host("web01", "127.0.0.1"), None) for _ in range(2)]
+
+    first, second = asyncio.run(main())
+    assert first.status is Status.ERROR
+    assert first.error.startswith("transfer worker ")
+    assert first.error.endswith(" exited (3) during the transfer")
+    assert second.error == first.error  # a dead worker answers at once, it takes no more hosts
