@@ -226,7 +226,7 @@ class _Pull(HostTransfer):
 
     async def _copy(self, item: _Remote, temp: Path) -> str:
         digest = hashlib.sha256()
-        size = self.options.block_size
+        size = self.read_size
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             async with self.sftp.open(item.path, "rb", block_size=size) as remote:

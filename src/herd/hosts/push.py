@@ -232,7 +232,7 @@ class _Push(HostTransfer):
         for path in paths:
             if path not in found:
                 found[path] = await read_back_sha256(
-                    self.sftp, path, self.options.block_size, self.options.requests
+                    self.sftp, path, self.read_size, self.options.requests
                 )
                 self.dog.kick()
         return found
@@ -270,7 +270,7 @@ class _Push(HostTransfer):
     async def _upload(self, f: _File) -> str:
         temp = temp_name(f.final)
         self.temps.add(temp)
-        size = self.options.block_size
+        size = self.write_size  # a longer block goes as several requests of this size
         try:
             async with (
                 self.sftp.open(

@@ -60,6 +60,8 @@ HASH_SCRIPT = (
     'else exit 127; fi; exec xargs -0 "$@"'
 )
 _NO_HASHER = 127
+_UNANNOUNCED_LIMIT = 16 * 1024  # asyncssh's limits when the server does not announce them
+_UNANNOUNCED_SIZE = 128 * 1024  # what herd asks of such a server
 HASH_RATE = 20 * 1024 * 1024  # bytes/s a busy host hashes at least: time allowed for it
 
 
@@ -318,6 +320,21 @@ def transfer_result(
     )
 
 
+def request_sizes(limits: asyncssh.SFTPLimits, block_size: int) -> tuple[int, int]:
+    """The largest SFTP read and write to ask of this server, up to ``block_size``.
+
+    A server that answers limits@openssh.com (OpenSSH 8.6 and later) says what
+    it takes; asyncssh's stand-in without an answer is a timid 16 KiB, where
+    herd keeps 128 KiB, which every SFTP server it has met accepts. asyncssh
+    splits a longer read or write into requests of these sizes.
+    """
+    sizes = []
+    for announced in (limits.max_read_len, limits.max_write_len):
+        told = announced and announced != _UNANNOUNCED_LIMIT
+        sizes.append(min(block_size, announced if told else _UNANNOUNCED_SIZE))
+    return sizes[0], sizes[1]
+
+
 class HostTransfer:
     """One host's push or pull: its connection, SFTP session, options, watchdog, and what landed."""
 
@@ -339,6 +356,7 @@ class HostTransfer:
         self.dog = dog
         self.records: list[FileRecord] = []
         self.requests = asyncio.Semaphore(max(1, options.requests))  # SFTP reads/writes in flight
+        self.read_size, self.write_size = request_sizes(sftp.limits, options.block_size)
 
     async def host_hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
         """The host's own sha256 of ``paths`` (None: it has no hasher), with time allowed for it."""

@@ -32,8 +32,11 @@ __all__ = [
     "plan_push",
 ]
 
-DEFAULT_BLOCK_SIZE = 128 * 1024  # bytes per SFTP read or write request
-DEFAULT_REQUESTS = 8  # SFTP requests in flight per host: block size x this = memory per host
+# Bytes per SFTP read or write request: OpenSSH's largest (its limits@openssh.com
+# answer); half as many requests as 128 KiB costs the controller about a fifth less
+# CPU per byte. Servers that announce smaller limits get smaller requests (sftp_ops).
+DEFAULT_BLOCK_SIZE = 255 * 1024
+DEFAULT_REQUESTS = 4  # SFTP requests in flight per host: block size x this = memory per host
 DEFAULT_CACHE_BUDGET = 32 * 1024 * 1024  # source blocks kept for hosts that lag behind
 _HASH_CHUNK = 1024 * 1024
 
