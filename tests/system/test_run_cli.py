@@ -91,6 +91,19 @@ def test_env_stdin_and_the_operation_log_record(
         assert record.command == 'echo "$GREETING"; cat'
 
 
+def test_a_command_that_exits_without_reading_its_stdin_is_not_a_lost_connection(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = tmp_path / "feed.txt"
+    feed.write_bytes(b"unread\n" * 1000)
+    for _ in range(5):  # the command is often gone, channel closed, before herd writes
+        argv = ["-i", str(lab_fleet.inventory), "run", "all", "--json", "--stdin", str(feed),
+                "--", "exit 3"]  # fmt: skip
+        assert main(argv) == 1
+        rows = json_rows(capsys.readouterr().out)
+        assert {(r["status"], r["exit_status"]) for r in rows.values()} == {("failed", 3)}
+
+
 def test_proxyjump_from_an_ssh_config_file_reaches_a_host_through_another(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

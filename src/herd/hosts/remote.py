@@ -71,8 +71,10 @@ async def _run(
         async with asyncio.timeout(command.timeout):
             pid = await _read_pid(process, streams, host.name, emit)
             data = command.input_bytes()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                if data:  # a command that exits without reading it is not an error
+            # a command that exits without reading its stdin is not an error; its
+            # channel may even be closed already ("not open for sending")
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, asyncssh.ProtocolError):
+                if data:
                     process.stdin.write(data)
                 process.stdin.write_eof()
             await collect(host.name, process.stdout, process.stderr, streams, emit)

@@ -170,7 +170,13 @@ async def remote_sha256(
     if not paths:
         return {}
     names = b"".join(p.encode("utf-8", errors="surrogateescape") + b"\0" for p in paths)
-    result = await conn.run(HASH_SCRIPT, input=names, encoding=None, check=False, timeout=timeout)
+    process = await conn.create_process(HASH_SCRIPT, encoding=None)
+    try:
+        process.stdin.write(names)
+        process.stdin.write_eof()
+    except (asyncssh.ProtocolError, OSError):
+        pass  # it ended before reading the names: no hasher (its exit status says so)
+    result = await process.wait(check=False, timeout=timeout)
     if result.exit_status == _NO_HASHER:
         return None
     stdout = result.stdout if isinstance(result.stdout, bytes) else b""
