@@ -8,12 +8,19 @@ import os
 from pathlib import Path, PurePosixPath
 
 import pytest
+from asyncssh import SFTPLimits
 
 from herd.core.results import BatchResult, FileRecord, HostResult, Status
 from herd.errors import SourceError
 from herd.hosts.pull import local_path
 from herd.hosts.push import remote_dest
-from herd.hosts.sftp_ops import is_temp_name, parse_sha256_lines, stale_temp_of, temp_name
+from herd.hosts.sftp_ops import (
+    is_temp_name,
+    parse_sha256_lines,
+    request_sizes,
+    stale_temp_of,
+    temp_name,
+)
 from herd.hosts.transfer_plan import plan_push
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
 from herd.ui.transfer import describe_files, transfer_json
@@ -224,3 +231,12 @@ def test_the_progress_bar_draws_nothing_off_a_terminal() -> None:
     bar.advance("web01", 10)
     bar.finish(BatchResult(), 0.1)
     assert stream.getvalue() == ""
+
+
+def test_sftp_requests_are_as_large_as_the_server_announces_up_to_the_block() -> None:
+    block = 255 * 1024
+    assert request_sizes(SFTPLimits(0, 261120, 261120, 0), block) == (261120, 261120)  # OpenSSH
+    assert request_sizes(SFTPLimits(0, 65536, 32768, 0), block) == (65536, 32768)
+    assert request_sizes(SFTPLimits(0, 16384, 16384, 0), block) == (131072, 131072)  # untold
+    assert request_sizes(SFTPLimits(0, 0, 0, 0), block) == (131072, 131072)
+    assert request_sizes(SFTPLimits(0, 261120, 261120, 0), 4096) == (4096, 4096)
