@@ -23,6 +23,7 @@ from herd.hosts.sftp_ops import (
 )
 from herd.hosts.transfer_plan import plan_push
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
+from herd.hosts.workers import HOSTS_PER_WORKER, worker_count
 from herd.ui.transfer import describe_files, transfer_json
 
 
@@ -240,3 +241,16 @@ def test_sftp_requests_are_as_large_as_the_server_announces_up_to_the_block() ->
     assert request_sizes(SFTPLimits(0, 16384, 16384, 0), block) == (131072, 131072)  # untold
     assert request_sizes(SFTPLimits(0, 0, 0, 0), block) == (131072, 131072)
     assert request_sizes(SFTPLimits(0, 261120, 261120, 0), 4096) == (4096, 4096)
+
+
+def test_workers_by_default_only_where_they_pay() -> None:
+    cores = len(os.sched_getaffinity(0))
+    big = 1 << 40
+    assert worker_count(None, 3, big) == 0  # a few hosts: herd's own process
+    assert worker_count(None, 500, 1024) == 0  # config files to many hosts: not worth starting
+    expected = min(cores, 500 // HOSTS_PER_WORKER)
+    assert worker_count(None, 500, big) == (expected if expected >= 2 else 0)
+    assert worker_count(None, 500, None) == (expected if expected >= 2 else 0)  # pull: unknown
+    assert worker_count(3, 500, 1) == 3  # --workers: as asked
+    assert worker_count(8, 2, big) == 2  # never more workers than hosts
+    assert worker_count(0, 500, big) == 0

@@ -42,7 +42,8 @@ def _transfer_options(command: F) -> F:
         click.option("--no-progress", is_flag=True, help="No progress bar on the terminal."),
         click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
                      help="Worker processes carrying the transfers (default: up to one per"
-                          " core, 4 hosts or more each; 0: all in herd's own process)."),
+                          " core, 4 hosts or more each, unless a push moves under 256 MB in all;"
+                          " 0: all in herd's own process)."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -100,6 +101,7 @@ def _execute(
     """
     from herd.cli.operation import run_operation
     from herd.core.config import load_settings
+    from herd.hosts.transfer import PushJob
     from herd.hosts.workers import TransferWorkers, worker_count
     from herd.ui.console import Printer
     from herd.ui.render import Renderers
@@ -138,7 +140,9 @@ def _execute(
     renderers.append(totals)
     renderers.append(summary)
     plan = fleet.plan(kind, what, settings)
-    workers = worker_count(display.workers, sum(1 for h in hosts if not h.local))
+    over_ssh = sum(1 for h in hosts if not h.local)
+    payload = job.plan.total_bytes * over_ssh if isinstance(job, PushJob) else None
+    workers = worker_count(display.workers, over_ssh, payload)
     per_host: HostJob
     if workers:
         pool = TransferWorkers(job, connector.options, bar, workers, debug=app.debug)

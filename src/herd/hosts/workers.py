@@ -20,6 +20,11 @@ processes (``python -m herd.hosts.worker``):
 A host waiting for a TCP answer steps out of its fork slot in the main process
 as it does in-process (see ``herd.hosts.fanout``), through a message.
 
+Workers start in about a third of a second and cost some 40 MB each, so by
+default herd uses them only where they pay: up to one per core, each with at
+least ``HOSTS_PER_WORKER`` hosts, and for a push only when it moves at least
+``WORKER_MIN_BYTES`` in all (``worker_count``).
+
 Messages are pickled tuples behind a 4-byte length, between herd and the
 children it started: ``("job", WorkerJob)``, ``("host", seq, Host)``,
 ``("cancel", seq)`` and ``("stepped_in", seq)`` go to a worker;
@@ -47,9 +52,20 @@ from herd.hosts.transfer import TransferJob
 from herd.hosts.transfer_plan import TransferProgress
 from herd.inventory.model import Host
 
-__all__ = ["TransferWorkers", "WorkerJob", "pack", "unpack", "worker_count"]
+__all__ = [
+    "HOSTS_PER_WORKER",
+    "WORKER_MIN_BYTES",
+    "TransferWorkers",
+    "WorkerJob",
+    "pack",
+    "unpack",
+    "worker_count",
+]
 
 HOSTS_PER_WORKER = 4  # fewer hosts than this per core: the transfer stays in herd's process
+# Less than this to move in all (a push of config files) takes about as long as
+# starting the workers: it stays in herd's process too.
+WORKER_MIN_BYTES = 256 * 1024 * 1024
 _CANCEL_GRACE = 10.0  # seconds a cancelled host gets to remove its temporary files
 _EXIT_GRACE = 10.0  # seconds a worker gets to exit once its work is done
 
@@ -79,10 +95,15 @@ async def unpack(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     return message
 
 
-def worker_count(requested: int | None, hosts: int) -> int:
-    """How many workers: as asked, else one per core when each gets a few hosts (0: none)."""
+def worker_count(requested: int | None, hosts: int, payload: int | None = None) -> int:
+    """How many workers: as asked, else one per core when each gets a few hosts (0: none).
+
+    ``payload`` is the bytes the whole operation moves, when known beforehand (a push).
+    """
     if requested is not None:
         return max(0, min(requested, hosts))
+    if payload is not None and payload < WORKER_MIN_BYTES:
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     count = min(cores or 1, hosts // HOSTS_PER_WORKER)
     return count if count >= 2 else 0
