@@ -23,7 +23,7 @@ from herd.hosts.sftp_ops import (
 )
 from herd.hosts.transfer_plan import plan_push
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
-from herd.hosts.workers import HOSTS_PER_WORKER, worker_count
+from herd.hosts.workers import HOSTS_PER_WORKER, push_payload, worker_count
 from herd.ui.transfer import describe_files, transfer_json
 
 
@@ -247,7 +247,10 @@ def test_workers_by_default_only_where_they_pay() -> None:
     cores = len(os.sched_getaffinity(0))
     big = 1 << 40
     assert worker_count(None, 3, big) == 0  # a few hosts: herd's own process
-    assert worker_count(None, 500, 1024) == 0  # config files to many hosts: not worth starting
+    config = push_payload(10_000, 3, 80)  # three config files to 80 hosts: not worth starting
+    assert worker_count(None, 80, config) == 0
+    tree = push_payload(4_500_000, 1000, 50)  # a thousand small files: many round trips
+    assert worker_count(None, 50, tree) == worker_count(None, 50, big)
     expected = min(cores, 500 // HOSTS_PER_WORKER)
     assert worker_count(None, 500, big) == (expected if expected >= 2 else 0)
     assert worker_count(None, 500, None) == (expected if expected >= 2 else 0)  # pull: unknown

@@ -42,7 +42,7 @@ def _transfer_options(command: F) -> F:
         click.option("--no-progress", is_flag=True, help="No progress bar on the terminal."),
         click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
                      help="Worker processes carrying the transfers (default: up to one per"
-                          " core, 4 hosts or more each, unless a push moves under 256 MB in all;"
+                          " core, 4 hosts or more each, unless a push is small (a few files);"
                           " 0: all in herd's own process)."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -102,7 +102,7 @@ def _execute(
     from herd.cli.operation import run_operation
     from herd.core.config import load_settings
     from herd.hosts.transfer import PushJob
-    from herd.hosts.workers import TransferWorkers, worker_count
+    from herd.hosts.workers import TransferWorkers, push_payload, worker_count
     from herd.ui.console import Printer
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
@@ -141,7 +141,9 @@ def _execute(
     renderers.append(summary)
     plan = fleet.plan(kind, what, settings)
     over_ssh = sum(1 for h in hosts if not h.local)
-    payload = job.plan.total_bytes * over_ssh if isinstance(job, PushJob) else None
+    payload = None
+    if isinstance(job, PushJob):
+        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
     workers = worker_count(display.workers, over_ssh, payload)
     per_host: HostJob
     if workers:

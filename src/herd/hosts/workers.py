@@ -53,19 +53,23 @@ from herd.hosts.transfer_plan import TransferProgress
 from herd.inventory.model import Host
 
 __all__ = [
+    "FILE_COST_BYTES",
     "HOSTS_PER_WORKER",
     "WORKER_MIN_BYTES",
     "TransferWorkers",
     "WorkerJob",
     "pack",
+    "push_payload",
     "unpack",
     "worker_count",
 ]
 
 HOSTS_PER_WORKER = 4  # fewer hosts than this per core: the transfer stays in herd's process
-# Less than this to move in all (a push of config files) takes about as long as
-# starting the workers: it stays in herd's process too.
+# Less work than this in all (a push of a few config files) takes about as long as
+# starting the workers: it stays in herd's process too. A file costs its bytes plus
+# its round trips (open, write, attributes, hash, rename): about 256 KiB's worth.
 WORKER_MIN_BYTES = 256 * 1024 * 1024
+FILE_COST_BYTES = 256 * 1024
 _CANCEL_GRACE = 10.0  # seconds a cancelled host gets to remove its temporary files
 _EXIT_GRACE = 10.0  # seconds a worker gets to exit once its work is done
 
@@ -98,7 +102,8 @@ async def unpack(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
 def worker_count(requested: int | None, hosts: int, payload: int | None = None) -> int:
     """How many workers: as asked, else one per core when each gets a few hosts (0: none).
 
-    ``payload`` is the bytes the whole operation moves, when known beforehand (a push).
+    ``payload`` is the work of the whole operation in bytes, when known beforehand
+    (a push: see ``push_payload``).
     """
     if requested is not None:
         return max(0, min(requested, hosts))
@@ -114,6 +119,11 @@ def _worker_environment() -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, path)))}
+
+
+def push_payload(total_bytes: int, files: int, hosts: int) -> int:
+    """The work of pushing ``files`` (``total_bytes`` in all) to ``hosts``, in bytes."""
+    return (total_bytes + files * FILE_COST_BYTES) * hosts
 
 
 class _Worker:
