@@ -21,8 +21,12 @@ from herd.cli.fleet_options import FleetOptions, fleet_options, reach
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from herd.hosts.connect import Connector
     from herd.hosts.transfer import HostJob, TransferJob
-    from herd.hosts.transfer_plan import TransferOptions
+    from herd.hosts.transfer_plan import TransferOptions, TransferProgress
+    from herd.inventory.model import Host
 
 __all__ = ["pull", "push"]
 
@@ -87,6 +91,30 @@ def _split_options(
     return options, FleetOptions.take(pattern, opts), display
 
 
+def _carriers(
+    app: AppContext,
+    job: TransferJob,
+    *,
+    connector: Connector,
+    progress: TransferProgress,
+    hosts: list[Host],
+    requested: int | None,
+) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
+    """The per-host work, in this process or on worker processes, and what it needs running."""
+    from herd.hosts.transfer import PushJob
+    from herd.hosts.workers import TransferWorkers, push_payload, worker_count
+
+    over_ssh = sum(1 for h in hosts if not h.local)
+    payload = None
+    if isinstance(job, PushJob):
+        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
+    count = worker_count(requested, over_ssh, payload)
+    if not count:
+        return job.per_host(connector, progress), None
+    workers = TransferWorkers(job, connector.options, progress, count, debug=app.debug)
+    return workers.per_host, workers.running
+
+
 def _execute(
     app: AppContext,
     fleet: FleetOptions,
@@ -101,8 +129,6 @@ def _execute(
     """
     from herd.cli.operation import run_operation
     from herd.core.config import load_settings
-    from herd.hosts.transfer import PushJob
-    from herd.hosts.workers import TransferWorkers, push_payload, worker_count
     from herd.ui.console import Printer
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
@@ -140,17 +166,9 @@ def _execute(
     renderers.append(totals)
     renderers.append(summary)
     plan = fleet.plan(kind, what, settings)
-    over_ssh = sum(1 for h in hosts if not h.local)
-    payload = None
-    if isinstance(job, PushJob):
-        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
-    workers = worker_count(display.workers, over_ssh, payload)
-    per_host: HostJob
-    if workers:
-        pool = TransferWorkers(job, connector.options, bar, workers, debug=app.debug)
-        per_host, resources = pool.per_host, pool.running
-    else:
-        per_host, resources = job.per_host(connector, bar), None
+    per_host, resources = _carriers(
+        app, job, connector=connector, progress=bar, hosts=hosts, requested=display.workers
+    )
 
     def noted(op_id: int | None) -> None:
         if op_id is not None:
