@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from pathlib import Path, PurePosixPath
@@ -15,6 +16,7 @@ from herd.errors import SourceError
 from herd.hosts.pull import local_path
 from herd.hosts.push import remote_dest
 from herd.hosts.sftp_ops import (
+    ByteBudget,
     is_temp_name,
     parse_sha256_lines,
     request_sizes,
@@ -257,3 +259,34 @@ def test_workers_by_default_only_where_they_pay() -> None:
     assert worker_count(3, 500, 1) == 3  # --workers: as asked
     assert worker_count(8, 2, big) == 2  # never more workers than hosts
     assert worker_count(0, 500, big) == 0
+
+
+def test_byte_budget_lets_small_requests_share_and_a_big_one_go_alone() -> None:
+    async def main() -> None:
+        budget = ByteBudget(100)
+        for _ in range(10):  # ten small requests fit together
+            await budget.take(10)
+        big = asyncio.ensure_future(budget.take(60))
+        small = asyncio.ensure_future(budget.take(5))  # first come, first served: after big
+        await asyncio.sleep(0)
+        assert not big.done() and not small.done()
+        for _ in range(6):
+            budget.give(10)  # 40 in use: 60 more fit
+        await asyncio.sleep(0)
+        assert big.done() and not small.done()  # 100 in use: 5 more do not
+        budget.give(60)
+        await asyncio.sleep(0)
+        assert small.done()
+        huge = asyncio.ensure_future(budget.take(1000))  # larger than the budget: waits for empty
+        await asyncio.sleep(0)
+        assert not huge.done()
+        huge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await huge
+        for _ in range(4):
+            budget.give(10)
+        budget.give(5)
+        async with asyncio.timeout(1):
+            await budget.take(1000)  # alone it goes; the cancelled wait left nothing behind
+
+    asyncio.run(main())

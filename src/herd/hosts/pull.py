@@ -232,21 +232,22 @@ class _Pull(HostTransfer):
             async with self.sftp.open(item.path, "rb", block_size=size) as remote:
                 total = item.size  # as listed: a file that changed since fails the checks below
                 received = 0
-                window: list[asyncio.Task[bytes]] = []
+                window: list[tuple[asyncio.Task[bytes], int]] = []
                 try:
                     for offset in range(0, total, size):
-                        await self.requests.acquire()
                         want = min(size, total - offset)
-                        window.append(asyncio.ensure_future(self._read(remote, want, offset)))
+                        await self.in_flight.take(want)
+                        read = asyncio.ensure_future(self._read(remote, want, offset))
+                        window.append((read, want))
                         if len(window) >= self.options.requests:
                             received += await self._next(fd, digest, window)
                     while window:
                         received += await self._next(fd, digest, window)
                 finally:
-                    for task in window:  # left over by an error: stop them, free their slots
-                        task.cancel()
-                        self.requests.release()
-                    await asyncio.gather(*window, return_exceptions=True)
+                    for read, want in window:  # left over by an error: stop them, free their bytes
+                        read.cancel()
+                        self.in_flight.give(want)
+                    await asyncio.gather(*(read for read, _ in window), return_exceptions=True)
                 after = await remote.stat()  # a new mtime: it changed while we read it
         finally:
             os.close(fd)
@@ -263,13 +264,15 @@ class _Pull(HostTransfer):
         self.dog.kick()
         return data
 
-    async def _next(self, fd: int, digest: hashlib._Hash, window: list[asyncio.Task[bytes]]) -> int:
-        """Write the oldest read in flight; its slot is freed once its bytes are on disk."""
-        task = window.pop(0)
+    async def _next(
+        self, fd: int, digest: hashlib._Hash, window: list[tuple[asyncio.Task[bytes], int]]
+    ) -> int:
+        """Write the oldest read in flight; its bytes are freed once they are on disk."""
+        read, want = window.pop(0)
         try:
-            return self._write(fd, digest, await task)
+            return self._write(fd, digest, await read)
         finally:
-            self.requests.release()
+            self.in_flight.give(want)
 
     def _write(self, fd: int, digest: hashlib._Hash, data: bytes) -> int:
         view = memoryview(data)

@@ -279,7 +279,7 @@ class _Push(HostTransfer):
                 asyncio.TaskGroup() as group,
             ):
                 for index in range(self.source.blocks(f.local)):
-                    await self.requests.acquire()
+                    await self.in_flight.take(self.source.block_length(f.local, index))
                     group.create_task(self._put(remote, f.local, index))
             mtime = int(f.local.mtime)
             attrs = asyncssh.SFTPAttrs(permissions=self._mode(f.local), atime=mtime, mtime=mtime)
@@ -296,7 +296,7 @@ class _Push(HostTransfer):
             data = await self.source.block(local, index)
             await remote.write(data, index * self.source.block_size)
         finally:
-            self.requests.release()
+            self.in_flight.give(self.source.block_length(local, index))
         self.progress.advance(self.host.name, len(data))
         self.dog.kick()
 

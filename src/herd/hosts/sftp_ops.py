@@ -341,6 +341,46 @@ def request_sizes(limits: asyncssh.SFTPLimits, block_size: int) -> tuple[int, in
     return sizes[0], sizes[1]
 
 
+class ByteBudget:
+    """Bytes one host may have in SFTP reads and writes at once (first come, first served).
+
+    Counting bytes, not requests, lets a host keep many small files moving at
+    once while a big file's large requests stay within the same memory. A
+    single request larger than the budget goes alone.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, nbytes: int) -> None:
+        if not self._waiting and self._fits(nbytes):
+            self._used += nbytes
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (nbytes, granted)
+        self._waiting.append(entry)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.give(nbytes)  # granted as we were cancelled: hand it on
+            else:
+                self._waiting.remove(entry)
+            raise
+
+    def give(self, nbytes: int) -> None:
+        self._used -= nbytes
+        while self._waiting and self._fits(self._waiting[0][0]):
+            wanted, granted = self._waiting.popleft()
+            self._used += wanted
+            granted.set_result(None)
+
+    def _fits(self, nbytes: int) -> bool:
+        return self._used == 0 or self._used + nbytes <= self._limit
+
+
 class HostTransfer:
     """One host's push or pull: its connection, SFTP session, options, watchdog, and what landed."""
 
@@ -361,8 +401,9 @@ class HostTransfer:
         self.progress = progress
         self.dog = dog
         self.records: list[FileRecord] = []
-        self.requests = asyncio.Semaphore(max(1, options.requests))  # SFTP reads/writes in flight
         self.read_size, self.write_size = request_sizes(sftp.limits, options.block_size)
+        # what SFTP reads and writes may hold at once: block size x requests
+        self.in_flight = ByteBudget(max(1, options.requests) * options.block_size)
 
     async def host_hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
         """The host's own sha256 of ``paths`` (None: it has no hasher), with time allowed for it."""

@@ -59,6 +59,10 @@ class BlockSource:
         """How many blocks ``file`` has (an empty file has none)."""
         return -(-file.size // self.block_size)
 
+    def block_length(self, file: LocalFile, index: int) -> int:
+        """How many bytes block ``index`` of ``file`` holds (the last may be short)."""
+        return min(self.block_size, file.size - index * self.block_size)
+
     async def block(self, file: LocalFile, index: int) -> bytes:
         """Block ``index`` of ``file``; raises ``SourceChanged`` if the file is now shorter."""
         key = (file.path, index)
