@@ -275,10 +275,19 @@ def test_a_remote_file_changing_while_pulled_fails_that_host_and_lands_nothing(
 # -- the herd process itself stopped midway --------------------------------------------------
 
 
-def start_push(fleet: Fleet, big: Path, dest: Path, home: Path) -> subprocess.Popen[bytes]:
+def sparse_file(path: Path, size: int = 300 * 1024 * 1024) -> Path:
+    """A file big enough to still be in flight when herd is stopped, costing no disk."""
+    with path.open("wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def start_push(
+    fleet: Fleet, big: Path, dest: str, home: Path, *args: str, pattern: str = "web01"
+) -> subprocess.Popen[bytes]:
+    """``herd push PATTERN BIG DEST --mkdir ARGS`` as its own process, to be stopped midway."""
     command = [sys.executable, "-m", "herd", "-i", str(fleet.inventory), "--home", str(home),
-               "push", "web01", str(big), f"{dest}/", "--no-progress",
-               "--mkdir"]  # fmt: skip
+               "push", pattern, str(big), dest, "--no-progress", "--mkdir", *args]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -297,11 +306,9 @@ def wait_for_temp(dest: Path, process: subprocess.Popen[bytes], timeout: float =
 def test_a_push_stopped_midway_leaves_no_partial_file_under_the_final_name(
     lab_fleet: Fleet, tmp_path: Path, how: str
 ) -> None:
-    big = tmp_path / "huge.bin"
-    with big.open("wb") as handle:  # sparse: big enough to still be in flight when stopped
-        handle.truncate(300 * 1024 * 1024)
+    big = sparse_file(tmp_path / "huge.bin")
     dest = tmp_path / "remote"
-    process = start_push(lab_fleet, big, dest, tmp_path / "home")
+    process = start_push(lab_fleet, big, f"{dest}/", tmp_path / "home")
     try:
         wait_for_temp(dest, process)
         process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)

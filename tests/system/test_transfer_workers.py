@@ -7,12 +7,8 @@ they run whatever the machine's core count.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from herd.cli.main import main
 from herd.ui.transfer import TransferProgressBar
 
 from .conftest import Fleet
+from .test_transfer_faults import json_results, leftovers, sha256, sparse_file, start_push
 
 pytestmark = pytest.mark.system
 
@@ -30,19 +27,6 @@ _WORKER = "herd.hosts.worker"
 
 def herd(fleet: Fleet, *args: str) -> int:
     return main(["-i", str(fleet.inventory), *args])
-
-
-def rows_of(out: str) -> dict[str, dict[str, object]]:
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return {str(row["host"]): row for row in rows}
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if ".herd-" in p.name]
 
 
 def workers_of(pid: int) -> list[int]:
@@ -87,7 +71,7 @@ def test_workers_push_and_pull_the_same_as_herd_in_one_process(
         code = herd(lab_fleet, "push", "all", str(site), f"{remote}/{{host}}/", "--mkdir",
                     "--json", "--workers", workers)  # fmt: skip
         assert code == 0
-        results[workers] = rows_of(capsys.readouterr().out)
+        results[workers] = json_results(capsys.readouterr().out)
         assert not leftovers(remote)
         for name in lab_fleet.names():
             assert sha256(remote / name / "site" / "blob") == sha256(site / "blob")
@@ -102,7 +86,7 @@ def test_workers_push_and_pull_the_same_as_herd_in_one_process(
     code = herd(lab_fleet, "pull", "all", f"{remote}/{{host}}/site", str(fetched), "--json",
                 "--workers", "2")  # fmt: skip
     assert code == 0
-    pulled = rows_of(capsys.readouterr().out)
+    pulled = json_results(capsys.readouterr().out)
     for name in lab_fleet.names():
         assert pulled[name]["status"] == "ok"
         assert len(files_of(pulled[name])) == 21
@@ -138,7 +122,7 @@ def test_a_worker_killed_mid_transfer_fails_only_its_own_hosts(
                 "--workers", "2", "--forks", "2")  # fmt: skip
     assert killed
     assert code == 1
-    rows = rows_of(capsys.readouterr().out)
+    rows = json_results(capsys.readouterr().out)
     assert set(rows) == set(lab_fleet.names())
     failed = {n for n, r in rows.items() if r["status"] != "ok"}
     assert 1 <= len(failed) <= 2  # what the killed worker had in flight, nothing after
@@ -150,13 +134,6 @@ def test_a_worker_killed_mid_transfer_fails_only_its_own_hosts(
             assert not (remote / name / "release.tar").exists()  # never a partial file
         else:
             assert sha256(remote / name / "release.tar") == sha256(big)
-
-
-def start_push(fleet: Fleet, big: Path, dest: Path, home: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "herd", "-i", str(fleet.inventory), "--home", str(home),
-               "push", "web", str(big), f"{dest}/{{host}}/", "--no-progress", "--mkdir",
-               "--workers", "2"]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def wait_until(what: str, check: object, timeout: float = 30) -> None:
@@ -172,11 +149,10 @@ def wait_until(what: str, check: object, timeout: float = 30) -> None:
 def test_workers_clean_up_when_herd_is_stopped_midway(
     lab_fleet: Fleet, tmp_path: Path, how: str
 ) -> None:
-    big = tmp_path / "huge.bin"
-    with big.open("wb") as handle:  # sparse: big enough to still be in flight when stopped
-        handle.truncate(300 * 1024 * 1024)
+    big = sparse_file(tmp_path / "huge.bin")
     dest = tmp_path / "remote"
-    process = start_push(lab_fleet, big, dest, tmp_path / "home")
+    home = tmp_path / "home"
+    process = start_push(lab_fleet, big, f"{dest}/{{host}}/", home, "--workers", "2", pattern="web")
     try:
         wait_until("temporary files", lambda: dest.exists() and len(leftovers(dest)) >= 2)
         workers = workers_of(process.pid)
