@@ -279,8 +279,9 @@ class _Push(HostTransfer):
                 asyncio.TaskGroup() as group,
             ):
                 for index in range(self.source.blocks(f.local)):
-                    await self.in_flight.take(self.source.block_length(f.local, index))
-                    group.create_task(self._put(remote, f.local, index))
+                    length = self.source.block_length(f.local, index)
+                    await self.in_flight.take(length)
+                    group.create_task(self._put(remote, f.local, index, length))
             mtime = int(f.local.mtime)
             attrs = asyncssh.SFTPAttrs(permissions=self._mode(f.local), atime=mtime, mtime=mtime)
             await self.sftp.setstat(temp, attrs)
@@ -291,12 +292,14 @@ class _Push(HostTransfer):
         self.dog.kick()
         return temp
 
-    async def _put(self, remote: asyncssh.SFTPClientFile, local: LocalFile, index: int) -> None:
+    async def _put(
+        self, remote: asyncssh.SFTPClientFile, local: LocalFile, index: int, length: int
+    ) -> None:
         try:
             data = await self.source.block(local, index)
             await remote.write(data, index * self.source.block_size)
         finally:
-            self.in_flight.give(self.source.block_length(local, index))
+            self.in_flight.give(length)
         self.progress.advance(self.host.name, len(data))
         self.dog.kick()
 

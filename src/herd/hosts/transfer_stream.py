@@ -88,9 +88,8 @@ class BlockSource:
         return data
 
     async def _read(self, file: LocalFile, index: int) -> bytes:
-        offset = index * self.block_size
-        want = min(self.block_size, file.size - offset)
-        data = await asyncio.to_thread(_read_block, file.path, offset, want)
+        want = self.block_length(file, index)
+        data = await asyncio.to_thread(_read_block, file.path, index * self.block_size, want)
         self.stats.reads += 1
         self.stats.bytes_read += len(data)
         if len(data) != want:
