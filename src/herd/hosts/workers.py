@@ -126,6 +126,17 @@ def push_payload(total_bytes: int, files: int, hosts: int) -> int:
     return (total_bytes + files * FILE_COST_BYTES) * hosts
 
 
+@dataclass(slots=True)
+class _Away:
+    """A host a worker carries, as the main process keeps track of it."""
+
+    host: Host
+    answer: asyncio.Future[HostResult | None]
+    slot: HostSlot | None  # its fork slot in the main process
+    outside: bool = False  # the slot was given away while the host waits for a TCP answer
+    stepping: asyncio.Task[None] | None = None  # waiting here to take a slot again
+
+
 class _Worker:
     """One worker process as the main process sees it: its hosts in flight and its pipes."""
 
@@ -135,17 +146,13 @@ class _Worker:
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._progress = progress
-        self._hosts: dict[int, Host] = {}
-        self._waiting: dict[int, asyncio.Future[HostResult | None]] = {}
-        self._slots: dict[int, HostSlot | None] = {}
-        self._outside: set[int] = set()
-        self._stepping: dict[int, asyncio.Task[None]] = {}  # hosts waiting to step back in
+        self._away: dict[int, _Away] = {}  # by the sequence number the worker knows it by
         self.gone: str | None = None  # why the worker can take no more hosts, once it exited
         self._reader = asyncio.create_task(self._read())
 
     @property
     def active(self) -> int:
-        return len(self._waiting)
+        return len(self._away)
 
     def send(self, *message: Any) -> None:
         if not self._stdin.is_closing():
@@ -155,22 +162,19 @@ class _Worker:
         """``host``'s result from this worker; cancelling it cancels the host there."""
         if self.gone is not None:
             return HostResult(host.name, host.address, Status.ERROR, error=self.gone)
-        answer: asyncio.Future[HostResult | None] = asyncio.get_running_loop().create_future()
-        self._hosts[seq], self._waiting[seq], self._slots[seq] = host, answer, current_slot()
+        away = _Away(host, asyncio.get_running_loop().create_future(), current_slot())
+        self._away[seq] = away
         self.send("host", seq, replace(host, vars={}))  # how to reach it is all a worker needs
         try:
-            result = await asyncio.shield(answer)
+            result = await asyncio.shield(away.answer)
         except asyncio.CancelledError:
             self.send("cancel", seq)
-            await asyncio.wait({answer}, timeout=_CANCEL_GRACE)  # its temporary files go first
+            await asyncio.wait({away.answer}, timeout=_CANCEL_GRACE)  # its temp files go first
             raise
         finally:
-            for table in (self._hosts, self._waiting, self._slots):
-                table.pop(seq, None)
-            self._outside.discard(seq)
-            stepping = self._stepping.pop(seq, None)
-            if stepping is not None:
-                stepping.cancel()  # a done host must not take a fork slot afterwards
+            del self._away[seq]
+            if away.stepping is not None:
+                away.stepping.cancel()  # a done host must not take a fork slot afterwards
         if result is None:  # cancelled there without being asked: the worker is stopping
             raise asyncio.CancelledError
         return result
@@ -188,24 +192,22 @@ class _Worker:
                     self._progress.expect(name, expected)
                 if moved:
                     self._progress.advance(name, moved)
-        elif kind in ("result", "cancelled"):
-            answer = self._waiting.get(message[1])
-            if answer is not None and not answer.done():
-                answer.set_result(message[2] if kind == "result" else None)
+            return
+        away = self._away.get(message[1])
+        if away is None:
+            return  # a host already ended here (cancelled, or its worker gone)
+        if kind in ("result", "cancelled") and not away.answer.done():
+            away.answer.set_result(message[2] if kind == "result" else None)
         elif kind == "step_out":
-            slot = self._slots.get(message[1])
-            if slot is not None and slot.step_out():
-                self._outside.add(message[1])
-        elif kind == "step_in" and message[1] in self._waiting:
-            seq = message[1]
-            self._stepping[seq] = asyncio.get_running_loop().create_task(self._step_in(seq))
+            away.outside = away.slot is not None and away.slot.step_out()
+        elif kind == "step_in":
+            away.stepping = asyncio.get_running_loop().create_task(self._step_in(message[1], away))
 
-    async def _step_in(self, seq: int) -> None:
-        slot = self._slots.get(seq)
-        if slot is not None and seq in self._outside:
-            self._outside.discard(seq)
-            await slot.step_in()
-        self._stepping.pop(seq, None)
+    async def _step_in(self, seq: int, away: _Away) -> None:
+        if away.slot is not None and away.outside:
+            away.outside = False
+            await away.slot.step_in()
+        away.stepping = None
         self.send("stepped_in", seq)
 
     async def _exit_code(self) -> int | None:
@@ -221,10 +223,12 @@ class _Worker:
         detail = "" if code is None else f" ({code if code >= 0 else f'signal {-code}'})"
         reason = f"transfer worker {self._process.pid} {how}{detail} during the transfer"
         self.gone = reason
-        for seq, answer in self._waiting.items():
-            if not answer.done():
-                host = self._hosts[seq]
-                answer.set_result(HostResult(host.name, host.address, Status.ERROR, error=reason))
+        for away in self._away.values():
+            if not away.answer.done():
+                host = away.host
+                away.answer.set_result(
+                    HostResult(host.name, host.address, Status.ERROR, error=reason)
+                )
 
     async def stop(self) -> None:
         """Close its stdin (it exits when its hosts are done); kill it if it lingers."""
