@@ -76,7 +76,7 @@ class _RemoteSlot:
             self._stepped_in.pop(self._seq, None)
 
 
-class _Worker:
+class _Hosts:
     """The hosts this worker runs, by the main process's sequence number."""
 
     def __init__(self, setup: WorkerJob, send: Send) -> None:
@@ -137,12 +137,12 @@ async def _serve(messages_out: int) -> None:
     first = await unpack(reader)
     if first is None:
         return
-    worker = _Worker(first[1], send)
-    flusher = loop.create_task(worker.progress.flush_often())
+    hosts = _Hosts(first[1], send)
+    flusher = loop.create_task(hosts.progress.flush_often())
     try:
         while (message := await unpack(reader)) is not None:
-            worker.handle(message)
-        await worker.finish()
+            hosts.handle(message)
+        await hosts.finish()
     finally:
         flusher.cancel()
         transport.close()
