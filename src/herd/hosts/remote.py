@@ -29,7 +29,7 @@ from herd.hosts.command import (
 from herd.hosts.connect import Connector, HostFailure
 from herd.inventory.model import Host
 
-__all__ = ["run_on_host"]
+__all__ = ["feed_stdin", "run_on_host"]
 
 _PID_MARK = b"herd-pid:"
 _STOP_TIMEOUT = 3.0  # seconds to signal a command through a second channel
@@ -70,13 +70,7 @@ async def _run(
     try:
         async with asyncio.timeout(command.timeout):
             pid = await _read_pid(process, streams, host.name, emit)
-            data = command.input_bytes()
-            # a command that exits without reading its stdin is not an error; its
-            # channel may even be closed already ("not open for sending")
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError, asyncssh.ProtocolError):
-                if data:
-                    process.stdin.write(data)
-                process.stdin.write_eof()
+            feed_stdin(process, command.input_bytes())
             await collect(host.name, process.stdout, process.stderr, streams, emit)
             await process.wait_closed()
     except TimeoutError:
@@ -88,6 +82,18 @@ async def _run(
         raise
     signal = process.exit_signal[0] if process.exit_signal else None
     return finished(host, started, streams, process.exit_status, signal)
+
+
+def feed_stdin(process: asyncssh.SSHClientProcess[bytes], data: bytes | None) -> None:
+    """Give a remote command its stdin and close it.
+
+    A command that exits without reading its stdin is not an error: the pipe
+    may be gone, or its channel already closed ("not open for sending").
+    """
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, asyncssh.ProtocolError):
+        if data:
+            process.stdin.write(data)
+        process.stdin.write_eof()
 
 
 async def _read_pid(

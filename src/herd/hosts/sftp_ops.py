@@ -20,6 +20,7 @@ from typing import TypeVar
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.remote import feed_stdin
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 from herd.inventory.model import Host
 
@@ -171,11 +172,7 @@ async def remote_sha256(
         return {}
     names = b"".join(p.encode("utf-8", errors="surrogateescape") + b"\0" for p in paths)
     process = await conn.create_process(HASH_SCRIPT, encoding=None)
-    try:
-        process.stdin.write(names)
-        process.stdin.write_eof()
-    except (asyncssh.ProtocolError, OSError):
-        pass  # it ended before reading the names: no hasher (its exit status says so)
+    feed_stdin(process, names)  # without a hasher it exits before reading them: 127 says so
     result = await process.wait(check=False, timeout=timeout)
     if result.exit_status == _NO_HASHER:
         return None
