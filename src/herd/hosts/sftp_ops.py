@@ -331,11 +331,12 @@ def request_sizes(limits: asyncssh.SFTPLimits, block_size: int) -> tuple[int, in
     herd keeps 128 KiB, which every SFTP server it has met accepts. asyncssh
     splits a longer read or write into requests of these sizes.
     """
-    sizes = []
-    for announced in (limits.max_read_len, limits.max_write_len):
+
+    def fitting(announced: int) -> int:
         told = announced and announced != _UNANNOUNCED_LIMIT
-        sizes.append(min(block_size, announced if told else _UNANNOUNCED_SIZE))
-    return sizes[0], sizes[1]
+        return min(block_size, announced if told else _UNANNOUNCED_SIZE)
+
+    return fitting(limits.max_read_len), fitting(limits.max_write_len)
 
 
 class ByteBudget:
