@@ -51,6 +51,7 @@ from herd.lab import Lab, free_port
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FORKS = 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 HERD_VARIANTS = {  # herd as shipped, and what its verification and its workers change
     "herd": [],
     "herd-noverify": ["--no-verify"],
@@ -129,7 +130,7 @@ def _tree_rss(pid: int) -> int:
     for member in _descendants(pid):
         try:
             with open(f"/proc/{member}/statm") as statm:
-                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                total += int(statm.read().split()[1]) * PAGE_SIZE
         except (OSError, IndexError, ValueError):
             continue
     return total
