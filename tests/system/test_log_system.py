@@ -76,9 +76,13 @@ def test_concurrent_herd_runs_are_all_recorded_and_chained(
     runs = [
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(4)
     ]
-    for run in runs:
-        _, err = run.communicate(timeout=90)
-        assert run.returncode == 0, err
+    try:
+        errors = [run.communicate(timeout=90)[1] for run in runs]
+    finally:  # a failed run must not leave the others running into the next test
+        for run in runs:
+            run.kill()
+            run.wait()
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], errors
     assert main(["log", "--host", "cache02", "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 4

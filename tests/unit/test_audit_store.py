@@ -108,6 +108,34 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
         assert (report.ok, report.records) == (True, 1000)
 
 
+def test_herds_opening_a_new_log_at_once_all_find_it_theirs(tmp_path: Path) -> None:
+    """Four herds race to create each of 40 new logs; none may take it for a foreign file."""
+    go = tmp_path / "go"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from herd.core.audit import AuditLog
+        while not Path({str(go)!r}).exists():
+            time.sleep(0.001)
+        for i in range(40):
+            AuditLog(Path({str(tmp_path)!r}) / f"ops{{i}}.db").close()
+    """)
+    openers = [
+        subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    try:
+        go.touch()
+        errors = [o.communicate(timeout=60)[1] for o in openers]
+    finally:
+        for opener in openers:
+            opener.kill()
+            opener.wait()
+    assert [o.returncode for o in openers] == [0, 0, 0, 0], errors
+    with AuditLog(tmp_path / "ops39.db") as log:
+        assert log.verify().ok
+
+
 def test_operator_identity_comes_from_the_os_sudo_and_herd_operator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

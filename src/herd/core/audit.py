@@ -69,6 +69,25 @@ __all__ = [
 MIN_FREE_BYTES = 4 * 1024 * 1024  # below this, refuse to start an operation we may not record
 
 
+def _use_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch the log to WAL, waiting out other herds switching it at the same moment.
+
+    The switch needs the file to itself and SQLite reports "locked" at once instead of
+    calling the busy handler, so a new log opened by several herds is retried here.
+    Once the file is in WAL mode (it stays so) this asks for no lock at all.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+        else:
+            return
+
+
 def _sqlite_reason(exc: sqlite3.Error) -> str:
     return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
@@ -122,11 +141,14 @@ class AuditLog:
             raise AuditError(f"{path}: cannot open the operation log: {reason}") from exc
         try:
             db.execute("PRAGMA busy_timeout = 30000")
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            has_tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            tables, app_id = db.execute(  # one statement: one snapshot of the file
+                "SELECT (SELECT count(*) FROM sqlite_master),"
+                " (SELECT application_id FROM pragma_application_id)"
+            ).fetchone()
+            has_tables = tables > 0
             if has_tables and app_id != APPLICATION_ID:
                 raise AuditError(f"{path}: not a herd operation log (a foreign SQLite file)")  # noqa: TRY301 (closed below)
-            db.execute("PRAGMA journal_mode = WAL")
+            _use_wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             if not has_tables:

@@ -61,13 +61,19 @@ CREATE INDEX IF NOT EXISTS host_results_host ON host_results (host, op_id);
 
 
 def create(db: sqlite3.Connection) -> None:
-    """Create the tables of a new log and mark the file as herd's."""
-    db.execute("BEGIN IMMEDIATE")
-    db.executescript(_SCHEMA)  # executescript commits
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    db.executemany(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-        [("schema_version", str(SCHEMA_VERSION)), ("chain_seq", "0"), ("chain_hash", GENESIS)],
+    """Create the tables of a new log and mark the file as herd's, in one transaction.
+
+    Several herds may open a new log at once: each one's tables, mark and first meta
+    rows land together or not at all, so none of them ever sees herd's tables without
+    herd's mark (which would read as a foreign file), and the later ones change nothing.
+    """
+    db.executescript(
+        f"""BEGIN IMMEDIATE;
+        {_SCHEMA}
+        PRAGMA application_id = {APPLICATION_ID};
+        INSERT OR IGNORE INTO meta (key, value) VALUES
+            ('schema_version', '{SCHEMA_VERSION}'), ('chain_seq', '0'), ('chain_hash', '{GENESIS}');
+        COMMIT;"""
     )
 
 
