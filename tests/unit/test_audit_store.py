@@ -16,6 +16,7 @@ import pytest
 
 from herd.core.audit import SCHEMA_VERSION, AuditLog
 from herd.core.results import HostResult, Output, Status
+from tests.processes import race
 
 
 def test_operation_round_trips_with_its_host_results(tmp_path: Path) -> None:
@@ -87,18 +88,16 @@ def test_operation_of_a_killed_process_reads_back_and_is_sealed_as_interrupted(
 def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     db = tmp_path / "ops.db"
     AuditLog(db).close()
-    script = textwrap.dedent(f"""
-        from pathlib import Path
+    script = f"""
         from herd.core.audit import AuditLog
         from herd.core.results import HostResult, Status
-        log = AuditLog(Path({str(db)!r}))
+        log = AuditLog(pathlib.Path({str(db)!r}))
         for i in range(500):
             op = log.begin("run", argv=["herd"], hosts=["h"])
             log.record_hosts(op, [HostResult("h", "h", Status.OK, 0)])
             log.finish(op, status="ok", exit_code=0)
-    """)
-    writers = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
-    assert [w.wait(timeout=100) for w in writers] == [0, 0]
+    """
+    assert race(script, tmp_path, count=2, timeout=100) == []
     with AuditLog(db) as log:
         records = log.operations(limit=5000)
         assert len(records) == 1000
@@ -110,28 +109,15 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
 
 def test_herds_opening_a_new_log_at_once_all_find_it_theirs(tmp_path: Path) -> None:
     """Four herds race to create each of 40 new logs; none may take it for a foreign file."""
-    go = tmp_path / "go"
-    script = textwrap.dedent(f"""
-        import sys, time
-        from pathlib import Path
+    failed = race(
+        f"""
         from herd.core.audit import AuditLog
-        while not Path({str(go)!r}).exists():
-            time.sleep(0.001)
         for i in range(40):
-            AuditLog(Path({str(tmp_path)!r}) / f"ops{{i}}.db").close()
-    """)
-    openers = [
-        subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
-        for _ in range(4)
-    ]
-    try:
-        go.touch()
-        errors = [o.communicate(timeout=60)[1] for o in openers]
-    finally:
-        for opener in openers:
-            opener.kill()
-            opener.wait()
-    assert [o.returncode for o in openers] == [0, 0, 0, 0], errors
+            AuditLog(pathlib.Path({str(tmp_path)!r}) / f"ops{{i}}.db").close()
+        """,
+        tmp_path,
+    )
+    assert failed == []
     with AuditLog(tmp_path / "ops39.db") as log:
         assert log.verify().ok
 

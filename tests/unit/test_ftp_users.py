@@ -21,6 +21,7 @@ from herd.ftp.users import (
     parse_permissions,
     parse_quota,
 )
+from tests.processes import race
 
 
 def in_threads(step: Callable[[], None], count: int) -> None:
@@ -261,3 +262,16 @@ def test_password_bytes_that_are_not_utf8_fail_quietly(store: UserStore, tmp_pat
     assert store.authenticate("alice", "\udcff\udcfe") is None
     assert store.authenticate("ghost\udcff", "\udcff") is None
     assert store.authenticate("alice", "pw") is not None
+
+
+def test_servers_and_admins_opening_a_new_database_at_once_all_get_it(tmp_path: Path) -> None:
+    """Four processes race to create each of 40 new user databases (the WAL switch)."""
+    failed = race(
+        f"""
+        from herd.ftp.users import UserStore
+        for i in range(40):
+            UserStore(pathlib.Path({str(tmp_path)!r}) / f"users{{i}}.db").close()
+        """,
+        tmp_path,
+    )
+    assert failed == []

@@ -51,6 +51,7 @@ from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
 from herd.core.config import load_settings
 from herd.core.paths import HerdPaths
 from herd.core.results import HostResult
+from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError
 
 __all__ = [
@@ -67,25 +68,6 @@ __all__ = [
 ]
 
 MIN_FREE_BYTES = 4 * 1024 * 1024  # below this, refuse to start an operation we may not record
-
-
-def _use_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
-    """Switch the log to WAL, waiting out other herds switching it at the same moment.
-
-    The switch needs the file to itself and SQLite reports "locked" at once instead of
-    calling the busy handler, so a new log opened by several herds is retried here.
-    Once the file is in WAL mode (it stays so) this asks for no lock at all.
-    """
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
-        else:
-            return
 
 
 def _sqlite_reason(exc: sqlite3.Error) -> str:
@@ -148,7 +130,7 @@ class AuditLog:
             has_tables = tables > 0
             if has_tables and app_id != APPLICATION_ID:
                 raise AuditError(f"{path}: not a herd operation log (a foreign SQLite file)")  # noqa: TRY301 (closed below)
-            _use_wal(db)
+            use_wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             if not has_tables:

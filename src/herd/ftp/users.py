@@ -29,6 +29,7 @@ from typing import Any, Final, Literal
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from herd.core.sqlite_wal import use_wal
 from herd.errors import ConfigError, FtpError
 
 __all__ = [
@@ -195,7 +196,7 @@ class UserStore:
             raise FtpError(f"{path}: cannot open the FTP users database: {exc}") from exc
         try:
             db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA journal_mode = WAL")
+            use_wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
