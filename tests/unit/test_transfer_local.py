@@ -23,7 +23,13 @@ from herd.hosts.sftp_ops import (
     stale_temp_of,
     temp_name,
 )
-from herd.hosts.transfer_plan import plan_push
+from herd.hosts.transfer_plan import (
+    MAX_REQUESTS,
+    MIN_REQUESTS,
+    PROCESS_IN_FLIGHT,
+    plan_push,
+    requests_per_host,
+)
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
 from herd.hosts.workers import HOSTS_PER_WORKER, push_payload, worker_count
 from herd.ui.transfer import describe_files, transfer_json
@@ -259,6 +265,20 @@ def test_workers_by_default_only_where_they_pay() -> None:
     assert worker_count(3, 500, 1) == 3  # --workers: as asked
     assert worker_count(8, 2, big) == 2  # never more workers than hosts
     assert worker_count(0, 500, big) == 0
+
+
+def test_hosts_share_a_process_s_requests_in_flight_within_bounds() -> None:
+    block = 255 * 1024
+    assert requests_per_host(1, block) == MAX_REQUESTS  # a lone host: a deep pipeline
+    assert requests_per_host(16, block) == 4
+    assert requests_per_host(25, block) == MIN_REQUESTS  # a worker's share of 50 hosts
+    assert requests_per_host(1000, block) == MIN_REQUESTS  # never fewer than two
+    counts = [requests_per_host(n, block) for n in range(1, 200)]
+    assert counts == sorted(counts, reverse=True)
+    crowd = PROCESS_IN_FLIGHT // (MIN_REQUESTS * block)  # past this many, each has the minimum
+    held = [n * requests_per_host(n, block) * block for n in range(1, crowd + 1)]
+    assert max(held) <= PROCESS_IN_FLIGHT
+    assert requests_per_host(40, 32 * 1024) == 12  # smaller blocks: more of them
 
 
 def test_byte_budget_lets_small_requests_share_and_a_big_one_go_alone() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -98,10 +98,15 @@ def _carriers(
     connector: Connector,
     progress: TransferProgress,
     hosts: list[Host],
+    forks: int,
     requested: int | None,
 ) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
-    """The per-host work, in this process or on worker processes, and what it needs running."""
+    """The per-host work, in this process or on worker processes, and what it needs running.
+
+    Each host's requests in flight are sized by how many hosts its process carries at once.
+    """
     from herd.hosts.transfer import PushJob
+    from herd.hosts.transfer_plan import requests_per_host
     from herd.hosts.workers import TransferWorkers, push_payload, worker_count
 
     over_ssh = sum(1 for h in hosts if not h.local)
@@ -109,6 +114,9 @@ def _carriers(
     if isinstance(job, PushJob):
         payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
     count = worker_count(requested, over_ssh, payload)
+    per_process = -(-min(forks, over_ssh) // max(1, count))
+    requests = requests_per_host(per_process, job.options.block_size)
+    job = replace(job, options=replace(job.options, requests=requests))
     if not count:
         return job.per_host(connector, progress), None
     workers = TransferWorkers(job, connector.options, progress, count, debug=app.debug)
@@ -167,7 +175,13 @@ def _execute(
     renderers.append(summary)
     plan = fleet.plan(kind, what, settings)
     per_host, resources = _carriers(
-        app, job, connector=connector, progress=bar, hosts=hosts, requested=display.workers
+        app,
+        job,
+        connector=connector,
+        progress=bar,
+        hosts=hosts,
+        forks=plan.forks,
+        requested=display.workers,
     )
 
     def noted(op_id: int | None) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "TransferOptions",
     "TransferProgress",
     "plan_push",
+    "requests_per_host",
 ]
 
 # Bytes per SFTP read or write request: OpenSSH's largest (its limits@openssh.com
@@ -37,7 +38,16 @@ __all__ = [
 # CPU per byte. Servers that announce smaller limits get smaller requests (sftp_ops).
 DEFAULT_BLOCK_SIZE = 255 * 1024
 DEFAULT_REQUESTS = 4  # SFTP requests in flight per host: block size x this = memory per host
-DEFAULT_CACHE_BUDGET = 32 * 1024 * 1024  # source blocks kept for hosts that lag behind
+# SFTP bytes in flight per process, shared out among the hosts it carries at once
+# (requests_per_host). Each byte in flight costs about two in memory (the request,
+# then its encrypted packets): 32 MB, until the hosts are so many that each is down
+# to MIN_REQUESTS (32 of them), and 1 MB for each host past that.
+PROCESS_IN_FLIGHT = 16 * 1024 * 1024
+MIN_REQUESTS = 2  # one on the wire while the host answers the other: enough on a LAN
+MAX_REQUESTS = 16  # a lone host: 4 MiB in flight, up to 80 MiB/s over a 50 ms round trip
+# Source blocks a process keeps for its hosts that lag behind the first; a host
+# further behind reads its blocks again (from the page cache, usually).
+DEFAULT_CACHE_BUDGET = 8 * 1024 * 1024
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -54,6 +64,16 @@ class TransferOptions:
     files_in_flight: int = 16  # files one host transfers at once (hides round trips)
     cache_budget: int = DEFAULT_CACHE_BUDGET  # bytes of source blocks a process keeps for its hosts
     stall_timeout: float = 60.0  # a host that makes no progress for this long fails
+
+
+def requests_per_host(hosts: int, block_size: int = DEFAULT_BLOCK_SIZE) -> int:
+    """SFTP requests in flight for each of ``hosts`` carried at once by one process.
+
+    Few hosts get deep pipelines, for long round trips; many hosts share
+    ``PROCESS_IN_FLIGHT``, each keeping at least ``MIN_REQUESTS`` going.
+    """
+    share = PROCESS_IN_FLIGHT // (max(1, block_size) * max(1, hosts))
+    return max(MIN_REQUESTS, min(MAX_REQUESTS, share))
 
 
 class TransferProgress(Protocol):
