@@ -10,7 +10,8 @@ Two workloads, each pushed to every host and pulled back:
 Tools, each a separate process measured with wait4 (wall time, client CPU, and
 peak RSS of the largest client process), and sampled every 20 ms for the peak
 of the RSS summed over the whole client process tree (herd and its transfer
-workers; xargs with every scp and ssh):
+workers; xargs with every scp and ssh) and, for trees of at most eight
+processes, of their summed PSS (each shared page split between its processes):
   herd      the full CLI: ``herd push all SRC DEST/{host}/`` (atomic, verified)
   herd-noverify  the same with --no-verify: what the hosts' sha256 pass costs
   herd-oneproc   the same with --workers 0: everything in herd's one process
@@ -109,6 +110,9 @@ class Measure:
     cpu: float  # user+sys seconds of the client and the children it waited for (not sshd)
     rss_mb: float  # peak RSS of the client process (the largest of its waited-for children)
     tree_mb: float = 0.0  # peak of the summed RSS of the client and all its descendants
+    # peak of their summed PSS (shared pages split between the processes that map them),
+    # taken only for small trees (herd and its workers): reading it costs a page-table walk
+    tree_pss_mb: float | None = None
 
 
 def _descendants(pid: int) -> list[int]:
@@ -125,29 +129,43 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _tree_rss(pid: int) -> int:
-    total = 0
-    for member in _descendants(pid):
+PSS_TREE_MAX = 8  # processes: herd and its workers; not xargs with a hundred scp
+
+
+def _tree_memory(pid: int) -> tuple[int, int | None]:
+    """The summed RSS of a process tree, and its summed PSS when the tree is small."""
+    members = _descendants(pid)
+    rss, pss = 0, 0
+    for member in members:
         try:
             with open(f"/proc/{member}/statm") as statm:
-                total += int(statm.read().split()[1]) * PAGE_SIZE
-        except (OSError, IndexError, ValueError):
+                rss += int(statm.read().split()[1]) * PAGE_SIZE
+            if len(members) <= PSS_TREE_MAX:
+                with open(f"/proc/{member}/smaps_rollup") as rollup:
+                    pss += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+        except (OSError, IndexError, ValueError, StopIteration):
             continue
-    return total
+    return rss, (pss * 1024 if len(members) <= PSS_TREE_MAX else None)
 
 
 class _TreeSampler(threading.Thread):
-    """The peak of a process tree's summed RSS, sampled every 20 ms until it ends."""
+    """The peaks of a process tree's summed RSS and PSS, sampled every 20 ms until it ends."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak = 0
+        self.peak_pss: int | None = 0
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.02):
-            self.peak = max(self.peak, _tree_rss(self.pid))
+            rss, pss = _tree_memory(self.pid)
+            self.peak = max(self.peak, rss)
+            if pss is None or self.peak_pss is None:
+                self.peak_pss = None  # the tree grew past PSS_TREE_MAX once: no figure
+            else:
+                self.peak_pss = max(self.peak_pss, pss)
 
 
 def measure(argv: list[str], env: dict[str, str], *, shell: bool = False) -> Measure:
@@ -174,7 +192,8 @@ def measure(argv: list[str], env: dict[str, str], *, shell: bool = False) -> Mea
                 f" {err.read().decode()[-800:]} {out.read().decode()[-800:]}"
             )
     cpu = usage.ru_utime + usage.ru_stime
-    return Measure(wall, cpu, usage.ru_maxrss / 1024, sampler.peak / 1024 / 1024)
+    pss = None if sampler.peak_pss is None else sampler.peak_pss / 1024 / 1024
+    return Measure(wall, cpu, usage.ru_maxrss / 1024, sampler.peak / 1024 / 1024, pss)
 
 
 def make_workloads(local: Path, big_mb: int, tree_files: int) -> dict[str, Path]:
@@ -363,7 +382,7 @@ def main() -> None:
                         runs.setdefault(tool, []).append(m)
                         print(f"  {name:4s} {kind:4s} {tool:13s} {count:3d} hosts: {m.wall:7.2f} s,"
                               f" client CPU {m.cpu:6.2f} s, peak RSS {m.rss_mb:6.1f} MB"
-                              f" (process tree {m.tree_mb:6.1f} MB)",
+                              f" (process tree {m.tree_mb:6.1f} MB{_pss(m)})",
                               flush=True)  # fmt: skip
                 for tool, measures in runs.items():
                     key = (name, "rerun", "herd") if tool == "herd-rerun" else (name, kind, tool)
@@ -372,6 +391,7 @@ def main() -> None:
                         statistics.median(m.cpu for m in measures),
                         max(m.rss_mb for m in measures),
                         max(m.tree_mb for m in measures),
+                        max((m.tree_pss_mb or 0.0 for m in measures), default=0.0) or None,
                     )
         if "ansible" in chosen and args.ansible_hosts:
             count = args.ansible_hosts
@@ -386,6 +406,10 @@ def main() -> None:
         lab.down()
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(shm, ignore_errors=True)
+
+
+def _pss(m: Measure) -> str:
+    return "" if m.tree_pss_mb is None else f", PSS {m.tree_pss_mb:6.1f} MB"
 
 
 def report(results: dict[tuple[str, str, str], Measure], args: argparse.Namespace) -> None:
@@ -408,6 +432,7 @@ def report(results: dict[tuple[str, str, str], Measure], args: argparse.Namespac
         print(
             f"herd peak RSS, big push to {args.hosts} hosts: {herd_big.rss_mb:.1f} MB in one"
             f" process, {herd_big.tree_mb:.1f} MB summed over herd and its workers"
+            f" (PSS, shared pages counted once: {herd_big.tree_pss_mb or 0:.1f} MB)"
         )
     for name in ("tree", "tree-small"):
         herd, ansible = results.get((name, "push", "herd")), results.get((name, "push", "ansible"))
