@@ -206,6 +206,26 @@ def test_pull_fetches_files_dirs_and_globs_into_a_directory_per_host(
         assert {r.host for r in log.host_results(op_id)} == set(lab_fleet.names("web"))
 
 
+def test_pull_of_several_large_files_at_once_shares_the_bytes_in_flight(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files pulled side by side each take part of one budget; none may wait holding its part."""
+    remote = tmp_path / "remote"
+    name = lab_fleet.names("web")[0]
+    (remote / name).mkdir(parents=True)
+    blobs = {f"part{i}.bin": os.urandom(1_500_000 + i) for i in range(6)}
+    for file, data in blobs.items():
+        (remote / name / file).write_bytes(data)
+    fetched = tmp_path / "fetched"
+    source = f"{remote}/{{host}}/*.bin"
+
+    code = herd(lab_fleet, "pull", name, source, str(fetched), "--json", "--stall-timeout", "10")
+    row = json_results(capsys.readouterr().out)[name]
+    assert (code, row["status"]) == (0, "ok"), row
+    mirror = fetched / name / str(remote / name).lstrip("/")
+    assert {p.name: p.read_bytes() for p in mirror.iterdir()} == blobs
+
+
 def test_pull_of_a_file_missing_on_one_host_fails_only_that_host(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

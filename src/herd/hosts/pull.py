@@ -236,6 +236,10 @@ class _Pull(HostTransfer):
                 try:
                     for offset in range(0, total, size):
                         want = min(size, total - offset)
+                        # files pulled side by side share the budget: one that waited for it
+                        # while holding reads it has not written could wait for ever
+                        while window and self.in_flight.would_wait(want):
+                            received += await self._next(fd, digest, window)
                         await self.in_flight.take(want)
                         read = asyncio.ensure_future(self._read(remote, want, offset))
                         window.append((read, want))

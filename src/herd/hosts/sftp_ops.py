@@ -368,6 +368,10 @@ class ByteBudget:
                 self._waiting.remove(entry)
             raise
 
+    def would_wait(self, nbytes: int) -> bool:
+        """Whether ``take(nbytes)`` would wait now (for others to give back theirs)."""
+        return bool(self._waiting) or not self._fits(nbytes)
+
     def give(self, nbytes: int) -> None:
         self._used -= nbytes
         while self._waiting and self._fits(self._waiting[0][0]):
