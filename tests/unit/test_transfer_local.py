@@ -9,7 +9,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 import pytest
-from asyncssh import SFTPLimits
+from asyncssh import ConnectionLost, SFTPLimits
 
 from herd.core.results import BatchResult, FileRecord, HostResult, Status
 from herd.errors import SourceError
@@ -17,6 +17,7 @@ from herd.hosts.pull import local_path
 from herd.hosts.push import remote_dest
 from herd.hosts.sftp_ops import (
     ByteBudget,
+    describe,
     is_temp_name,
     parse_sha256_lines,
     request_sizes,
@@ -311,3 +312,8 @@ def test_byte_budget_lets_small_requests_share_and_a_big_one_go_alone() -> None:
             await budget.take(1000)  # alone it goes; the cancelled wait left nothing behind
 
     asyncio.run(main())
+
+
+def test_a_lost_connection_reads_so_once_with_any_detail_the_error_adds() -> None:
+    assert describe(ConnectionLost("Connection lost")) == "connection lost"
+    assert describe(ConnectionResetError("reset by peer")) == "connection lost: reset by peer"

@@ -29,7 +29,14 @@ from herd.hosts.hostkeys import (
 from herd.hosts.wire import batch_writes, skip_packet_logs
 from herd.inventory.model import Host
 
-__all__ = ["ClientKeys", "ConnectOptions", "Connector", "HostFailure", "connect"]
+__all__ = [
+    "ClientKeys",
+    "ConnectOptions",
+    "Connector",
+    "HostFailure",
+    "connect",
+    "connection_lost",
+]
 
 
 class HostFailure(Exception):
@@ -341,7 +348,7 @@ def _classify_ssh(host: Host, exc: asyncssh.Error, progress: _Progress) -> HostF
         user = host.user or (conn.get_extra_info("username") if conn else None) or "?"
         return HostFailure(Status.AUTH_FAILED, f"authentication failed for user {user}")
     if conn is None:
-        reason = f"connection lost: {_first_line(exc)}"
+        reason = connection_lost(exc)
     elif conn.get_extra_info("server_version") is None:
         reason = "connection closed before the SSH banner"
     else:
@@ -352,6 +359,17 @@ def _classify_ssh(host: Host, exc: asyncssh.Error, progress: _Progress) -> HostF
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def connection_lost(exc: BaseException) -> str:
+    """The reason for a host whose connection broke: what ``exc`` says, unless it says no more.
+
+    asyncssh's own ``ConnectionLost`` reads "Connection lost", which would repeat it.
+    """
+    detail = str(exc).strip()
+    if not detail or detail.lower() == "connection lost":
+        return "connection lost"
+    return f"connection lost: {detail.splitlines()[0]}"
 
 
 def _close_quietly(conn: asyncssh.SSHClientConnection | None) -> None:

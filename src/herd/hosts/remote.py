@@ -26,7 +26,7 @@ from herd.hosts.command import (
     finished,
     stopped,
 )
-from herd.hosts.connect import Connector, HostFailure
+from herd.hosts.connect import Connector, HostFailure, connection_lost
 from herd.inventory.model import Host
 
 __all__ = ["feed_stdin", "run_on_host"]
@@ -51,9 +51,7 @@ async def run_on_host(
     except HostFailure as exc:
         return failure(host, started, exc.status, exc.reason)
     except (OSError, asyncssh.Error) as exc:
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        return failure(host, started, Status.ERROR, f"connection lost: {reason}")
+        return failure(host, started, Status.ERROR, connection_lost(exc))
 
 
 async def _run(

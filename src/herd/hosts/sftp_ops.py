@@ -20,6 +20,7 @@ from typing import TypeVar
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.connect import connection_lost
 from herd.hosts.remote import feed_stdin
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 from herd.inventory.model import Host
@@ -119,7 +120,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, asyncssh.SFTPError):
         return str(exc.reason or type(exc).__name__)
     if isinstance(exc, asyncssh.ConnectionLost | ConnectionError | asyncssh.DisconnectError):
-        return f"connection lost: {exc}" if str(exc) else "connection lost"
+        return connection_lost(exc)
     if isinstance(exc, TimeoutError):
         return "no progress in time (host stalled)"
     if isinstance(exc, OSError) and exc.strerror:
