@@ -221,7 +221,7 @@ def test_a_host_that_dies_mid_transfer_fails_alone_and_gets_no_partial_file(
     assert not (remote / "web04" / "release.tar").exists()
     for name in names:
         if name != "web04":
-            assert rows[name]["status"] == "ok"
+            assert rows[name]["status"] == "ok", rows[name]["error"]
             assert sha256(remote / name / "release.tar") == sha256(big)
     log = logged(isolated_env)
     assert log["web04"].files == ()

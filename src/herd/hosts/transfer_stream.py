@@ -42,6 +42,12 @@ def _read_block(path: Path, offset: int, size: int) -> bytes:
         os.close(fd)
 
 
+def _retrieve(reading: asyncio.Future[bytes]) -> None:
+    """Mark a failed read's error as seen: every host that wanted it may have gone."""
+    if not reading.cancelled():
+        reading.exception()
+
+
 class BlockSource:
     """Blocks of local files, read once and shared by every host within a memory budget."""
 
@@ -53,7 +59,7 @@ class BlockSource:
         self.stats = StreamStats()
         self._cache: OrderedDict[tuple[Path, int], bytes] = OrderedDict()
         self._cached = 0
-        self._pending: dict[tuple[Path, int], asyncio.Future[bytes]] = {}
+        self._pending: dict[tuple[Path, int], asyncio.Future[bytes]] = {}  # reads under way
 
     def blocks(self, file: LocalFile) -> int:
         """How many blocks ``file`` has (an empty file has none)."""
@@ -70,20 +76,20 @@ class BlockSource:
         if data is not None:
             self._cache.move_to_end(key)
             return data
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        reading = self._pending.get(key)
+        if reading is None:
+            # the read belongs to the source, not to the host that asked first: a host
+            # cancelled midway (its connection died) must not fail the others waiting
+            reading = asyncio.ensure_future(self._fetch(key, file, index))
+            reading.add_done_callback(_retrieve)
+            self._pending[key] = reading
+        return await asyncio.shield(reading)
+
+    async def _fetch(self, key: tuple[Path, int], file: LocalFile, index: int) -> bytes:
         try:
             data = await self._read(file, index)
-        except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else OSError("read cancelled"))
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
         finally:
             del self._pending[key]
-        future.set_result(data)
         self._remember(key, data)
         return data
 
