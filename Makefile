@@ -3,18 +3,36 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every package herd, its tests and its build need, pinned with hashes (`make lock` writes it).
+LOCK   := requirements.lock
+# The benchmarks' extras, resolved within the versions of $(LOCK).
+BENCH_LOCK := requirements-bench.lock
+BENCH_STAMP := $(VENV)/.installed-bench
+# `make lock` runs uv from a private venv of its own, at this version.
+UV_VERSION := 0.13.9
+TOOLS  := .venv-tools
+UV     := $(TOOLS)/bin/uv
+COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+          --custom-compile-command 'make lock'
+# A throwaway venv with the newest versions pyproject.toml allows.
+LATEST := .venv-latest
+PIP    := python -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test lint typecheck pytest system-deps bench clean
+.PHONY: demo test lint typecheck pytest system-deps bench lock test-latest clean
 
 demo: $(STAMP)
 	$(BIN)/herd demo
 
 test: $(STAMP) system-deps lint typecheck pytest
 
-$(STAMP): pyproject.toml
+# The venv is rebuilt from scratch whenever the lock or pyproject.toml changes, so it
+# holds exactly the locked set: nothing left over from an older lock.
+$(STAMP): pyproject.toml $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/$(PIP) install --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/$(PIP) install --no-deps --no-build-isolation -e .
+	$(BIN)/$(PIP) check
 	touch $(STAMP)
 
 # The system tests talk to real sshd, sudo, lftp and curl; as root we install what is missing.
@@ -44,8 +62,35 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+bench: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP) $(BENCH_LOCK)
+	$(BIN)/$(PIP) install --require-hashes --no-deps -r $(BENCH_LOCK)
+	$(BIN)/$(PIP) check
+	touch $(BENCH_STAMP)
+
+# Regenerate both locks from pyproject.toml: the runtime, the dev extra and the build
+# backend (so `pip install --no-build-isolation` builds herd with a locked setuptools).
+lock: $(UV)
+	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(COMPILE) pyproject.toml - --extra dev -o $(LOCK)
+	$(COMPILE) pyproject.toml --extra bench --constraint $(LOCK) -o $(BENCH_LOCK)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/$(PIP) install uv==$(UV_VERSION)
+
+# Not part of `make test`: the suite against the newest releases pyproject.toml allows,
+# so an upstream break is seen here before a user meets it.
+test-latest: system-deps
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/$(PIP) install --upgrade pip
+	$(LATEST)/bin/$(PIP) install --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/$(PIP) list --format freeze
+	$(LATEST)/bin/ruff check src tests bench
+	$(LATEST)/bin/mypy
+	$(LATEST)/bin/pytest -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(TOOLS) $(LATEST) build src/*.egg-info

@@ -7,14 +7,34 @@ from pathlib import Path
 
 import pytest
 
+# What would let a test see the developer's own setup: their inventory and operator
+# name, their SSH agent, and XDG directories that would override the fresh HOME.
+_FORGOTTEN = (
+    "HERD_INVENTORY",
+    "HERD_OPERATOR",
+    "SUDO_USER",
+    "SSH_AUTH_SOCK",
+    "SSH_AGENT_PID",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_CACHE_HOME",
+)
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """Point HERD_HOME at a fresh directory and forget the caller's inventory and operator."""
+    """A fresh HERD_HOME, and a fresh HOME so ~/.ssh (config, known_hosts, keys) is empty.
+
+    Tests that need a key, an SSH config or known_hosts entries write their own.
+    """
     home = tmp_path_factory.mktemp("herd-home")
+    user_home = tmp_path_factory.mktemp("home")
+    user_home.chmod(0o700)
     monkeypatch.setenv("HERD_HOME", str(home))
-    for name in ("HERD_INVENTORY", "HERD_OPERATOR", "SUDO_USER"):
+    monkeypatch.setenv("HOME", str(user_home))
+    for name in _FORGOTTEN:
         monkeypatch.delenv(name, raising=False)
     yield home

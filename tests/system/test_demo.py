@@ -27,6 +27,8 @@ def test_demo_takes_the_whole_tour(engine: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # stderr holds herd's own summaries only: no third-party warning, no traceback
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr, result.stderr
     out = result.stdout
     assert "db02 is back" in out  # @failed retried the host that timed out
     assert "2 skipped" in out  # the second push sent nothing
