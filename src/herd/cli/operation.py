@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from herd.cli.context import AppContext
 from herd.core.audit import AuditLog
 from herd.core.results import BatchResult, HostResult, Status
+from herd.core.secrets import mask_argv, mask_secrets
+from herd.errors import Interrupted
 from herd.hosts.command import OutputSink
 from herd.inventory.model import Host
 from herd.ui.render import Renderers
@@ -58,10 +61,10 @@ class Operation:
         if self._log is not None:
             self.op_id = self._log.begin(
                 self.kind,
-                argv=list(argv),
+                argv=mask_argv(argv),
                 hosts=[h.name for h in hosts],
                 pattern=pattern,
-                command=command,
+                command=None if command is None else mask_secrets(command),
             )
         return self.op_id
 
@@ -89,7 +92,7 @@ class Operation:
         if self._log is None or self.op_id is None:
             return
         self.flush()
-        status = {0: "ok", 130: "interrupted"}.get(batch.exit_code, "failed")
+        status = "interrupted" if batch.interrupted else "ok" if batch.exit_code == 0 else "failed"
         self._log.finish(self.op_id, status=status, exit_code=batch.exit_code)
 
     def close(self) -> None:
@@ -165,7 +168,9 @@ def run_operation(
         try:
             batch = run_loop(main)
         except KeyboardInterrupt:
-            batch.interrupted = True  # Ctrl-C outside the fan-out's own handler
+            batch.interrupt(signal.SIGINT)  # Ctrl-C outside the fan-out's own handler
+        except Interrupted as stop:
+            batch.interrupt(stop.signum)  # SIGTERM or SIGHUP outside it
         finally:
             operation.finish(batch)
         renderers.finish(batch, time.monotonic() - started)

@@ -49,7 +49,7 @@ from herd.core.audit_records import (
 from herd.core.audit_schema import APPLICATION_ID, SCHEMA_VERSION, create, upgrade
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
 from herd.core.config import load_settings
-from herd.core.paths import HerdPaths
+from herd.core.paths import HerdPaths, private_dir, private_file
 from herd.core.results import HostResult
 from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError
@@ -116,7 +116,16 @@ class AuditLog:
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 in a 0700 home (argv and outputs are private); SQLite gives its -wal and
+            # -shm files the database's mode, and older ones are tightened here
+            private_dir(path.parent)
+            for file in (
+                path,
+                path.with_name(path.name + "-wal"),
+                path.with_name(path.name + "-shm"),
+            ):
+                if file is path or file.exists():
+                    private_file(file)
             db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else _sqlite_reason(exc)

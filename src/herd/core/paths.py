@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HerdPaths", "home_from_env"]
+__all__ = ["HerdPaths", "home_from_env", "private_dir", "private_file"]
 
 
 def home_from_env() -> Path | None:
@@ -44,3 +44,31 @@ class HerdPaths:
     def lab_dir(self) -> Path:
         """The default directory of the lab fleet."""
         return self.home / "lab"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as 0700; an existing one of ours loses group
+    and other access. Only ``path`` itself is tightened: its parents may be shared."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make sure ``path`` exists as 0600 (created empty if missing) before anything writes it.
+
+    Created so from the start, not chmod-ed after: a file briefly readable by others
+    is a file others may have opened.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        _tighten(path, 0o600)
+    return path
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Drop group and other permissions from a file or directory this user owns."""
+    info = path.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        path.chmod(info.st_mode & mode & 0o7777)

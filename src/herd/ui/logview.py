@@ -13,6 +13,7 @@ from herd.core.audit import OperationRecord
 from herd.core.audit_chain import ChainReport
 from herd.core.hostset import fold
 from herd.core.results import HostResult, Output, Status
+from herd.core.secrets import mask_argv, mask_secrets
 
 __all__ = ["render_operation", "render_operations", "render_verify", "status_text"]
 
@@ -45,7 +46,7 @@ def _took(seconds: float | None) -> str:
 def what_it_did(record: OperationRecord) -> str:
     """The command, or for transfers the files, in one short line."""
     text = record.command or shlex.join(record.argv[1:])
-    return " ".join(text.split())
+    return " ".join(mask_secrets(text).split())  # records older than the masking too
 
 
 # The command goes last: it is the one cell that can be long, and it never breaks alignment there.
@@ -123,11 +124,11 @@ def _render_header(console: Console, record: OperationRecord) -> None:
     identity = f"{who.user}" + (f", sudo from {who.sudo_user}" if who.sudo_user else "")
     identity += f", operator {who.operator}" if who.operator else ""
     _field(console, "user", f"{identity} on {who.controller} (pid {record.pid})")
-    _field(console, "argv", shlex.join(record.argv))
+    _field(console, "argv", shlex.join(mask_argv(record.argv)))
     if record.pattern is not None:
         _field(console, "pattern", record.pattern)
     if record.command:
-        _field(console, "command", record.command)
+        _field(console, "command", mask_secrets(record.command))
     if record.hosts:
         _field(console, "hosts", f"{fold(record.hosts)} ({len(record.hosts)})")
     seal = f"seq {record.seq}, hash {record.hash}" if record.seq else "not sealed yet"
@@ -138,7 +139,7 @@ def _stream(console: Console, name: str, output: Output, style: str) -> None:
     if not output.total:
         return
     note = f"{name} ({output.total} bytes, sha256 {output.sha256[:16]}"
-    note += f"; first {len(output.data)} kept)" if output.truncated else ")"
+    note += f"; truncated: first {len(output.data)} kept)" if output.truncated else ")"
     console.print(Text(f"  {note}", style="dim"), soft_wrap=True, highlight=False)
     for line in output.text.splitlines():
         console.print(Text(f"    {line}", style=style), soft_wrap=True, highlight=False)
