@@ -19,7 +19,8 @@ whole command.
     ├── LabError                 exit 2: the lab fleet cannot be brought up or down
     ├── FtpError                 exit 2: the FTP server or a user cannot be set up
     │   └── FtpClientError       exit 1: an FTP client command failed at the server
-    └── Interrupted              exit 130: the operator pressed Ctrl-C
+    └── Interrupted              exit 128+N: stopped by signal N (SIGTERM, SIGHUP) before
+                                 or after the hosts' work; during it, the batch says so
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class FtpClientError(FtpError):
 
 
 class Interrupted(HerdError):
-    """The operator interrupted the command (Ctrl-C)."""
+    """A signal asked herd to stop (SIGTERM, SIGHUP; Ctrl-C is Python's KeyboardInterrupt)."""
 
-    exit_code = 130
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"interrupted by {name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

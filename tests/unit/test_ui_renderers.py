@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 from pathlib import Path
 
 from herd.core.results import BatchResult, CappedOutput, HostResult, Output, Status
@@ -102,7 +103,7 @@ def test_live_lines_report_a_host_that_never_ran_with_its_reason() -> None:
     assert buffer.getvalue().strip() == "web03 ! unreachable: connection refused"
 
 
-def test_json_lines_carry_exactly_the_design_keys() -> None:
+def test_json_lines_carry_the_design_keys_and_the_added_ones() -> None:
     stream = io.StringIO()
     renderer = JsonLines(stream)
     renderer.result(result("web01", stdout="hi\n", duration=1.23456))
@@ -110,7 +111,9 @@ def test_json_lines_carry_exactly_the_design_keys() -> None:
     rows = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert set(rows[0]) == {
         "host", "address", "status", "exit_status", "stdout", "stderr", "duration", "error",
+        "signal", "stdout_truncated", "stderr_truncated", "stdout_bytes", "stderr_bytes",
     }  # fmt: skip
+    assert rows[0]["stdout_bytes"] == 3 and rows[0]["stdout_truncated"] is False
     assert rows[0]["stdout"] == "hi\n" and rows[0]["duration"] == 1.235
     assert rows[1]["status"] == "timeout" and rows[1]["exit_status"] is None
 
@@ -127,7 +130,8 @@ def test_out_dir_gets_every_byte_and_an_exit_file_per_host(tmp_path: Path) -> No
     assert (directory / "web01.err").read_text() == "warn\n"
     assert (directory / "web01.exit").read_text() == "0\n"
     assert (directory / "web02.out").read_bytes() == b""
-    assert (directory / "web02.exit").read_text() == "unreachable: connection refused\n"
+    assert (directory / "web02.exit").read_text() == ""  # no exit status: no number
+    assert (directory / "web02.err").read_text() == "herd: unreachable: connection refused\n"
 
 
 def test_summary_counts_each_status_and_folds_the_hosts_with_a_reason_each() -> None:
@@ -167,6 +171,17 @@ def test_summary_of_an_interrupted_batch_counts_the_hosts_not_finished() -> None
     assert buffer.getvalue().splitlines()[0] == (
         "4 hosts: 1 ok, 3 not finished in 0.2 s (interrupted)"
     )
+
+
+def test_summary_of_a_batch_stopped_before_any_host_finished_reads_plainly() -> None:
+    con, buffer = console()
+    batch = BatchResult()
+    batch.interrupt(signal.SIGTERM)
+    render_summary(con, batch, targeted=10, elapsed=1.6)
+    assert buffer.getvalue().splitlines()[0] == (
+        "10 hosts: 10 not finished in 1.6 s (interrupted by SIGTERM)"
+    )
+    assert batch.exit_code == 143
 
 
 def test_progress_bar_draws_nothing_when_stderr_is_not_a_terminal() -> None:

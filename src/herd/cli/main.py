@@ -7,6 +7,7 @@ fast (asyncssh and rich are not imported before they are needed).
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ import click
 
 from herd import __version__
 from herd.cli.context import AppContext, default_home
-from herd.errors import HerdError
+from herd.errors import HerdError, Interrupted
 
 __all__ = ["main", "run"]
 
@@ -90,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # obj carries the raw arguments into cli(), which keeps them for the operation log
         result = cli.main(args=args, prog_name="herd", standalone_mode=False, obj=tuple(args))
+    except Interrupted as exc:
+        click.echo(f"herd: {exc}", err=True)
+        return exc.exit_code
     except HerdError as exc:
         if debug:
             traceback.print_exc()
@@ -104,10 +108,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except (KeyboardInterrupt, click.Abort):
         click.echo("herd: interrupted", err=True)
-        return 130
+        return 128 + signal.SIGINT
     return result if isinstance(result, int) else 0
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise Interrupted(signum, signal.Signals(signum).name)
+
+
 def run() -> None:
-    """The console-script entry point."""
+    """The console-script entry point.
+
+    SIGTERM and SIGHUP (a ``timeout`` wrapper, a cancelled CI job, a dropped SSH
+    session) stop herd the way Ctrl-C does: remote commands are stopped, the
+    operation recorded and the summary printed, and the exit code is 128+N.
+    """
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     sys.exit(main())

@@ -7,6 +7,7 @@ per host, local or remote alike, and a ``BatchResult`` gathers them.
 from __future__ import annotations
 
 import hashlib
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -95,6 +96,7 @@ class HostResult:
     duration: float = 0.0
     error: str = ""  # one line a person understands, empty when ok
     files: tuple[FileRecord, ...] = ()
+    signal: str | None = None  # the signal that killed the command ("KILL"); exit_status is None
 
     @property
     def ok(self) -> bool:
@@ -119,6 +121,12 @@ class HostResult:
             "stderr": self.stderr.text,
             "duration": round(self.duration, 3),
             "error": self.error,
+            # added keys: a stream cut at the output cap says so, with its full size
+            "signal": f"SIG{self.signal}" if self.signal else None,
+            "stdout_truncated": self.stdout.truncated,
+            "stderr_truncated": self.stderr.truncated,
+            "stdout_bytes": self.stdout.total,
+            "stderr_bytes": self.stderr.total,
         }
 
 
@@ -128,6 +136,13 @@ class BatchResult:
 
     results: list[HostResult] = field(default_factory=list)
     interrupted: bool = False
+    stop_signal: int = signal.SIGINT  # what interrupted it: Ctrl-C, or SIGTERM, SIGHUP
+
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        """Mark the batch stopped early by ``signum`` (the first signal counts)."""
+        if not self.interrupted:
+            self.interrupted = True
+            self.stop_signal = signum
 
     def __iter__(self) -> Iterator[HostResult]:
         return iter(self.results)
@@ -157,7 +172,7 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """DESIGN.md's contract: 0 all ok, 1 any host not ok, 130 interrupted."""
+        """DESIGN.md's contract: 0 all ok, 1 any host not ok, 128+N stopped by signal N."""
         if self.interrupted:
-            return 130
+            return 128 + self.stop_signal
         return 0 if all(r.ok for r in self.results) else 1

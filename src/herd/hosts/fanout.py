@@ -1,9 +1,10 @@
 """Run one coroutine per host, at most ``forks`` at a time, streaming results as they finish.
 
 Structured concurrency: one ``TaskGroup``, a semaphore, and each host's own
-timeouts inside ``per_host``. Ctrl-C (SIGINT) cancels what is still running —
-the per-host code hangs up its remote commands on cancellation — and the batch
-comes back marked interrupted with the hosts that completed.
+timeouts inside ``per_host``. Ctrl-C (SIGINT), SIGTERM and SIGHUP cancel what
+is still running — the per-host code hangs up its remote commands on
+cancellation — and the batch comes back marked interrupted by that signal,
+with the hosts that completed.
 
 A host whose TCP connection is not answered (powered off, firewalled) steps
 out of its slot while it waits (see ``current_slot``): such hosts wait out
@@ -18,17 +19,27 @@ step out would multiply the handshakes in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
 
-__all__ = ["HostSlot", "ResultSink", "Slot", "current_slot", "error_result", "fanout", "use_slot"]
+__all__ = [
+    "STOP_SIGNALS",
+    "HostSlot",
+    "ResultSink",
+    "Slot",
+    "current_slot",
+    "error_result",
+    "fanout",
+    "use_slot",
+]
 
 ResultSink = Callable[[HostResult], None]
 
@@ -132,8 +143,8 @@ async def fanout(
     """Run ``per_host`` for every host; ``on_result`` sees each result as it finishes.
 
     A ``per_host`` that raises is reported as that host's ``error``, never as
-    the batch's failure. With ``handle_sigint`` (on the main thread), Ctrl-C
-    returns the batch marked interrupted instead of raising.
+    the batch's failure. With ``handle_sigint`` (on the main thread), Ctrl-C,
+    SIGTERM and SIGHUP return the batch marked interrupted instead of raising.
     """
     batch = BatchResult()
     gate = asyncio.Semaphore(max(1, forks))
@@ -161,26 +172,45 @@ async def fanout(
             slot.release()
         deliver(result)
 
-    def interrupt() -> None:
-        batch.interrupted = True
+    def interrupt(signum: int) -> None:
+        batch.interrupt(signum)
         for task in tasks:
             task.cancel()
 
-    loop = asyncio.get_running_loop()
-    installed = False
-    if handle_sigint:
-        try:
-            loop.add_signal_handler(signal.SIGINT, interrupt)
-            installed = True
-        except (RuntimeError, ValueError, NotImplementedError):
-            installed = False  # not the main thread, or no signal support: Ctrl-C raises
     try:
-        async with asyncio.TaskGroup() as group:
-            tasks.extend(group.create_task(one(host)) for host in hosts)
+        with _stop_signals(interrupt) if handle_sigint else contextlib.nullcontext():
+            async with asyncio.TaskGroup() as group:
+                tasks.extend(group.create_task(one(host)) for host in hosts)
     except asyncio.CancelledError:
-        batch.interrupted = True
+        batch.interrupt()
         raise
-    finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
     return batch
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_signals(interrupt: Callable[[int], None]) -> Iterator[None]:
+    """Turn Ctrl-C, SIGTERM and SIGHUP into ``interrupt(signum)`` on the running loop.
+
+    The handlers in place before (herd's own, or Python's) are put back after: the
+    loop's removal would otherwise leave the default action, which kills at once.
+    Off the main thread (no signal support) the signals keep their handlers.
+    """
+    loop = asyncio.get_running_loop()
+    installed: list[tuple[signal.Signals, Any]] = []
+    for signum in STOP_SIGNALS:
+        previous = signal.getsignal(signum)
+        try:
+            loop.add_signal_handler(signum, interrupt, signum)
+        except (RuntimeError, ValueError, NotImplementedError):
+            continue
+        installed.append((signum, previous))
+    try:
+        yield
+    finally:
+        for stopped, previous in installed:
+            loop.remove_signal_handler(stopped)
+            if previous is not None:
+                signal.signal(stopped, previous)

@@ -149,7 +149,10 @@ async def _serve(messages_out: int) -> None:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # Ctrl-C, SIGTERM and SIGHUP are the main process's to handle: it cancels this
+    # worker's hosts, and if it dies instead, stdin closes and the worker cleans up.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     messages_out = os.dup(1)
     os.dup2(2, 1)  # a stray print must not land in the message stream
     try:

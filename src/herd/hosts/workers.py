@@ -11,7 +11,8 @@ processes (``python -m herd.hosts.worker``):
   back the host's result, and the bytes for the progress bar as they move;
 - the job (what to send or fetch, how to connect, the ``-k`` password too)
   reaches a worker over its stdin, never its argv or environment;
-- Ctrl-C is the main process's: workers ignore SIGINT and cancel a host when
+- Ctrl-C is the main process's (so are SIGTERM and SIGHUP): workers ignore them
+  and cancel a host when
   told, cleaning up its temporary files as herd does in its own process; a
   worker whose main process is gone (its stdin closes) cancels its hosts and exits;
 - a worker that dies takes only its own hosts with it, each with an error

@@ -6,6 +6,7 @@ each; without ``-v`` at most ``shown`` reasons per status are listed.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -54,12 +55,12 @@ def render_summary(
             head.append((", ", ""))
     missing = targeted - len(batch)
     if missing > 0:
-        head.append((f", {missing} not finished", "red"))
+        head.append((f"{', ' if counts else ''}{missing} not finished", "red"))
     if not counts and missing <= 0:
         head.append(("nothing ran", ""))
     head.append((f" in {elapsed:.1f} s", ""))
     if batch.interrupted:
-        head.append((" (interrupted)", "bold red"))
+        head.append((f" ({_interruption(batch.stop_signal)})", "bold red"))
     printer.line(*head)
     for status in STATUS_ORDER:
         results = groups.get(status)
@@ -68,6 +69,16 @@ def render_summary(
         _status_block(printer, status, results, verbose=verbose, shown=shown)
     if note:
         printer.line((note, "dim"))
+
+
+def _interruption(signum: int) -> str:
+    """ "interrupted" for Ctrl-C, "interrupted by SIGTERM" for the others."""
+    if signum == signal.SIGINT:
+        return "interrupted"
+    try:
+        return f"interrupted by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"interrupted by signal {signum}"
 
 
 def _status_block(
