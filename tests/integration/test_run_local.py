@@ -70,7 +70,8 @@ def test_no_log_leaves_the_operation_log_untouched(
     ("args", "message"),
     [
         (["all", "--", " "], "empty command: give the command after --"),
-        (["all", "-e", "NO_EQUALS", "--", "true"], "-e 'NO_EQUALS': expected NAME=VALUE"),
+        (["all", "-e", "1BAD=x", "--", "true"], "--env '1BAD=x': expected NAME=VALUE or NAME"),
+        (["all", "-e", "HERD_UNSET_X", "--", "true"], "HERD_UNSET_X is not set in herd's"),
         (["all", "-b", "--json", "--", "true"], "--gather and --json are two output formats"),
         (["all", "--stdin", "/nonexistent/feed", "--", "cat"], "/nonexistent/feed: cannot read"),
         (["nosuchhost", "--", "true"], "nosuchhost"),
@@ -203,3 +204,29 @@ def test_progress_bar_is_drawn_on_a_terminal_while_results_are_gathered(
     assert code == 0, screen
     assert "0/2" in screen and "running" in screen and "ETA" in screen
     assert "node[1-2] (2)" in screen and "done" in screen
+
+
+def test_more_hosts_than_confirm_over_without_a_terminal_is_refused_not_run(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    inventory = local_inventory(tmp_path, 3)
+    marker = tmp_path / "ran"
+    argv = [sys.executable, "-m", "herd", "-i", str(inventory), "run", "all",
+            "--confirm-over", "2", "--", f"touch {marker}"]  # fmt: skip
+    env = {**os.environ, "HERD_HOME": str(isolated_env)}
+    done = subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env,
+        check=False, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        "herd: error: 'all' matches 3 hosts, more than 2, and there is no terminal to confirm"
+        " on: pass -y (or raise --confirm-over); nothing was done\n"
+    )
+    assert not marker.exists()
+    done = subprocess.run(
+        [*argv[:-2], "-y", "--", f"touch {marker}"], stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,8 @@ import pytest
 from herd.cli.main import main
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet
+from .conftest import Fleet, start_fleet
+from .test_run_faults import with_user
 
 pytestmark = pytest.mark.system
 
@@ -77,3 +82,109 @@ def test_become_password_goes_to_sudo_not_to_the_command_argv_or_log(
         assert op_id is not None
         record = log.operation(op_id)
         assert record is not None and secret not in " ".join(record.argv)
+
+
+def test_sudo_runs_the_command_in_the_target_users_login_shell(
+    lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need_sudo()
+    root_shell = pwd.getpwnam("root").pw_shell
+    command = 'echo "$0"; echo {1..3}'
+    code = main(["-i", str(lab_fleet.inventory), "run", "web03", "--sudo", "--json", "--", command])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (row,) = map(json.loads, out.splitlines())
+    shell, braces = row["stdout"].splitlines()
+    assert shell == root_shell  # what root gets on a terminal, not always /bin/sh
+    if Path(root_shell).name == "bash":
+        assert braces == "1 2 3"
+
+
+def test_a_command_failing_under_sudo_is_never_ok(
+    lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need_sudo()
+    code = main(
+        ["-i", str(lab_fleet.inventory), "run", "web04", "--sudo", "--json", "--", "exit 3"]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 1
+    (row,) = map(json.loads, out.splitlines())
+    assert (row["status"], row["exit_status"]) == ("failed", 3)
+
+
+@pytest.fixture
+def bash_sudoer(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Fleet, str, str]]:
+    """A one-host fleet whose login user has bash as shell and a sudo that asks a password.
+
+    sudo without a terminal remembers a password per parent process; a bash that
+    replaced itself with the last command's sudo lost it (dash keeps it), so this is
+    the case the lab's own login user never met.
+    """
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root (to add a user) and useradd")
+    need_sudo()
+    name = f"herdsu{os.getpid() % 100000}"
+    password = f"pw-{time.monotonic_ns()}"
+    sudoers = Path(f"/etc/sudoers.d/{name}")
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
+    # a fleet directory the new user may read its authorized_keys from (sshd reads it as them)
+    top = Path(tempfile.mkdtemp(prefix="herd-sudo-"))
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        sudoers.write_text(f"{name} ALL=(ALL:ALL) ALL\n")
+        sudoers.chmod(0o440)
+        top.chmod(0o755)
+        fleet = start_fleet(top / "lab", 1)
+        try:
+            (top / "lab").chmod(0o755)
+            fleet.files.authorized_keys.chmod(0o644)
+            yield fleet, name, password
+        finally:
+            fleet.down()
+    finally:
+        sudoers.unlink(missing_ok=True)
+        subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_ask_become_pass_works_when_the_login_shell_is_bash(
+    bash_sudoer: tuple[Fleet, str, str], tmp_path: Path, isolated_env: Path
+) -> None:
+    fleet, user, password = bash_sudoer
+    (host,) = fleet.names()
+    inventory = with_user(fleet, host, user, tmp_path / "inventory.yml")
+    feed = tmp_path / "feed"
+    feed.write_text("from stdin\n")
+    argv = [sys.executable, "-m", "herd", "-i", str(inventory), "run", "all", "--json", "-K",
+            "-e", "GREETING=hi there", "--stdin", str(feed),
+            "--", 'id -u; echo "$GREETING $SUDO_USER"; [[ -n x ]] && echo bash; cat']  # fmt: skip
+    result = subprocess.run(
+        argv,
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HERD_HOME": str(isolated_env)},
+        start_new_session=True,  # no controlling terminal: the prompt reads stdin
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = map(json.loads, result.stdout.splitlines())
+    assert row["stdout"] == f"0\nhi there {user}\nbash\nfrom stdin\n"
+    assert "Warning" not in result.stderr  # the password is read quietly off a pipe
+    wrong = subprocess.run(
+        argv,
+        input="not-the-password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HERD_HOME": str(isolated_env)},
+        start_new_session=True,
+    )
+    assert wrong.returncode == 1
+    (row,) = map(json.loads, wrong.stdout.splitlines())
+    assert row["status"] == "failed" and "sudo did not accept the password" in row["stderr"]

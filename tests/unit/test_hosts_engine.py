@@ -100,21 +100,32 @@ def test_fanout_interrupted_by_sigint_returns_completed_hosts_marked_interrupted
     assert sorted(hung_up) == ["h001", "h002", "h003"]
 
 
-def test_command_line_exports_variables_itself_quoted() -> None:
+def test_variable_values_reach_the_shell_on_stdin_never_in_the_command_line() -> None:
     command = RemoteCommand("echo $A", env=(("A", "x y'z"), ("B", "")))
-    assert command.script() == "export A='x y'\"'\"'z'; export B=''; echo $A"
+    assert "x y" not in command.script()
+    assert command.preamble() == b"x y'z\n\n"
 
 
 def test_sudo_without_a_password_never_waits_for_one() -> None:
-    assert RemoteCommand("id -u", sudo=True).script() == "sudo -n -- sh -c 'id -u'"
+    script = RemoteCommand("id -u", sudo=True).script()
+    assert script.startswith("sudo -n -- sh -c ") and "-S" not in script
 
 
 def test_sudo_password_goes_first_on_stdin_and_never_in_the_command_line() -> None:
-    command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=b"data")
+    command = RemoteCommand("cat", sudo=True, become_password="s3cret", env=(("V", "v"),))
     assert "s3cret" not in command.script()
-    assert command.script().endswith("sudo -n -- sh -c cat")
-    assert command.input_bytes() == b"s3cret\ndata"
+    assert command.preamble() == b"s3cret\nv\n"
     assert "s3cret" not in repr(command)
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", "two words", "back\\slash \\n not a newline", "line\nbreak\n", " x\t", ""]
+)
+def test_any_variable_value_arrives_intact(value: str) -> None:
+    command = RemoteCommand('printf "%s|" "$V"', env=(("V", value),))
+    result = asyncio.run(run_locally(LOCAL, command))
+    assert result.ok, result.stderr.text
+    assert result.stdout.text == value + "|"
 
 
 FAKE_SUDO = """#!/bin/sh
@@ -141,7 +152,9 @@ def test_sudo_password_reaches_sudo_but_not_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_sudo(tmp_path, monkeypatch)
-    command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=b"data\n")
+    feed = tmp_path / "feed"
+    feed.write_bytes(b"data\n")
+    command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=feed)
     result = asyncio.run(run_locally(LOCAL, command))
     assert result.ok, result.stderr.text
     assert result.stdout.text == "data\n"
@@ -165,8 +178,10 @@ def test_local_host_runs_through_the_same_result_shape() -> None:
     assert result.error == "command exited with status 3"
 
 
-def test_local_host_feeds_stdin_and_exports_variables() -> None:
-    command = RemoteCommand('cat; echo "$V"', env=(("V", "two words"),), stdin=b"in\n")
+def test_local_host_feeds_stdin_and_exports_variables(tmp_path: Path) -> None:
+    feed = tmp_path / "feed"
+    feed.write_bytes(b"in\n")
+    command = RemoteCommand('cat; echo "$V"', env=(("V", "two words"),), stdin=feed)
     result = asyncio.run(run_locally(LOCAL, command))
     assert result.ok and result.stdout.text == "in\ntwo words\n"
 

@@ -8,6 +8,7 @@ contacted, so bad input costs nothing: one line, exit 2, nothing run.
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -108,17 +109,46 @@ def fleet_options(command: F) -> F:
 
 
 def prompt_secret(label: str) -> str:
-    """Ask once for a secret on the terminal; it goes to the hosts, never to argv or the log."""
+    """Ask once for a secret on the terminal; it goes to the hosts, never to argv or the log.
+
+    Without a controlling terminal (a script piping the secret in) the line is read
+    from stdin, quietly: getpass would warn that it cannot hide what is typed.
+    """
     try:
-        return getpass.getpass(f"{label}: ", stream=sys.stderr)
+        if _has_terminal():
+            return getpass.getpass(f"{label}: ", stream=sys.stderr)
+        line = sys.stdin.readline()
     except EOFError:
-        raise UsageError(f"{label}: no terminal to ask on; nothing was run") from None
+        line = ""
+    if not line:
+        raise UsageError(f"{label}: no terminal to ask on and nothing on stdin; nothing was run")
+    return line.rstrip("\n")
+
+
+def _has_terminal() -> bool:
+    """A terminal getpass can turn echo off on: the controlling one, or stdin."""
+    if sys.stdin.isatty():
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def confirm_many(count: int, pattern: str, limit: int, yes: bool) -> None:
-    """The guard rail: more than ``limit`` hosts needs a yes on a terminal."""
-    if yes or count <= limit or not (sys.stdin.isatty() and sys.stderr.isatty()):
+    """The guard rail: more than ``limit`` hosts needs a yes on a terminal, or ``-y``.
+
+    Without a terminal to ask on (a script, cron, CI) herd refuses rather than
+    skip the question: a script meant for ten hosts must not run on a thousand.
+    """
+    if yes or count <= limit:
         return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(
+            f"{pattern!r} matches {count} hosts, more than {limit}, and there is no terminal"
+            " to confirm on: pass -y (or raise --confirm-over); nothing was done"
+        )
     question = f"herd: {pattern!r} matches {count} hosts (more than {limit}). Go on all of them?"
     if not click.confirm(question, default=False, err=True):
         raise UsageError(f"not confirmed: nothing was done on the {count} hosts of {pattern!r}")

@@ -7,10 +7,15 @@ contacted: one line, exit 2, nothing run.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import stat
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +23,7 @@ import click
 
 from herd.cli.context import AppContext, pass_app
 from herd.cli.fleet_options import FleetOptions, fleet_options, prompt_secret, reach
+from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
@@ -29,24 +35,62 @@ __all__ = ["RunRequest", "execute", "run"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def parse_env(pairs: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """``-e NAME=VALUE`` options as pairs; a malformed one is bad usage."""
+def parse_env(
+    pairs: Sequence[str], environ: Mapping[str, str] = os.environ
+) -> tuple[tuple[str, str], ...]:
+    """``--env NAME=VALUE`` options as pairs; ``--env NAME`` takes herd's own value of NAME.
+
+    The second form keeps a secret out of argv, the shell history and the log.
+    """
     parsed: list[tuple[str, str]] = []
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not _ENV_NAME.match(name):
-            raise UsageError(f"-e {pair!r}: expected NAME=VALUE with a shell variable name")
+        if not _ENV_NAME.match(name):
+            raise UsageError(
+                f"--env {pair!r}: expected NAME=VALUE or NAME, with a shell variable name"
+            )
+        if not sep:
+            if name not in environ:
+                raise UsageError(f"--env {name}: {name} is not set in herd's environment")
+            value = environ[name]
         parsed.append((name, value))
     return tuple(parsed)
 
 
-def _read_stdin_file(path: Path | None) -> bytes | None:
-    if path is None:
+def _output_cap(text: str | None) -> int | None:
+    if text is None:
         return None
+    size = parse_size(text)
+    if size is None:
+        raise UsageError(f"--output-cap {text!r}: give a size such as 64K, 1M or 0")
+    return size
+
+
+@contextlib.contextmanager
+def stdin_source(given: str | None) -> Iterator[Path | None]:
+    """The file every host reads as stdin: ``--stdin FILE``, or ``-`` for herd's own stdin.
+
+    Anything but a regular file (a pipe, a terminal, ``/dev/stdin``) is read to its
+    end first, into a private temporary file, so every host gets the same bytes at
+    its own pace; herd reads its own stdin only when told to with ``-``.
+    """
+    if given is None:
+        yield None
+        return
+    path = Path(given)
     try:
-        return path.read_bytes()
+        if given != "-" and stat.S_ISREG(path.stat().st_mode):
+            path.open("rb").close()  # readable: found now, not on every host
+            yield path
+            return
+        source = sys.stdin.buffer if given == "-" else path.open("rb")
     except OSError as exc:
         raise SourceError(f"{path}: cannot read --stdin file: {exc.strerror or exc}") from exc
+    with source, tempfile.TemporaryDirectory(prefix="herd-stdin-") as private:
+        spooled = Path(private) / "stdin"
+        with spooled.open("xb") as copy:
+            shutil.copyfileobj(source, copy, 1 << 20)
+        yield spooled
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +103,8 @@ class RunRequest:
     env: tuple[tuple[str, str], ...] = ()
     sudo: bool = False
     ask_become_pass: bool = False
-    stdin: bytes | None = field(default=None, repr=False)
+    stdin: str | None = None  # a file, or "-" for herd's own stdin
+    output_cap: int | None = None
 
 
 def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
@@ -86,7 +131,7 @@ def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
     elif fleet.out_dir is None:
         from herd.ui.live import LiveLines
 
-        chosen.append(LiveLines(Printer()))
+        chosen.append(LiveLines(Printer(), err=err))
         streaming = True
     if not streaming:
         from herd.ui.progress import ProgressBar
@@ -105,30 +150,31 @@ def execute(app: AppContext, request: RunRequest) -> int:
     from herd.hosts.remote import run_on_host
 
     settings = load_settings(app.paths.settings_file).run
-    hosts, connector = reach(app, request.fleet, settings)
-    remote = RemoteCommand(
-        command=request.command,
-        env=request.env,
-        sudo=request.sudo,
-        become_password=prompt_secret("sudo password") if request.ask_become_pass else None,
-        stdin=request.stdin,
-        timeout=request.timeout if request.timeout is not None else settings.command_timeout,
-        output_cap=settings.output_cap,
-    )
-    renderers, summary = _renderers(request.fleet)
+    with stdin_source(request.stdin) as stdin:
+        hosts, connector = reach(app, request.fleet, settings)
+        remote = RemoteCommand(
+            command=request.command,
+            env=request.env,
+            sudo=request.sudo,
+            become_password=prompt_secret("sudo password") if request.ask_become_pass else None,
+            stdin=stdin,
+            timeout=request.timeout if request.timeout is not None else settings.command_timeout,
+            output_cap=settings.output_cap if request.output_cap is None else request.output_cap,
+        )
+        renderers, summary = _renderers(request.fleet)
 
-    def noted(op_id: int | None) -> None:
-        if op_id is not None:
-            summary.note = f"recorded as operation {op_id}: herd log show {op_id}"
+        def noted(op_id: int | None) -> None:
+            if op_id is not None:
+                summary.note = f"recorded as operation {op_id}: herd log show {op_id}"
 
-    batch = run_operation(
-        app,
-        request.fleet.plan("run", request.command, settings),
-        hosts,
-        lambda host, emit: run_on_host(host, remote, connector, emit),
-        renderers,
-        on_begin=noted,
-    )
+        batch = run_operation(
+            app,
+            request.fleet.plan("run", request.command, settings),
+            hosts,
+            lambda host, emit: run_on_host(host, remote, connector, emit),
+            renderers,
+            on_begin=noted,
+        )
     return batch.exit_code
 
 
@@ -147,8 +193,9 @@ def execute(app: AppContext, request: RunRequest) -> int:
     "--env",
     "env",
     multiple=True,
-    metavar="NAME=VALUE",
-    help="Set a variable for the command (repeatable).",
+    metavar="NAME[=VALUE]",
+    help="Set a variable for the command (repeatable); NAME alone passes herd's own value"
+    " of NAME. Values reach the host on stdin, never in a command line.",
 )
 @click.option("--sudo", is_flag=True, help="Run the command through sudo.")
 @click.option(
@@ -160,9 +207,17 @@ def execute(app: AppContext, request: RunRequest) -> int:
 @click.option(
     "--stdin",
     "stdin_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE|-",
     default=None,
-    help="Feed this file to the command's stdin on every host.",
+    help="Feed this file to the command's stdin on every host, streamed; '-' reads herd's"
+    " own stdin (to its end first, so every host gets the same bytes).",
+)
+@click.option(
+    "--output-cap",
+    metavar="SIZE",
+    default=None,
+    help="Bytes of stdout and of stderr kept per host for the summary, --json and the log"
+    " (default 64K, or [run] output_cap); -o DIR always gets everything.",
 )
 @fleet_options
 @pass_app
@@ -176,15 +231,17 @@ def run(
     env: tuple[str, ...],
     sudo: bool,
     ask_become_pass: bool,
-    stdin_file: Path | None,
+    stdin_file: str | None,
+    output_cap: str | None,
     **opts: Any,
 ) -> int:
     """Run a shell command on every host PATTERN matches, in parallel.
 
     Put the command after `--`. Exit status: 0 when every host ran it
     successfully, 1 when any host did not, 2 on bad input (nothing run),
-    130 when interrupted. stderr lines are marked with `!`; -o writes
-    DIR/HOST.out, HOST.err and HOST.exit.
+    128+N when stopped by signal N (130 for Ctrl-C; SIGTERM and SIGHUP stop
+    the remote commands the same way). Hosts' stderr lines go to herd's
+    stderr, marked with `!`; -o writes DIR/HOST.out, HOST.err and HOST.exit.
     """
     line = " ".join(command).strip()
     if not line:
@@ -196,6 +253,7 @@ def run(
         env=parse_env(env),
         sudo=sudo or ask_become_pass,
         ask_become_pass=ask_become_pass,
-        stdin=_read_stdin_file(stdin_file),
+        stdin=stdin_file,
+        output_cap=_output_cap(output_cap),
     )
     return execute(app, request)

@@ -8,10 +8,12 @@ capped in memory per stream; the rest is counted and hashed.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from herd.core.results import CappedOutput, HostResult, Output, Status
@@ -24,6 +26,7 @@ __all__ = [
     "collect",
     "failure",
     "finished",
+    "send_input",
     "stopped",
 ]
 
@@ -35,47 +38,110 @@ _CHUNK = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class RemoteCommand:
-    """The command every host runs, with what surrounds it (env, sudo, stdin, timeout)."""
+    """The command every host runs, with what surrounds it (env, sudo, stdin, timeout).
+
+    Nothing secret is ever in the command line a host sees (its process list is
+    readable by every local user): the sudo password and the variables' values
+    reach the host's shell on stdin, ahead of ``stdin``'s own bytes (see
+    ``preamble``), and the shell reads them with builtins.
+    """
 
     command: str
     env: tuple[tuple[str, str], ...] = ()
     sudo: bool = False
     become_password: str | None = field(default=None, repr=False)
-    stdin: bytes | None = field(default=None, repr=False)
+    stdin: Path | None = None  # a file every host reads as its stdin, streamed in chunks
     timeout: float | None = None
     output_cap: int = 64 * 1024
 
     def script(self) -> str:
-        """The command line sent to the host's shell.
+        """The command line sent to the host's login shell (no values, no password in it).
 
-        Variables are exported in the command line itself: sshd passes the
-        client's environment only for names its AcceptEnv lists.
+        Under sudo, the command runs in the target user's login shell (sudo sets
+        ``$SHELL`` to it), as it would without sudo in the login user's: bash
+        syntax keeps working. An account whose shell is nologin or false gets sh.
+        The last sudo is not the shell's last command, so the shell forks it
+        rather than exec it: sudo remembers a password per parent process when
+        there is no terminal, and the parent must stay the one ``sudo -v`` had.
         """
-        exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in self.env)
-        line = exports + self.command
         if not self.sudo:
-            return line
-        run = f"sudo -n -- sh -c {shlex.quote(line)}"
+            return _read_variables(self.env) + self.command
+        inner = _read_variables(self.env) + _TARGET_SHELL
+        run = f"sudo -n -- sh -c {shlex.quote(inner)} herd {shlex.quote(self.command)}; exit $?"
         if self.become_password is None:
             return run  # -n: fail at once rather than wait for a password nobody will type
         return _BECOME + run
 
-    def input_bytes(self) -> bytes | None:
-        """What the command reads on stdin: the sudo password line first, then --stdin."""
-        if self.become_password is None or not self.sudo:
-            return self.stdin
-        return self.become_password.encode() + b"\n" + (self.stdin or b"")
+    def preamble(self) -> bytes:
+        """What the host's shell reads on stdin before the command's own input.
 
+        The sudo password line (for ``sudo -v``), then one line per variable, each
+        value with its backslashes and newlines escaped for ``printf %b``.
+        """
+        lines = [] if self.become_password is None or not self.sudo else [self.become_password]
+        lines.extend(value.replace("\\", "\\\\").replace("\n", "\\n") for _, value in self.env)
+        return "".join(line + "\n" for line in lines).encode("utf-8", errors="surrogateescape")
+
+
+def _read_variables(env: tuple[tuple[str, str], ...]) -> str:
+    """Shell code that reads each variable's value from a stdin line and exports it.
+
+    ``read`` takes one line from a pipe and no more, ``printf`` is a builtin: the
+    values are in no process's argv, and the command gets the rest of stdin.
+    """
+    if not env:
+        return ""
+    reads = "".join(
+        f'IFS= read -r herd_v; {name}=$(printf "%bx" "$herd_v"); {name}=${{{name}%x}}; '
+        f"export {name}; "
+        for name, _ in env
+    )
+    return reads + "unset herd_v; "
+
+
+# The target user's login shell, or sh for an account that has none.
+_TARGET_SHELL = 'case "$SHELL" in ""|*/nologin|*/false) SHELL=/bin/sh;; esac; exec "$SHELL" -c "$1"'
 
 # The shell reads the password line from stdin itself (``read`` takes exactly one
 # line from a pipe) and hands it to ``sudo -v`` through printf, a builtin, so it
 # is in no process's argv and never reaches the command's stdin, whether or not
 # sudo asks for it; the command then runs under the cached credentials.
 _BECOME = (
-    "IFS= read -r HERD_BECOME; "
-    "printf '%s\\n' \"$HERD_BECOME\" | sudo -S -p '' -v; herd_sudo=$?; unset HERD_BECOME; "
+    "IFS= read -r herd_p; "
+    "printf '%s\\n' \"$herd_p\" | sudo -S -p '' -v; herd_sudo=$?; unset herd_p; "
     '[ "$herd_sudo" -eq 0 ] || { echo "herd: sudo did not accept the password" >&2; exit 1; }; '
 )
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+async def send_input(stdin: _Writer, command: RemoteCommand) -> None:
+    """Write the preamble, then the ``--stdin`` file in chunks, waiting for each to drain.
+
+    Each host reads the file at its own pace; what herd holds per host is one
+    chunk and what the transport buffers, whatever the file's size or the
+    number of hosts. The caller closes stdin (and cancels this if the command
+    ends without reading it all).
+    """
+    preamble = command.preamble()
+    if preamble:
+        stdin.write(preamble)
+    if command.stdin is not None:
+        fd = os.open(command.stdin, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            offset = 0
+            while chunk := os.pread(fd, _CHUNK, offset):
+                offset += len(chunk)
+                stdin.write(chunk)
+                await stdin.drain()
+        finally:
+            os.close(fd)
+    if preamble:
+        await stdin.drain()
 
 
 class _Reader(Protocol):
@@ -126,7 +192,8 @@ def finished(
     """The result of a command that ran to its end."""
     error = ""
     if signal is not None:
-        error = f"command killed by signal {signal}"
+        exit_status = None  # asyncssh says -1: there is no exit status, the signal says it
+        error = f"killed by SIG{signal}"
     elif exit_status is None:
         error = "command ended without an exit status"
     elif exit_status != 0:
@@ -140,6 +207,7 @@ def finished(
         stderr=streams.stderr.result(),
         duration=time.monotonic() - started,
         error=error,
+        signal=signal,
     )
 
 

@@ -20,6 +20,7 @@ from herd.hosts.command import (
     collect,
     failure,
     finished,
+    send_input,
     stopped,
 )
 from herd.inventory.model import Host
@@ -35,11 +36,10 @@ async def run_locally(
     """Run ``command`` through the local shell; never raises for the host."""
     started = time.monotonic()
     streams = Streams(command.output_cap)
-    data = command.input_bytes()
     try:
         process = await asyncio.create_subprocess_shell(
             command.script(),
-            stdin=asyncio.subprocess.PIPE if data else asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
@@ -49,13 +49,14 @@ async def run_locally(
     assert process.stdout is not None and process.stderr is not None
     try:
         async with asyncio.timeout(command.timeout):
-            if data and process.stdin is not None:
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    process.stdin.write(data)
-                    await process.stdin.drain()
-                process.stdin.close()
-            await collect(host.name, process.stdout, process.stderr, streams, emit)
-            returncode = await process.wait()
+            feeding = asyncio.create_task(_feed(process, command))
+            try:
+                await collect(host.name, process.stdout, process.stderr, streams, emit)
+                returncode = await process.wait()
+            finally:
+                feeding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feeding
     except TimeoutError:
         await _stop(process, signal.SIGTERM)
         assert command.timeout is not None
@@ -66,6 +67,16 @@ async def run_locally(
     if returncode < 0:
         return finished(host, started, streams, None, signal.Signals(-returncode).name[3:])
     return finished(host, started, streams, returncode)
+
+
+async def _feed(process: asyncio.subprocess.Process, command: RemoteCommand) -> None:
+    """Stream the command's stdin, then close it; a command that stops reading is no error."""
+    assert process.stdin is not None
+    # a command that exits first closes the pipe: asyncio says so as an OSError or, once
+    # the transport is closed, a RuntimeError
+    with contextlib.suppress(OSError, RuntimeError):
+        await send_input(process.stdin, command)
+    process.stdin.close()
 
 
 def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:

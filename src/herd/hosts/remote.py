@@ -24,6 +24,7 @@ from herd.hosts.command import (
     collect,
     failure,
     finished,
+    send_input,
     stopped,
 )
 from herd.hosts.connect import Connector, HostFailure, connection_lost
@@ -68,9 +69,12 @@ async def _run(
     try:
         async with asyncio.timeout(command.timeout):
             pid = await _read_pid(process, streams, host.name, emit)
-            feed_stdin(process, command.input_bytes())
-            await collect(host.name, process.stdout, process.stderr, streams, emit)
-            await process.wait_closed()
+            feeding = asyncio.create_task(_feed(process, command))
+            try:
+                await collect(host.name, process.stdout, process.stderr, streams, emit)
+                await process.wait_closed()
+            finally:
+                await _done_feeding(feeding)
     except TimeoutError:
         await _stop(conn, process, pid, "TERM")
         assert command.timeout is not None
@@ -80,6 +84,20 @@ async def _run(
         raise
     signal = process.exit_signal[0] if process.exit_signal else None
     return finished(host, started, streams, process.exit_status, signal)
+
+
+async def _feed(process: asyncssh.SSHClientProcess[bytes], command: RemoteCommand) -> None:
+    """Stream the command's stdin; a command that stops reading it is not an error."""
+    with contextlib.suppress(OSError, asyncssh.Error):
+        await send_input(process.stdin, command)
+        process.stdin.write_eof()
+
+
+async def _done_feeding(feeding: asyncio.Task[None]) -> None:
+    """The command ended: stop writing what it did not read."""
+    feeding.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await feeding
 
 
 def feed_stdin(process: asyncssh.SSHClientProcess[bytes], data: bytes | None) -> None:

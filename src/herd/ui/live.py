@@ -2,7 +2,8 @@
 
 Only whole lines are printed, one write per line, so the output of many
 hosts never interleaves mid-line; a host's last unterminated line is printed
-when it finishes. stderr lines are marked with ``!`` instead of ``|``.
+when it finishes. A host's stderr lines go to herd's stderr (when given one),
+marked with ``!`` instead of ``|``, so a pipe gets the hosts' stdout only.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ class LiveLines:
 
     wants_output = True
 
-    def __init__(self, target: Printer | Console) -> None:
+    def __init__(self, target: Printer | Console, err: Printer | Console | None = None) -> None:
         self._printer = as_printer(target)
+        self._err = self._printer if err is None else as_printer(err)
         self._partial: dict[tuple[str, str], bytearray] = {}
         self._colours: dict[str, str] = {}
         self._width = 0
@@ -54,21 +56,22 @@ class LiveLines:
         name = (host.ljust(self._width), self._colours.get(host, ""))
         text = raw.decode("utf-8", errors="replace")
         if stream == "stderr":
-            self._printer.line(name, (" ! ", "red"), (text, "red"), flush=False)
+            self._err.line(name, (" ! ", "red"), (text, "red"), flush=False)
         else:
             self._printer.line(name, (" | ", "dim"), text, flush=False)
 
     def _lines(self, host: str, stream: str, block: bytes) -> None:
         """Print a block of whole lines (without its last newline)."""
         text = block.decode("utf-8", errors="replace").replace("\r\n", "\n")
-        if self._printer.is_terminal:
+        printer = self._err if stream == "stderr" else self._printer
+        if printer.is_terminal:
             for line in text.split("\n"):
                 self._line(host, stream, line.encode())
             return
         # off a terminal there are no colours: prefix the block in one go (a chatty host
         # printing millions of lines stays cheap)
         prefix = host.ljust(self._width) + (" ! " if stream == "stderr" else " | ")
-        self._printer.text(prefix + ("\n" + prefix).join(text.split("\n")) + "\n")
+        printer.text(prefix + ("\n" + prefix).join(text.split("\n")) + "\n")
 
     def output(self, host: str, stream: str, data: bytes) -> None:
         buffer = self._partial.setdefault((host, stream), bytearray())
@@ -82,7 +85,8 @@ class LiveLines:
             self._line(host, stream, rest)
             rest = b""
         self._partial[(host, stream)] = bytearray(rest)
-        self._printer.flush()  # once per chunk, not per line: a chatty host stays cheap
+        # once per chunk, not per line: a chatty host stays cheap
+        (self._err if stream == "stderr" else self._printer).flush()
 
     def result(self, result: HostResult) -> None:
         for stream in ("stdout", "stderr"):
@@ -92,6 +96,7 @@ class LiveLines:
         if result.status not in (Status.OK, Status.FAILED):
             self._line(result.host, "stderr", f"{result.status.value}: {result.error}".encode())
         self._printer.flush()
+        self._err.flush()
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
         pass

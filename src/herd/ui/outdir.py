@@ -2,7 +2,9 @@
 
 pssh's layout. The files get every byte as it arrives (not only what is kept
 in memory), so a large output lands on disk complete. HOST.exit holds the
-exit status, or the status and its reason when the command did not finish.
+exit status, and nothing when there is none (the host was not reached, the
+command timed out or was killed); the reason then ends HOST.err, on a line of
+its own (``herd: unreachable: connection refused``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class OutDir:
             raise ConfigError(f"{directory}: cannot create the output directory: {exc}") from exc
         self.directory = directory
         self._open: dict[tuple[str, str], BinaryIO] = {}
+        self._mid_line: set[str] = set()  # hosts whose stderr so far ends without a newline
         self.errors: list[str] = []
 
     def _file(self, host: str, stream: str) -> BinaryIO | None:
@@ -52,20 +55,26 @@ class OutDir:
         handle = self._file(host, stream)
         if handle is not None:
             handle.write(data)
+        if stream == "stderr" and data:
+            if data.endswith(b"\n"):
+                self._mid_line.discard(host)
+            else:
+                self._mid_line.add(host)
 
     def result(self, result: HostResult) -> None:
+        if result.exit_status is None:
+            reason = f"herd: {result.status.value}: {result.error or result.status.value}\n"
+            if result.host in self._mid_line:
+                reason = "\n" + reason
+            self.output(result.host, "stderr", reason.encode())
         for stream in ("stdout", "stderr"):
             handle = self._file(result.host, stream)  # creates the empty file for silent hosts
             if handle is not None:
                 handle.close()
             self._open.pop((result.host, stream), None)
-        exit_line = (
-            str(result.exit_status)
-            if result.exit_status is not None
-            else f"{result.status.value}: {result.error}"
-        )
+        exit_line = "" if result.exit_status is None else f"{result.exit_status}\n"
         try:
-            (self.directory / f"{result.host}.exit").write_text(exit_line + "\n")
+            (self.directory / f"{result.host}.exit").write_text(exit_line)
         except OSError as exc:
             self.errors.append(f"{self.directory}/{result.host}.exit: {exc.strerror}")
 
