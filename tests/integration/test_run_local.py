@@ -70,8 +70,8 @@ def test_no_log_leaves_the_operation_log_untouched(
     ("args", "message"),
     [
         (["all", "--", " "], "empty command: give the command after --"),
-        (["all", "-e", "1BAD=x", "--", "true"], "--env '1BAD=x': expected NAME=VALUE or NAME"),
-        (["all", "-e", "HERD_UNSET_X", "--", "true"], "HERD_UNSET_X is not set in herd's"),
+        (["all", "--env", "1BAD=x", "--", "true"], "--env '1BAD=x': expected NAME=VALUE or NAME"),
+        (["all", "--env", "HERD_UNSET_X", "--", "true"], "HERD_UNSET_X is not set in herd's"),
         (["all", "-b", "--json", "--", "true"], "--gather and --json are two output formats"),
         (["all", "--stdin", "/nonexistent/feed", "--", "cat"], "/nonexistent/feed: cannot read"),
         (["nosuchhost", "--", "true"], "nosuchhost"),

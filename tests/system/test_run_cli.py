@@ -77,7 +77,7 @@ def test_env_stdin_and_the_operation_log_record(
 ) -> None:
     feed = tmp_path / "feed.txt"
     feed.write_text("from stdin\n")
-    argv = ["-i", str(lab_fleet.inventory), "run", "web01", "--json", "-e", "GREETING=hi there",
+    argv = ["-i", str(lab_fleet.inventory), "run", "web01", "--json", "--env", "GREETING=hi there",
             "--stdin", str(feed), "--", 'echo "$GREETING"; cat']  # fmt: skip
     assert main(argv) == 0
     assert json_rows(capsys.readouterr().out)["web01"]["stdout"] == "hi there\nfrom stdin\n"
@@ -152,7 +152,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_recorded(
     assert main(["-i", str(broken), "run", "all", "--", "true"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing_key: cannot read the private key" in err
-    assert main(["-i", inventory, "run", "all", "-e", "1BAD=x", "--", "true"]) == 2
+    assert main(["-i", inventory, "run", "all", "--env", "1BAD=x", "--", "true"]) == 2
     capsys.readouterr()
     assert not (isolated_env / "operations.db").exists() or _no_operations(isolated_env)
 

@@ -121,7 +121,7 @@ def test_env_values_appear_in_no_command_line_and_secrets_are_masked_in_the_log(
     secret, token = f"hunter2-{os.getpid()}", f"tok-{time.monotonic_ns()}"
     process = subprocess.Popen(
         [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web03", "--json",
-         "-e", f"DB_PASSWORD={secret}", "--env", "API_TOKEN",
+         "--env", f"DB_PASSWORD={secret}", "--env", "API_TOKEN",
          "--", 'sleep 2; printf "%s %s" "$DB_PASSWORD" "$API_TOKEN" | sha256sum'],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -47,7 +47,7 @@ def test_sudo_runs_the_command_as_root_with_its_variables_and_stdin(
     feed.write_text("from stdin\n")
     command = 'id -u; echo "sudo by $SUDO_USER"; echo "$GREETING"; cat'
     code = main(["-i", str(lab_fleet.inventory), "run", "web01", "--sudo", "--json",
-                 "-e", "GREETING=hello there", "--stdin", str(feed), "--", command])  # fmt: skip
+                 "--env", "GREETING=hello there", "--stdin", str(feed), "--", command])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
     (row,) = map(json.loads, out.splitlines())
@@ -159,7 +159,7 @@ def test_ask_become_pass_works_when_the_login_shell_is_bash(
     feed = tmp_path / "feed"
     feed.write_text("from stdin\n")
     argv = [sys.executable, "-m", "herd", "-i", str(inventory), "run", "all", "--json", "-K",
-            "-e", "GREETING=hi there", "--stdin", str(feed),
+            "--env", "GREETING=hi there", "--stdin", str(feed),
             "--", 'id -u; echo "$GREETING $SUDO_USER"; [[ -n x ]] && echo bash; cat']  # fmt: skip
     result = subprocess.run(
         argv,

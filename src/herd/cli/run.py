@@ -189,7 +189,6 @@ def execute(app: AppContext, request: RunRequest) -> int:
     help="Seconds the command may run on each host; then it is stopped (default none).",
 )
 @click.option(
-    "-e",
     "--env",
     "env",
     multiple=True,
