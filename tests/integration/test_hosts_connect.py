@@ -137,9 +137,10 @@ def test_unknown_host_key_is_refused_in_strict_mode_naming_its_fingerprint(tmp_p
     async def body(server: Server) -> None:
         failure = await failure_of(server.host())
         fingerprint = server.host_key.get_fingerprint("sha256")
-        assert failure.status is Status.HOSTKEY_MISMATCH
+        assert failure.status is Status.HOSTKEY_UNKNOWN  # first contact, not an alarm
         assert failure.reason == (
             f"host key for web01 is unknown: {fingerprint} is not in {server.known_hosts}"
+            " (trust it with --host-keys accept-new, or add it with ssh-keyscan)"
         )
 
     with_server(tmp_path, body)
@@ -159,11 +160,32 @@ def test_changed_host_key_is_a_mismatch_naming_the_new_fingerprint(tmp_path: Pat
 
 def test_accept_new_records_an_unknown_key_which_strict_then_trusts(tmp_path: Path) -> None:
     async def body(server: Server) -> None:
-        accepting = Connector(ConnectOptions(host_keys=HostKeyMode.ACCEPT_NEW, agent=False))
+        accepting = Connector(
+            ConnectOptions(host_keys=HostKeyMode.ACCEPT_NEW, agent=False, ssh_config=())
+        )
         (await accepting.connect(server.host())).close()
         assert f"[127.0.0.1]:{server.port} ssh-ed25519 " in server.known_hosts.read_text()
-        strict = Connector(ConnectOptions(agent=False))
+        strict = Connector(ConnectOptions(agent=False, ssh_config=()))
         (await strict.connect(server.host())).close()
+
+    with_server(tmp_path, body)
+
+
+def test_accept_new_hashes_the_name_when_the_ssh_config_says_hash_known_hosts(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n    HashKnownHosts yes\n")
+
+    async def body(server: Server) -> None:
+        options = ConnectOptions(
+            host_keys=HostKeyMode.ACCEPT_NEW, agent=False, ssh_config=(config,)
+        )
+        (await Connector(options).connect(server.host())).close()
+        recorded = server.known_hosts.read_text()
+        assert recorded.startswith("|1|") and "127.0.0.1" not in recorded
+        strict = Connector(ConnectOptions(agent=False, ssh_config=(config,)))
+        (await strict.connect(server.host())).close()  # the hashed entry is trusted
 
     with_server(tmp_path, body)
 

@@ -30,7 +30,8 @@ class Status(StrEnum):
     UNREACHABLE = "unreachable"  # no connection: refused, no route, no banner in time
     TIMEOUT = "timeout"  # the command ran out of time and was stopped
     AUTH_FAILED = "auth_failed"  # the host refused our credentials
-    HOSTKEY_MISMATCH = "hostkey_mismatch"  # unknown or changed host key
+    HOSTKEY_UNKNOWN = "hostkey_unknown"  # first contact: no known_hosts entry for the host
+    HOSTKEY_MISMATCH = "hostkey_mismatch"  # the host's key differs from the recorded one
     ERROR = "error"  # anything else: a transfer error, a protocol error
 
 

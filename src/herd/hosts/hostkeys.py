@@ -1,12 +1,19 @@
 """Host key checking: ``strict`` (known keys only), ``accept-new`` (record unknown), ``off``.
 
-known_hosts files are read once per run and shared by every connection. A key
-the file does not trust is decided here, with the reason kept for the host's
-result: a changed key names its fingerprint, and is never accepted silently.
+Each host's keys are looked up in its known_hosts files (the user's, then the
+system's, as OpenSSH reads them); each set of files is read once per run and
+shared by every connection. A key the files do not trust is decided here, with
+the reason kept for the host's result. A host the files do not list at all is
+``hostkey_unknown`` (first contact: accept it with ``--host-keys accept-new`` or
+``ssh-keyscan``); a host listed with another key is ``hostkey_mismatch`` (the
+man-in-the-middle alarm), never accepted, whatever the mode.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,9 +21,16 @@ from pathlib import Path
 
 import asyncssh
 
+from herd.core.results import Status
 from herd.errors import ConfigError
 
-__all__ = ["HostKeyMode", "HostKeyPolicy", "HostKeyVerdict", "default_known_hosts"]
+__all__ = [
+    "HostKeyMode",
+    "HostKeyPolicy",
+    "HostKeyVerdict",
+    "KnownHostsFiles",
+    "default_known_hosts",
+]
 
 
 class HostKeyMode(StrEnum):
@@ -27,12 +41,23 @@ class HostKeyMode(StrEnum):
     OFF = "off"
 
     @classmethod
-    def parse(cls, value: str) -> HostKeyMode:
+    def parse(cls, value: str, where: str = "--host-keys") -> HostKeyMode:
         try:
             return cls(value)
         except ValueError:
             choices = ", ".join(m.value for m in cls)
-            raise ConfigError(f"--host-keys {value!r}: choose one of {choices}") from None
+            raise ConfigError(f"{where} {value!r}: choose one of {choices}") from None
+
+    @classmethod
+    def from_openssh(cls, value: str) -> HostKeyMode | None:
+        """OpenSSH's ``StrictHostKeyChecking``: yes, accept-new, no/off; ask has no terminal."""
+        return {
+            "yes": cls.STRICT,
+            "ask": cls.STRICT,
+            "accept-new": cls.ACCEPT_NEW,
+            "no": cls.OFF,
+            "off": cls.OFF,
+        }.get(value.lower())
 
 
 def default_known_hosts() -> Path:
@@ -40,42 +65,50 @@ def default_known_hosts() -> Path:
     return Path("~/.ssh/known_hosts").expanduser()
 
 
+@dataclass(frozen=True, slots=True)
+class KnownHostsFiles:
+    """Where one host's key is looked up, and where a first-seen key is recorded."""
+
+    read: tuple[Path, ...]  # the user's files, then the system's
+    write: Path  # accept-new appends here (OpenSSH's first UserKnownHostsFile)
+    hashed: bool = False  # HashKnownHosts: record the host name hashed, as ssh-keygen -H
+
+
 @dataclass(slots=True)
 class HostKeyVerdict:
     """Why one connection's host key was refused, kept for the host's result."""
 
     reason: str = ""
+    status: Status = Status.HOSTKEY_MISMATCH
 
 
 @dataclass(slots=True)
 class HostKeyPolicy:
-    """One run's host key decisions, with each known_hosts file parsed once."""
+    """One run's host key decisions, with each set of known_hosts files parsed once."""
 
-    mode: HostKeyMode = HostKeyMode.STRICT
-    _parsed: dict[Path, asyncssh.SSHKnownHosts] = field(default_factory=dict)
+    _parsed: dict[tuple[Path, ...], asyncssh.SSHKnownHosts] = field(default_factory=dict)
 
-    def known_hosts(self, path: Path) -> asyncssh.SSHKnownHosts | None:
-        """What asyncssh should trust for ``path``; None when checking is off."""
-        if self.mode is HostKeyMode.OFF:
+    def known_hosts(
+        self, files: KnownHostsFiles, mode: HostKeyMode
+    ) -> asyncssh.SSHKnownHosts | None:
+        """What asyncssh should trust for ``files``; None when checking is off."""
+        if mode is HostKeyMode.OFF:
             return None
-        parsed = self._parsed.get(path)
+        parsed = self._parsed.get(files.read)
         if parsed is None:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                text = ""
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{path}: cannot read known_hosts: {exc}") from exc
+            text = "".join(_read(path) for path in files.read)
             try:
                 parsed = asyncssh.import_known_hosts(text)
             except (ValueError, asyncssh.KeyImportError) as exc:
-                raise ConfigError(f"{path}: malformed known_hosts: {exc}") from exc
-            self._parsed[path] = parsed
+                names = ", ".join(str(p) for p in files.read)
+                raise ConfigError(f"{names}: malformed known_hosts: {exc}") from exc
+            self._parsed[files.read] = parsed
         return parsed
 
     def decide(
         self,
-        path: Path,
+        files: KnownHostsFiles,
+        mode: HostKeyMode,
         key: asyncssh.SSHKey,
         *,
         name: str,
@@ -86,24 +119,50 @@ class HostKeyPolicy:
     ) -> bool:
         """Decide on a key known_hosts does not trust; explain a refusal in ``verdict``."""
         fingerprint = key.get_fingerprint("sha256")
-        known = self.known_hosts(path)
-        listed = bool(known is not None and known.match(host, addr, port)[0])
+        known = self.known_hosts(files, mode)
+        listed = bool(known is not None and any(known.match(host, addr, port)[:3]))
+        where = _where(files)
         if listed:
-            verdict.reason = f"host key for {name} changed: {fingerprint} is not the key in {path}"
+            verdict.status = Status.HOSTKEY_MISMATCH
+            verdict.reason = f"host key for {name} changed: {fingerprint} is not the key in {where}"
             return False
-        if self.mode is HostKeyMode.ACCEPT_NEW:
-            _append_known_host(path, host, port, key)
+        if mode is HostKeyMode.ACCEPT_NEW:
+            _append_known_host(files, host, port, key)
             return True
-        verdict.reason = f"host key for {name} is unknown: {fingerprint} is not in {path}"
+        verdict.status = Status.HOSTKEY_UNKNOWN
+        verdict.reason = (
+            f"host key for {name} is unknown: {fingerprint} is not in {where}"
+            " (trust it with --host-keys accept-new, or add it with ssh-keyscan)"
+        )
         return False
 
 
-def _append_known_host(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> None:
+def _where(files: KnownHostsFiles) -> str:
+    """The files to name in a reason: the one herd records to, and any other that exists."""
+    shown = [p for p in files.read if p == files.write or p.exists()]
+    return " or ".join(str(p) for p in shown)
+
+
+def _read(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read known_hosts: {exc}") from exc
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+def _append_known_host(files: KnownHostsFiles, host: str, port: int, key: asyncssh.SSHKey) -> None:
     """Record a first-seen key the way OpenSSH writes it ([host]:port for other ports)."""
     pattern = host if port == 22 else f"[{host}]:{port}"
+    if files.hashed:
+        salt = os.urandom(20)
+        digest = hmac.new(salt, pattern.encode(), hashlib.sha1).digest()
+        pattern = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
     line = f"{pattern} {key.export_public_key('openssh').decode('ascii').strip()}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="ascii") as stream:
+    files.write.parent.mkdir(parents=True, exist_ok=True)
+    with files.write.open("a", encoding="ascii") as stream:
         stream.write(line)
         stream.flush()
         os.fsync(stream.fileno())

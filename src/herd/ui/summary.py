@@ -26,6 +26,7 @@ STATUS_ORDER = (
     Status.UNREACHABLE,
     Status.TIMEOUT,
     Status.AUTH_FAILED,
+    Status.HOSTKEY_UNKNOWN,
     Status.HOSTKEY_MISMATCH,
     Status.ERROR,
 )
