@@ -131,7 +131,10 @@ def test_proxyjump_from_an_ssh_config_file_reaches_a_host_through_another(
     try:
         assert main([*base, "--connect-timeout", "3", "--", "echo through"]) == 1
         row = json_rows(capsys.readouterr().out)["inner"]
-        assert (row["status"], row["error"]) == ("unreachable", "connection refused")
+        assert (row["status"], row["error"]) == (
+            "unreachable",
+            "jump host jumpbox: connection refused",
+        )
     finally:
         lab_fleet.restart("web01")
 

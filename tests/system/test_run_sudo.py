@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from herd.cli.main import main
 from herd.core.audit import AuditLog
@@ -188,3 +189,50 @@ def test_ask_become_pass_works_when_the_login_shell_is_bash(
     assert wrong.returncode == 1
     (row,) = map(json.loads, wrong.stdout.splitlines())
     assert row["status"] == "failed" and "sudo did not accept the password" in row["stderr"]
+
+
+def test_become_user_and_method_choose_whom_to_become_and_how(
+    lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need_sudo()
+    # su runs the target's login shell (nobody has none) and needs no password from root
+    choices = [("sudo", "nobody"), ("su", "root")]
+    for method, user in choices if os.geteuid() == 0 else choices[:1]:
+        argv = ["-i", str(lab_fleet.inventory), "run", "web01", "--json", "--become",
+                "--become-user", user, "--become-method", method, "--", "id -un"]  # fmt: skip
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, (method, out, err)
+        (row,) = map(json.loads, out.splitlines())
+        assert row["stdout"] == f"{user}\n", method
+
+
+def test_the_inventorys_become_variables_apply_per_host(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need_sudo()
+    document = yaml.safe_load(lab_fleet.inventory.read_text())
+    document["all"]["children"]["db"]["hosts"]["db01"].update(
+        ansible_become=True, ansible_become_user="nobody"
+    )
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(document))
+    assert main(["-i", str(inventory), "run", "db", "--json", "--", "id -un"]) == 0
+    got = {
+        row["host"]: row["stdout"] for row in map(json.loads, capsys.readouterr().out.splitlines())
+    }
+    assert got == {"db01": "nobody\n", "db02": f"{lab_fleet.user}\n"}
+
+
+def test_a_password_su_or_doas_could_not_read_is_refused_before_anything_runs(
+    lab_fleet: Fleet, capsys: pytest.CaptureFixture[str], isolated_env: Path
+) -> None:
+    argv = ["-i", str(lab_fleet.inventory), "run", "web01", "-K", "--become-method", "su",
+            "--", "true"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "herd: error: --become-method: su reads a password only from a terminal, and herd runs"
+        " commands without one: use sudo, or a rule that needs no password\n"
+    )
+    assert not (isolated_env / "operations.db").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from herd.core.results import HostResult, Status
+from herd.hosts.become import Become
 from herd.hosts.command import RemoteCommand
 from herd.hosts.fanout import fanout
 from herd.hosts.local import run_locally
@@ -107,12 +108,12 @@ def test_variable_values_reach_the_shell_on_stdin_never_in_the_command_line() ->
 
 
 def test_sudo_without_a_password_never_waits_for_one() -> None:
-    script = RemoteCommand("id -u", sudo=True).script()
-    assert script.startswith("sudo -n -- sh -c ") and "-S" not in script
+    script = RemoteCommand("id -u", become=Become()).script()
+    assert script.startswith("sudo -n -u root -- sh -c ") and "-S" not in script
 
 
 def test_sudo_password_goes_first_on_stdin_and_never_in_the_command_line() -> None:
-    command = RemoteCommand("cat", sudo=True, become_password="s3cret", env=(("V", "v"),))
+    command = RemoteCommand("cat", become=Become(password="s3cret"), env=(("V", "v"),))
     assert "s3cret" not in command.script()
     assert command.preamble() == b"s3cret\nv\n"
     assert "s3cret" not in repr(command)
@@ -129,14 +130,14 @@ def test_any_variable_value_arrives_intact(value: str) -> None:
 
 
 FAKE_SUDO = """#!/bin/sh
-# -S -p '' -v: check the password line on stdin; -n -- CMD...: run CMD once validated
+# -S -p '' -v: check the password line on stdin; -n -u USER -- CMD...: run CMD once validated
 if [ "$1" = "-S" ]; then
     IFS= read -r password
     [ "$password" = "s3cret" ] && touch "$FAKE_SUDO_DIR/validated" && exit 0
     echo "Sorry, try again." >&2; exit 1
 fi
 [ -e "$FAKE_SUDO_DIR/validated" ] || { echo "sudo: a password is required" >&2; exit 1; }
-shift 2; exec "$@"
+shift 4; exec "$@"
 """
 
 
@@ -154,7 +155,7 @@ def test_sudo_password_reaches_sudo_but_not_the_command(
     fake_sudo(tmp_path, monkeypatch)
     feed = tmp_path / "feed"
     feed.write_bytes(b"data\n")
-    command = RemoteCommand("cat", sudo=True, become_password="s3cret", stdin=feed)
+    command = RemoteCommand("cat", become=Become(password="s3cret"), stdin=feed)
     result = asyncio.run(run_locally(LOCAL, command))
     assert result.ok, result.stderr.text
     assert result.stdout.text == "data\n"
@@ -164,7 +165,7 @@ def test_wrong_sudo_password_fails_the_host_with_a_plain_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_sudo(tmp_path, monkeypatch)
-    command = RemoteCommand("echo ran", sudo=True, become_password="wrong")
+    command = RemoteCommand("echo ran", become=Become(password="wrong"))
     result = asyncio.run(run_locally(LOCAL, command))
     assert result.status is Status.FAILED and result.stdout.text == ""
     assert "herd: sudo did not accept the password" in result.stderr.text

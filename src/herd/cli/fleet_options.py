@@ -23,10 +23,19 @@ from herd.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from herd.cli.operation import BatchPlan
     from herd.core.config import RunSettings
+    from herd.hosts.become import Become
     from herd.hosts.connect import Connector
     from herd.inventory.model import Host
 
-__all__ = ["FleetOptions", "confirm_many", "fleet_options", "prompt_secret", "reach"]
+__all__ = [
+    "FleetOptions",
+    "become_options",
+    "confirm_many",
+    "fleet_options",
+    "given_become",
+    "prompt_secret",
+    "reach",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +47,9 @@ class FleetOptions:
     pattern: str
     limit: str | None = None
     forks: int | None = None
+    user: str | None = None
+    port: int | None = None
+    private_key: Path | None = None
     connect_timeout: float | None = None
     host_keys: str | None = None
     known_hosts: Path | None = None
@@ -76,15 +88,27 @@ _OPTIONS = [
     click.option("-l", "--limit", default=None, help="Further limit the hosts to this pattern."),
     click.option("-f", "--forks", type=click.IntRange(min=1), default=None,
                  help="Hosts worked on at once (default 100)."),
+    click.option("-u", "--user", default=None, metavar="USER",
+                 help="Log in as USER where the inventory names no user (as Ansible's -u;"
+                      " -e ansible_user=USER overrides the inventory too)."),
+    click.option("--port", type=click.IntRange(1, 65535), default=None,
+                 help="SSH port where the inventory names none."),
+    click.option("--private-key", type=click.Path(path_type=Path, dir_okay=False),
+                 default=None, metavar="FILE",
+                 help="Private key where the inventory names none (Ansible's --private-key)."),
     click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Seconds to connect and log in, per host (default 10)."),
+                 help="Seconds to connect and log in, per host (default: the inventory's,"
+                      " then ssh's ConnectTimeout, then 10)."),
     click.option("--host-keys", type=click.Choice(["strict", "accept-new", "off"]), default=None,
-                 help="Host key checking against known_hosts (default strict)."),
+                 help="Host key checking against known_hosts (default: ssh's"
+                      " StrictHostKeyChecking for the host, else strict)."),
     click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                 help="known_hosts file to use for every host (default: inventory, ~/.ssh)."),
+                 help="known_hosts file for every host (default: the inventory's known_hosts,"
+                      " then ssh's UserKnownHostsFile, then ~/.ssh/known_hosts)."),
     click.option("-F", "--ssh-config", "ssh_config", multiple=True,
                  type=click.Path(path_type=Path, dir_okay=False, exists=True),
-                 help="ssh config file to read instead of ~/.ssh/config (repeatable)."),
+                 help="ssh config file to read instead of ~/.ssh/config and"
+                      " /etc/ssh/ssh_config (repeatable)."),
     click.option("-k", "--ask-pass", is_flag=True, help="Prompt once for the SSH password."),
     click.option("-y", "--yes", is_flag=True, help="Do not ask before working on many hosts."),
     click.option("--confirm-over", type=click.IntRange(min=0), default=None,
@@ -99,6 +123,44 @@ _OPTIONS = [
     click.option("--syslog/--no-syslog", default=None,
                  help="Also send a one-line summary to syslog (default: the [log] setting)."),
 ]  # fmt: skip
+
+
+_BECOME_OPTIONS = [
+    click.option("--become", "--sudo", "become", is_flag=True,
+                 help="Run as another user (root unless --become-user), through"
+                      " --become-method (sudo unless the inventory says otherwise)."),
+    click.option("--become-user", default=None, metavar="USER",
+                 help="The user to become (default root; the inventory's"
+                      " ansible_become_user wins)."),
+    click.option("--become-method", type=click.Choice(["sudo", "su", "doas"]), default=None,
+                 help="How to become it (default sudo; su and doas only without a password)."),
+    click.option("-K", "--ask-become-pass", is_flag=True,
+                 help="Prompt once for the become password (sent over stdin, never in argv);"
+                      " implies --become."),
+]  # fmt: skip
+
+
+def become_options(command: F) -> F:
+    """Add Ansible's become options to a click command."""
+    for option in reversed(_BECOME_OPTIONS):
+        command = option(command)
+    return command
+
+
+def given_become(
+    enabled: bool, user: str | None, method: str | None, *, ask_password: bool
+) -> Become | None:
+    """The command line's become; None when it asks for none (the inventory still may).
+
+    A method that cannot take the password -K would ask for is refused before asking.
+    """
+    from herd.hosts.become import Become, check
+
+    if not enabled:
+        return None
+    become = Become(method=method or "sudo", user=user or "root")
+    check(replace(become, password="") if ask_password else become, "--become-method")
+    return become
 
 
 def fleet_options(command: F) -> F:
@@ -170,13 +232,20 @@ def reach(
         raise ConfigError("--gather and --json are two output formats: choose one")
     hosts = list(select_hosts(app, fleet.pattern, fleet.limit))
     options = ConnectOptions(
-        connect_timeout=fleet.connect_timeout or settings.connect_timeout,
-        host_keys=HostKeyMode.parse(fleet.host_keys or settings.host_keys),
+        connect_timeout=fleet.connect_timeout,
+        host_keys=HostKeyMode(fleet.host_keys) if fleet.host_keys else None,
         known_hosts=fleet.known_hosts,
         ssh_config=fleet.ssh_config or None,
+        user=fleet.user,
+        port=fleet.port,
+        identity_files=(str(fleet.private_key),) if fleet.private_key else (),
+        default_connect_timeout=settings.connect_timeout,
+        default_host_keys=HostKeyMode.parse(settings.host_keys, "[run] host_keys"),
     )
     connector = Connector(options)
     connector.preload(hosts)
+    for warning in connector.warnings:
+        click.echo(f"herd: warning: {warning}", err=True)
     limit = settings.confirm_over if fleet.confirm_over is None else fleet.confirm_over
     confirm_many(len(hosts), fleet.pattern, limit, fleet.yes)
     if fleet.ask_pass:

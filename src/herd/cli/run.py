@@ -22,11 +22,19 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from herd.cli.context import AppContext, pass_app
-from herd.cli.fleet_options import FleetOptions, fleet_options, prompt_secret, reach
+from herd.cli.fleet_options import (
+    FleetOptions,
+    become_options,
+    fleet_options,
+    given_become,
+    prompt_secret,
+    reach,
+)
 from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
+    from herd.hosts.become import Become
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
 
@@ -55,6 +63,20 @@ def parse_env(
             value = environ[name]
         parsed.append((name, value))
     return tuple(parsed)
+
+
+def _with_password(become: Become | None, ask: bool) -> Become | None:
+    """The command line's become, with the password -K asks for (once, before any host)."""
+    if become is None or not ask:
+        return become
+    from dataclasses import replace
+
+    return replace(become, password=prompt_secret(f"{become.method} password"))
+
+
+def _no_zero(timeout: float | None) -> float | None:
+    """A timeout of 0 means none, as pssh's and clush's -t 0 do."""
+    return timeout or None
 
 
 def _output_cap(text: str | None) -> int | None:
@@ -101,7 +123,7 @@ class RunRequest:
     command: str
     timeout: float | None = None
     env: tuple[tuple[str, str], ...] = ()
-    sudo: bool = False
+    become: Become | None = None  # the command line's; the password is asked at the start
     ask_become_pass: bool = False
     stdin: str | None = None  # a file, or "-" for herd's own stdin
     output_cap: int | None = None
@@ -146,19 +168,23 @@ def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
     from herd.cli.operation import run_operation
     from herd.core.config import load_settings
+    from herd.hosts.become import become_for
     from herd.hosts.command import RemoteCommand
     from herd.hosts.remote import run_on_host
 
     settings = load_settings(app.paths.settings_file).run
     with stdin_source(request.stdin) as stdin:
         hosts, connector = reach(app, request.fleet, settings)
+        for host in hosts:  # a host's become variables that cannot work: exit 2, nothing run
+            become_for(host, request.become)
         remote = RemoteCommand(
             command=request.command,
             env=request.env,
-            sudo=request.sudo,
-            become_password=prompt_secret("sudo password") if request.ask_become_pass else None,
+            become=_with_password(request.become, request.ask_become_pass),
             stdin=stdin,
-            timeout=request.timeout if request.timeout is not None else settings.command_timeout,
+            timeout=_no_zero(
+                request.timeout if request.timeout is not None else settings.command_timeout
+            ),
             output_cap=settings.output_cap if request.output_cap is None else request.output_cap,
         )
         renderers, summary = _renderers(request.fleet)
@@ -184,9 +210,10 @@ def execute(app: AppContext, request: RunRequest) -> int:
 @click.option(
     "-t",
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0),
     default=None,
-    help="Seconds the command may run on each host; then it is stopped (default none).",
+    help="Seconds the command may run on each host; then it is stopped (default none;"
+    " 0 means none, as in pssh and clush).",
 )
 @click.option(
     "--env",
@@ -196,13 +223,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
     help="Set a variable for the command (repeatable); NAME alone passes herd's own value"
     " of NAME. Values reach the host on stdin, never in a command line.",
 )
-@click.option("--sudo", is_flag=True, help="Run the command through sudo.")
-@click.option(
-    "-K",
-    "--ask-become-pass",
-    is_flag=True,
-    help="Prompt once for the sudo password (sent over stdin, never in argv).",
-)
+@become_options
 @click.option(
     "--stdin",
     "stdin_file",
@@ -228,7 +249,9 @@ def run(
     command: tuple[str, ...],
     timeout: float | None,
     env: tuple[str, ...],
-    sudo: bool,
+    become: bool,
+    become_user: str | None,
+    become_method: str | None,
     ask_become_pass: bool,
     stdin_file: str | None,
     output_cap: str | None,
@@ -250,7 +273,9 @@ def run(
         command=line,
         timeout=timeout,
         env=parse_env(env),
-        sudo=sudo or ask_become_pass,
+        become=given_become(
+            become or ask_become_pass, become_user, become_method, ask_password=ask_become_pass
+        ),
         ask_become_pass=ask_become_pass,
         stdin=stdin_file,
         output_cap=_output_cap(output_cap),

@@ -7,10 +7,14 @@ the platform data directory); this module only says what lives where inside it.
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HerdPaths", "home_from_env", "private_dir", "private_file"]
+from herd.errors import ConfigError
+
+__all__ = ["HerdPaths", "home_from_env", "private_dir", "private_file", "runtime_dir"]
 
 
 def home_from_env() -> Path | None:
@@ -72,3 +76,23 @@ def _tighten(path: Path, mode: int) -> None:
     info = path.stat()
     if info.st_uid == os.geteuid() and info.st_mode & 0o077:
         path.chmod(info.st_mode & mode & 0o7777)
+
+
+def runtime_dir() -> Path:
+    """This user's private directory for sockets and small generated files.
+
+    ``$XDG_RUNTIME_DIR/herd`` (a per-user tmpfs), else ``herd-UID`` in the temporary
+    directory. One found there must be a real directory of ours, 0700: in a shared
+    /tmp another user could have made it first, to read or swap what herd puts in.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    path = Path(base) / "herd" if base else Path(tempfile.gettempdir()) / f"herd-{os.geteuid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        info = path.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise ConfigError(f"{path}: not a directory of this user's; remove it") from None
+        if info.st_mode & 0o077:
+            path.chmod(0o700)
+    return path

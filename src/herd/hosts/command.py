@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from herd.core.results import CappedOutput, HostResult, Output, Status
+from herd.hosts.become import Become, become_for
 from herd.inventory.model import Host
 
 __all__ = [
@@ -38,47 +38,43 @@ _CHUNK = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class RemoteCommand:
-    """The command every host runs, with what surrounds it (env, sudo, stdin, timeout).
+    """The command every host runs, with what surrounds it (env, become, stdin, timeout).
 
     Nothing secret is ever in the command line a host sees (its process list is
-    readable by every local user): the sudo password and the variables' values
+    readable by every local user): the become password and the variables' values
     reach the host's shell on stdin, ahead of ``stdin``'s own bytes (see
     ``preamble``), and the shell reads them with builtins.
     """
 
     command: str
     env: tuple[tuple[str, str], ...] = ()
-    sudo: bool = False
-    become_password: str | None = field(default=None, repr=False)
+    become: Become | None = None  # the command line's; a host's inventory may say otherwise
     stdin: Path | None = None  # a file every host reads as its stdin, streamed in chunks
     timeout: float | None = None
     output_cap: int = 64 * 1024
 
+    def for_host(self, host: Host) -> RemoteCommand:
+        """This command as ``host`` runs it: its inventory's become variables applied."""
+        become = become_for(host, self.become)
+        return self if become == self.become else replace(self, become=become)
+
     def script(self) -> str:
         """The command line sent to the host's login shell (no values, no password in it).
 
-        Under sudo, the command runs in the target user's login shell (sudo sets
-        ``$SHELL`` to it), as it would without sudo in the login user's: bash
-        syntax keeps working. An account whose shell is nologin or false gets sh.
-        The last sudo is not the shell's last command, so the shell forks it
-        rather than exec it: sudo remembers a password per parent process when
-        there is no terminal, and the parent must stay the one ``sudo -v`` had.
+        Under become, the command runs in the target user's login shell, as it
+        would without become in the login user's: bash syntax keeps working.
         """
-        if not self.sudo:
+        if self.become is None:
             return _read_variables(self.env) + self.command
-        inner = _read_variables(self.env) + _TARGET_SHELL
-        run = f"sudo -n -- sh -c {shlex.quote(inner)} herd {shlex.quote(self.command)}; exit $?"
-        if self.become_password is None:
-            return run  # -n: fail at once rather than wait for a password nobody will type
-        return _BECOME + run
+        return self.become.wrap(_read_variables(self.env), self.command)
 
     def preamble(self) -> bytes:
         """What the host's shell reads on stdin before the command's own input.
 
-        The sudo password line (for ``sudo -v``), then one line per variable, each
-        value with its backslashes and newlines escaped for ``printf %b``.
+        The password line for ``sudo -v``, then one line per variable, each value
+        with its backslashes and newlines escaped for ``printf %b``.
         """
-        lines = [] if self.become_password is None or not self.sudo else [self.become_password]
+        lines = [] if self.become is None else self.become.password_line()
         lines.extend(value.replace("\\", "\\\\").replace("\n", "\\n") for _, value in self.env)
         return "".join(line + "\n" for line in lines).encode("utf-8", errors="surrogateescape")
 
@@ -97,20 +93,6 @@ def _read_variables(env: tuple[tuple[str, str], ...]) -> str:
         for name, _ in env
     )
     return reads + "unset herd_v; "
-
-
-# The target user's login shell, or sh for an account that has none.
-_TARGET_SHELL = 'case "$SHELL" in ""|*/nologin|*/false) SHELL=/bin/sh;; esac; exec "$SHELL" -c "$1"'
-
-# The shell reads the password line from stdin itself (``read`` takes exactly one
-# line from a pipe) and hands it to ``sudo -v`` through printf, a builtin, so it
-# is in no process's argv and never reaches the command's stdin, whether or not
-# sudo asks for it; the command then runs under the cached credentials.
-_BECOME = (
-    "IFS= read -r herd_p; "
-    "printf '%s\\n' \"$herd_p\" | sudo -S -p '' -v; herd_sudo=$?; unset herd_p; "
-    '[ "$herd_sudo" -eq 0 ] || { echo "herd: sudo did not accept the password" >&2; exit 1; }; '
-)
 
 
 class _Writer(Protocol):

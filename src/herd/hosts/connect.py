@@ -24,8 +24,10 @@ from herd.hosts.hostkeys import (
     HostKeyMode,
     HostKeyPolicy,
     HostKeyVerdict,
+    KnownHostsFiles,
     default_known_hosts,
 )
+from herd.hosts.ssh_config import SshOptions, SshSettings
 from herd.hosts.wire import batch_writes, skip_packet_logs
 from herd.inventory.model import Host
 
@@ -34,6 +36,7 @@ __all__ = [
     "ConnectOptions",
     "Connector",
     "HostFailure",
+    "Route",
     "connect",
     "connection_lost",
 ]
@@ -50,14 +53,39 @@ class HostFailure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConnectOptions:
-    """How to connect, the same for every host of one operation."""
+    """How to connect, the same for every host of one operation.
 
-    connect_timeout: float = 10.0
-    host_keys: HostKeyMode = HostKeyMode.STRICT
-    known_hosts: Path | None = None  # overrides Host.known_hosts and ~/.ssh/known_hosts
+    ``None`` in the first group means "not given on herd's command line": the
+    host's OpenSSH options decide, then the ``default_`` value (herd.toml).
+    ``user``, ``port`` and ``identity_files`` (``-u``, ``--port``,
+    ``--private-key``) apply to hosts whose inventory names none, as Ansible's do.
+    """
+
+    connect_timeout: float | None = None
+    host_keys: HostKeyMode | None = None
+    known_hosts: Path | None = None  # overrides Host.known_hosts and the ssh options
     password: str | None = field(default=None, repr=False)  # from -k/--ask-pass
     agent: bool = True  # use ssh-agent when SSH_AUTH_SOCK is set
-    ssh_config: tuple[Path, ...] | None = None  # None: ~/.ssh/config as OpenSSH reads it
+    ssh_config: tuple[Path, ...] | None = None  # -F; None: ~/.ssh/config, /etc/ssh/ssh_config
+    user: str | None = None
+    port: int | None = None
+    identity_files: tuple[str, ...] = ()
+    default_connect_timeout: float = 10.0
+    default_host_keys: HostKeyMode = HostKeyMode.STRICT
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one host is reached and trusted, every source of options applied."""
+
+    user: str | None
+    port: int | None
+    identity_files: tuple[str, ...]
+    timeout: float
+    host_keys: HostKeyMode
+    known_hosts: KnownHostsFiles
+    jump: str | None
+    ssh: SshSettings
 
 
 class ClientKeys:
@@ -70,18 +98,13 @@ class ClientKeys:
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, ...], list[asyncssh.SSHKeyPair]] = {}
 
-    def preload(self, hosts: list[Host]) -> None:
-        for host in hosts:
-            if host.identity_files and not host.local:
-                self.for_host(host)
-
-    def for_host(self, host: Host) -> list[asyncssh.SSHKeyPair] | None:
-        """The host's key pairs, or None to let asyncssh use ~/.ssh, the agent and ssh config."""
-        if not host.identity_files:
+    def for_host(self, host: Host, files: tuple[str, ...]) -> list[asyncssh.SSHKeyPair] | None:
+        """The key pairs in ``files``, or None to let asyncssh use ~/.ssh, the agent, ssh config."""
+        if not files:
             return None
-        loaded = self._loaded.get(host.identity_files)  # most hosts share the same files
+        loaded = self._loaded.get(files)  # most hosts share the same files
         if loaded is None:
-            paths = tuple(str(Path(p).expanduser()) for p in host.identity_files)
+            paths = tuple(str(Path(p).expanduser()) for p in files)
             loaded = []
             for path in paths:
                 try:
@@ -90,7 +113,7 @@ class ClientKeys:
                     raise SourceError(
                         f"{path}: cannot read the private key for {host.name}: {_first_line(exc)}"
                     ) from exc
-            self._loaded[host.identity_files] = loaded
+            self._loaded[files] = loaded
         return loaded
 
 
@@ -105,7 +128,7 @@ class _Progress:
 
 
 def _client_factory(
-    host: Host, policy: HostKeyPolicy, known_hosts: Path, progress: _Progress
+    host: Host, policy: HostKeyPolicy, route: Route, progress: _Progress
 ) -> type[asyncssh.SSHClient]:
     class _Client(asyncssh.SSHClient):
         def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
@@ -119,7 +142,8 @@ def _client_factory(
             self, host_name: str, addr: str, port: int, key: asyncssh.SSHKey
         ) -> bool:
             return policy.decide(
-                known_hosts,
+                route.known_hosts,
+                route.host_keys,
                 key,
                 name=host.name,
                 host=host_name,
@@ -131,33 +155,26 @@ def _client_factory(
     return _Client
 
 
-def _known_hosts_path(host: Host, options: ConnectOptions) -> Path:
-    if options.known_hosts is not None:
-        return options.known_hosts
-    if host.known_hosts:
-        return _expanded(host.known_hosts)
-    return default_known_hosts()
-
-
-@functools.lru_cache(maxsize=64)
-def _expanded(path: str) -> Path:
-    return Path(path).expanduser()
-
-
 def _jump_host(spec: str, via: Host) -> Host:
-    """A Host for ``[user@]address[:port]``, trusting the same keys as the target."""
-    user, _, rest = spec.rpartition("@")
+    """The last hop of a ProxyJump list (``[user@]host[:port]``, hops comma-separated).
+
+    The hops before it are its own jump. A hop without a user logs in as its own
+    ssh config says, else as the target does; it trusts the target's keys files.
+    """
+    earlier, _, last = spec.rpartition(",")
+    user, _, rest = last.strip().rpartition("@")
     address, port = rest, None
     if rest.count(":") == 1:
         address, port_text = rest.split(":")
-        port = int(port_text)
+        port = int(port_text) if port_text.isdigit() else None
     return Host(
-        name=f"{spec} (jump for {via.name})",
+        name=last.strip(),
         address=address,
         port=port,
-        user=user or via.user,
+        user=user or None,
         identity_files=via.identity_files,
         password=via.password,
+        jump=earlier.strip() or None,
         known_hosts=via.known_hosts,
         connect_timeout=via.connect_timeout,
     )
@@ -165,27 +182,34 @@ def _jump_host(spec: str, via: Host) -> Host:
 
 async def connect(
     host: Host,
-    options: ConnectOptions,
-    policy: HostKeyPolicy,
-    keys: ClientKeys,
+    connector: Connector,
+    *,
+    budget: float | None = None,
+    fallback_user: str | None = None,
 ) -> asyncssh.SSHClientConnection:
-    """Connect and log in to ``host`` within its connect timeout, or raise HostFailure."""
-    timeout = host.connect_timeout or options.connect_timeout
-    progress = _Progress()
+    """Connect and log in to ``host`` within its connect timeout, or raise HostFailure.
+
+    Through a jump host, the jump's connection comes out of the same time budget,
+    and a failure there names the jump host: every host behind a dead bastion
+    says "jump host bastion1: connection refused", and ``-b`` gathers them.
+    """
+    route = connector.route(host, fallback_user)
+    timeout = route.timeout if budget is None else min(route.timeout, budget)
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + timeout
     tunnel: asyncssh.SSHClientConnection | None = None
+    if route.jump:
+        jump = _jump_host(route.jump, host)
+        try:
+            tunnel = await connect(jump, connector, budget=timeout, fallback_user=route.user)
+        except HostFailure as failure:
+            raise HostFailure(failure.status, f"jump host {jump.name}: {failure.reason}") from None
+    progress = _Progress()
+    remaining = max(ends - loop.time(), 0.001)
     try:
-        async with asyncio.timeout(timeout) as deadline:
-            if host.jump:
-                tunnel = await connect(_jump_host(host.jump, host), options, policy, keys)
+        async with asyncio.timeout(remaining) as deadline:
             opening = asyncio.ensure_future(
-                _open(
-                    host,
-                    options=options,
-                    policy=policy,
-                    keys=keys,
-                    progress=progress,
-                    tunnel=tunnel,
-                )
+                _open(host, route, connector, progress=progress, tunnel=tunnel)
             )
             try:
                 await _park_while_silent(opening, progress, deadline)
@@ -200,7 +224,7 @@ async def connect(
         raise
     except (OSError, asyncssh.Error, ValueError) as exc:
         _close_quietly(tunnel)
-        raise _classify(host, exc, progress) from None
+        raise _classify(host, route, exc, progress) from None
     if tunnel is not None:
         conn.set_tunnel(tunnel)  # closing the connection closes the jump too
     return conn
@@ -208,40 +232,39 @@ async def connect(
 
 async def _open(
     host: Host,
+    route: Route,
+    connector: Connector,
     *,
-    options: ConnectOptions,
-    policy: HostKeyPolicy,
-    keys: ClientKeys,
     progress: _Progress,
     tunnel: asyncssh.SSHClientConnection | None,
 ) -> asyncssh.SSHClientConnection:
-    known_path = _known_hosts_path(host, options)
+    options = connector.options
     extra: dict[str, object] = {}
-    if host.port is not None:
-        extra["port"] = host.port
-    if host.user is not None:
-        extra["username"] = host.user
+    if route.port is not None:
+        extra["port"] = route.port
+    if route.user is not None:
+        extra["username"] = route.user
     password = host.password or options.password
     if password is not None:
         extra["password"] = password
-    client_keys = keys.for_host(host)
+    client_keys = connector.keys.for_host(host, route.identity_files)
     if client_keys is not None:
         extra["client_keys"] = client_keys
     if not options.agent or "SSH_AUTH_SOCK" not in os.environ:
         extra["agent_path"] = None
-    if options.ssh_config is not None:
-        extra["config"] = [str(p) for p in options.ssh_config]
-    if tunnel is not None:
-        extra["tunnel"] = tunnel
-    ciphers = _preferred_ciphers()
+    ciphers = () if route.ssh.ciphers else _preferred_ciphers()
     if ciphers:
         extra["encryption_algs"] = ciphers
+    if route.ssh.keepalive_count_max is not None:
+        extra["keepalive_count_max"] = route.ssh.keepalive_count_max
     conn: asyncssh.SSHClientConnection = await asyncssh.connect(
         host.address,
-        known_hosts=policy.known_hosts(known_path),
-        client_factory=_client_factory(host, policy, known_path, progress),
+        config=list(route.ssh.config),
+        tunnel=tunnel,  # herd made the jump itself (or there is none): not asyncssh again
+        known_hosts=connector.policy.known_hosts(route.known_hosts, route.host_keys),
+        client_factory=_client_factory(host, connector.policy, route, progress),
         connect_timeout=None,  # our own timeout covers TCP, banner, key exchange and login
-        keepalive_interval=0,
+        keepalive_interval=route.ssh.keepalive_interval or 0,
         **extra,
     )
     batch_writes(conn)
@@ -326,9 +349,9 @@ _ERRNO_REASONS = {
 }
 
 
-def _classify(host: Host, exc: BaseException, progress: _Progress) -> HostFailure:
+def _classify(host: Host, route: Route, exc: BaseException, progress: _Progress) -> HostFailure:
     if isinstance(exc, asyncssh.Error):
-        return _classify_ssh(host, exc, progress)
+        return _classify_ssh(host, route, exc, progress)
     if isinstance(exc, socket.gaierror):
         return HostFailure(Status.UNREACHABLE, f"cannot resolve {host.address}: {exc.strerror}")
     if isinstance(exc, OSError):
@@ -339,13 +362,16 @@ def _classify(host: Host, exc: BaseException, progress: _Progress) -> HostFailur
     return HostFailure(Status.ERROR, _first_line(exc))
 
 
-def _classify_ssh(host: Host, exc: asyncssh.Error, progress: _Progress) -> HostFailure:
+def _classify_ssh(
+    host: Host, route: Route, exc: asyncssh.Error, progress: _Progress
+) -> HostFailure:
     conn = progress.connection
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        reason = progress.hostkey.reason or f"host key for {host.name} not trusted: {exc.reason}"
-        return HostFailure(Status.HOSTKEY_MISMATCH, reason)
+        verdict = progress.hostkey
+        reason = verdict.reason or f"host key for {host.name} not trusted: {exc.reason}"
+        return HostFailure(verdict.status if verdict.reason else Status.HOSTKEY_MISMATCH, reason)
     if isinstance(exc, asyncssh.PermissionDenied):
-        user = host.user or (conn.get_extra_info("username") if conn else None) or "?"
+        user = route.user or (conn.get_extra_info("username") if conn else None) or "?"
         return HostFailure(Status.AUTH_FAILED, f"authentication failed for user {user}")
     if conn is None:
         reason = connection_lost(exc)
@@ -385,18 +411,79 @@ class Connector:
 
     def __init__(self, options: ConnectOptions) -> None:
         self.options = options
-        self.policy = HostKeyPolicy(options.host_keys)
+        self.policy = HostKeyPolicy()
         self.keys = ClientKeys()
+        self.ssh = SshOptions(options.ssh_config)
+        self._routes: dict[tuple[str, str | None], Route] = {}
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the hosts' ssh options hold that herd does not follow, one line each."""
+        return self.ssh.warnings
 
     def preload(self, hosts: list[Host]) -> None:
-        """Read every key file and known_hosts file now: bad input stops us before any host."""
-        self.keys.preload(hosts)
+        """Read every ssh option, key and known_hosts file now: bad input stops us first."""
         for host in hosts:
             if not host.local:
-                self.policy.known_hosts(_known_hosts_path(host, self.options))
+                route = self.route(host)
+                self.keys.for_host(host, route.identity_files)
+                self.policy.known_hosts(route.known_hosts, route.host_keys)
+                while route.jump:
+                    route = self.route(_jump_host(route.jump, host), route.user)
+
+    def route(self, host: Host, fallback_user: str | None = None) -> Route:
+        """How ``host`` is reached: its inventory first, then herd's options, then OpenSSH's.
+
+        ``fallback_user`` is for a jump host: the user of the host behind it, for a
+        hop whose spec and ssh config name none.
+        """
+        key = (host.name, fallback_user)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = self._route(host, fallback_user)
+        return found
+
+    def _route(self, host: Host, fallback_user: str | None) -> Route:
+        options = self.options
+        user = host.user or (options.user if fallback_user is None else None)
+        port = host.port if host.port is not None else options.port
+        ssh = self.ssh.for_host(host, user, port)
+        if user is None and ssh.user is None:
+            user = fallback_user
+        mode = options.host_keys
+        if mode is None and ssh.strict_host_key_checking is not None:
+            mode = HostKeyMode.from_openssh(ssh.strict_host_key_checking)
+        return Route(
+            user=user,
+            port=port,
+            identity_files=host.identity_files or options.identity_files,
+            timeout=host.connect_timeout
+            or options.connect_timeout
+            or ssh.connect_timeout
+            or options.default_connect_timeout,
+            host_keys=mode or options.default_host_keys,
+            known_hosts=self._known_hosts(host, ssh),
+            jump=host.jump or ssh.proxy_jump,
+            ssh=ssh,
+        )
+
+    def _known_hosts(self, host: Host, ssh: SshSettings) -> KnownHostsFiles:
+        """--known-hosts, else the inventory's, else UserKnownHostsFile, else ~/.ssh's;
+        then the system's files (GlobalKnownHostsFile), as OpenSSH reads them."""
+        if self.options.known_hosts is not None:
+            user_files: tuple[Path, ...] = (self.options.known_hosts,)
+        elif host.known_hosts:
+            user_files = (Path(host.known_hosts).expanduser(),)
+        else:
+            user_files = ssh.user_known_hosts or (default_known_hosts(),)
+        return KnownHostsFiles(
+            read=user_files + ssh.global_known_hosts,
+            write=user_files[0],
+            hashed=ssh.hash_known_hosts,
+        )
 
     async def connect(self, host: Host) -> asyncssh.SSHClientConnection:
-        return await connect(host, self.options, self.policy, self.keys)
+        return await connect(host, self)
 
     def session(self, host: Host) -> _Session:
         """Connect on entry (HostFailure if that fails), close on exit."""

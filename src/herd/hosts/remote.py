@@ -17,6 +17,7 @@ import time
 import asyncssh
 
 from herd.core.results import HostResult, Status
+from herd.errors import ConfigError
 from herd.hosts.command import (
     OutputSink,
     RemoteCommand,
@@ -41,11 +42,15 @@ async def run_on_host(
     host: Host, command: RemoteCommand, connector: Connector, emit: OutputSink | None = None
 ) -> HostResult:
     """Run ``command`` on ``host`` (over SSH, or locally for a local host); never raises for it."""
+    started = time.monotonic()
+    try:
+        command = command.for_host(host)
+    except ConfigError as exc:  # checked before the run; a host's own variables, here
+        return failure(host, started, Status.ERROR, str(exc))
     if host.local:
         from herd.hosts.local import run_locally
 
         return await run_locally(host, command, emit)
-    started = time.monotonic()
     try:
         async with connector.session(host) as conn:
             return await _run(host, command, conn, emit, started)
