@@ -22,13 +22,14 @@ from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from herd.cli.operation import BatchPlan
-    from herd.core.config import RunSettings
+    from herd.core.settings import RunSettings
     from herd.hosts.become import Become
     from herd.hosts.connect import Connector
     from herd.inventory.model import Host
 
 __all__ = [
     "FleetOptions",
+    "SettingOption",
     "become_options",
     "confirm_many",
     "fleet_options",
@@ -84,10 +85,35 @@ class FleetOptions:
         )
 
 
+class SettingOption(click.Option):
+    """An option whose help names the default in force: ``{forks}`` is herd.toml's value.
+
+    The settings are read from the home the global options chose, when help is shown.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        names, text = record
+        return names, text.format_map(_defaults_in_force(ctx))
+
+
+def _defaults_in_force(ctx: click.Context) -> dict[str, str]:
+    from herd.core.settings import RunSettings, help_defaults, load_settings
+
+    app = ctx.find_object(AppContext)
+    try:
+        run = load_settings(app.paths.settings_file).run if app else RunSettings()
+    except ConfigError:
+        run = RunSettings()  # a broken herd.toml is reported when a command runs
+    return help_defaults(run)
+
+
 _OPTIONS = [
     click.option("-l", "--limit", default=None, help="Further limit the hosts to this pattern."),
-    click.option("-f", "--forks", type=click.IntRange(min=1), default=None,
-                 help="Hosts worked on at once (default 100)."),
+    click.option("-f", "--forks", type=click.IntRange(min=1), default=None, cls=SettingOption,
+                 help="Hosts worked on at once (default {forks})."),
     click.option("-u", "--user", default=None, metavar="USER",
                  help="Log in as USER where the inventory names no user (as Ansible's -u;"
                       " -e ansible_user=USER overrides the inventory too)."),
@@ -97,11 +123,13 @@ _OPTIONS = [
                  default=None, metavar="FILE",
                  help="Private key where the inventory names none (Ansible's --private-key)."),
     click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                 cls=SettingOption,
                  help="Seconds to connect and log in, per host (default: the inventory's,"
-                      " then ssh's ConnectTimeout, then 10)."),
+                      " then ssh's ConnectTimeout, then {connect_timeout})."),
     click.option("--host-keys", type=click.Choice(["strict", "accept-new", "off"]), default=None,
+                 cls=SettingOption,
                  help="Host key checking against known_hosts (default: ssh's"
-                      " StrictHostKeyChecking for the host, else strict)."),
+                      " StrictHostKeyChecking for the host, else {host_keys})."),
     click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
                  help="known_hosts file for every host (default: the inventory's known_hosts,"
                       " then ssh's UserKnownHostsFile, then ~/.ssh/known_hosts)."),
@@ -111,8 +139,8 @@ _OPTIONS = [
                       " /etc/ssh/ssh_config (repeatable)."),
     click.option("-k", "--ask-pass", is_flag=True, help="Prompt once for the SSH password."),
     click.option("-y", "--yes", is_flag=True, help="Do not ask before working on many hosts."),
-    click.option("--confirm-over", type=click.IntRange(min=0), default=None,
-                 help="Ask before working on more hosts than this (default 500)."),
+    click.option("--confirm-over", type=click.IntRange(min=0), default=None, cls=SettingOption,
+                 help="Ask before working on more hosts than this (default {confirm_over})."),
     click.option("-o", "--out-dir", type=click.Path(path_type=Path, file_okay=False),
                  default=None, help="Write one file per host and outcome into DIR."),
     click.option("-b", "--gather", is_flag=True,
@@ -240,7 +268,7 @@ def reach(
         port=fleet.port,
         identity_files=(str(fleet.private_key),) if fleet.private_key else (),
         default_connect_timeout=settings.connect_timeout,
-        default_host_keys=HostKeyMode.parse(settings.host_keys, "[run] host_keys"),
+        default_host_keys=HostKeyMode(settings.host_keys),
     )
     connector = Connector(options)
     connector.preload(hosts)

@@ -24,6 +24,7 @@ import click
 from herd.cli.context import AppContext, pass_app
 from herd.cli.fleet_options import (
     FleetOptions,
+    SettingOption,
     become_options,
     fleet_options,
     given_become,
@@ -167,7 +168,7 @@ def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
     from herd.cli.operation import run_operation
-    from herd.core.config import load_settings
+    from herd.core.settings import load_settings
     from herd.hosts.become import become_for
     from herd.hosts.command import RemoteCommand
     from herd.hosts.remote import run_on_host
@@ -212,8 +213,9 @@ def execute(app: AppContext, request: RunRequest) -> int:
     "--timeout",
     type=click.FloatRange(min=0),
     default=None,
-    help="Seconds the command may run on each host; then it is stopped (default none;"
-    " 0 means none, as in pssh and clush).",
+    cls=SettingOption,
+    help="Seconds the command may run on each host; then it is stopped (default"
+    " {command_timeout}; 0 means none, as in pssh and clush).",
 )
 @click.option(
     "--env",
@@ -236,8 +238,9 @@ def execute(app: AppContext, request: RunRequest) -> int:
     "--output-cap",
     metavar="SIZE",
     default=None,
+    cls=SettingOption,
     help="Bytes of stdout and of stderr kept per host for the summary, --json and the log"
-    " (default 64K, or [run] output_cap); -o DIR always gets everything.",
+    " (default {output_cap}); -o DIR always gets everything.",
 )
 @fleet_options
 @pass_app

@@ -136,7 +136,7 @@ def _execute(
     enough of them (``herd.hosts.workers``), else in this process.
     """
     from herd.cli.operation import run_operation
-    from herd.core.config import load_settings
+    from herd.core.settings import load_settings
     from herd.ui.console import Printer
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
