@@ -8,8 +8,8 @@ Two range spellings are read, because operators bring both:
 
 A name may hold several brackets (``rack[1-2]-node[01-04]``, the first bracket
 varies slowest) and a text may list several names separated by commas outside
-brackets. ``fold`` writes the ClusterShell form back, so ``fold(expand(x))``
-gives ``x`` for a folded ``x``.
+brackets. ``fold`` writes ClusterShell's form back, so ``fold(expand(x))``
+gives ``x`` for a folded ``x`` and ``nodeset -e`` reads it as herd does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = ["MAX_EXPANSION", "expand", "fold", "has_range", "sort_key", "split_ou
 
 MAX_EXPANSION = 1_000_000  # a typo like web[1:100000000] must fail, not eat the memory
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")
 _LETTERS = string.ascii_letters
 
 
@@ -191,23 +191,35 @@ def sort_key(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
 
 
 def fold(names: Iterable[str]) -> str:
-    """The ClusterShell folded form of ``names``: ``web[01-08,10],db1``.
+    """``names`` folded as ClusterShell's ``nodeset -f`` writes them: ``web[01-08,10],db1``.
 
     Names are grouped by their text around the numbers; each numeric position
     is folded, last position first, so a full product such as
-    ``rack[1-2]-node[01-04]`` folds back into one term. The result is the same
-    for the same set of names whatever their order.
+    ``rack[1-2]-node[01-04]`` folds back into one term. Numbers are written in
+    ClusterShell's runs, so the text reads the same in ``nodeset`` and clush:
+    a zero-padded run ends where it outgrows its width (``node[01-99,100]``)
+    and mixed padding keeps one run per padding (``web[1-3,01-03]``). Only
+    names of letters, digits, ``.``, ``-`` and ``_`` go into brackets; others
+    are written one by one. The result is the same whatever the order of
+    ``names``, and ``fold(expand(x)) == x`` for a text ``x`` it folded.
     """
     templates: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    terms: list[tuple[_SortKey, str]] = []
     for name in set(names):
+        if _FOLDABLE.fullmatch(name) is None:
+            terms.append((sort_key(name), name))
+            continue
         parts = _DIGITS.split(name)
         templates.setdefault(tuple(parts[0::2]), set()).add(tuple(parts[1::2]))
-    terms: list[tuple[tuple[object, ...], str]] = []
     for texts, vectors in templates.items():
         for ranges in _fold_vectors(vectors):
-            terms.append(_render(texts, ranges))
+            terms.append(_write(texts, ranges))
     terms.sort(key=lambda term: term[0])
     return ",".join(text for _, text in terms)
+
+
+_SortKey = tuple[tuple[str, ...], tuple[tuple[int, int], ...]]
+_FOLDABLE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def _fold_vectors(vectors: set[tuple[str, ...]]) -> list[tuple[list[str], ...]]:
@@ -226,7 +238,7 @@ def _fold_vectors(vectors: set[tuple[str, ...]]) -> list[tuple[list[str], ...]]:
             groups.setdefault(key, []).append(fixed[position])
             later_of[key] = later
         items = [
-            (key[0], (sorted(values, key=_value_key), *later_of[key]))
+            (key[0], (sorted(values, key=_clustershell_order), *later_of[key]))
             for key, values in groups.items()
         ]
     return [later for _, later in items]
@@ -236,28 +248,44 @@ def _value_key(value: str) -> tuple[int, int]:
     return int(value), len(value)
 
 
-def _render(
-    texts: tuple[str, ...], ranges: tuple[list[str], ...]
-) -> tuple[tuple[object, ...], str]:
+def _clustershell_order(value: str) -> tuple[int, str]:
+    return len(value), value
+
+
+def _write(texts: tuple[str, ...], ranges: tuple[list[str], ...]) -> tuple[_SortKey, str]:
+    """One folded term, with the sort key ``fold`` orders terms by."""
+    key: _SortKey = (texts, tuple(_value_key(values[0]) for values in ranges))
     pieces = [texts[0]]
-    first_values: list[tuple[int, int]] = []
     for values, text in zip(ranges, texts[1:], strict=True):
-        first_values.append(_value_key(values[0]))
-        pieces.append(values[0] if len(values) == 1 else f"[{_rangeset(values)}]")
+        pieces.append(values[0] if len(values) == 1 else f"[{_rangeset(_runs(values))}]")
         pieces.append(text)
-    return (texts, tuple(first_values)), "".join(pieces)
+    return key, "".join(pieces)
 
 
-def _rangeset(values: list[str]) -> str:
-    """``01,02,03,05`` -> ``01-03,05``: runs of consecutive numbers of one padding."""
-    runs: list[list[str]] = []
-    for value in values:
-        if runs:
-            run = runs[-1]
-            start = run[0]
-            width = len(start) if start.startswith("0") and len(start) > 1 else 0
-            if int(value) == int(run[-1]) + 1 and value == str(int(value)).zfill(width):
-                run.append(value)
-                continue
-        runs.append([value])
+def _rangeset(runs: list[list[str]]) -> str:
+    """``[[01, 02, 03], [05]]`` -> ``01-03,05``."""
     return ",".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
+def _runs(values: list[str]) -> list[list[str]]:
+    """Runs of consecutive numbers as ClusterShell's RangeSet folds them.
+
+    ``values`` come in ClusterShell's order, by length then value (``8 9 08 09 10``);
+    a run of zero-padded values of width w goes on only with values of width w
+    (``08-10``, and ``01-99,100``), a run of unpadded ones never takes a padded one.
+    """
+    runs: list[list[str]] = []
+    run: list[str] = []
+    last = -2
+    width = 0  # of the current run if padded, else 0
+    for value in values:
+        number = int(value)
+        padded = len(value) > 1 and value[0] == "0"
+        if run and number == last + 1 and (len(value) == width if width else not padded):
+            run.append(value)
+        else:
+            run = [value]
+            runs.append(run)
+            width = len(value) if padded else 0
+        last = number
+    return runs
