@@ -229,6 +229,14 @@ def test_an_ipv6_address_is_one_name_not_a_colon_union(tmp_path: Path) -> None:
     assert names(load_inventory([str(path)]), "2001:db8::1") == ["2001:db8::1"]
 
 
+def test_ipv6_addresses_between_commas_are_one_term_each(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text("all:\n  hosts:\n    '2001:db8::1':\n    '2001:db8::2':\n    other:\n")
+    inventory = load_inventory([str(path)])
+    assert names(inventory, "2001:db8::1,2001:db8::2") == ["2001:db8::1", "2001:db8::2"]
+    assert names(inventory, "all,!2001:db8::1") == ["2001:db8::2", "other"]
+
+
 # ---------------------------------------------------------------------------
 # the pattern algebra against Python sets
 

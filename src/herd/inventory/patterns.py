@@ -9,6 +9,7 @@ from ``all``. herd is stricter in one way: a plain name that is neither a
 group nor a host is an error with a suggestion, not a silent empty match,
 because a typo in ``!web03`` would otherwise run on web03. A bracket that
 is not a subscript of a known name is read as a host range (``web[01-03]``).
+An IPv6 address between commas is one term (``2001:db8::1,2001:db8::2``).
 """
 
 from __future__ import annotations
@@ -41,21 +42,33 @@ _LOCALHOST = ("localhost", "127.0.0.1", "::1")
 
 
 def split_pattern(pattern: str) -> list[str]:
-    """The terms of a pattern: split at ``,`` and ``:`` outside brackets (IPv6 addresses stay)."""
-    text = pattern.strip()
+    """The terms of a pattern: split at ``,`` and ``:`` outside brackets.
+
+    An IPv6 address between commas (or alone) stays one term, as in Ansible,
+    which splits a pattern holding a comma at its commas only.
+    """
+    terms: list[str] = []
+    for part in split_outside_brackets(pattern.strip(), ","):
+        if _is_ipv6(part.lstrip("&!")):
+            terms.append(part)
+            continue
+        first = len(terms)
+        for term in split_outside_brackets(part, ":"):
+            if term == "failed" and len(terms) > first and _OPERATION.match(terms[-1]):
+                terms[-1] += ":failed"  # @ID:failed is one term
+            else:
+                terms.append(term)
+    return terms
+
+
+def _is_ipv6(text: str) -> bool:
+    if text.count(":") < 2:
+        return False
     try:
         ipaddress.IPv6Address(text)
     except ValueError:
-        pass
-    else:
-        return [text]
-    terms: list[str] = []
-    for term in split_outside_brackets(text, ",:"):
-        if term == "failed" and terms and _OPERATION.match(terms[-1]):
-            terms[-1] += ":failed"  # @ID:failed is one term
-        else:
-            terms.append(term)
-    return terms
+        return False
+    return True
 
 
 def _ordered(terms: list[str]) -> list[str]:
