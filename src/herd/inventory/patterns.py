@@ -131,6 +131,7 @@ class _Matcher:
         self.inventory = inventory
         self.failed = failed
         self.cache: dict[str, list[str]] = {}
+        self._by_length: dict[int, tuple[list[str], list[str]]] | None = None
 
     def evaluate(self, terms: list[str]) -> list[str]:
         hosts: dict[str, None] = {}
@@ -178,9 +179,28 @@ class _Matcher:
         if _GLOB_CHARS.isdisjoint(expression):
             return inventory.has_group(expression) or inventory.has_host(expression)
         matcher = re.compile(fnmatch.translate(expression)).match
-        return any(matcher(g) for g in inventory.group_names) or any(
-            matcher(h) for h in inventory.host_names
-        )
+        groups, hosts = self._candidates(expression)
+        return any(matcher(g) for g in groups) or any(matcher(h) for h in hosts)
+
+    def _candidates(self, glob: str) -> tuple[list[str], list[str]]:
+        """The groups and hosts ``glob`` could match, in order: those of its length if fixed.
+
+        Without a ``*`` a glob matches names of one length only; looking them up
+        by length keeps many globs such as ``rack[1-2]-node`` (a pasted fold's
+        ``rack[1-2]-node[01-04]`` is a subscript of one) from each reading every
+        name of a big inventory.
+        """
+        length = _glob_length(glob)
+        if length is None:
+            return self.inventory.group_names, self.inventory.host_names
+        if self._by_length is None:
+            by_length: dict[int, tuple[list[str], list[str]]] = {}
+            for group in self.inventory.group_names:
+                by_length.setdefault(len(group), ([], []))[0].append(group)
+            for host in self.inventory.host_names:
+                by_length.setdefault(len(host), ([], []))[1].append(host)
+            self._by_length = by_length
+        return self._by_length.get(length, ([], []))
 
     def _enumerate(self, expression: str) -> list[str]:
         """Ansible's ``_enumerate_matches``: matching groups' hosts, then matching hosts.
@@ -192,14 +212,15 @@ class _Matcher:
         is_glob = not _GLOB_CHARS.isdisjoint(expression)
         if is_glob:
             matcher = re.compile(fnmatch.translate(expression)).match
-            groups = [g for g in inventory.group_names if matcher(g)]
+            group_names, host_names = self._candidates(expression)
+            groups = [g for g in group_names if matcher(g)]
         else:
             groups = [expression] if inventory.has_group(expression) else []
         for group in groups:
             results.extend(inventory.members(group))
         if not groups or is_glob or "." in expression:
             if is_glob:
-                results.extend(h for h in inventory.host_names if matcher(h))
+                results.extend(h for h in host_names if matcher(h))
             elif inventory.has_host(expression):
                 results.append(expression)
         if not results and expression in _LOCALHOST:
@@ -245,6 +266,32 @@ class _Matcher:
             raise PatternError(f"{term} needs the operation log, which is not available here")
         names = self.failed(int(op_id) if op_id else None)
         return [name for name in names if self.inventory.has_host(name)]
+
+
+def _glob_length(glob: str) -> int | None:
+    """How many characters every name ``glob`` matches has, or None where a ``*`` varies it.
+
+    Reads brackets as ``fnmatch.translate`` does: ``[!...]`` and ``[]...]`` open a
+    set that ends at the next ``]``; a ``[`` with no ``]`` after it is itself.
+    """
+    length = 0
+    index, size = 0, len(glob)
+    while index < size:
+        char = glob[index]
+        index += 1
+        if char == "*":
+            return None
+        if char == "[":
+            end = index
+            if end < size and glob[end] == "!":
+                end += 1
+            if end < size and glob[end] == "]":
+                end += 1
+            end = glob.find("]", end)
+            if end >= 0:
+                index = end + 1
+        length += 1
+    return length
 
 
 def _apply_subscript(term: str, hosts: list[str], subscript: re.Match[str]) -> list[str]:
