@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from herd.core.hostset import expand, fold, sort_key
 from herd.errors import PatternError
+from herd.inventory.patterns import fold_reader
 
 
 def test_ansible_numeric_range_keeps_zero_padding() -> None:
@@ -206,6 +207,6 @@ _plain_names = st.lists(
 @given(_plain_names)
 @settings(max_examples=120, deadline=None)
 def test_clustershell_expands_herds_fold_into_the_same_names(names: list[str]) -> None:
-    folded = fold(names)
-    assert set(NodeSet(folded)) == set(names), folded
-    assert sorted(expand(folded)) == sorted(set(names))
+    for folded in (fold(names), fold(names, fold_reader(None))):
+        assert set(NodeSet(folded)) == set(names), folded
+        assert sorted(expand(folded)) == sorted(set(names))

@@ -21,6 +21,7 @@ from herd.cli.fleet_options import FleetOptions, fleet_options, prompt_secret, r
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
+    from herd.core.hostset import FoldReader
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
 
@@ -62,7 +63,7 @@ class RunRequest:
     stdin: bytes | None = field(default=None, repr=False)
 
 
-def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
+def _renderers(fleet: FleetOptions, reader: FoldReader) -> tuple[Renderers, Summary]:
     """The sinks for this run's output mode; only the chosen ones are imported."""
     from herd.ui.console import Printer
     from herd.ui.render import Renderer, Renderers
@@ -82,7 +83,7 @@ def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
     elif fleet.gather:
         from herd.ui.gather import GatherRenderer
 
-        chosen.append(GatherRenderer(Printer()))
+        chosen.append(GatherRenderer(Printer(), reader))
     elif fleet.out_dir is None:
         from herd.ui.live import LiveLines
 
@@ -92,7 +93,7 @@ def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
         from herd.ui.progress import ProgressBar
 
         chosen.append(ProgressBar(err, "run"))
-    summary = Summary(err, verbose=fleet.verbose)
+    summary = Summary(err, reader=reader, verbose=fleet.verbose)
     chosen.append(summary)
     return Renderers(chosen), summary
 
@@ -105,7 +106,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
     from herd.hosts.remote import run_on_host
 
     settings = load_settings(app.paths.settings_file).run
-    hosts, connector = reach(app, request.fleet, settings)
+    hosts, connector, reader = reach(app, request.fleet, settings)
     remote = RemoteCommand(
         command=request.command,
         env=request.env,
@@ -115,7 +116,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
         timeout=request.timeout if request.timeout is not None else settings.command_timeout,
         output_cap=settings.output_cap,
     )
-    renderers, summary = _renderers(request.fleet)
+    renderers, summary = _renderers(request.fleet, reader)
 
     def noted(op_id: int | None) -> None:
         if op_id is not None:

@@ -9,19 +9,30 @@ Two range spellings are read, because operators bring both:
 A name may hold several brackets (``rack[1-2]-node[01-04]``, the first bracket
 varies slowest) and a text may list several names separated by commas outside
 brackets. ``fold`` writes ClusterShell's form back, so ``fold(expand(x))``
-gives ``x`` for a folded ``x`` and ``nodeset -e`` reads it as herd does.
+gives ``x`` for a folded ``x`` and ``nodeset -e`` reads it as herd does; given
+a ``FoldReader`` (an inventory's pattern engine), it writes only terms that,
+pasted back as a pattern, select exactly the names folded.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import product
+from typing import Protocol
 
 from herd.errors import PatternError
 
-__all__ = ["MAX_EXPANSION", "expand", "fold", "has_range", "sort_key", "split_outside_brackets"]
+__all__ = [
+    "MAX_EXPANSION",
+    "FoldReader",
+    "expand",
+    "fold",
+    "has_range",
+    "sort_key",
+    "split_outside_brackets",
+]
 
 MAX_EXPANSION = 1_000_000  # a typo like web[1:100000000] must fail, not eat the memory
 
@@ -180,6 +191,29 @@ def _sequence(start: str, end: str, step: str, name: str, *, equal_widths: bool)
 # folding
 
 
+class FoldReader(Protocol):
+    """Where a folded text is going to be pasted, and so which terms it may hold.
+
+    ``fold`` asks it before writing a bracketed term: herd's pattern language
+    reads ``web[03-04]`` as hosts 3 and 4 of a group ``web`` when one exists
+    (Ansible's subscript), so a term that is a range in one inventory picks
+    other hosts in another. ``herd.inventory.patterns.fold_reader`` gives the
+    reader of an inventory, and a cautious one for no inventory at all.
+    """
+
+    def foldable(self, name: str) -> bool:
+        """Whether ``name`` may be written inside a bracketed term (a host it knows)."""
+        ...
+
+    def reads_as_range(self, term: str) -> bool:
+        """Whether ``term``, pasted alone, selects exactly the names it expands to."""
+        ...
+
+    def spell(self, name: str) -> str:
+        """``name`` written as a term that selects it alone."""
+        ...
+
+
 def sort_key(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     """The order ``fold`` lists names in: by their text parts, then numerically.
 
@@ -190,7 +224,7 @@ def sort_key(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     return tuple(parts[0::2]), tuple((int(n), len(n)) for n in parts[1::2])
 
 
-def fold(names: Iterable[str]) -> str:
+def fold(names: Iterable[str], reader: FoldReader | None = None) -> str:
     """``names`` folded as ClusterShell's ``nodeset -f`` writes them: ``web[01-08,10],db1``.
 
     Names are grouped by their text around the numbers; each numeric position
@@ -201,19 +235,25 @@ def fold(names: Iterable[str]) -> str:
     and mixed padding keeps one run per padding (``web[1-3,01-03]``). Only
     names of letters, digits, ``.``, ``-`` and ``_`` go into brackets; others
     are written one by one. The result is the same whatever the order of
-    ``names``, and ``fold(expand(x)) == x`` for a text ``x`` it folded.
+    ``names``, and ``fold(expand(x)) == x`` for a text ``x`` it folded without
+    a reader.
+
+    With a ``reader``, the text is also a pattern for it that selects exactly
+    ``names``: a bracketed term the reader would read otherwise is written
+    another way (``web0[3-4]``, then ``web[03,04]``, then name by name), and
+    each name it may not fold is written as ``reader.spell`` gives it.
     """
     templates: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
     terms: list[tuple[_SortKey, str]] = []
     for name in set(names):
-        if _FOLDABLE.fullmatch(name) is None:
-            terms.append((sort_key(name), name))
+        if _FOLDABLE.fullmatch(name) is None or (reader is not None and not reader.foldable(name)):
+            terms.append((sort_key(name), name if reader is None else reader.spell(name)))
             continue
         parts = _DIGITS.split(name)
         templates.setdefault(tuple(parts[0::2]), set()).add(tuple(parts[1::2]))
     for texts, vectors in templates.items():
         for ranges in _fold_vectors(vectors):
-            terms.append(_write(texts, ranges))
+            terms.extend(_write(texts, ranges, reader))
     terms.sort(key=lambda term: term[0])
     return ",".join(text for _, text in terms)
 
@@ -252,14 +292,72 @@ def _clustershell_order(value: str) -> tuple[int, str]:
     return len(value), value
 
 
-def _write(texts: tuple[str, ...], ranges: tuple[list[str], ...]) -> tuple[_SortKey, str]:
-    """One folded term, with the sort key ``fold`` orders terms by."""
+def _write(
+    texts: tuple[str, ...], ranges: tuple[list[str], ...], reader: FoldReader | None
+) -> list[tuple[_SortKey, str]]:
+    """One folded term, or what stands for it where the reader would misread it."""
     key: _SortKey = (texts, tuple(_value_key(values[0]) for values in ranges))
+    runs = [_runs(values) for values in ranges]
+    bodies = [
+        values[0] if len(values) == 1 else f"[{_rangeset(r)}]"
+        for values, r in zip(ranges, runs, strict=True)
+    ]
+    text = _join(texts, bodies)
+    if reader is None or "[" not in text:
+        return [(key, text)]
+    for candidate in _rewrites(texts, ranges, runs, bodies):
+        if reader.reads_as_range(candidate):
+            return [(key, candidate)]
+    return [(sort_key(name), reader.spell(name)) for name in expand(text)]
+
+
+def _join(texts: tuple[str, ...], bodies: list[str]) -> str:
     pieces = [texts[0]]
-    for values, text in zip(ranges, texts[1:], strict=True):
-        pieces.append(values[0] if len(values) == 1 else f"[{_rangeset(_runs(values))}]")
+    for body, text in zip(bodies, texts[1:], strict=True):
+        pieces.append(body)
         pieces.append(text)
-    return key, "".join(pieces)
+    return "".join(pieces)
+
+
+def _rewrites(
+    texts: tuple[str, ...],
+    ranges: tuple[list[str], ...],
+    runs: list[list[list[str]]],
+    bodies: list[str],
+) -> Iterator[str]:
+    """The term as folded, then with its last bracket's common leading digits taken out
+    (``web0[3-4]``), then with that bracket's last value apart (``web[03,04]``).
+
+    The first is what ClusterShell writes; the others expand to the same names in
+    herd and ClusterShell alike, and end in a bracket that is no Ansible subscript of
+    the text before it (a list, or a range after digits that text does not end in).
+    """
+    yield _join(texts, bodies)
+    last = max(i for i, values in enumerate(ranges) if len(values) > 1)
+    values = ranges[last]
+    common = _common_prefix(values)
+    if common:
+        suffixes = [value[len(common) :] for value in values]
+        yield _join(texts, _replace(bodies, last, f"{common}[{_rangeset(_runs(suffixes))}]"))
+    if len(runs[last]) == 1:
+        *head, tail = runs[last][0]
+        yield _join(texts, _replace(bodies, last, f"[{_rangeset([head])},{tail}]"))
+
+
+def _replace(bodies: list[str], index: int, body: str) -> list[str]:
+    return [*bodies[:index], body, *bodies[index + 1 :]]
+
+
+def _common_prefix(values: list[str]) -> str:
+    """The leading digits values of one width share, short of the last digit."""
+    width = len(values[0])
+    if any(len(value) != width for value in values):
+        return ""
+    first, last = min(values), max(values)
+    size = 0
+    while size < width - 1 and first[size] == last[size]:
+        size += 1
+    return first[:size]
 
 
 def _rangeset(runs: list[list[str]]) -> str:
