@@ -9,8 +9,6 @@ expansion, over generated inventories whose groups share their hosts' prefixes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 from ClusterShell.NodeSet import NodeSet
 from hypothesis import given, settings
@@ -18,9 +16,8 @@ from hypothesis import strategies as st
 
 from herd.core.hostset import fold
 from herd.inventory import Inventory
-from herd.inventory.build import build
-from herd.inventory.data import InventoryData, Origin
 from herd.inventory.patterns import fold_reader, select_names
+from tests.unit.test_patterns import make_inventory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,25 +27,13 @@ ODD = ["a,b", "!x", "&y", "x[1", "web*", "~web1", "@3", "failed", "a:b", "a b", 
 IPV6 = ["2001:db8::1", "2001:db8::2", "::1"]
 
 
-def inventory_of(groups: dict[str, Iterable[str]], ungrouped: Iterable[str] = ()) -> Inventory:
-    data = InventoryData()
-    origin = Origin("<test>")
-    for name in ungrouped:
-        data.add_host(name, "ungrouped", origin)
-    for group, members in groups.items():
-        data.group(group, origin)
-        for name in members:
-            data.add_host(name, group, origin)
-    return build(data)
-
-
 def paste(inventory: Inventory, pattern: str) -> list[str]:
     """The hosts ``pattern`` selects, sorted: what ``herd run PATTERN`` would run on."""
     return sorted(select_names(inventory, pattern, None, None))
 
 
 def test_a_range_named_like_a_group_is_not_folded_into_the_groups_subscript() -> None:
-    inventory = inventory_of({"web": WEB})
+    inventory = make_inventory({"web": WEB}, ())
     chosen = ["web03", "web04"]
     # ClusterShell's fold, web[03-04], reads here as the group's hosts 3 and 4
     assert paste(inventory, fold(chosen)) == ["web04", "web05"]
@@ -58,26 +43,26 @@ def test_a_range_named_like_a_group_is_not_folded_into_the_groups_subscript() ->
 
 
 def test_a_whole_group_folds_into_a_list_where_no_digit_is_common() -> None:
-    inventory = inventory_of({"web": WEB})
+    inventory = make_inventory({"web": WEB}, ())
     folded = fold(WEB, fold_reader(inventory))
     assert folded == "web[01-11,12]"
     assert paste(inventory, folded) == WEB
 
 
 def test_without_a_group_named_like_the_prefix_the_clustershell_form_stays() -> None:
-    inventory = inventory_of({"frontend": WEB})
+    inventory = make_inventory({"frontend": WEB}, ())
     assert fold(["web03", "web04"], fold_reader(inventory)) == "web[03-04]"
 
 
 def test_the_digits_taken_out_must_not_name_a_group_either() -> None:
-    inventory = inventory_of({"web": WEB, "web0": ["web01"]})
+    inventory = make_inventory({"web": WEB, "web0": ["web01"]}, ())
     folded = fold(["web03", "web04"], fold_reader(inventory))
     assert folded == "web[03,04]"
     assert paste(inventory, folded) == ["web03", "web04"]
 
 
 def test_a_host_named_like_the_prefix_is_no_subscript_base_either() -> None:
-    inventory = inventory_of({}, ["web", "web1", "web2", "web3"])
+    inventory = make_inventory({}, ["web", "web1", "web2", "web3"])
     folded = fold(["web", "web1", "web2", "web3"], fold_reader(inventory))
     assert folded == "web,web[1-2,3]"
     assert paste(inventory, folded) == ["web", "web1", "web2", "web3"]
@@ -86,20 +71,20 @@ def test_a_host_named_like_the_prefix_is_no_subscript_base_either() -> None:
 def test_a_bracket_before_the_last_is_a_glob_when_read_as_a_subscript_base() -> None:
     hosts = [f"rack{r}-node{n:02d}" for r in (1, 2) for n in range(1, 5)]
     # rack[1-2]-node[01-04] is the glob rack[1-2]-node, which matches the group rack1-node
-    inventory = inventory_of({"rack1-node": ["rack1-node01"], "racks": hosts})
+    inventory = make_inventory({"rack1-node": ["rack1-node01"], "racks": hosts}, ())
     folded = fold(hosts, fold_reader(inventory))
     assert folded == "rack[1-2]-node0[1-4]"
     assert paste(inventory, folded) == sorted(hosts)
 
 
 def test_a_name_that_is_a_group_and_a_host_selects_the_host() -> None:
-    inventory = inventory_of({"db": ["db1", "db2"]}, ["db"])
+    inventory = make_inventory({"db": ["db1", "db2"]}, ["db"])
     assert fold(["db"], fold_reader(inventory)) == "db"
     assert paste(inventory, "db") == ["db"]
 
 
 def test_names_a_pattern_would_split_or_read_as_operators_still_select_themselves() -> None:
-    inventory = inventory_of({"odd": ODD, "v6": IPV6[:2], "a,b": ["web01"]}, WEB)
+    inventory = make_inventory({"odd": ODD, "v6": IPV6[:2], "a,b": ["web01"]}, WEB)
     reader = fold_reader(inventory)
     folded = fold([*ODD, *IPV6[:2], "web01"], reader)
     assert paste(inventory, folded) == sorted([*ODD, *IPV6[:2], "web01"])
@@ -109,7 +94,7 @@ def test_names_a_pattern_would_split_or_read_as_operators_still_select_themselve
 
 
 def test_the_implicit_localhost_is_written_as_itself() -> None:
-    inventory = inventory_of({"web": WEB})
+    inventory = make_inventory({"web": WEB}, ())
     folded = fold(["localhost", "127.0.0.1", "::1"], fold_reader(inventory))
     assert paste(inventory, folded) == ["127.0.0.1", "::1", "localhost"]
 
@@ -126,7 +111,7 @@ def test_without_an_inventory_no_term_ends_in_a_subscript() -> None:
         fold(["web*", "~h1", "@failed", "@3"], reader)
         == "@3,~\\x40failed\\Z,~web\\x2a\\Z,~\\x7eh1\\Z"
     )
-    inventory = inventory_of({"web": WEB, "web0": WEB[:1]}, ["a,b"])
+    inventory = make_inventory({"web": WEB, "web0": WEB[:1]}, ["a,b"])
     assert paste(inventory, "web[03,04],web[01-11,12],~a\\x2cb\\Z") == sorted(["a,b", *WEB])
 
 
@@ -164,7 +149,7 @@ def fleets(draw: st.DrawFn, odd_groups: bool = True) -> tuple[Inventory, list[st
         group_names += hosts  # a name both a group and a host
     chosen = draw(st.lists(st.sampled_from(group_names), unique=True, max_size=6))
     groups = {name: draw(st.lists(st.sampled_from(hosts), unique=True)) for name in chosen}
-    inventory = inventory_of(groups, draw(st.permutations(hosts)))
+    inventory = make_inventory(groups, draw(st.permutations(hosts)))
     subset = draw(st.lists(st.sampled_from(hosts), min_size=1, unique=True))
     return inventory, subset
 

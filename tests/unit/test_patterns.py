@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -250,10 +251,13 @@ def fleets(draw: st.DrawFn) -> dict[str, list[str]]:
     return {g: draw(st.lists(st.sampled_from(HOSTS), unique=True)) for g in GROUPS}
 
 
-def make_inventory(fleet: dict[str, list[str]]) -> Inventory:
+def make_inventory(
+    fleet: Mapping[str, Iterable[str]], ungrouped: Iterable[str] = HOSTS
+) -> Inventory:
+    """The hosts ``ungrouped``, then each group of ``fleet`` with its members, in order."""
     data = InventoryData()
     origin = Origin("<test>")
-    for host in HOSTS:
+    for host in ungrouped:
         data.add_host(host, "ungrouped", origin)
     for group, members in fleet.items():
         data.group(group, origin)
@@ -323,15 +327,7 @@ def globbed(draw: st.DrawFn) -> tuple[Inventory, str, set[str]]:
     groups = draw(st.lists(name.filter(lambda n: n not in hosts), max_size=4, unique=True))
     fleet = {group: draw(st.lists(st.sampled_from(hosts), unique=True)) for group in groups}
     glob = "a" + draw(st.text(alphabet="ab[]!*?", min_size=1, max_size=6))
-    data = InventoryData()
-    origin = Origin("<test>")
-    for host in hosts:
-        data.add_host(host, "ungrouped", origin)
-    for group, members in fleet.items():
-        data.group(group, origin)
-        for host in members:
-            data.add_host(host, group, origin)
-    inventory = build(data)
+    inventory = make_inventory(fleet, hosts)
     expected = {h for h in hosts if fnmatch.fnmatchcase(h, glob)}
     for group in inventory.group_names:  # with all and ungrouped
         if fnmatch.fnmatchcase(group, glob):
