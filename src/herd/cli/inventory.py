@@ -42,7 +42,7 @@ def host_json(host: Host) -> dict[str, object]:
 def group_json(inventory: Inventory, group: Group, reader: FoldReader) -> dict[str, object]:
     """One group: its place in the tree, its direct and total hosts, its own variables.
 
-    ``folded`` is all its hosts as a pattern of ``inventory`` (``reader`` is its).
+    ``folded`` is all its hosts folded by ``reader``: a pattern of ``inventory``.
     """
     members = inventory.members(group.name)
     return {
