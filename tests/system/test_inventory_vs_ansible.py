@@ -129,6 +129,13 @@ CASES: dict[str, list[tuple[str, str | None]]] = {
         ("*[0:3]", None),
         ("k8s_cluster[4:]", None),
     ],
+    "ipv6.yml": [
+        *((p, None) for p in COMMON),
+        ("2001:db8::1", None),
+        ("2001:db8::1,2001:db8::2", None),
+        ("all,!2001:db8::1", None),
+        ("other,2001:db8::2,&v6", None),
+    ],
     "split": [
         *((p, None) for p in COMMON),
         ("backend", None),

@@ -254,7 +254,7 @@ def test_gather_output_folds_hosts_with_the_same_files(
     assert herd(lab_fleet, "push", "web01,web02", str(tmp_path / "motd"), f"{remote}/", "-b") == 0
     out = capsys.readouterr().out
     # both hosts share one path, so one of them may find the other's copy already there
-    assert "web[01-02] (2)" in out or ("web01 (1)" in out and "web02 (1)" in out)
+    assert "web0[1-2] (2)" in out or ("web01 (1)" in out and "web02 (1)" in out)
     assert f"{remote}/motd" in out
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from ClusterShell.NodeSet import NodeSet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from herd.core.hostset import expand, fold, sort_key
 from herd.errors import PatternError
+from herd.inventory.patterns import fold_reader
 
 
 def test_ansible_numeric_range_keeps_zero_padding() -> None:
@@ -92,6 +94,26 @@ def test_fold_keeps_padded_and_unpadded_names_apart() -> None:
     assert sorted(expand(fold(["web1", "web01", "web2"]))) == ["web01", "web1", "web2"]
 
 
+def test_mixed_padding_folds_into_one_run_per_padding() -> None:
+    names = ["web1", "web01", "web2", "web02", "web3", "web03"]
+    assert fold(names) == "web[1-3,01-03]"
+
+
+def test_a_zero_padded_run_ends_where_it_outgrows_its_width() -> None:
+    # ClusterShell rejects node[01-100]: "padding length mismatch"
+    assert fold(f"node{n:02d}" for n in range(1, 101)) == "node[01-99,100]"
+    assert fold(["web08", "web09", "web10", "web11"]) == "web[08-11]"
+
+
+def test_a_padded_run_takes_the_unpadded_numbers_of_its_width_as_clustershell_does() -> None:
+    assert fold(["web8", "web08", "web9", "web09", "web10"]) == "web[8-9,08-10]"
+
+
+def test_names_with_characters_other_tools_read_are_never_put_in_brackets() -> None:
+    names = ["x:1", "x:2", "a b1", "a b2", "w*1", "w*2", "web\u0661"]
+    assert sorted(fold(names).split(",")) == sorted(names)
+
+
 # ---------------------------------------------------------------------------
 # properties
 
@@ -144,8 +166,9 @@ _names = st.lists(
 
 @given(_names)
 @settings(max_examples=150, deadline=None)
-def test_expand_of_fold_gives_the_sorted_set_of_names(names: list[str]) -> None:
-    assert expand(fold(names)) == sorted(set(names), key=sort_key)
+def test_expand_of_fold_gives_each_name_once(names: list[str]) -> None:
+    expanded = expand(fold(names))
+    assert sorted(expanded, key=sort_key) == sorted(set(names), key=sort_key)
 
 
 @given(
@@ -156,3 +179,34 @@ def test_expand_of_fold_gives_the_same_set_for_many_numeric_positions(names: lis
     expanded = expand(fold(names))
     assert len(expanded) == len(set(expanded))
     assert set(expanded) == set(names)
+
+
+# ClusterShell reads herd's folds: nodeset -e and clush get the same names
+
+_plain_names = st.lists(
+    st.one_of(
+        st.builds(
+            lambda prefix, number, width, suffix: f"{prefix}{str(number).zfill(width)}{suffix}",
+            st.sampled_from(["web", "n", "a.b-", "x_", ""]),
+            st.integers(0, 1100),
+            st.integers(0, 4),
+            st.sampled_from(["", ".lan", "-b", "-7"]),
+        ),
+        st.builds(
+            lambda rack, width, node: f"rack{rack}-node{str(node).zfill(width)}",
+            st.integers(1, 12),
+            st.sampled_from([0, 2, 3]),
+            st.integers(0, 120),
+        ),
+    ),
+    max_size=60,
+)
+
+
+@pytest.mark.timeout(60)
+@given(_plain_names)
+@settings(max_examples=120, deadline=None)
+def test_clustershell_expands_herds_fold_into_the_same_names(names: list[str]) -> None:
+    for folded in (fold(names), fold(names, fold_reader(None))):
+        assert set(NodeSet(folded)) == set(names), folded
+        assert sorted(expand(folded)) == sorted(set(names))

@@ -159,19 +159,20 @@ def test_show_prints_argv_pattern_hosts_and_each_host(
     assert main(["log", "show", "1"]) == 0
     out = capsys.readouterr().out
     assert "herd run web -- uptime" in out
-    assert "web:db" in out and "db1,web[01-02] (3)" in out
+    # no inventory at hand: web[01-02] could be a subscript of the group web, a list cannot
+    assert "web:db" in out and "db1,web[01,02] (3)" in out
     assert "alice on ctl1" in out
     assert out.count("up 3 days") == 2
     assert "db1 (127.0.1.3)  unreachable" in out and "connection refused" in out
 
 
-def test_show_gather_folds_identical_outputs(
+def test_show_gather_folds_identical_outputs_into_a_set_no_inventory_misreads(
     filled: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["log", "show", "1", "--gather"]) == 0
     out = capsys.readouterr().out
     assert out.count("up 3 days") == 1
-    assert "web[01-02] (2)" in out
+    assert "web[01,02] (2)" in out
 
 
 def test_show_host_narrows_to_one_host(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from herd.errors import NoHostsMatched, PatternError
@@ -229,6 +231,14 @@ def test_an_ipv6_address_is_one_name_not_a_colon_union(tmp_path: Path) -> None:
     assert names(load_inventory([str(path)]), "2001:db8::1") == ["2001:db8::1"]
 
 
+def test_ipv6_addresses_between_commas_are_one_term_each(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text("all:\n  hosts:\n    '2001:db8::1':\n    '2001:db8::2':\n    other:\n")
+    inventory = load_inventory([str(path)])
+    assert names(inventory, "2001:db8::1,2001:db8::2") == ["2001:db8::1", "2001:db8::2"]
+    assert names(inventory, "all,!2001:db8::1") == ["2001:db8::2", "other"]
+
+
 # ---------------------------------------------------------------------------
 # the pattern algebra against Python sets
 
@@ -241,10 +251,13 @@ def fleets(draw: st.DrawFn) -> dict[str, list[str]]:
     return {g: draw(st.lists(st.sampled_from(HOSTS), unique=True)) for g in GROUPS}
 
 
-def make_inventory(fleet: dict[str, list[str]]) -> Inventory:
+def make_inventory(
+    fleet: Mapping[str, Iterable[str]], ungrouped: Iterable[str] = HOSTS
+) -> Inventory:
+    """The hosts ``ungrouped``, then each group of ``fleet`` with its members, in order."""
     data = InventoryData()
     origin = Origin("<test>")
-    for host in HOSTS:
+    for host in ungrouped:
         data.add_host(host, "ungrouped", origin)
     for group, members in fleet.items():
         data.group(group, origin)
@@ -303,4 +316,34 @@ def test_limit_is_the_intersection_of_two_patterns(
         got = [host.name for host in inventory.select(pattern, limit=limit_pattern)]
     except NoHostsMatched:
         got = []
+    assert got == expected
+
+
+@st.composite
+def globbed(draw: st.DrawFn) -> tuple[Inventory, str, set[str]]:
+    """An inventory of odd names, a glob, and the hosts fnmatch says the glob selects."""
+    name = st.text(alphabet="ab[]!", min_size=0, max_size=5).map(lambda text: "a" + text)
+    hosts = draw(st.lists(name, min_size=1, max_size=12, unique=True))
+    groups = draw(st.lists(name.filter(lambda n: n not in hosts), max_size=4, unique=True))
+    fleet = {group: draw(st.lists(st.sampled_from(hosts), unique=True)) for group in groups}
+    glob = "a" + draw(st.text(alphabet="ab[]!*?", min_size=1, max_size=6))
+    inventory = make_inventory(fleet, hosts)
+    expected = {h for h in hosts if fnmatch.fnmatchcase(h, glob)}
+    for group in inventory.group_names:  # with all and ungrouped
+        if fnmatch.fnmatchcase(group, glob):
+            expected.update(inventory.members(group))
+    return inventory, glob, expected
+
+
+@given(globbed())
+@settings(max_examples=150, deadline=None)
+def test_a_glob_selects_what_fnmatch_matches_among_every_group_and_host(
+    case: tuple[Inventory, str, set[str]],
+) -> None:
+    inventory, glob, expected = case
+    assume(not inventory.has_host(glob) and any(c in glob for c in "*?["))
+    try:
+        got = set(names(inventory, glob))
+    except NoHostsMatched:
+        got = set()
     assert got == expected

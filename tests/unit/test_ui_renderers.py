@@ -8,8 +8,11 @@ import re
 import signal
 from pathlib import Path
 
+from herd.core.hostset import FoldReader
 from herd.core.results import BatchResult, CappedOutput, HostResult, Output, Status
+from herd.inventory import load_inventory
 from herd.inventory.model import Host
+from herd.inventory.patterns import fold_reader
 from herd.ui.console import Printer
 from herd.ui.gather import gather, render_gathered
 from herd.ui.jsonlines import JsonLines
@@ -35,6 +38,11 @@ def result(host: str, status: Status = Status.OK, stdout: str = "", **kw: object
         stdout=out(stdout),
         **kw,  # type: ignore[arg-type]
     )
+
+
+def reader_of(names: list[str]) -> FoldReader:
+    """How an inventory of just these hosts, ungrouped, reads a folded host set."""
+    return fold_reader(load_inventory([",".join(names) + ","]))
 
 
 def console() -> tuple[Printer, io.StringIO]:
@@ -70,7 +78,7 @@ def test_gather_keeps_hosts_apart_when_their_failure_reasons_differ() -> None:
 def test_gathered_block_is_headed_by_the_folded_host_set_and_count() -> None:
     con, buffer = console()
     names = [f"web{i:02d}" for i in (1, 2, 3, 4, 5, 6, 7, 8, 10)]
-    render_gathered(con, [result(n, stdout="same\n") for n in names])
+    render_gathered(con, [result(n, stdout="same\n") for n in names], reader_of(names))
     text = buffer.getvalue()
     assert "web[01-08,10] (9)" in text
     assert text.count("same") == 1
@@ -141,7 +149,8 @@ def test_summary_counts_each_status_and_folds_the_hosts_with_a_reason_each() -> 
     batch.add(result("web07", Status.UNREACHABLE, error="connection refused"))
     batch.add(result("web08", Status.UNREACHABLE, error="no SSH banner within 3 s"))
     batch.add(result("db01", Status.HOSTKEY_MISMATCH, error="host key for db01 changed: SHA256:x"))
-    render_summary(con, batch, targeted=9, elapsed=1.5)
+    reader = reader_of([r.host for r in batch.results])
+    render_summary(con, batch, reader=reader, targeted=9, elapsed=1.5)
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "9 hosts: 6 ok, 2 unreachable, 1 hostkey_mismatch in 1.5 s"
     assert "  unreachable (2): web[07-08]" in lines
@@ -154,12 +163,13 @@ def test_summary_counts_each_status_and_folds_the_hosts_with_a_reason_each() -> 
 def test_summary_lists_ten_reasons_per_status_unless_verbose() -> None:
     batch = BatchResult()
     batch.extend(result(f"h{i:02d}", Status.TIMEOUT, error="too slow") for i in range(15))
+    reader = reader_of([r.host for r in batch.results])
     con, buffer = console()
-    render_summary(con, batch, targeted=15, elapsed=0.1)
+    render_summary(con, batch, reader=reader, targeted=15, elapsed=0.1)
     assert buffer.getvalue().count("too slow") == 10
     assert "... and 5 more (-v for all)" in buffer.getvalue()
     con, buffer = console()
-    render_summary(con, batch, targeted=15, elapsed=0.1, verbose=True)
+    render_summary(con, batch, reader=reader, targeted=15, elapsed=0.1, verbose=True)
     assert buffer.getvalue().count("too slow") == 15
 
 
@@ -167,7 +177,7 @@ def test_summary_of_an_interrupted_batch_counts_the_hosts_not_finished() -> None
     con, buffer = console()
     batch = BatchResult(interrupted=True)
     batch.add(result("web01"))
-    render_summary(con, batch, targeted=4, elapsed=0.2)
+    render_summary(con, batch, reader=reader_of(["web01"]), targeted=4, elapsed=0.2)
     assert buffer.getvalue().splitlines()[0] == (
         "4 hosts: 1 ok, 3 not finished in 0.2 s (interrupted)"
     )
@@ -177,7 +187,7 @@ def test_summary_of_a_batch_stopped_before_any_host_finished_reads_plainly() -> 
     con, buffer = console()
     batch = BatchResult()
     batch.interrupt(signal.SIGTERM)
-    render_summary(con, batch, targeted=10, elapsed=1.6)
+    render_summary(con, batch, reader=reader_of([]), targeted=10, elapsed=1.6)
     assert buffer.getvalue().splitlines()[0] == (
         "10 hosts: 10 not finished in 1.6 s (interrupted by SIGTERM)"
     )
@@ -209,5 +219,6 @@ def test_a_rich_console_is_accepted_where_a_printer_is() -> None:
     buffer = io.StringIO()
     batch = BatchResult()
     batch.add(result("web01"))
-    render_summary(Console(file=buffer, color_system=None), batch, targeted=1, elapsed=0.0)
+    printer = Console(file=buffer, color_system=None)
+    render_summary(printer, batch, reader=reader_of(["web01"]), targeted=1, elapsed=0.0)
     assert buffer.getvalue().startswith("1 host: 1 ok in 0.0 s")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import click
 
@@ -22,6 +22,7 @@ from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from herd.cli.operation import BatchPlan
+    from herd.core.hostset import FoldReader
     from herd.core.settings import RunSettings
     from herd.hosts.become import Become
     from herd.hosts.connect import Connector
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FleetOptions",
+    "Reached",
     "SettingOption",
     "become_options",
     "confirm_many",
@@ -244,21 +246,27 @@ def confirm_many(count: int, pattern: str, limit: int, yes: bool) -> None:
         raise UsageError(f"not confirmed: nothing was done on the {count} hosts of {pattern!r}")
 
 
-def reach(
-    app: AppContext, fleet: FleetOptions, settings: RunSettings
-) -> tuple[list[Host], Connector]:
+class Reached(NamedTuple):
+    """What ``reach`` found: the hosts, a connector for them, how their inventory folds."""
+
+    hosts: list[Host]
+    connector: Connector
+    reader: FoldReader
+
+
+def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reached:
     """The hosts and a connector for them, with every question asked up front.
 
     Keys are read, the guard rail asked and the password prompted here, before
     the operation is recorded or any host contacted.
     """
-    from herd.cli.targets import select_hosts
+    from herd.cli.targets import select_targets
     from herd.hosts.connect import ConnectOptions, Connector
     from herd.hosts.hostkeys import HostKeyMode
 
     if fleet.gather and fleet.as_json:
         raise ConfigError("--gather and --json are two output formats: choose one")
-    hosts = list(select_hosts(app, fleet.pattern, fleet.limit))
+    hosts, reader = select_targets(app, fleet.pattern, fleet.limit)
     options = ConnectOptions(
         connect_timeout=fleet.connect_timeout,
         host_keys=HostKeyMode(fleet.host_keys) if fleet.host_keys else None,
@@ -278,4 +286,4 @@ def reach(
     confirm_many(len(hosts), fleet.pattern, limit, fleet.yes)
     if fleet.ask_pass:
         connector.options = replace(options, password=prompt_secret("SSH password"))
-    return hosts, connector
+    return Reached(hosts, connector, reader)

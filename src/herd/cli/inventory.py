@@ -13,8 +13,9 @@ import click
 
 from herd.cli.context import AppContext, pass_app
 from herd.cli.targets import load_app_inventory, select_hosts
-from herd.core.hostset import fold
+from herd.core.hostset import FoldReader, fold
 from herd.inventory import Group, Host, Inventory
+from herd.inventory.patterns import fold_reader
 from herd.inventory.variables import mask_secrets
 
 __all__ = ["group_json", "groups", "host_json", "hosts"]
@@ -38,8 +39,11 @@ def host_json(host: Host) -> dict[str, object]:
     }
 
 
-def group_json(inventory: Inventory, group: Group) -> dict[str, object]:
-    """One group: its place in the tree, its direct and total hosts, its own variables."""
+def group_json(inventory: Inventory, group: Group, reader: FoldReader) -> dict[str, object]:
+    """One group: its place in the tree, its direct and total hosts, its own variables.
+
+    ``folded`` is all its hosts folded by ``reader``: a pattern of ``inventory``.
+    """
     members = inventory.members(group.name)
     return {
         "group": group.name,
@@ -48,7 +52,7 @@ def group_json(inventory: Inventory, group: Group) -> dict[str, object]:
         "depth": group.depth,
         "hosts": list(group.hosts),
         "host_count": len(members),
-        "folded": fold(members),
+        "folded": fold(members, reader),
         "vars": mask_secrets(group.vars),
     }
 
@@ -109,9 +113,10 @@ def _print_host_table(selected: list[Host]) -> None:
 def groups(app: AppContext, as_json: bool) -> int:
     """Show the group tree from 'all' down, with host counts and folded host names."""
     inventory = load_app_inventory(app)
+    reader = fold_reader(inventory)
     if as_json:
         for group in inventory.groups.values():
-            click.echo(_dumps(group_json(inventory, group)))
+            click.echo(_dumps(group_json(inventory, group, reader)))
         return 0
     from rich.markup import escape
     from rich.tree import Tree
@@ -124,7 +129,7 @@ def groups(app: AppContext, as_json: bool) -> int:
         members = inventory.members(group.name)
         label = f"[bold]{escape(group.name)}[/bold] ({len(members)})"
         if group.hosts:
-            label += f"  {escape(fold(group.hosts))}"
+            label += f"  {escape(fold(group.hosts, reader))}"
         if root is None:
             root = branches[0] = Tree(label)
         else:

@@ -92,6 +92,7 @@ def log(
             line = operation_dict(record, counts.get(record.id, (0, 0)))
             click.echo(json.dumps(line, ensure_ascii=False))
         return 0
+    from herd.inventory.patterns import fold_reader
     from herd.ui.console import make_console
     from herd.ui.logview import render_operations
 
@@ -99,7 +100,7 @@ def log(
     if not records:
         console.print("no operations match" if selected != LogFilter() else "no operations yet")
         return 0
-    render_operations(console, records, counts)
+    render_operations(console, records, counts, fold_reader(None))  # no inventory: see logview
     return 0
 
 
@@ -131,10 +132,12 @@ def show(app: AppContext, op_id: int, host: str | None, gather: bool, as_json: b
         data["missing"] = missing
         click.echo(json.dumps(data, ensure_ascii=False))
         return 0
+    from herd.inventory.patterns import fold_reader
     from herd.ui.console import make_console
     from herd.ui.logview import render_operation
 
-    render_operation(make_console(), record, results, gather=gather, missing=missing)
+    reader = fold_reader(None)  # the run's inventory is gone: fold so that none misreads it
+    render_operation(make_console(), record, results, reader=reader, gather=gather, missing=missing)
     return 0
 
 

@@ -35,6 +35,7 @@ from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
+    from herd.core.hostset import FoldReader
     from herd.hosts.become import Become
     from herd.ui.render import Renderers
     from herd.ui.summary import Summary
@@ -130,7 +131,7 @@ class RunRequest:
     output_cap: int | None = None
 
 
-def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
+def _renderers(fleet: FleetOptions, reader: FoldReader) -> tuple[Renderers, Summary]:
     """The sinks for this run's output mode; only the chosen ones are imported."""
     from herd.ui.console import Printer
     from herd.ui.render import Renderer, Renderers
@@ -150,7 +151,7 @@ def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
     elif fleet.gather:
         from herd.ui.gather import GatherRenderer
 
-        chosen.append(GatherRenderer(Printer()))
+        chosen.append(GatherRenderer(Printer(), reader))
     elif fleet.out_dir is None:
         from herd.ui.live import LiveLines
 
@@ -160,7 +161,7 @@ def _renderers(fleet: FleetOptions) -> tuple[Renderers, Summary]:
         from herd.ui.progress import ProgressBar
 
         chosen.append(ProgressBar(err, "run"))
-    summary = Summary(err, verbose=fleet.verbose)
+    summary = Summary(err, reader=reader, verbose=fleet.verbose)
     chosen.append(summary)
     return Renderers(chosen), summary
 
@@ -175,7 +176,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
 
     settings = load_settings(app.paths.settings_file).run
     with stdin_source(request.stdin) as stdin:
-        hosts, connector = reach(app, request.fleet, settings)
+        hosts, connector, reader = reach(app, request.fleet, settings)
         for host in hosts:  # a host's become variables that cannot work: exit 2, nothing run
             become_for(host, request.become)
         remote = RemoteCommand(
@@ -188,7 +189,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
             ),
             output_cap=settings.output_cap if request.output_cap is None else request.output_cap,
         )
-        renderers, summary = _renderers(request.fleet)
+        renderers, summary = _renderers(request.fleet, reader)
 
         def noted(op_id: int | None) -> None:
             if op_id is not None:

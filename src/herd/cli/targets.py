@@ -3,7 +3,9 @@
 ``herd run``, ``push``, ``pull`` and ``hosts`` all turn ``PATTERN [--limit P]``
 into hosts the same way: load the inventories named by ``-i`` (or the
 defaults), evaluate the pattern, and answer ``@failed`` / ``@ID:failed`` from
-the operation log, which is opened only when a pattern asks for it.
+the operation log, which is opened only when a pattern asks for it. The
+inventory also decides how host sets are folded in what the command prints
+(``fold_reader``): a folded set pasted back as a pattern selects those hosts.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import re
 
 from herd.cli.context import AppContext
+from herd.core.hostset import FoldReader
 from herd.inventory import Host, Inventory, load_inventory
+from herd.inventory.patterns import fold_reader
 
-__all__ = ["load_app_inventory", "select_hosts", "uses_failed"]
+__all__ = ["load_app_inventory", "select_hosts", "select_targets", "uses_failed"]
 
 _FAILED_TERM = re.compile(r"(^|[,:&!])\s*[&!]?@(\d+:)?failed\s*($|[,:])")
 
@@ -33,10 +37,18 @@ def select_hosts(app: AppContext, pattern: str, limit: str | None = None) -> lis
 
     Raises ``InventoryError``/``PatternError`` (exit 2) or ``NoHostsMatched`` (exit 1).
     """
+    return select_targets(app, pattern, limit)[0]
+
+
+def select_targets(
+    app: AppContext, pattern: str, limit: str | None = None
+) -> tuple[list[Host], FoldReader]:
+    """``select_hosts``, and how their inventory reads a folded host set as a pattern."""
     inventory = load_app_inventory(app)
+    reader = fold_reader(inventory)
     if not (uses_failed(pattern) or uses_failed(limit)):
-        return inventory.select(pattern, limit=limit)
+        return inventory.select(pattern, limit=limit), reader
     from herd.core.audit import AuditLog
 
     with AuditLog(app.paths.audit_db, check_writable=False) as log:  # only read here
-        return inventory.select(pattern, limit=limit, failed=log.failed_hosts)
+        return inventory.select(pattern, limit=limit, failed=log.failed_hosts), reader

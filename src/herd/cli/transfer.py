@@ -151,7 +151,7 @@ def _execute(
 
     kind = job.kind
     settings = load_settings(app.paths.settings_file).run
-    hosts, connector = reach(app, fleet, settings)
+    hosts, connector, reader = reach(app, fleet, settings)
     verb = "sent" if kind == "push" else "fetched"
     out, err = Printer(), Printer(stderr=True)
     bar = TransferProgressBar(err, kind)
@@ -159,7 +159,7 @@ def _execute(
     if fleet.as_json:
         renderers.append(TransferJsonLines(sys.stdout))
     elif fleet.gather:
-        renderers.append(TransferGather(out, verb))
+        renderers.append(TransferGather(out, verb, reader))
     else:
         renderers.append(TransferLines(out, verb))
     if fleet.out_dir is not None:
@@ -169,7 +169,7 @@ def _execute(
             raise ConfigError(f"{fleet.out_dir}: cannot create: {exc.strerror}") from exc
     if display.progress:
         renderers.append(bar)
-    summary = Summary(err, verbose=fleet.verbose)
+    summary = Summary(err, reader=reader, verbose=fleet.verbose)
     totals = TransferTotals(summary, verb)
     renderers.append(totals)
     renderers.append(summary)

@@ -3,6 +3,8 @@
 Like ``clush -b`` and ``dshbak -c``: ``web[01-08,10] (9)`` instead of nine
 copies of the same lines. ``gather`` is the reusable part (``herd log show
 --gather`` calls it); ``GatherRenderer`` prints the blocks at the end of a run.
+Headers are folded by a ``FoldReader``, so a header pasted as a pattern
+selects exactly the hosts of its block.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from herd.core.hostset import fold, sort_key
+from herd.core.hostset import FoldReader, fold, sort_key
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
 from herd.ui.console import Printer, Segment, as_printer
@@ -51,8 +53,8 @@ def gather(results: Iterable[HostResult]) -> list[tuple[list[str], HostResult]]:
     return pairs
 
 
-def _header(names: Sequence[str], result: HostResult) -> list[Segment]:
-    header: list[Segment] = [("──── ", "dim"), (f"{fold(names)} ({len(names)})", "bold")]
+def _header(names: Sequence[str], result: HostResult, reader: FoldReader) -> list[Segment]:
+    header: list[Segment] = [("──── ", "dim"), (f"{fold(names, reader)} ({len(names)})", "bold")]
     if result.status is Status.FAILED:
         header.append((f"  exit {result.exit_status}", "yellow"))
     elif result.status is not Status.OK:
@@ -61,11 +63,13 @@ def _header(names: Sequence[str], result: HostResult) -> list[Segment]:
     return header
 
 
-def render_gathered(target: Printer | Console, results: Iterable[HostResult]) -> None:
-    """Print one block per group of identical results."""
+def render_gathered(
+    target: Printer | Console, results: Iterable[HostResult], reader: FoldReader
+) -> None:
+    """Print one block per group of identical results, headed by their hosts folded."""
     printer = as_printer(target)
     for names, result in gather(results):
-        printer.line(*_header(names, result))
+        printer.line(*_header(names, result, reader))
         for line in result.stdout.text.splitlines():
             printer.line(line)
         for line in result.stderr.text.splitlines():
@@ -81,8 +85,9 @@ class GatherRenderer:
 
     wants_output = False
 
-    def __init__(self, target: Printer | Console) -> None:
+    def __init__(self, target: Printer | Console, reader: FoldReader) -> None:
         self._printer = as_printer(target)
+        self._reader = reader
 
     def start(self, hosts: Sequence[Host]) -> None:
         pass
@@ -94,4 +99,4 @@ class GatherRenderer:
         pass
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
-        render_gathered(self._printer, batch.results)
+        render_gathered(self._printer, batch.results, self._reader)

@@ -1,4 +1,9 @@
-"""The operation log on a terminal: the operations table, one operation whole, verify's verdict."""
+"""The operation log on a terminal: the operations table, one operation whole, verify's verdict.
+
+Host sets are folded by the ``FoldReader`` the caller passes: the log is read
+long after its runs, without their inventory, so ``herd log`` passes one that
+no inventory can misread (``herd.inventory.patterns.fold_reader(None)``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from rich.text import Text
 
 from herd.core.audit import OperationRecord
 from herd.core.audit_chain import ChainReport
-from herd.core.hostset import fold
+from herd.core.hostset import FoldReader, fold
 from herd.core.results import HostResult, Output, Status
 from herd.core.secrets import mask_argv, mask_secrets
 
@@ -62,7 +67,10 @@ def _fit(text: str, width: int) -> str:
 
 
 def render_operations(
-    console: Console, records: Sequence[OperationRecord], counts: Mapping[int, tuple[int, int]]
+    console: Console,
+    records: Sequence[OperationRecord],
+    counts: Mapping[int, tuple[int, int]],
+    reader: FoldReader,
 ) -> None:
     """Operations newest first, one line each: who did what, where, when, with what result.
 
@@ -75,7 +83,7 @@ def render_operations(
         not_ok += max(0, len(record.hosts) - ok - not_ok)
         rows.append([
             str(record.id), _when(record.started)[:16], record.operator.name, record.kind,
-            record.pattern or fold(record.hosts), str(ok), str(not_ok),
+            record.pattern or fold(record.hosts, reader), str(ok), str(not_ok),
             _took(record.duration), record.status, what_it_did(record),
         ])  # fmt: skip
     widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(_COLUMNS)]
@@ -112,7 +120,7 @@ def _field(console: Console, name: str, value: str | Text) -> None:
     console.print(line, soft_wrap=True, highlight=False)
 
 
-def _render_header(console: Console, record: OperationRecord) -> None:
+def _render_header(console: Console, record: OperationRecord, reader: FoldReader) -> None:
     who = record.operator
     status = status_text(record.status)
     if record.exit_code is not None:
@@ -130,7 +138,7 @@ def _render_header(console: Console, record: OperationRecord) -> None:
     if record.command:
         _field(console, "command", mask_secrets(record.command))
     if record.hosts:
-        _field(console, "hosts", f"{fold(record.hosts)} ({len(record.hosts)})")
+        _field(console, "hosts", f"{fold(record.hosts, reader)} ({len(record.hosts)})")
     seal = f"seq {record.seq}, hash {record.hash}" if record.seq else "not sealed yet"
     _field(console, "chain", seal)
 
@@ -171,17 +179,18 @@ def render_operation(
     record: OperationRecord,
     results: Iterable[HostResult],
     *,
+    reader: FoldReader,
     gather: bool = False,
     missing: Sequence[str] = (),
 ) -> None:
     """One operation whole: who, what, where, then each host (or identical hosts gathered)."""
-    _render_header(console, record)
+    _render_header(console, record, reader)
     results = list(results)
     console.print()
     if gather:
         from herd.ui.gather import render_gathered  # with the inventory: only when asked
 
-        render_gathered(console, results)
+        render_gathered(console, results, reader)
         for result in results:
             for f in result.files:
                 console.print(
@@ -191,7 +200,7 @@ def render_operation(
         for result in results:
             _render_host(console, result)
     if missing:
-        note = f"{fold(missing)} ({len(missing)}): no result recorded"
+        note = f"{fold(missing, reader)} ({len(missing)}): no result recorded"
         if record.status != Status.OK.value:
             note += f" (the operation is {record.status})"
         console.print(Text(note, style="yellow"), soft_wrap=True, highlight=False)

@@ -1,7 +1,9 @@
 """The end-of-batch summary: counts per status, and who failed how, one line per host.
 
 Non-ok hosts are folded per status (``web[03,07]``) with a one-line reason
-each; without ``-v`` at most ``shown`` reasons per status are listed.
+each; without ``-v`` at most ``shown`` reasons per status are listed. The
+folded sets are patterns of the inventory at hand (the ``FoldReader``), so
+``herd run 'web[03,07]'`` retries exactly the hosts listed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from herd.core.hostset import fold, sort_key
+from herd.core.hostset import FoldReader, fold, sort_key
 from herd.core.results import BatchResult, HostResult, Status
 from herd.inventory.model import Host
 from herd.ui.console import Printer, Segment, as_printer
@@ -37,13 +39,14 @@ def render_summary(
     target: Printer | Console,
     batch: BatchResult,
     *,
+    reader: FoldReader,
     targeted: int,
     elapsed: float,
     verbose: bool = False,
     shown: int = 10,
     note: str = "",
 ) -> None:
-    """Print the summary of ``batch`` (which targeted ``targeted`` hosts)."""
+    """Print the summary of ``batch`` (which targeted ``targeted`` hosts); ``reader`` folds."""
     printer = as_printer(target)
     groups = batch.by_status()
     head: list[Segment] = [(f"{targeted} host{'s' if targeted != 1 else ''}: ", "bold")]
@@ -67,7 +70,7 @@ def render_summary(
         results = groups.get(status)
         if not results or (status is Status.OK and not verbose):
             continue
-        _status_block(printer, status, results, verbose=verbose, shown=shown)
+        _status_block(printer, status, results, reader, verbose=verbose, shown=shown)
     if note:
         printer.line((note, "dim"))
 
@@ -83,10 +86,16 @@ def _interruption(signum: int) -> str:
 
 
 def _status_block(
-    printer: Printer, status: Status, results: list[HostResult], *, verbose: bool, shown: int
+    printer: Printer,
+    status: Status,
+    results: list[HostResult],
+    reader: FoldReader,
+    *,
+    verbose: bool,
+    shown: int,
 ) -> None:
-    names = [r.host for r in results]
-    printer.line((f"  {status.value} ({len(results)}): ", _STYLE.get(status, "red")), fold(names))
+    folded = fold((r.host for r in results), reader)
+    printer.line((f"  {status.value} ({len(results)}): ", _STYLE.get(status, "red")), folded)
     if status is Status.OK:
         return
     ordered = sorted(results, key=lambda r: sort_key(r.host))
@@ -103,8 +112,11 @@ class Summary:
 
     wants_output = False
 
-    def __init__(self, target: Printer | Console, *, verbose: bool = False) -> None:
+    def __init__(
+        self, target: Printer | Console, *, reader: FoldReader, verbose: bool = False
+    ) -> None:
         self._printer = as_printer(target)
+        self._reader = reader
         self._verbose = verbose
         self._targeted = 0
         self.note = ""
@@ -122,6 +134,7 @@ class Summary:
         render_summary(
             self._printer,
             batch,
+            reader=self._reader,
             targeted=self._targeted,
             elapsed=elapsed,
             verbose=self._verbose,

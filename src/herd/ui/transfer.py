@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from herd.core.hostset import fold, sort_key
+from herd.core.hostset import FoldReader, fold, sort_key
 from herd.core.results import BatchResult, HostResult
 from herd.inventory.model import Host
 from herd.ui.console import Printer
@@ -104,9 +104,10 @@ class TransferLines(_Quiet):
 class TransferGather(_Quiet):
     """``--gather``: hosts with the same outcome and the same files under one folded header."""
 
-    def __init__(self, printer: Printer, verb: str) -> None:
+    def __init__(self, printer: Printer, verb: str, reader: FoldReader) -> None:
         self._printer = printer
         self._verb = verb
+        self._reader = reader
 
     def finish(self, batch: BatchResult, elapsed: float) -> None:
         groups: dict[tuple[object, ...], list[HostResult]] = {}
@@ -120,7 +121,7 @@ class TransferGather(_Quiet):
             failure = "" if first.ok else f"  {first.status.value}: {first.error}"
             self._printer.line(
                 ("──── ", "dim"),
-                (f"{fold(names)} ({len(names)})", "bold"),
+                (f"{fold(names, self._reader)} ({len(names)})", "bold"),
                 (failure, "red"),
                 (" ────", "dim"),
             )
