@@ -83,6 +83,33 @@ def test_an_unreadable_source_is_bad_input_even_for_root() -> None:
         plan_push([Path("/proc/self/mem")])
 
 
+def test_a_trailing_slash_or_a_dot_sends_a_directory_s_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_tree(tmp_path)
+    for given in (f"{site}/", f"{site}/."):
+        (tree,) = plan_push([given]).sources
+        assert tree.contents and tree.is_dir
+    (named,) = plan_push([str(site)]).sources
+    assert not named.contents and named.name == "site"
+    monkeypatch.chdir(site)
+    (here,) = plan_push(["."]).sources
+    assert here.contents
+    with pytest.raises(SourceError, match=r"index\.html/: not a directory"):
+        plan_push([f"{site}/index.html/"])
+
+
+def test_contents_of_two_sources_that_would_collide_are_refused(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub / "conf").mkdir(parents=True)
+        (tmp_path / sub / "conf" / f"{sub}.conf").write_text(sub)
+    merged = plan_push([f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/"])  # directories merge
+    assert [t.contents for t in merged.sources] == [True, True]
+    (tmp_path / "b" / "conf" / "a.conf").write_text("b's")
+    with pytest.raises(SourceError, match=r"same name 'conf/a\.conf'"):
+        plan_push([f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/"])
+
+
 def test_two_sources_with_the_same_name_are_refused(tmp_path: Path) -> None:
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()

@@ -1,5 +1,10 @@
 """Send a push plan to one host over SFTP: atomic, verified, and skipping what is already there.
 
+Where each source lands (rsync's rule, never what exists): a directory
+``src/tree`` as ``DEST/tree``, ``src/tree/`` into ``DEST`` itself, several
+sources into the directory ``DEST``; a single file into ``DEST`` if DEST ends
+in ``/`` or is a directory, else at ``DEST``.
+
 Each file is written under a temporary name beside its final one, given its
 mode and mtime, hashed on the host, and only then renamed into place; on any
 failure the temporary files are removed, so no partial file ever appears under
@@ -75,6 +80,7 @@ class _Link:
 class _Dir:
     local: LocalDir
     path: str
+    is_dest: bool = False  # DEST itself (a source's contents land there): the operator's
 
 
 def remote_dest(home: str, dest: str) -> tuple[str, bool]:
@@ -129,30 +135,29 @@ class _Push(HostTransfer):
     # -- where things land ---------------------------------------------------------------
 
     async def landing(self, plan: PushPlan, dest: str) -> list[tuple[SourceTree, str]]:
-        """Where each source lands, following cp: into DEST if it is a directory, else at DEST."""
+        """Where each source lands: rsync's rule, which never depends on what exists below DEST."""
         home = await self.sftp.realpath(".")
         path, trailing = remote_dest(home, dest.replace(HOST_FIELD, self.host.name))
-        attrs = await _stat_or_none(self.sftp, path)
-        into_dir = trailing or len(plan.sources) > 1 or _is_dir(attrs)
-        if into_dir:
-            if attrs is None:
-                await self._make_parent(path, "directory")
-            elif not _is_dir(attrs):
-                raise TransferFailure(f"{path}: not a directory")
-            return [(tree, posixpath.join(path, tree.name)) for tree in plan.sources]
-        parent = posixpath.dirname(path) or "/"
-        parent_attrs = await _stat_or_none(self.sftp, parent)
-        if parent_attrs is None:
-            await self._make_parent(parent, "directory")
-        elif not _is_dir(parent_attrs):
-            raise TransferFailure(f"{parent}: not a directory")
-        if plan.sources[0].is_dir and attrs is not None:
-            raise TransferFailure(f"{path}: exists and is not a directory")
-        return [(plan.sources[0], path)]
+        attrs = await _stat_or_none(self.sftp, path)  # DEST: a link to a directory is followed
+        lone = plan.sources[0] if len(plan.sources) == 1 else None
+        if lone is not None and not lone.is_dir and not trailing and not _is_dir(attrs):
+            parent = posixpath.dirname(path) or "/"
+            await self._need_dir(parent, await _stat_or_none(self.sftp, parent))
+            return [(lone, path)]  # a single file (or link) lands at DEST
+        await self._need_dir(path, attrs)
+        return [
+            (tree, path if tree.contents else posixpath.join(path, tree.name))
+            for tree in plan.sources
+        ]
 
-    async def _make_parent(self, path: str, what: str) -> None:
+    async def _need_dir(self, path: str, attrs: asyncssh.SFTPAttrs | None) -> None:
+        """Check that directory ``path`` (``attrs``) is there, or make it with --mkdir."""
+        if _is_dir(attrs):
+            return
+        if attrs is not None:
+            raise TransferFailure(f"{path}: not a directory")
         if not self.options.mkdir:
-            raise TransferFailure(f"{path}: no such {what} (--mkdir creates it)")
+            raise TransferFailure(f"{path}: no such directory (--mkdir creates it)")
         try:
             await self.sftp.makedirs(path, exist_ok=True)
         except asyncssh.SFTPError as exc:
@@ -163,6 +168,8 @@ class _Push(HostTransfer):
 
     async def make_dirs(self, dirs: list[_Dir]) -> None:
         for item in dirs:  # parents come before their children
+            if item.is_dest:
+                continue  # checked or made by landing(), and followed if a link
             attrs = await _stat_or_none(self.sftp, item.path)
             if _is_dir(attrs):
                 continue
@@ -336,8 +343,13 @@ class _Push(HostTransfer):
             self.records.append(FileRecord(item.final, size, item.local.sha256, skipped))
 
     async def finish_dirs(self, dirs: list[_Dir]) -> None:
-        """Give directories their source mode and mtime, now that their contents are in."""
+        """Give directories their source mode and mtime, now that their contents are in.
+
+        DEST itself keeps its own: a push of ``./`` into ``/tmp`` must not change /tmp's mode.
+        """
         for item in reversed(dirs):
+            if item.is_dest:
+                continue
             mtime = int(item.local.mtime)
             attrs = asyncssh.SFTPAttrs(permissions=item.local.mode, atime=mtime, mtime=mtime)
             await self.sftp.setstat(item.path, attrs)
@@ -375,7 +387,10 @@ def _entries(
     files: list[_File] = []
     links: list[_Link] = []
     for tree, root in landing:
-        dirs.extend(_Dir(d, _join(root, d.relative)) for d in tree.dirs)
+        dirs.extend(
+            _Dir(d, _join(root, d.relative), is_dest=tree.contents and str(d.relative) == ".")
+            for d in tree.dirs
+        )
         files.extend(_File(f, _join(root, f.relative)) for f in tree.files)
         links.extend(_Link(k, _join(root, k.relative)) for k in tree.links)
     return dirs, files, links
