@@ -32,6 +32,7 @@ from herd.hosts.sftp_ops import (
     Watchdog,
     bounded_gather,
     describe,
+    some_of,
     temp_name,
     transfer_result,
 )
@@ -41,7 +42,6 @@ from herd.inventory.model import Host
 __all__ = ["local_path", "pull_host"]
 
 _GLOB_CHARS = frozenset("*?[")
-_REASONS_SHOWN = 3
 _LOST = (
     asyncssh.SFTPConnectionLost,
     asyncssh.SFTPNoConnection,
@@ -342,12 +342,6 @@ class _Pull(HostTransfer):
             self._discard(temp)
 
 
-def _reason(problems: list[str]) -> str:
-    shown = "; ".join(problems[:_REASONS_SHOWN])
-    more = len(problems) - _REASONS_SHOWN
-    return f"{shown} (and {more} more)" if more > 0 else shown
-
-
 async def pull_host(
     conn: asyncssh.SSHClientConnection,
     host: Host,
@@ -361,7 +355,11 @@ async def pull_host(
     started = time.monotonic()
     status, error = Status.OK, ""
     job: _Pull | None = None
-    dog = Watchdog(options.stall_timeout, conn.abort)
+
+    async def hang_up() -> None:
+        conn.abort()
+
+    dog = Watchdog(options.stall_timeout, hang_up)
     try:
         async with dog:
             sftp = await conn.start_sftp_client()
@@ -382,5 +380,5 @@ async def pull_host(
     except (asyncssh.Error, OSError) as exc:
         status, error = Status.ERROR, describe(exc)
     if status is Status.OK and job is not None and job.problems:
-        status, error = Status.ERROR, _reason(job.problems)
+        status, error = Status.ERROR, some_of(job.problems)
     return transfer_result(host, started, dog, job, status=status, error=error)

@@ -8,14 +8,16 @@ in ``/`` or is a directory, else at ``DEST``.
 Each file is written under a temporary name beside its final one, given its
 mode and mtime, hashed on the host, and only then renamed into place; on any
 failure the temporary files are removed, so no partial file ever appears under
-a final name. Files whose size and sha256 already match are skipped. Temporary
-files that a push which died left behind (its host gone, herd killed) are
-removed by the next push of the same files once they are a day old.
+a final name. Files whose size and sha256 already match are skipped. A host
+that stalls gets its temporary files removed over a new SFTP session if it
+still answers; what could not be removed is named in its result, and the next
+push of the same files removes it once it is a day old.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import posixpath
 import time
 from collections.abc import Iterator
@@ -62,6 +64,7 @@ HOST_FIELD = "{host}"  # in a remote path: replaced by each host's inventory nam
 STALE_TEMP_SECONDS = 24 * 3600
 _BATCH_FILES = 256  # files verified with one remote hash command, then renamed
 _BATCH_BYTES = 256 * 1024 * 1024
+_CLEAN_UP_SECONDS = 5.0  # what removing temporary files may take on a host that failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,7 @@ class _Push(HostTransfer):
     def __init__(self, *, source: BlockSource, **common: Any) -> None:
         super().__init__(**common)
         self.source = source
-        self.temps: set[str] = set()
+        self.temps: set[str] = set()  # temporary files on the host not yet renamed or removed
         self.created: set[str] = set()  # directories this push made: nothing in them to skip
 
     async def run(self, plan: PushPlan, dest: str) -> None:
@@ -359,12 +362,37 @@ class _Push(HostTransfer):
 
     async def clean_up(self) -> None:
         """Remove temporary files left by a failure (a dead host keeps them: it cannot be asked)."""
-        if self.temps:
-            try:
-                async with asyncio.timeout(5.0):
-                    await remove_quietly(self.sftp, list(self.temps))
-            except TimeoutError:
-                pass
+        await self._remove_temps(self.sftp)
+
+    async def clean_up_stalled(self) -> None:
+        """The host stalled: remove the temporary files over a new SFTP session, if it answers.
+
+        The stalled session may hold the files open and never answer again; a host whose
+        SSH connection still answers gets them removed by a session of its own.
+        """
+        if not self.temps:
+            return
+        sftp: asyncssh.SFTPClient | None = None
+        try:
+            async with asyncio.timeout(_CLEAN_UP_SECONDS):
+                sftp = await self.conn.start_sftp_client()
+                await self._remove_temps(sftp)
+        except (TimeoutError, asyncssh.Error, OSError):
+            pass  # it does not answer: left_on_host() names what is left
+        finally:
+            if sftp is not None:
+                sftp.exit()
+
+    async def _remove_temps(self, sftp: asyncssh.SFTPClient) -> None:
+        """Remove the temporary files, one at a time, within ``_CLEAN_UP_SECONDS``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLEAN_UP_SECONDS):
+                for temp in sorted(self.temps):
+                    if not await remove_quietly(sftp, [temp]):
+                        self.temps.discard(temp)
+
+    def left_on_host(self) -> list[str]:
+        return sorted(self.temps)
 
 
 def _batches(files: list[_File]) -> Iterator[list[_File]]:
@@ -411,7 +439,15 @@ async def push_host(
     status, error = Status.OK, ""
     job: _Push | None = None
     progress.expect(host.name, plan.total_bytes)
-    dog = Watchdog(options.stall_timeout, conn.abort)
+
+    async def hang_up() -> None:
+        try:
+            if job is not None:
+                await job.clean_up_stalled()
+        finally:
+            conn.abort()
+
+    dog = Watchdog(options.stall_timeout, hang_up)
     try:
         async with dog:
             # not `async with` the SFTP client: its exit waits on the host, which may be dead

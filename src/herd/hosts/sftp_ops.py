@@ -44,6 +44,7 @@ __all__ = [
     "read_blocks",
     "remote_sha256",
     "remove_quietly",
+    "some_of",
     "stale_temp_of",
     "temp_name",
     "transfer_result",
@@ -234,11 +235,17 @@ async def atomic_rename(sftp: asyncssh.SFTPClient, temp: str, final: str) -> Non
         await sftp.rename(temp, final)
 
 
-async def remove_quietly(sftp: asyncssh.SFTPClient, paths: Iterable[str]) -> None:
-    """Remove leftover temporary files, ignoring any that are already gone."""
+async def remove_quietly(sftp: asyncssh.SFTPClient, paths: Iterable[str]) -> list[str]:
+    """Remove leftover temporary files; the ones still there (any already gone are not)."""
+    left: list[str] = []
     for path in paths:
-        with contextlib.suppress(asyncssh.Error, OSError):
+        try:
             await sftp.remove(path)
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            pass
+        except (asyncssh.Error, OSError):
+            left.append(path)
+    return left
 
 
 async def bounded_gather(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
@@ -265,12 +272,14 @@ class Watchdog:
 
     ``kick()`` pushes the deadline ``stall`` seconds ahead; ``allow(seconds)``
     grants one longer wait (a remote hash of a big file, during which nothing
-    moves). When the deadline passes, ``on_stall`` runs (push and pull abort the
-    host's connection, which fails every request still waiting on it at once)
-    and ``expired`` turns true, so the caller reports a timeout.
+    moves). When the deadline passes, ``expired`` turns true, so the caller
+    reports a timeout, and ``on_stall`` runs (push first removes its temporary
+    files if the host still answers; both then abort the host's connection,
+    which fails every request still waiting on it at once). Leaving the
+    ``async with`` waits for ``on_stall`` to finish once it has started.
     """
 
-    def __init__(self, stall: float, on_stall: Callable[[], None]) -> None:
+    def __init__(self, stall: float, on_stall: Callable[[], Awaitable[None]]) -> None:
         self.stall = stall
         self.expired = False
         self._on_stall = on_stall
@@ -284,7 +293,8 @@ class Watchdog:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
+            if not self.expired:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _watch(self) -> None:
@@ -292,7 +302,7 @@ class Watchdog:
         while (left := self._deadline - loop.time()) > 0:
             await asyncio.sleep(left)
         self.expired = True
-        self._on_stall()
+        await self._on_stall()
 
     def kick(self) -> None:
         self.allow(self.stall)
@@ -300,6 +310,13 @@ class Watchdog:
     def allow(self, seconds: float) -> None:
         deadline = asyncio.get_running_loop().time() + max(seconds, self.stall)
         self._deadline = max(self._deadline, deadline)
+
+
+def some_of(items: Sequence[str], separator: str = "; ", shown: int = 3) -> str:
+    """The first ``shown`` of ``items`` joined, and how many more there are."""
+    text = separator.join(items[:shown])
+    more = len(items) - shown
+    return f"{text} (and {more} more)" if more > 0 else text
 
 
 def transfer_result(
@@ -311,9 +328,19 @@ def transfer_result(
     status: Status,
     error: str,
 ) -> HostResult:
-    """One host's push or pull result; a host the watchdog hung up on is a timeout."""
+    """One host's push or pull result; a host the watchdog hung up on is a timeout.
+
+    Temporary files that could not be removed (the host stopped answering) are named
+    in the reason, so the operator knows where they are.
+    """
     if dog.expired:
         status, error = Status.TIMEOUT, f"no progress for {dog.stall:g} s"
+    left = job.left_on_host() if job is not None else []
+    if left and status is not Status.OK:
+        error = (
+            f"{error}; left on the host: {some_of(left, ', ')}"
+            " (a push of the same files removes them after a day)"
+        )
     return HostResult(
         host=host.name,
         address=host.address,
@@ -407,6 +434,10 @@ class HostTransfer:
         self.read_size, self.write_size = request_sizes(sftp.limits, options.block_size)
         # what SFTP reads and writes may hold at once: block size x requests
         self.in_flight = ByteBudget(max(1, options.requests) * options.block_size)
+
+    def left_on_host(self) -> list[str]:
+        """Temporary files this transfer made on the host and could not remove."""
+        return []
 
     async def host_hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
         """The host's own sha256 of ``paths`` (None: it has no hasher), with time allowed for it."""
