@@ -212,8 +212,10 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
 
     Each file is written under a temporary name, checked with sha256 and
     renamed into place; files already there with the same size and sha256 are
-    skipped, so a re-run sends nothing. `{host}` in DEST becomes each host's
-    inventory name (hosts sharing one filesystem).
+    skipped, so a re-run sends nothing. A symbolic link on the host below DEST
+    is replaced, never written through (DEST itself may be a link to a
+    directory). `{host}` in DEST becomes each host's inventory name (hosts
+    sharing one filesystem).
     """
     from herd.hosts.transfer import PushJob
     from herd.hosts.transfer_plan import plan_push

@@ -12,6 +12,13 @@ a final name. Files whose size and sha256 already match are skipped. A host
 that stalls gets its temporary files removed over a new SFTP session if it
 still answers; what could not be removed is named in its result, and the next
 push of the same files removes it once it is a day old.
+
+Links on the host are never written through. DEST itself is the operator's
+choice and is followed if it is a link to a directory (as rsync does); below
+it, a link where the source has a directory is replaced by a directory, and
+one where it has a file or a link by that file or link (a rename over a link
+replaces the link). SFTP cannot open a path without following the directories
+in it, so a link made below DEST while the push runs is not caught.
 """
 
 from __future__ import annotations
@@ -170,15 +177,18 @@ class _Push(HostTransfer):
     # -- the steps -----------------------------------------------------------------------
 
     async def make_dirs(self, dirs: list[_Dir]) -> None:
+        """Make each directory of the tree, never taking a link on the host for one."""
         for item in dirs:  # parents come before their children
             if item.is_dest:
                 continue  # checked or made by landing(), and followed if a link
-            attrs = await _stat_or_none(self.sftp, item.path)
+            attrs = await _stat_or_none(self.sftp, item.path, follow=False)
             if _is_dir(attrs):
                 continue
-            if attrs is not None:
+            if attrs is not None and attrs.type != asyncssh.FILEXFER_TYPE_SYMLINK:
                 raise TransferFailure(f"{item.path}: exists and is not a directory")
             try:
+                if attrs is not None:  # a link: replaced by the directory, as rsync does
+                    await self.sftp.remove(item.path)
                 await self.sftp.mkdir(item.path, asyncssh.SFTPAttrs(permissions=0o700))
             except asyncssh.SFTPError as exc:
                 raise TransferFailure(f"{item.path}: cannot create: {describe(exc)}") from exc
@@ -283,8 +293,9 @@ class _Push(HostTransfer):
         size = self.write_size  # a longer block goes as several requests of this size
         try:
             async with (
+                # "x": created afresh (O_EXCL), never opened through a link of that name
                 self.sftp.open(
-                    temp, "wb", asyncssh.SFTPAttrs(permissions=0o600), block_size=size
+                    temp, "xb", asyncssh.SFTPAttrs(permissions=0o600), block_size=size
                 ) as remote,
                 asyncio.TaskGroup() as group,
             ):
