@@ -1,12 +1,14 @@
-"""Symbolic links on a host never carry a push outside where the operator asked.
+"""Symbolic links never carry a push or a pull outside where the operator asked.
 
 The fleet's hosts share this machine's filesystem, so a link on a "host" can
-point at a directory the test also reads: exactly a link planted in a tree
+point at a directory the test also reads as local: exactly the attack of a
+host that turns a pulled link into a directory, or a link planted in a tree
 that root pushes into.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,59 @@ from .conftest import Fleet
 from .test_transfer_faults import herd, json_results, leftovers
 
 pytestmark = pytest.mark.system
+
+
+def test_pull_never_writes_through_a_link_an_earlier_pull_stored(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = tmp_path / "remote" / "srv" / "x"
+    remote.mkdir(parents=True)
+    outside = tmp_path / "some" / "local" / "dir"  # say, root's ~/.ssh
+    outside.mkdir(parents=True)
+    (remote / "link").symlink_to(outside)
+    (remote / "deep").mkdir()
+    (remote / "deep" / "inner").symlink_to(outside)
+    pulled = tmp_path / "pulled"
+    args = ["pull", "web01", str(remote), str(pulled), "--json"]
+    assert herd(lab_fleet, *args) == 0
+    mirror = pulled / "web01" / str(remote).lstrip("/")
+    assert os.readlink(mirror / "link") == str(outside)  # stored as a link, as it was
+
+    # the host turns each link into a real directory holding a file
+    for name in ("link", "deep/inner"):
+        (remote / name).unlink()
+        (remote / name).mkdir()
+        (remote / name / "authorized_keys").write_text(f"ssh-ed25519 AAAA {name}\n")
+    code = herd(lab_fleet, *args)
+    row = json_results(capsys.readouterr().out)["web01"]
+
+    assert list(outside.iterdir()) == []  # nothing written through the stale local links
+    for name in ("link", "deep/inner"):
+        landed = mirror / name
+        assert landed.is_dir() and not landed.is_symlink()
+        assert (landed / "authorized_keys").read_text() == f"ssh-ed25519 AAAA {name}\n"
+    assert (code, row["status"]) == (0, "ok"), row
+    assert not leftovers(pulled)
+
+
+def test_pull_replaces_a_local_link_where_the_host_now_has_a_file(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    precious = tmp_path / "precious.conf"
+    precious.write_text("mine\n")
+    (remote / "app.conf").symlink_to(precious)
+    pulled = tmp_path / "pulled"
+    args = ["pull", "web02", str(remote), str(pulled), "--json"]
+    assert herd(lab_fleet, *args) == 0
+    (remote / "app.conf").unlink()
+    (remote / "app.conf").write_text("the host's\n")
+    assert herd(lab_fleet, *args) == 0
+    capsys.readouterr()
+    local = pulled / "web02" / str(remote / "app.conf").lstrip("/")
+    assert not local.is_symlink() and local.read_text() == "the host's\n"
+    assert precious.read_text() == "mine\n"
 
 
 def make_tree(root: Path) -> Path:
