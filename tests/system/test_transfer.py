@@ -332,3 +332,19 @@ def test_push_of_a_single_file_lands_in_a_directory_or_at_the_path_on_every_run(
     push_twice(lab_fleet, capsys, "web02", str(motd), f"{remote}/new/", "--mkdir")  # ends in /
     push_twice(lab_fleet, capsys, "web02", str(motd), f"{remote}/motd.conf")  # else: at DEST
     assert landed(remote) == ["etc", "etc/motd", "motd.conf", "new", "new/motd"]
+
+
+def test_pull_keeps_empty_directories(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = tmp_path / "remote" / "spool"
+    (remote / "empty").mkdir(parents=True)
+    (remote / "full" / "also-empty").mkdir(parents=True)
+    (remote / "full" / "job").write_text("1\n")
+    (remote / "empty").chmod(0o750)
+    pulled = tmp_path / "pulled"
+    assert herd(lab_fleet, "pull", "web03", str(remote), str(pulled), "--json") == 0
+    capsys.readouterr()
+    mirror = pulled / "web03" / str(remote).lstrip("/")
+    assert landed(mirror) == ["empty", "full", "full/also-empty", "full/job"]
+    assert (mirror / "empty").stat().st_mode & 0o777 == 0o750

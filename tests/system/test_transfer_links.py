@@ -40,6 +40,7 @@ def test_pull_never_writes_through_a_link_an_earlier_pull_stored(
         (remote / name).unlink()
         (remote / name).mkdir()
         (remote / name / "authorized_keys").write_text(f"ssh-ed25519 AAAA {name}\n")
+        (remote / name / "empty").mkdir()
     code = herd(lab_fleet, *args)
     row = json_results(capsys.readouterr().out)["web01"]
 
@@ -48,6 +49,7 @@ def test_pull_never_writes_through_a_link_an_earlier_pull_stored(
         landed = mirror / name
         assert landed.is_dir() and not landed.is_symlink()
         assert (landed / "authorized_keys").read_text() == f"ssh-ed25519 AAAA {name}\n"
+        assert (landed / "empty").is_dir()
     assert (code, row["status"]) == (0, "ok"), row
     assert not leftovers(pulled)
 

@@ -238,10 +238,11 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     """Fetch remote files, directories or globs from every host PATTERN matches.
 
     Each host's files land in DEST_DIR/HOST/REMOTE_PATH, written under a
-    temporary name, checked against the host's sha256 and renamed into place.
-    Nothing under DEST_DIR/HOST is ever written through a symbolic link,
-    whatever the host sends. A source missing on a host is that host's error;
-    the others carry on. `{host}` in a SRC becomes each host's inventory name.
+    temporary name, checked against the host's sha256 and renamed into place;
+    directories come too, empty ones included. Nothing under DEST_DIR/HOST is
+    ever written through a symbolic link, whatever the host sends. A source
+    missing on a host is that host's error; the others carry on. `{host}` in a
+    SRC becomes each host's inventory name.
     """
     from herd.hosts.transfer import PullJob
 

@@ -1,12 +1,13 @@
 """Fetch files from one host into ``DEST_DIR/<host>/<remote path>``, atomic and verified locally.
 
-Sources are remote files, directories (recursive) and globs expanded on the
-host. Each file is written under a temporary name beside its final one, hashed
-as it arrives, checked against the host's own sha256 of the file afterwards
-(which also catches a file that changed while it was being read), and only then
-renamed into place. A missing source or a file that changed is that host's
-error; the host's other files are still fetched. Nothing is written locally
-through a symbolic link, whatever the host sends (``herd.hosts.local_tree``).
+Sources are remote files, directories (recursive, empty ones too) and globs
+expanded on the host. Each file is written under a temporary name beside its
+final one, hashed as it arrives, checked against the host's own sha256 of the
+file afterwards (which also catches a file that changed while it was being
+read), and only then renamed into place. A missing source or a file that
+changed is that host's error; the host's other files are still fetched.
+Nothing is written locally through a symbolic link, whatever the host sends
+(``herd.hosts.local_tree``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class _Pull(HostTransfer):
         dirs = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_DIRECTORY]
         files = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_REGULAR]
         self.progress.expect(self.host.name, sum(f.size for f in files))
+        self.make_dirs(dirs)
         present = await self.already_here(files)
         for item in files:
             if item.path in present:
@@ -199,6 +201,14 @@ class _Pull(HostTransfer):
                     self.problems.append(f"{path}: {describe(exc)}")
                     continue
             await self._add(path, attrs, entries, seen)
+
+    def make_dirs(self, dirs: list[_Remote]) -> None:
+        """Make every directory listed, empty ones too (parents come before their children)."""
+        for item in dirs:
+            try:
+                self.tree.make_dir(item.parts)
+            except (OSError, RefusedName) as exc:
+                self.problems.append(f"{item.path}: {_local_reason(exc)}")
 
     async def already_here(self, files: list[_Remote]) -> dict[str, str]:
         """{remote path: sha256} of files whose local copy has the same size and hash."""
