@@ -240,9 +240,11 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     Each host's files land in DEST_DIR/HOST/REMOTE_PATH, written under a
     temporary name, checked against the host's sha256 and renamed into place;
     directories come too, empty ones included. Nothing under DEST_DIR/HOST is
-    ever written through a symbolic link, whatever the host sends. A source
-    missing on a host is that host's error; the others carry on. `{host}` in a
-    SRC becomes each host's inventory name.
+    ever written through a symbolic link, whatever the host sends. A file that
+    grows while it is read (a live log) is kept as it was when listed; one
+    rewritten meanwhile fails. A source missing on a host is that host's
+    error; the others carry on. `{host}` in a SRC becomes each host's
+    inventory name.
     """
     from herd.hosts.transfer import PullJob
 

@@ -3,17 +3,28 @@
 Sources are remote files, directories (recursive, empty ones too) and globs
 expanded on the host. Each file is written under a temporary name beside its
 final one, hashed as it arrives, checked against the host's own sha256 of the
-file afterwards (which also catches a file that changed while it was being
-read), and only then renamed into place. A missing source or a file that
-changed is that host's error; the host's other files are still fetched.
-Nothing is written locally through a symbolic link, whatever the host sends
-(``herd.hosts.local_tree``).
+file afterwards, and only then renamed into place. A missing source is that
+host's error; the host's other files are still fetched.
+
+A file that changes while it is read:
+
+- one that only grew (a live log) is a valid snapshot of the bytes it had when
+  listed: those are kept, checked against the host's sha256 of that many first
+  bytes of the file (``head -c N``);
+- one rewritten in place (the bytes already read are no longer the file's
+  first ones), or one that got shorter, fails: "changed while being pulled";
+- one the host lists as empty (``/proc/meminfo``, ``/sys``) is read to its end
+  and kept as read: its content is made as it is read, so there is nothing
+  stable to check it against.
+
+Nothing is written locally through a symbolic link (``herd.hosts.local_tree``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import os
 import posixpath
@@ -51,6 +62,8 @@ from herd.inventory.model import Host
 __all__ = ["pull_host"]
 
 _GLOB_CHARS = frozenset("*?[")
+_REWRITTEN = "changed while being pulled (rewritten in place)"
+_SHORTER = "changed while being pulled (it got shorter)"
 _LOST = (
     asyncssh.SFTPConnectionLost,
     asyncssh.SFTPNoConnection,
@@ -71,11 +84,21 @@ class _Remote:
     mtime: int
 
 
+class _Check(enum.Enum):
+    """How a fetched copy is checked against the host's file."""
+
+    WHOLE = "whole"  # the file as it is now
+    FIRST_BYTES = "first bytes"  # it grew while read: the bytes it had when listed
+    NONE = "none"  # listed as empty but had content (/proc): made as read, nothing to compare
+
+
 @dataclass(frozen=True, slots=True)
 class _Fetched:
     item: _Remote
     temp: str  # beside the final name
     sha256: str
+    size: int  # bytes kept: as listed, or as read for a file listed as empty
+    check: _Check
 
 
 def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
@@ -87,6 +110,25 @@ def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
         mode=stat.S_IMODE(attrs.permissions or 0o644),
         mtime=int(attrs.mtime or 0),
     )
+
+
+def _check(item: _Remote, received: int, after: asyncssh.SFTPAttrs) -> _Check:
+    """How to check a copy of ``received`` bytes, given the file's attributes after reading it.
+
+    Raises ``TransferFailure`` for a file that got shorter or was rewritten in place.
+    """
+    now = after.size if after.size is not None else received
+    if item.size:
+        if received < item.size or now < item.size:
+            raise TransferFailure(f"{item.path}: {_SHORTER}")
+        if now == item.size and int(after.mtime or 0) != item.mtime:
+            raise TransferFailure(f"{item.path}: {_REWRITTEN}")
+        return _Check.FIRST_BYTES if now > item.size else _Check.WHOLE
+    if received and not now:
+        return _Check.NONE
+    if now < received:
+        raise TransferFailure(f"{item.path}: {_SHORTER}")
+    return _Check.FIRST_BYTES if now > received else _Check.WHOLE
 
 
 class _Pull(HostTransfer):
@@ -253,14 +295,15 @@ class _Pull(HostTransfer):
     async def _copy(self, item: _Remote, fd: int, temp: str) -> _Fetched:
         digest = hashlib.sha256()
         async with self.sftp.open(item.path, "rb", block_size=self.read_size) as remote:
-            # as listed: a file that changed since fails the checks below
-            received = await self._read_listed(remote, fd, digest, item.size)
-            after = await remote.stat()  # a new mtime: it changed while we read it
-        if received != item.size or (after.size, after.mtime) != (item.size, item.mtime):
-            raise TransferFailure(f"{item.path}: changed while being pulled")
+            if item.size:
+                received = await self._read_listed(remote, fd, digest, item.size)
+            else:  # empty, or a file whose size is not known until read (/proc)
+                received = await self._read_to_end(remote, fd, digest)
+            after = await remote.stat()
+        check = _check(item, received, after)
         os.fchmod(fd, self.options.mode if self.options.mode is not None else item.mode)
         os.utime(fd, (item.mtime, item.mtime))
-        return _Fetched(item, temp, digest.hexdigest())
+        return _Fetched(item, temp, digest.hexdigest(), received, check)
 
     async def _read_listed(
         self, remote: asyncssh.SFTPClientFile, fd: int, digest: hashlib._Hash, total: int
@@ -290,6 +333,23 @@ class _Pull(HostTransfer):
             await asyncio.gather(*(read for read, _ in window), return_exceptions=True)
         return received
 
+    async def _read_to_end(
+        self, remote: asyncssh.SFTPClientFile, fd: int, digest: hashlib._Hash
+    ) -> int:
+        """Read a file listed as empty to its end, one request at a time; bytes read."""
+        size = self.read_size
+        received = 0
+        while True:
+            await self.in_flight.take(size)
+            try:
+                data = await self._read(remote, size, received)
+            finally:
+                self.in_flight.give(size)
+            if not data:
+                return received
+            self.progress.expect(self.host.name, len(data))  # more than it was listed with
+            received += self._write(fd, digest, data)
+
     async def _read(self, remote: asyncssh.SFTPClientFile, want: int, offset: int) -> bytes:
         data = cast(bytes, await remote.read(want, offset))  # opened "rb": bytes
         self.dog.kick()
@@ -317,16 +377,11 @@ class _Pull(HostTransfer):
         """Check each copy against the host's hash, then rename it into place."""
         if not fetched:
             return
-        remote: dict[str, str] = {}
-        if self.options.verify:
-            paths = [f.item.path for f in fetched]
-            remote = await self.host_hashes(paths, sum(f.item.size for f in fetched)) or {}
+        changed = await self._changed(fetched) if self.options.verify else set()
         for f in fetched:
-            # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
-            # where the shell is not) keeps the size and mtime checks alone.
-            if f.item.path in remote and remote[f.item.path] != f.sha256:
+            if f.item.path in changed:
                 self._discard(f.item.parts, f.temp)
-                self.problems.append(f"{f.item.path}: changed while being pulled (sha256 differs)")
+                self.problems.append(f"{f.item.path}: {_REWRITTEN}")
                 continue
             try:
                 self.tree.land(f.item.parts, f.temp)
@@ -337,7 +392,21 @@ class _Pull(HostTransfer):
                 )
                 continue
             self.temps.discard((f.item.parts, f.temp))
-            self.records.append(FileRecord(f.item.path, f.item.size, f.sha256))
+            self.records.append(FileRecord(f.item.path, f.size, f.sha256))
+
+    async def _changed(self, fetched: list[_Fetched]) -> set[str]:
+        """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
+        whole = [f for f in fetched if f.check is _Check.WHOLE]
+        paths = [f.item.path for f in whole]
+        remote = await self.host_hashes(paths, sum(f.size for f in whole)) or {}
+        # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
+        # where the shell is not) keeps the size and mtime checks alone. One whose hash
+        # differs may have grown since we looked: its first bytes decide.
+        first_bytes = [f for f in fetched if f.check is _Check.FIRST_BYTES] + [
+            f for f in whole if f.item.path in remote and remote[f.item.path] != f.sha256
+        ]
+        hashes = await self.host_prefix_hashes([(f.item.path, f.size) for f in first_bytes])
+        return {f.item.path for f in first_bytes if hashes.get(f.item.path) != f.sha256}
 
     async def link(self, item: _Remote) -> None:
         try:
