@@ -282,3 +282,69 @@ def test_a_host_without_sha256sum_is_verified_by_reading_back_and_out_dir_gets_e
         assert (out / f"{name}.exit").read_text() == "ok\n"
         saved = json.loads((out / f"{name}.json").read_text())
         assert saved["files"][0]["path"] == f"{remote}/{name}/app.conf"
+
+
+def landed(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def push_twice(fleet: Fleet, capsys: pytest.CaptureFixture[str], *args: str) -> None:
+    """Push twice: both runs succeed, and the second sends nothing."""
+    for run in (1, 2):
+        assert herd(fleet, "push", *args, "--json") == 0
+        (row,) = json_results(capsys.readouterr().out).values()
+        assert row["status"] == "ok", row
+        if run == 2:
+            assert row["bytes"] == 0, row
+            assert row["skipped"] == len(row["files"]), row  # type: ignore[arg-type]
+
+
+def test_push_of_a_directory_lands_where_rsync_puts_it_on_every_run(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = tmp_path / "src" / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "empty").mkdir()
+    (tree / "a.conf").write_text("a\n")
+    (tree / "sub" / "b.conf").write_text("b\n")
+    remote = tmp_path / "remote"
+
+    # src/tree lands as DEST/tree, whether DEST existed before or not (here: --mkdir)
+    push_twice(lab_fleet, capsys, "web01", str(tree), f"{remote}/ts2", "--mkdir")
+    assert landed(remote / "ts2") == [
+        "tree", "tree/a.conf", "tree/empty", "tree/sub", "tree/sub/b.conf",
+    ]  # fmt: skip
+
+    # src/tree/ puts its contents in DEST
+    push_twice(lab_fleet, capsys, "web01", f"{tree}/", f"{remote}/contents", "--mkdir")
+    assert landed(remote / "contents") == ["a.conf", "empty", "sub", "sub/b.conf"]
+
+
+def test_push_of_a_single_file_lands_in_a_directory_or_at_the_path_on_every_run(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    motd = tmp_path / "motd"
+    motd.write_text("welcome\n")
+    remote = tmp_path / "remote"
+    (remote / "etc").mkdir(parents=True)
+
+    push_twice(lab_fleet, capsys, "web02", str(motd), f"{remote}/etc")  # an existing directory
+    push_twice(lab_fleet, capsys, "web02", str(motd), f"{remote}/new/", "--mkdir")  # ends in /
+    push_twice(lab_fleet, capsys, "web02", str(motd), f"{remote}/motd.conf")  # else: at DEST
+    assert landed(remote) == ["etc", "etc/motd", "motd.conf", "new", "new/motd"]
+
+
+def test_pull_keeps_empty_directories(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = tmp_path / "remote" / "spool"
+    (remote / "empty").mkdir(parents=True)
+    (remote / "full" / "also-empty").mkdir(parents=True)
+    (remote / "full" / "job").write_text("1\n")
+    (remote / "empty").chmod(0o750)
+    pulled = tmp_path / "pulled"
+    assert herd(lab_fleet, "pull", "web03", str(remote), str(pulled), "--json") == 0
+    capsys.readouterr()
+    mirror = pulled / "web03" / str(remote).lstrip("/")
+    assert landed(mirror) == ["empty", "full", "full/also-empty", "full/job"]
+    assert (mirror / "empty").stat().st_mode & 0o777 == 0o750

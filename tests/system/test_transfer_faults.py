@@ -217,7 +217,10 @@ def test_a_host_that_dies_mid_transfer_fails_alone_and_gets_no_partial_file(
     assert code == 1
     rows = json_results(capsys.readouterr().out)
     assert rows["web04"]["status"] == "error"
-    assert str(rows["web04"]["error"]).endswith("connection lost")
+    reason, _, named = str(rows["web04"]["error"]).partition("; left on the host: ")
+    assert reason.endswith("connection lost")
+    # a dead host cannot be asked to remove its temporary file: the reason names it
+    assert all(str(left) in named for left in leftovers(remote / "web04"))
     assert not (remote / "web04" / "release.tar").exists()
     for name in names:
         if name != "web04":
@@ -326,7 +329,7 @@ def test_a_push_stopped_midway_leaves_no_partial_file_under_the_final_name(
         assert code == -signal.SIGKILL
 
 
-def test_a_host_that_freezes_mid_transfer_times_out_alone(
+def test_a_host_that_freezes_mid_transfer_times_out_alone_and_says_what_it_left(
     lab_fleet: Fleet,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -345,10 +348,61 @@ def test_a_host_that_freezes_mid_transfer_times_out_alone(
     elapsed = time.monotonic() - started
     assert fired
     assert code == 1
-    rows = json_results(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    rows = json_results(captured.out)
     assert rows["db02"]["status"] == "timeout"
-    assert rows["db02"]["error"] == "no progress for 2 s"
+    (left,) = leftovers(remote / "db02")  # a frozen host cannot be asked to remove it
+    assert rows["db02"]["error"] == (
+        f"no progress for 2 s; left on the host: {left}"
+        " (a push of the same files removes them after a day)"
+    )
+    assert str(left) in captured.err  # the summary says where it is
     assert rows["db01"]["status"] == "ok"
     assert not (remote / "db02" / "release.tar").exists()
     assert elapsed < 30  # stall timeout + bounded clean-up and hang-up, not forever
     assert logged(isolated_env)["db02"].files == ()
+
+
+def sftp_sessions(fleet: Fleet, name: str) -> list[int]:
+    """The processes serving host ``name``'s SFTP sessions (sshd's internal-sftp)."""
+    found: list[int] = []
+    pending = [fleet.host(name).pid or 0]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(FileNotFoundError):
+            if b"internal-sftp" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+            pending.extend(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+    return found
+
+
+def test_a_push_whose_sftp_session_stalls_removes_its_temporary_file_if_the_host_answers(
+    lab_fleet: Fleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    big = tmp_path / "release.tar"
+    big.write_bytes(os.urandom(8 * 1024 * 1024))
+    remote = tmp_path / "remote"
+    per_host_dirs(remote, lab_fleet.names("cache"))
+    frozen: list[int] = []
+
+    def freeze_the_sftp_session() -> None:  # its disk hangs, say; sshd itself still answers
+        for pid in sftp_sessions(lab_fleet, "cache02"):
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+
+    fired = on_first_bytes(monkeypatch, "cache02", freeze_the_sftp_session, 512 * 1024)
+    try:
+        code = herd(lab_fleet, "push", "cache", str(big), f"{remote}/{{host}}/", "--json",
+                    "--stall-timeout", "2")  # fmt: skip
+    finally:
+        for pid in frozen:  # killed while stopped: it never runs another request
+            os.kill(pid, signal.SIGKILL)
+    assert fired and frozen
+    rows = json_results(capsys.readouterr().out)
+    assert (code, rows["cache02"]["status"]) == (1, "timeout")
+    assert rows["cache02"]["error"] == "no progress for 2 s"
+    assert list((remote / "cache02").iterdir()) == []  # no temporary file left behind
+    assert rows["cache01"]["status"] == "ok"

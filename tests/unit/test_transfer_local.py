@@ -13,7 +13,7 @@ from asyncssh import ConnectionLost, SFTPLimits
 
 from herd.core.results import BatchResult, FileRecord, HostResult, Status
 from herd.errors import SourceError
-from herd.hosts.pull import local_path
+from herd.hosts.local_tree import LocalTree, RefusedName, remote_parts
 from herd.hosts.push import remote_dest
 from herd.hosts.sftp_ops import (
     ByteBudget,
@@ -81,6 +81,33 @@ def test_an_unreadable_source_is_bad_input_even_for_root() -> None:
     # /proc/self/mem is a regular file that fails with EIO at offset 0, whoever reads it
     with pytest.raises(SourceError, match="mem: cannot read"):
         plan_push([Path("/proc/self/mem")])
+
+
+def test_a_trailing_slash_or_a_dot_sends_a_directory_s_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_tree(tmp_path)
+    for given in (f"{site}/", f"{site}/."):
+        (tree,) = plan_push([given]).sources
+        assert tree.contents and tree.is_dir
+    (named,) = plan_push([str(site)]).sources
+    assert not named.contents and named.name == "site"
+    monkeypatch.chdir(site)
+    (here,) = plan_push(["."]).sources
+    assert here.contents
+    with pytest.raises(SourceError, match=r"index\.html/: not a directory"):
+        plan_push([f"{site}/index.html/"])
+
+
+def test_contents_of_two_sources_that_would_collide_are_refused(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub / "conf").mkdir(parents=True)
+        (tmp_path / sub / "conf" / f"{sub}.conf").write_text(sub)
+    merged = plan_push([f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/"])  # directories merge
+    assert [t.contents for t in merged.sources] == [True, True]
+    (tmp_path / "b" / "conf" / "a.conf").write_text("b's")
+    with pytest.raises(SourceError, match=r"same name 'conf/a\.conf'"):
+        plan_push([f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/"])
 
 
 def test_two_sources_with_the_same_name_are_refused(tmp_path: Path) -> None:
@@ -181,9 +208,72 @@ def test_remote_destinations_resolve_against_the_login_directory() -> None:
     assert remote_dest("/root", "/etc//app/../app") == ("/etc/app", False)
 
 
-def test_pulled_files_land_under_the_host_directory(tmp_path: Path) -> None:
-    assert local_path(tmp_path / "web01", "/var/log/syslog") == tmp_path / "web01/var/log/syslog"
-    assert local_path(tmp_path / "web01", "/../etc/x") == tmp_path / "web01/etc/x"
+def test_pulled_files_land_under_the_host_directory_by_plain_names_only() -> None:
+    assert remote_parts("/var/log/syslog") == ("var", "log", "syslog")
+    assert remote_parts("/") == ()
+    for hostile in ("/../etc/x", "/var/./log", "var/log", "/var//log", "/var/lo\0g", "../x"):
+        with pytest.raises(RefusedName):
+            remote_parts(hostile)
+
+
+def test_a_pull_replaces_a_stale_local_link_instead_of_writing_through_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "pulled"
+    (dest / "web01" / "srv").mkdir(parents=True)
+    (dest / "web01" / "srv" / "link").symlink_to(outside)
+    tree = LocalTree(dest, "web01")
+    try:
+        fd, temp = tree.new_temp(("srv", "link", "authorized_keys"))
+        os.write(fd, b"ssh-ed25519 AAAA\n")
+        os.close(fd)
+        tree.land(("srv", "link", "authorized_keys"), temp)
+    finally:
+        tree.close()
+    assert list(outside.iterdir()) == []
+    landed = dest / "web01" / "srv" / "link"
+    assert landed.is_dir() and not landed.is_symlink()
+    assert (landed / "authorized_keys").read_bytes() == b"ssh-ed25519 AAAA\n"
+
+
+def test_a_pulled_file_or_link_replaces_a_local_link_under_its_name(tmp_path: Path) -> None:
+    target = tmp_path / "precious"
+    target.write_text("keep me\n")
+    dest = tmp_path / "pulled"
+    (dest / "web01").mkdir(parents=True)
+    (dest / "web01" / "motd").symlink_to(target)
+    (dest / "web01" / "current").symlink_to(target)
+    tree = LocalTree(dest, "web01")
+    try:
+        assert tree.open_if_size(("motd",), len("keep me\n")) is None  # a link is not a copy
+        fd, temp = tree.new_temp(("motd",))
+        os.write(fd, b"welcome\n")
+        os.close(fd)
+        tree.land(("motd",), temp)
+        assert tree.place_link(("current",), "releases/42") is True
+        assert tree.place_link(("current",), "releases/42") is False  # already that link
+    finally:
+        tree.close()
+    assert target.read_text() == "keep me\n"
+    assert (dest / "web01" / "motd").read_text() == "welcome\n"
+    assert not (dest / "web01" / "motd").is_symlink()
+    assert os.readlink(dest / "web01" / "current") == "releases/42"
+
+
+def test_a_host_directory_that_is_a_link_is_refused_but_dest_dir_may_be_one(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    dest = tmp_path / "pulled"
+    dest.symlink_to(real)  # the operator's choice: followed
+    LocalTree(dest, "web01").make_dir(("etc",))
+    assert (real / "web01" / "etc").is_dir()
+    (real / "web02").symlink_to(tmp_path)  # not made by herd: never followed
+    tree = LocalTree(dest, "web02")
+    with pytest.raises(NotADirectoryError, match="web02: not a directory"):
+        tree.make_dir(("etc",))
+    assert not (tmp_path / "etc").exists()
 
 
 def test_transfer_json_adds_files_bytes_and_skipped() -> None:

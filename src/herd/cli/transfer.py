@@ -203,11 +203,19 @@ def _execute(
 def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, **opts: Any) -> int:
     """Send local files or directories to every host PATTERN matches.
 
-    DEST is a remote directory (ending in / or existing) that each SRC lands in,
-    or, for a single SRC, the remote path it lands at. Each file is written
-    under a temporary name, checked with sha256 and renamed into place; files
-    already there with the same size and sha256 are skipped. `{host}` in DEST
-    becomes each host's inventory name (hosts sharing one filesystem).
+    \b
+    Where SRC lands (rsync's rule, so a re-run lands in the same place):
+      dir        as DEST/dir (DEST is a directory; --mkdir creates it)
+      dir/       its contents in DEST itself (also `.`)
+      file       into DEST if DEST ends in / or is a directory, else at DEST
+    Several SRCs all land in the directory DEST, each by its own rule.
+
+    Each file is written under a temporary name, checked with sha256 and
+    renamed into place; files already there with the same size and sha256 are
+    skipped, so a re-run sends nothing. A symbolic link on the host below DEST
+    is replaced, never written through (DEST itself may be a link to a
+    directory). `{host}` in DEST becomes each host's inventory name (hosts
+    sharing one filesystem).
     """
     from herd.hosts.transfer import PushJob
     from herd.hosts.transfer_plan import plan_push
@@ -216,7 +224,7 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
         raise UsageError("push needs at least one SRC and a DEST")
     *sources, dest = paths
     options, fleet, display = _split_options(pattern, opts, mkdir=mkdir)
-    plan = plan_push([Path(s) for s in sources], follow_symlinks=options.follow_symlinks)
+    plan = plan_push(sources, follow_symlinks=options.follow_symlinks)
     what = f"push {' '.join(sources)} -> {dest}"
     return _execute(app, fleet, PushJob(plan, dest, options), what, display)
 
@@ -230,9 +238,13 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     """Fetch remote files, directories or globs from every host PATTERN matches.
 
     Each host's files land in DEST_DIR/HOST/REMOTE_PATH, written under a
-    temporary name, checked against the host's sha256 and renamed into place.
-    A source missing on a host is that host's error; the others carry on.
-    `{host}` in a SRC becomes each host's inventory name.
+    temporary name, checked against the host's sha256 and renamed into place;
+    directories come too, empty ones included. Nothing under DEST_DIR/HOST is
+    ever written through a symbolic link, whatever the host sends. A file that
+    grows while it is read (a live log) is kept as it was when listed; one
+    rewritten meanwhile fails. A source missing on a host is that host's
+    error; the others carry on. `{host}` in a SRC becomes each host's
+    inventory name.
     """
     from herd.hosts.transfer import PullJob
 

@@ -1,17 +1,30 @@
 """Fetch files from one host into ``DEST_DIR/<host>/<remote path>``, atomic and verified locally.
 
-Sources are remote files, directories (recursive) and globs expanded on the
-host. Each file is written under a temporary name beside its final one, hashed
-as it arrives, checked against the host's own sha256 of the file afterwards
-(which also catches a file that changed while it was being read), and only then
-renamed into place. A missing source or a file that changed is that host's
-error; the host's other files are still fetched.
+Sources are remote files, directories (recursive, empty ones too) and globs
+expanded on the host. Each file is written under a temporary name beside its
+final one, hashed as it arrives, checked against the host's own sha256 of the
+file afterwards, and only then renamed into place. A missing source is that
+host's error; the host's other files are still fetched.
+
+A file that changes while it is read:
+
+- one that only grew (a live log) is a valid snapshot of the bytes it had when
+  listed: those are kept, checked against the host's sha256 of that many first
+  bytes of the file (``head -c N``);
+- one rewritten in place (the bytes already read are no longer the file's
+  first ones), or one that got shorter, fails: "changed while being pulled";
+- one the host lists as empty (``/proc/meminfo``, ``/sys``) is read to its end
+  and kept as read: its content is made as it is read, so there is nothing
+  stable to check it against.
+
+Nothing is written locally through a symbolic link (``herd.hosts.local_tree``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import os
 import posixpath
@@ -25,6 +38,14 @@ from typing import Any, cast
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.local_tree import (
+    LocalTree,
+    Parts,
+    RefusedName,
+    is_plain_name,
+    remote_parts,
+    sha256_of,
+)
 from herd.hosts.push import HOST_FIELD, remote_dest
 from herd.hosts.sftp_ops import (
     HostTransfer,
@@ -32,16 +53,17 @@ from herd.hosts.sftp_ops import (
     Watchdog,
     bounded_gather,
     describe,
-    temp_name,
+    some_of,
     transfer_result,
 )
-from herd.hosts.transfer_plan import TransferOptions, TransferProgress, hash_file
+from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 from herd.inventory.model import Host
 
-__all__ = ["local_path", "pull_host"]
+__all__ = ["pull_host"]
 
 _GLOB_CHARS = frozenset("*?[")
-_REASONS_SHOWN = 3
+_REWRITTEN = "changed while being pulled (rewritten in place)"
+_SHORTER = "changed while being pulled (it got shorter)"
 _LOST = (
     asyncssh.SFTPConnectionLost,
     asyncssh.SFTPNoConnection,
@@ -55,29 +77,34 @@ class _Remote:
     """One remote entry to fetch."""
 
     path: str
+    parts: Parts  # where it lands under the host's directory
     kind: int  # asyncssh.FILEXFER_TYPE_*
     size: int
     mode: int
     mtime: int
 
 
+class _Check(enum.Enum):
+    """How a fetched copy is checked against the host's file."""
+
+    WHOLE = "whole"  # the file as it is now
+    FIRST_BYTES = "first bytes"  # it grew while read: the bytes it had when listed
+    NONE = "none"  # listed as empty but had content (/proc): made as read, nothing to compare
+
+
 @dataclass(frozen=True, slots=True)
 class _Fetched:
     item: _Remote
-    temp: Path
-    final: Path
+    temp: str  # beside the final name
     sha256: str
-
-
-def local_path(root: Path, remote: str) -> Path:
-    """Where remote path ``remote`` (absolute, normalised) lands under ``root``."""
-    relative = posixpath.normpath(remote).lstrip("/")
-    return root / relative if relative and relative != "." else root
+    size: int  # bytes kept: as listed, or as read for a file listed as empty
+    check: _Check
 
 
 def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
     return _Remote(
         path=path,
+        parts=remote_parts(path),
         kind=attrs.type,
         size=attrs.size or 0,
         mode=stat.S_IMODE(attrs.permissions or 0o644),
@@ -85,19 +112,40 @@ def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
     )
 
 
+def _check(item: _Remote, received: int, after: asyncssh.SFTPAttrs) -> _Check:
+    """How to check a copy of ``received`` bytes, given the file's attributes after reading it.
+
+    Raises ``TransferFailure`` for a file that got shorter or was rewritten in place.
+    """
+    now = after.size if after.size is not None else received
+    if item.size:
+        if received < item.size or now < item.size:
+            raise TransferFailure(f"{item.path}: {_SHORTER}")
+        if now == item.size and int(after.mtime or 0) != item.mtime:
+            raise TransferFailure(f"{item.path}: {_REWRITTEN}")
+        return _Check.FIRST_BYTES if now > item.size else _Check.WHOLE
+    if received and not now:
+        return _Check.NONE
+    if now < received:
+        raise TransferFailure(f"{item.path}: {_SHORTER}")
+    return _Check.FIRST_BYTES if now > received else _Check.WHOLE
+
+
 class _Pull(HostTransfer):
     """One host's pull: list what the sources name, then fetch each file."""
 
-    def __init__(self, *, root: Path, **common: Any) -> None:
+    def __init__(self, *, tree: LocalTree, **common: Any) -> None:
         super().__init__(**common)
-        self.root = root
+        self.tree = tree
         self.problems: list[str] = []
-        self.temps: set[Path] = set()
+        self.temps: set[tuple[Parts, str]] = set()  # (final, temporary name beside it)
 
     async def run(self, sources: list[str]) -> None:
         entries = await self.listing(sources)
+        dirs = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_DIRECTORY]
         files = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_REGULAR]
         self.progress.expect(self.host.name, sum(f.size for f in files))
+        self.make_dirs(dirs)
         present = await self.already_here(files)
         for item in files:
             if item.path in present:
@@ -112,12 +160,10 @@ class _Pull(HostTransfer):
         for item in entries:
             if item.kind == asyncssh.FILEXFER_TYPE_SYMLINK:
                 await self.link(item)
-        for item in reversed(entries):
-            if item.kind == asyncssh.FILEXFER_TYPE_DIRECTORY:
-                final = local_path(self.root, item.path)
-                with contextlib.suppress(OSError):
-                    final.chmod(item.mode | 0o700)  # we must be able to use what we fetched
-                    os.utime(final, (item.mtime, item.mtime))
+        for item in reversed(dirs):
+            with contextlib.suppress(OSError, RefusedName):
+                # we must be able to use what we fetched
+                self.tree.finish_dir(item.parts, item.mode | 0o700, item.mtime)
 
     # -- what to fetch -------------------------------------------------------------------
 
@@ -146,7 +192,7 @@ class _Pull(HostTransfer):
                 except asyncssh.SFTPError as exc:
                     self.problems.append(f"{name}: {describe(exc)}")
                     continue
-                await self._add(_entry(name, attrs), entries, seen)
+                await self._add(name, attrs, entries, seen)
         return entries
 
     async def _stat(self, path: str) -> asyncssh.SFTPAttrs:
@@ -154,10 +200,17 @@ class _Pull(HostTransfer):
             return await self.sftp.stat(path)
         return await self.sftp.lstat(path)
 
-    async def _add(self, item: _Remote, entries: list[_Remote], seen: set[str]) -> None:
-        if item.path in seen:
+    async def _add(
+        self, path: str, attrs: asyncssh.SFTPAttrs, entries: list[_Remote], seen: set[str]
+    ) -> None:
+        if path in seen:
             return
-        seen.add(item.path)
+        seen.add(path)
+        try:
+            item = _entry(path, attrs)
+        except RefusedName as exc:
+            self.problems.append(f"{exc}: not fetched")
+            return
         if item.kind not in (
             asyncssh.FILEXFER_TYPE_REGULAR,
             asyncssh.FILEXFER_TYPE_DIRECTORY,
@@ -178,6 +231,9 @@ class _Pull(HostTransfer):
             name = str(child.filename)
             if name in (".", ".."):
                 continue
+            if not is_plain_name(name):  # SFTP names are whatever the host says
+                self.problems.append(f"{item.path}: {name!r} is not a plain file name: not fetched")
+                continue
             path = posixpath.join(item.path, name)
             attrs = child.attrs
             if self.options.follow_symlinks and attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
@@ -186,17 +242,26 @@ class _Pull(HostTransfer):
                 except asyncssh.SFTPError as exc:
                     self.problems.append(f"{path}: {describe(exc)}")
                     continue
-            await self._add(_entry(path, attrs), entries, seen)
+            await self._add(path, attrs, entries, seen)
+
+    def make_dirs(self, dirs: list[_Remote]) -> None:
+        """Make every directory listed, empty ones too (parents come before their children)."""
+        for item in dirs:
+            try:
+                self.tree.make_dir(item.parts)
+            except (OSError, RefusedName) as exc:
+                self.problems.append(f"{item.path}: {_local_reason(exc)}")
 
     async def already_here(self, files: list[_Remote]) -> dict[str, str]:
         """{remote path: sha256} of files whose local copy has the same size and hash."""
         candidates: dict[str, str] = {}
         for item in files:
-            final = local_path(self.root, item.path)
-            with contextlib.suppress(OSError):
-                info = final.lstat()
-                if stat.S_ISREG(info.st_mode) and info.st_size == item.size:
-                    candidates[item.path] = await asyncio.to_thread(hash_file, final)
+            fd = self.tree.open_if_size(item.parts, item.size)
+            if fd is not None:
+                try:
+                    candidates[item.path] = await asyncio.to_thread(sha256_of, fd)
+                finally:
+                    os.close(fd)
         if not candidates:
             return {}
         remote = await self.host_hashes(list(candidates), sum(f.size for f in files)) or {}
@@ -206,62 +271,84 @@ class _Pull(HostTransfer):
 
     async def fetch(self, item: _Remote) -> _Fetched | None:
         """Copy one file to a local temporary name; None (and a problem noted) if it failed."""
-        final = local_path(self.root, item.path)
-        temp: Path | None = None
+        temp: str | None = None
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temp = Path(temp_name(str(final)))
-            self.temps.add(temp)
-            digest = await self._copy(item, temp)
-        except (asyncssh.SFTPError, OSError, TransferFailure) as exc:
+            fd, temp = self.tree.new_temp(item.parts)
+            self.temps.add((item.parts, temp))
+            try:
+                return await self._copy(item, fd, temp)
+            finally:
+                os.close(fd)
+        except (asyncssh.SFTPError, OSError, TransferFailure, RefusedName) as exc:
+            if temp is not None:
+                self._discard(item.parts, temp)
             if isinstance(exc, _LOST):
-                self._discard(temp)
                 raise
-            self._discard(temp)
-            self.problems.append(
-                str(exc) if isinstance(exc, TransferFailure) else f"{item.path}: {describe(exc)}"
-            )
+            if isinstance(exc, TransferFailure):
+                self.problems.append(str(exc))
+            elif isinstance(exc, asyncssh.SFTPError):
+                self.problems.append(f"{item.path}: {describe(exc)}")
+            else:
+                self.problems.append(f"{item.path}: {_local_reason(exc)}")
             return None
-        return _Fetched(item, temp, final, digest)
 
-    async def _copy(self, item: _Remote, temp: Path) -> str:
+    async def _copy(self, item: _Remote, fd: int, temp: str) -> _Fetched:
         digest = hashlib.sha256()
+        async with self.sftp.open(item.path, "rb", block_size=self.read_size) as remote:
+            if item.size:
+                received = await self._read_listed(remote, fd, digest, item.size)
+            else:  # empty, or a file whose size is not known until read (/proc)
+                received = await self._read_to_end(remote, fd, digest)
+            after = await remote.stat()
+        check = _check(item, received, after)
+        os.fchmod(fd, self.options.mode if self.options.mode is not None else item.mode)
+        os.utime(fd, (item.mtime, item.mtime))
+        return _Fetched(item, temp, digest.hexdigest(), received, check)
+
+    async def _read_listed(
+        self, remote: asyncssh.SFTPClientFile, fd: int, digest: hashlib._Hash, total: int
+    ) -> int:
+        """Read the ``total`` bytes the file had when listed, requests in flight; bytes read."""
         size = self.read_size
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        received = 0
+        window: list[tuple[asyncio.Task[bytes], int]] = []
         try:
-            async with self.sftp.open(item.path, "rb", block_size=size) as remote:
-                total = item.size  # as listed: a file that changed since fails the checks below
-                received = 0
-                window: list[tuple[asyncio.Task[bytes], int]] = []
-                try:
-                    for offset in range(0, total, size):
-                        want = min(size, total - offset)
-                        # files pulled side by side share the budget: one that waited for it
-                        # while holding reads it has not written could wait for ever
-                        while window and self.in_flight.would_wait(want):
-                            received += await self._next(fd, digest, window)
-                        await self.in_flight.take(want)
-                        read = asyncio.ensure_future(self._read(remote, want, offset))
-                        window.append((read, want))
-                        if len(window) >= self.options.requests:
-                            received += await self._next(fd, digest, window)
-                    while window:
-                        received += await self._next(fd, digest, window)
-                finally:
-                    for read, want in window:  # left over by an error: stop them, free their bytes
-                        read.cancel()
-                        self.in_flight.give(want)
-                    await asyncio.gather(*(read for read, _ in window), return_exceptions=True)
-                after = await remote.stat()  # a new mtime: it changed while we read it
+            for offset in range(0, total, size):
+                want = min(size, total - offset)
+                # files pulled side by side share the budget: one that waited for it
+                # while holding reads it has not written could wait for ever
+                while window and self.in_flight.would_wait(want):
+                    received += await self._next(fd, digest, window)
+                await self.in_flight.take(want)
+                read = asyncio.ensure_future(self._read(remote, want, offset))
+                window.append((read, want))
+                if len(window) >= self.options.requests:
+                    received += await self._next(fd, digest, window)
+            while window:
+                received += await self._next(fd, digest, window)
         finally:
-            os.close(fd)
-        if received != total or (after.size, after.mtime) != (item.size, item.mtime):
-            raise TransferFailure(f"{item.path}: changed while being pulled")
-        mode = self.options.mode if self.options.mode is not None else item.mode
-        temp.chmod(mode)
-        mtime = item.mtime
-        os.utime(temp, (mtime, mtime))
-        return digest.hexdigest()
+            for read, want in window:  # left over by an error: stop them, free their bytes
+                read.cancel()
+                self.in_flight.give(want)
+            await asyncio.gather(*(read for read, _ in window), return_exceptions=True)
+        return received
+
+    async def _read_to_end(
+        self, remote: asyncssh.SFTPClientFile, fd: int, digest: hashlib._Hash
+    ) -> int:
+        """Read a file listed as empty to its end, one request at a time; bytes read."""
+        size = self.read_size
+        received = 0
+        while True:
+            await self.in_flight.take(size)
+            try:
+                data = await self._read(remote, size, received)
+            finally:
+                self.in_flight.give(size)
+            if not data:
+                return received
+            self.progress.expect(self.host.name, len(data))  # more than it was listed with
+            received += self._write(fd, digest, data)
 
     async def _read(self, remote: asyncssh.SFTPClientFile, want: int, offset: int) -> bytes:
         data = cast(bytes, await remote.read(want, offset))  # opened "rb": bytes
@@ -290,62 +377,65 @@ class _Pull(HostTransfer):
         """Check each copy against the host's hash, then rename it into place."""
         if not fetched:
             return
-        remote: dict[str, str] = {}
-        if self.options.verify:
-            paths = [f.item.path for f in fetched]
-            remote = await self.host_hashes(paths, sum(f.item.size for f in fetched)) or {}
+        changed = await self._changed(fetched) if self.options.verify else set()
         for f in fetched:
-            # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
-            # where the shell is not) keeps the size and mtime checks alone.
-            if f.item.path in remote and remote[f.item.path] != f.sha256:
-                self._discard(f.temp)
-                self.problems.append(f"{f.item.path}: changed while being pulled (sha256 differs)")
+            if f.item.path in changed:
+                self._discard(f.item.parts, f.temp)
+                self.problems.append(f"{f.item.path}: {_REWRITTEN}")
                 continue
             try:
-                f.temp.replace(f.final)
-            except OSError as exc:
-                self._discard(f.temp)
-                self.problems.append(f"{f.final}: cannot rename into place: {exc.strerror}")
+                self.tree.land(f.item.parts, f.temp)
+            except (OSError, RefusedName) as exc:
+                self._discard(f.item.parts, f.temp)
+                self.problems.append(
+                    f"{f.item.path}: cannot rename into place: {_local_reason(exc)}"
+                )
                 continue
-            self.temps.discard(f.temp)
-            self.records.append(FileRecord(f.item.path, f.item.size, f.sha256))
+            self.temps.discard((f.item.parts, f.temp))
+            self.records.append(FileRecord(f.item.path, f.size, f.sha256))
+
+    async def _changed(self, fetched: list[_Fetched]) -> set[str]:
+        """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
+        whole = [f for f in fetched if f.check is _Check.WHOLE]
+        paths = [f.item.path for f in whole]
+        remote = await self.host_hashes(paths, sum(f.size for f in whole)) or {}
+        # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
+        # where the shell is not) keeps the size and mtime checks alone. One whose hash
+        # differs may have grown since we looked: its first bytes decide.
+        first_bytes = [f for f in fetched if f.check is _Check.FIRST_BYTES] + [
+            f for f in whole if f.item.path in remote and remote[f.item.path] != f.sha256
+        ]
+        hashes = await self.host_prefix_hashes([(f.item.path, f.size) for f in first_bytes])
+        return {f.item.path for f in first_bytes if hashes.get(f.item.path) != f.sha256}
 
     async def link(self, item: _Remote) -> None:
-        final = local_path(self.root, item.path)
         try:
             target = str(await self.sftp.readlink(item.path))
-            record = FileRecord(
-                item.path,
-                len(target.encode("utf-8", errors="surrogateescape")),
-                hashlib.sha256(target.encode("utf-8", errors="surrogateescape")).hexdigest(),
-            )
-            if final.is_symlink() and os.readlink(final) == target:  # noqa: PTH115 (exact text)
-                self.records.append(FileRecord(record.path, record.size, record.sha256, True))
-                return
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temp = Path(temp_name(str(final)))
-            temp.symlink_to(target)
-            temp.replace(final)
-        except (asyncssh.SFTPError, OSError) as exc:
+            placed = self.tree.place_link(item.parts, target)
+        except asyncssh.SFTPError as exc:
             self.problems.append(f"{item.path}: {describe(exc)}")
             return
-        self.records.append(record)
+        except (OSError, RefusedName) as exc:
+            self.problems.append(f"{item.path}: {_local_reason(exc)}")
+            return
+        text = target.encode("utf-8", errors="surrogateescape")
+        sha256 = hashlib.sha256(text).hexdigest()
+        self.records.append(FileRecord(item.path, len(text), sha256, skipped=not placed))
 
-    def _discard(self, temp: Path | None) -> None:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            self.temps.discard(temp)
+    def _discard(self, parts: Parts, temp: str) -> None:
+        self.tree.discard(parts, temp)
+        self.temps.discard((parts, temp))
 
     def clean_up(self) -> None:
-        for temp in list(self.temps):
-            self._discard(temp)
+        for parts, temp in list(self.temps):
+            self._discard(parts, temp)
 
 
-def _reason(problems: list[str]) -> str:
-    shown = "; ".join(problems[:_REASONS_SHOWN])
-    more = len(problems) - _REASONS_SHOWN
-    return f"{shown} (and {more} more)" if more > 0 else shown
+def _local_reason(exc: OSError | RefusedName) -> str:
+    """An error met writing locally, without the temporary or relative name it names."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 async def pull_host(
@@ -361,7 +451,12 @@ async def pull_host(
     started = time.monotonic()
     status, error = Status.OK, ""
     job: _Pull | None = None
-    dog = Watchdog(options.stall_timeout, conn.abort)
+
+    async def hang_up() -> None:
+        conn.abort()
+
+    dog = Watchdog(options.stall_timeout, hang_up)
+    tree = LocalTree(dest_dir, host.name)
     try:
         async with dog:
             sftp = await conn.start_sftp_client()
@@ -369,7 +464,7 @@ async def pull_host(
                 conn=conn,
                 sftp=sftp,
                 host=host,
-                root=dest_dir / host.name,
+                tree=tree,
                 options=options,
                 progress=progress,
                 dog=dog,
@@ -381,6 +476,8 @@ async def pull_host(
                 sftp.exit()
     except (asyncssh.Error, OSError) as exc:
         status, error = Status.ERROR, describe(exc)
+    finally:
+        tree.close()
     if status is Status.OK and job is not None and job.problems:
-        status, error = Status.ERROR, _reason(job.problems)
+        status, error = Status.ERROR, some_of(job.problems)
     return transfer_result(host, started, dog, job, status=status, error=error)

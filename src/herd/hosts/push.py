@@ -1,16 +1,30 @@
 """Send a push plan to one host over SFTP: atomic, verified, and skipping what is already there.
 
+Where each source lands (rsync's rule, never what exists): a directory
+``src/tree`` as ``DEST/tree``, ``src/tree/`` into ``DEST`` itself, several
+sources into the directory ``DEST``; a single file into ``DEST`` if DEST ends
+in ``/`` or is a directory, else at ``DEST``.
+
 Each file is written under a temporary name beside its final one, given its
 mode and mtime, hashed on the host, and only then renamed into place; on any
 failure the temporary files are removed, so no partial file ever appears under
-a final name. Files whose size and sha256 already match are skipped. Temporary
-files that a push which died left behind (its host gone, herd killed) are
-removed by the next push of the same files once they are a day old.
+a final name. Files whose size and sha256 already match are skipped. A host
+that stalls gets its temporary files removed over a new SFTP session if it
+still answers; what could not be removed is named in its result, and the next
+push of the same files removes it once it is a day old.
+
+Links on the host are never written through. DEST itself is the operator's
+choice and is followed if it is a link to a directory (as rsync does); below
+it, a link where the source has a directory is replaced by a directory, and
+one where it has a file or a link by that file or link (a rename over a link
+replaces the link). SFTP cannot open a path without following the directories
+in it, so a link made below DEST while the push runs is not caught.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import posixpath
 import time
 from collections.abc import Iterator
@@ -57,6 +71,7 @@ HOST_FIELD = "{host}"  # in a remote path: replaced by each host's inventory nam
 STALE_TEMP_SECONDS = 24 * 3600
 _BATCH_FILES = 256  # files verified with one remote hash command, then renamed
 _BATCH_BYTES = 256 * 1024 * 1024
+_CLEAN_UP_SECONDS = 5.0  # what removing temporary files may take on a host that failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,7 @@ class _Link:
 class _Dir:
     local: LocalDir
     path: str
+    is_dest: bool = False  # DEST itself (a source's contents land there): the operator's
 
 
 def remote_dest(home: str, dest: str) -> tuple[str, bool]:
@@ -110,7 +126,7 @@ class _Push(HostTransfer):
     def __init__(self, *, source: BlockSource, **common: Any) -> None:
         super().__init__(**common)
         self.source = source
-        self.temps: set[str] = set()
+        self.temps: set[str] = set()  # temporary files on the host not yet renamed or removed
         self.created: set[str] = set()  # directories this push made: nothing in them to skip
 
     async def run(self, plan: PushPlan, dest: str) -> None:
@@ -129,30 +145,29 @@ class _Push(HostTransfer):
     # -- where things land ---------------------------------------------------------------
 
     async def landing(self, plan: PushPlan, dest: str) -> list[tuple[SourceTree, str]]:
-        """Where each source lands, following cp: into DEST if it is a directory, else at DEST."""
+        """Where each source lands: rsync's rule, which never depends on what exists below DEST."""
         home = await self.sftp.realpath(".")
         path, trailing = remote_dest(home, dest.replace(HOST_FIELD, self.host.name))
-        attrs = await _stat_or_none(self.sftp, path)
-        into_dir = trailing or len(plan.sources) > 1 or _is_dir(attrs)
-        if into_dir:
-            if attrs is None:
-                await self._make_parent(path, "directory")
-            elif not _is_dir(attrs):
-                raise TransferFailure(f"{path}: not a directory")
-            return [(tree, posixpath.join(path, tree.name)) for tree in plan.sources]
-        parent = posixpath.dirname(path) or "/"
-        parent_attrs = await _stat_or_none(self.sftp, parent)
-        if parent_attrs is None:
-            await self._make_parent(parent, "directory")
-        elif not _is_dir(parent_attrs):
-            raise TransferFailure(f"{parent}: not a directory")
-        if plan.sources[0].is_dir and attrs is not None:
-            raise TransferFailure(f"{path}: exists and is not a directory")
-        return [(plan.sources[0], path)]
+        attrs = await _stat_or_none(self.sftp, path)  # DEST: a link to a directory is followed
+        lone = plan.sources[0] if len(plan.sources) == 1 else None
+        if lone is not None and not lone.is_dir and not trailing and not _is_dir(attrs):
+            parent = posixpath.dirname(path) or "/"
+            await self._need_dir(parent, await _stat_or_none(self.sftp, parent))
+            return [(lone, path)]  # a single file (or link) lands at DEST
+        await self._need_dir(path, attrs)
+        return [
+            (tree, path if tree.contents else posixpath.join(path, tree.name))
+            for tree in plan.sources
+        ]
 
-    async def _make_parent(self, path: str, what: str) -> None:
+    async def _need_dir(self, path: str, attrs: asyncssh.SFTPAttrs | None) -> None:
+        """Check that directory ``path`` (``attrs``) is there, or make it with --mkdir."""
+        if _is_dir(attrs):
+            return
+        if attrs is not None:
+            raise TransferFailure(f"{path}: not a directory")
         if not self.options.mkdir:
-            raise TransferFailure(f"{path}: no such {what} (--mkdir creates it)")
+            raise TransferFailure(f"{path}: no such directory (--mkdir creates it)")
         try:
             await self.sftp.makedirs(path, exist_ok=True)
         except asyncssh.SFTPError as exc:
@@ -162,13 +177,18 @@ class _Push(HostTransfer):
     # -- the steps -----------------------------------------------------------------------
 
     async def make_dirs(self, dirs: list[_Dir]) -> None:
+        """Make each directory of the tree, never taking a link on the host for one."""
         for item in dirs:  # parents come before their children
-            attrs = await _stat_or_none(self.sftp, item.path)
+            if item.is_dest:
+                continue  # checked or made by landing(), and followed if a link
+            attrs = await _stat_or_none(self.sftp, item.path, follow=False)
             if _is_dir(attrs):
                 continue
-            if attrs is not None:
+            if attrs is not None and attrs.type != asyncssh.FILEXFER_TYPE_SYMLINK:
                 raise TransferFailure(f"{item.path}: exists and is not a directory")
             try:
+                if attrs is not None:  # a link: replaced by the directory, as rsync does
+                    await self.sftp.remove(item.path)
                 await self.sftp.mkdir(item.path, asyncssh.SFTPAttrs(permissions=0o700))
             except asyncssh.SFTPError as exc:
                 raise TransferFailure(f"{item.path}: cannot create: {describe(exc)}") from exc
@@ -273,8 +293,9 @@ class _Push(HostTransfer):
         size = self.write_size  # a longer block goes as several requests of this size
         try:
             async with (
+                # "x": created afresh (O_EXCL), never opened through a link of that name
                 self.sftp.open(
-                    temp, "wb", asyncssh.SFTPAttrs(permissions=0o600), block_size=size
+                    temp, "xb", asyncssh.SFTPAttrs(permissions=0o600), block_size=size
                 ) as remote,
                 asyncio.TaskGroup() as group,
             ):
@@ -336,8 +357,13 @@ class _Push(HostTransfer):
             self.records.append(FileRecord(item.final, size, item.local.sha256, skipped))
 
     async def finish_dirs(self, dirs: list[_Dir]) -> None:
-        """Give directories their source mode and mtime, now that their contents are in."""
+        """Give directories their source mode and mtime, now that their contents are in.
+
+        DEST itself keeps its own: a push of ``./`` into ``/tmp`` must not change /tmp's mode.
+        """
         for item in reversed(dirs):
+            if item.is_dest:
+                continue
             mtime = int(item.local.mtime)
             attrs = asyncssh.SFTPAttrs(permissions=item.local.mode, atime=mtime, mtime=mtime)
             await self.sftp.setstat(item.path, attrs)
@@ -347,12 +373,37 @@ class _Push(HostTransfer):
 
     async def clean_up(self) -> None:
         """Remove temporary files left by a failure (a dead host keeps them: it cannot be asked)."""
-        if self.temps:
-            try:
-                async with asyncio.timeout(5.0):
-                    await remove_quietly(self.sftp, list(self.temps))
-            except TimeoutError:
-                pass
+        await self._remove_temps(self.sftp)
+
+    async def clean_up_stalled(self) -> None:
+        """The host stalled: remove the temporary files over a new SFTP session, if it answers.
+
+        The stalled session may hold the files open and never answer again; a host whose
+        SSH connection still answers gets them removed by a session of its own.
+        """
+        if not self.temps:
+            return
+        sftp: asyncssh.SFTPClient | None = None
+        try:
+            async with asyncio.timeout(_CLEAN_UP_SECONDS):
+                sftp = await self.conn.start_sftp_client()
+                await self._remove_temps(sftp)
+        except (TimeoutError, asyncssh.Error, OSError):
+            pass  # it does not answer: left_on_host() names what is left
+        finally:
+            if sftp is not None:
+                sftp.exit()
+
+    async def _remove_temps(self, sftp: asyncssh.SFTPClient) -> None:
+        """Remove the temporary files, one at a time, within ``_CLEAN_UP_SECONDS``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLEAN_UP_SECONDS):
+                for temp in sorted(self.temps):
+                    if not await remove_quietly(sftp, [temp]):
+                        self.temps.discard(temp)
+
+    def left_on_host(self) -> list[str]:
+        return sorted(self.temps)
 
 
 def _batches(files: list[_File]) -> Iterator[list[_File]]:
@@ -375,7 +426,10 @@ def _entries(
     files: list[_File] = []
     links: list[_Link] = []
     for tree, root in landing:
-        dirs.extend(_Dir(d, _join(root, d.relative)) for d in tree.dirs)
+        dirs.extend(
+            _Dir(d, _join(root, d.relative), is_dest=tree.contents and str(d.relative) == ".")
+            for d in tree.dirs
+        )
         files.extend(_File(f, _join(root, f.relative)) for f in tree.files)
         links.extend(_Link(k, _join(root, k.relative)) for k in tree.links)
     return dirs, files, links
@@ -396,7 +450,15 @@ async def push_host(
     status, error = Status.OK, ""
     job: _Push | None = None
     progress.expect(host.name, plan.total_bytes)
-    dog = Watchdog(options.stall_timeout, conn.abort)
+
+    async def hang_up() -> None:
+        try:
+            if job is not None:
+                await job.clean_up_stalled()
+        finally:
+            conn.abort()
+
+    dog = Watchdog(options.stall_timeout, hang_up)
     try:
         async with dog:
             # not `async with` the SFTP client: its exit waits on the host, which may be dead

@@ -2,7 +2,9 @@
 
 The remote sha256 is computed where the file is, with ``sha256sum`` (or
 ``shasum -a 256``) over one exec channel for a whole batch of files, the names
-passed on stdin; a host with neither tool is read back over SFTP instead.
+passed on stdin; a host with neither tool is read back over SFTP instead. The
+same hashers give the sha256 of a file's first N bytes (``head -c N``): what a
+pull checks a file that grew while it was read (a live log) against.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ T = TypeVar("T")
 __all__ = [
     "HASH_RATE",
     "HASH_SCRIPT",
+    "PREFIX_HASH_SCRIPT",
     "TEMP_SUFFIX",
     "HostTransfer",
     "TransferFailure",
@@ -42,8 +45,10 @@ __all__ = [
     "parse_sha256_lines",
     "read_back_sha256",
     "read_blocks",
+    "remote_prefix_sha256",
     "remote_sha256",
     "remove_quietly",
+    "some_of",
     "stale_temp_of",
     "temp_name",
     "transfer_result",
@@ -53,13 +58,22 @@ TEMP_SUFFIX = ".tmp"
 _TEMP_MARK = ".herd-"
 
 # Picks the host's fastest hasher (OpenSSL uses the CPU's SHA instructions; coreutils'
-# sha256sum is several times slower), then sha256sum, then shasum. The paths are
-# absolute, so none can pass for an option. Exit 127: no hasher, read the files back.
-HASH_SCRIPT = (
-    "if openssl dgst -sha256 -r /dev/null >/dev/null 2>&1; then set -- openssl dgst -sha256 -r; "
-    "elif command -v sha256sum >/dev/null 2>&1; then set -- sha256sum; "
-    "elif command -v shasum >/dev/null 2>&1; then set -- shasum -a 256; "
-    'else exit 127; fi; exec xargs -0 "$@"'
+# sha256sum is several times slower), then sha256sum, then shasum, into $h. The paths
+# are absolute, so none can pass for an option. Exit 127: no hasher, read the files back.
+_PICK_HASHER = (
+    "if openssl dgst -sha256 -r /dev/null >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; "
+    "elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; "
+    "elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; "
+    "else exit 127; fi; "
+)
+HASH_SCRIPT = _PICK_HASHER + "exec xargs -0 $h"
+# The first N bytes of each file: stdin holds N and the path, NUL-terminated, for each
+# file; one line comes back per file, in order: its digest, or "-" if it is not a
+# readable regular file (what a shell outside the SFTP server's chroot sees).
+PREFIX_HASH_SCRIPT = (
+    _PICK_HASHER + "head -c 0 </dev/null >/dev/null 2>&1 || exit 127; export h; "
+    """exec xargs -0 -n 2 sh -c 'if [ -f "$2" ] && [ -r "$2" ]; """
+    """then head -c "$1" <"$2" | $h; else echo -; fi' sh"""
 )
 _NO_HASHER = 127
 _UNANNOUNCED_LIMIT = 16 * 1024  # asyncssh's limits when the server does not announce them
@@ -162,6 +176,22 @@ def parse_sha256_lines(output: bytes) -> dict[str, str]:
     return hashes
 
 
+def _nul_terminated(texts: Iterable[str]) -> bytes:
+    return b"".join(t.encode("utf-8", errors="surrogateescape") + b"\0" for t in texts)
+
+
+async def _hash_command(
+    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes, timeout: float
+) -> bytes | None:
+    """What one of the hash scripts prints; None if the host has no hasher."""
+    process = await conn.create_process(script, encoding=None)
+    feed_stdin(process, stdin)  # without a hasher it exits before reading it: 127 says so
+    result = await process.wait(check=False, timeout=timeout)
+    if result.exit_status == _NO_HASHER:
+        return None
+    return result.stdout if isinstance(result.stdout, bytes) else b""
+
+
 async def remote_sha256(
     conn: asyncssh.SSHClientConnection, paths: Sequence[str], timeout: float
 ) -> dict[str, str] | None:
@@ -171,23 +201,44 @@ async def remote_sha256(
     """
     if not paths:
         return {}
-    names = b"".join(p.encode("utf-8", errors="surrogateescape") + b"\0" for p in paths)
-    process = await conn.create_process(HASH_SCRIPT, encoding=None)
-    feed_stdin(process, names)  # without a hasher it exits before reading them: 127 says so
-    result = await process.wait(check=False, timeout=timeout)
-    if result.exit_status == _NO_HASHER:
+    stdout = await _hash_command(conn, HASH_SCRIPT, _nul_terminated(paths), timeout)
+    return None if stdout is None else parse_sha256_lines(stdout)
+
+
+async def remote_prefix_sha256(
+    conn: asyncssh.SSHClientConnection, prefixes: Sequence[tuple[str, int]], timeout: float
+) -> dict[str, str] | None:
+    """The sha256 of the first N bytes of each (path, N), as the host computes it.
+
+    None if the host has no hasher; a path it could not read is absent from the answer.
+    """
+    if not prefixes:
+        return {}
+    stdin = _nul_terminated(text for path, size in prefixes for text in (str(size), path))
+    stdout = await _hash_command(conn, PREFIX_HASH_SCRIPT, stdin, timeout)
+    if stdout is None:
         return None
-    stdout = result.stdout if isinstance(result.stdout, bytes) else b""
-    return parse_sha256_lines(stdout)
+    lines = stdout.splitlines()
+    if len(lines) != len(prefixes):  # not one answer per file: trust none of them
+        return {}
+    return {
+        path: line[:64].decode("ascii").lower()
+        for (path, _), line in zip(prefixes, lines, strict=True)
+        if len(line) >= 64 and all(c in b"0123456789abcdefABCDEF" for c in line[:64])
+    }
 
 
 async def read_back_sha256(
-    sftp: asyncssh.SFTPClient, path: str, block_size: int, requests: int
+    sftp: asyncssh.SFTPClient, path: str, block_size: int, requests: int, size: int | None = None
 ) -> str:
-    """The sha256 of a remote file read back over SFTP (for hosts without a hasher)."""
+    """The sha256 of a remote file (or of its first ``size`` bytes) read back over SFTP.
+
+    For hosts without a hasher, and SFTP servers chrooted where the shell is not.
+    """
     digest = hashlib.sha256()
     async with sftp.open(path, "rb", block_size=block_size) as remote:
-        size = (await remote.stat()).size or 0
+        if size is None:
+            size = (await remote.stat()).size or 0
         async for chunk in read_blocks(remote, size, block_size, requests):
             digest.update(chunk)
     return digest.hexdigest()
@@ -234,11 +285,17 @@ async def atomic_rename(sftp: asyncssh.SFTPClient, temp: str, final: str) -> Non
         await sftp.rename(temp, final)
 
 
-async def remove_quietly(sftp: asyncssh.SFTPClient, paths: Iterable[str]) -> None:
-    """Remove leftover temporary files, ignoring any that are already gone."""
+async def remove_quietly(sftp: asyncssh.SFTPClient, paths: Iterable[str]) -> list[str]:
+    """Remove leftover temporary files; the ones still there (any already gone are not)."""
+    left: list[str] = []
     for path in paths:
-        with contextlib.suppress(asyncssh.Error, OSError):
+        try:
             await sftp.remove(path)
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            pass
+        except (asyncssh.Error, OSError):
+            left.append(path)
+    return left
 
 
 async def bounded_gather(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
@@ -265,12 +322,14 @@ class Watchdog:
 
     ``kick()`` pushes the deadline ``stall`` seconds ahead; ``allow(seconds)``
     grants one longer wait (a remote hash of a big file, during which nothing
-    moves). When the deadline passes, ``on_stall`` runs (push and pull abort the
-    host's connection, which fails every request still waiting on it at once)
-    and ``expired`` turns true, so the caller reports a timeout.
+    moves). When the deadline passes, ``expired`` turns true, so the caller
+    reports a timeout, and ``on_stall`` runs (push first removes its temporary
+    files if the host still answers; both then abort the host's connection,
+    which fails every request still waiting on it at once). Leaving the
+    ``async with`` waits for ``on_stall`` to finish once it has started.
     """
 
-    def __init__(self, stall: float, on_stall: Callable[[], None]) -> None:
+    def __init__(self, stall: float, on_stall: Callable[[], Awaitable[None]]) -> None:
         self.stall = stall
         self.expired = False
         self._on_stall = on_stall
@@ -284,7 +343,8 @@ class Watchdog:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
+            if not self.expired:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _watch(self) -> None:
@@ -292,7 +352,7 @@ class Watchdog:
         while (left := self._deadline - loop.time()) > 0:
             await asyncio.sleep(left)
         self.expired = True
-        self._on_stall()
+        await self._on_stall()
 
     def kick(self) -> None:
         self.allow(self.stall)
@@ -300,6 +360,13 @@ class Watchdog:
     def allow(self, seconds: float) -> None:
         deadline = asyncio.get_running_loop().time() + max(seconds, self.stall)
         self._deadline = max(self._deadline, deadline)
+
+
+def some_of(items: Sequence[str], separator: str = "; ", shown: int = 3) -> str:
+    """The first ``shown`` of ``items`` joined, and how many more there are."""
+    text = separator.join(items[:shown])
+    more = len(items) - shown
+    return f"{text} (and {more} more)" if more > 0 else text
 
 
 def transfer_result(
@@ -311,9 +378,19 @@ def transfer_result(
     status: Status,
     error: str,
 ) -> HostResult:
-    """One host's push or pull result; a host the watchdog hung up on is a timeout."""
+    """One host's push or pull result; a host the watchdog hung up on is a timeout.
+
+    Temporary files that could not be removed (the host stopped answering) are named
+    in the reason, so the operator knows where they are.
+    """
     if dog.expired:
         status, error = Status.TIMEOUT, f"no progress for {dog.stall:g} s"
+    left = job.left_on_host() if job is not None else []
+    if left and status is not Status.OK:
+        error = (
+            f"{error}; left on the host: {some_of(left, ', ')}"
+            " (a push of the same files removes them after a day)"
+        )
     return HostResult(
         host=host.name,
         address=host.address,
@@ -408,6 +485,10 @@ class HostTransfer:
         # what SFTP reads and writes may hold at once: block size x requests
         self.in_flight = ByteBudget(max(1, options.requests) * options.block_size)
 
+    def left_on_host(self) -> list[str]:
+        """Temporary files this transfer made on the host and could not remove."""
+        return []
+
     async def host_hashes(self, paths: list[str], nbytes: int) -> dict[str, str] | None:
         """The host's own sha256 of ``paths`` (None: it has no hasher), with time allowed for it."""
         if not paths:
@@ -416,4 +497,20 @@ class HostTransfer:
         self.dog.allow(allowance)
         found = await remote_sha256(self.conn, paths, timeout=allowance)
         self.dog.kick()
+        return found
+
+    async def host_prefix_hashes(self, prefixes: list[tuple[str, int]]) -> dict[str, str]:
+        """The sha256 of the first N bytes of each (path, N), read back where the host cannot."""
+        if not prefixes:
+            return {}
+        allowance = self.dog.stall + sum(size for _, size in prefixes) / HASH_RATE
+        self.dog.allow(allowance)
+        found = await remote_prefix_sha256(self.conn, prefixes, timeout=allowance) or {}
+        self.dog.kick()
+        for path, size in prefixes:
+            if path not in found:
+                found[path] = await read_back_sha256(
+                    self.sftp, path, self.read_size, self.options.requests, size
+                )
+                self.dog.kick()
         return found

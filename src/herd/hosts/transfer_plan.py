@@ -4,6 +4,10 @@ Walking and hashing every source first means a missing or unreadable file stops
 the push with one line and exit 2 before anything is sent, and every host can
 compare its copy against one known sha256 (the idempotency check and the
 verification after the transfer).
+
+Where a source lands is rsync's rule (and Ansible copy's), which never depends
+on what already exists: a directory ``src/tree`` lands as ``DEST/tree``;
+``src/tree/`` (a trailing slash, or ``.``) puts its contents in ``DEST``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -29,6 +34,7 @@ __all__ = [
     "SourceTree",
     "TransferOptions",
     "TransferProgress",
+    "names_contents",
     "plan_push",
     "requests_per_host",
 ]
@@ -138,6 +144,7 @@ class SourceTree:
 
     name: str  # the basename it lands under in a destination directory
     is_dir: bool
+    contents: bool = False  # SRC ended in "/" (or is "."): its contents land in DEST itself
     dirs: tuple[LocalDir, ...] = ()  # parents before children
     files: tuple[LocalFile, ...] = ()
     links: tuple[LocalLink, ...] = ()
@@ -228,27 +235,60 @@ class _Walker:
         self._seen.discard(key)
 
 
-def plan_push(sources: list[Path], *, follow_symlinks: bool = False) -> PushPlan:
-    """Walk and hash every source; raise ``SourceError`` (exit 2) on the first bad one."""
+def names_contents(source: str) -> bool:
+    """Whether SRC, as typed, means a directory's contents: ``tree/``, ``tree/.``, ``.``, ``..``."""
+    return source.endswith("/") or source.rsplit("/", 1)[-1] in (".", "..")
+
+
+def _landing_paths(tree: SourceTree) -> tuple[list[str], list[str]]:
+    """Where ``tree``'s directories and its files and links land, relative to DEST."""
+    top = PurePosixPath("" if tree.contents else tree.name)
+
+    def under(relative: PurePosixPath) -> str:
+        return str(top / relative)
+
+    dirs = [under(d.relative) for d in tree.dirs]
+    return dirs, [under(f.relative) for f in tree.files] + [under(k.relative) for k in tree.links]
+
+
+def _check_overlaps(trees: list[SourceTree], given: list[str]) -> None:
+    """Refuse two sources that would put two things under one remote name."""
+    kinds: dict[str, bool] = {}  # landing path -> is a directory
+    for tree, source in zip(trees, given, strict=True):
+        dirs, others = _landing_paths(tree)
+        for path, is_dir in [(d, True) for d in dirs] + [(o, False) for o in others]:
+            if path in kinds and not (is_dir and kinds[path]):
+                raise SourceError(f"{source}: two sources would land under the same name {path!r}")
+            kinds[path] = is_dir
+
+
+def plan_push(sources: Sequence[str | Path], *, follow_symlinks: bool = False) -> PushPlan:
+    """Walk and hash every source; raise ``SourceError`` (exit 2) on the first bad one.
+
+    A source given as text ending in ``/`` (or naming ``.``) sends its contents.
+    """
     if not sources:
         raise SourceError("nothing to send: give at least one SRC")
     trees: list[SourceTree] = []
-    names: set[str] = set()
-    for source in sources:
-        info = _stat(source, follow_symlinks)
+    for given in sources:
+        source = Path(given)
+        contents = isinstance(given, str) and names_contents(given)
+        # rsync follows a link named with a trailing slash: the directory it points to
+        info = _stat(source, follow_symlinks or contents)
+        if contents and not stat.S_ISDIR(info.st_mode):
+            raise SourceError(f"{given}: not a directory (a trailing / sends its contents)")
         name = source.resolve().name if source.name in ("", ".", "..") else source.name
-        if name in names:
-            raise SourceError(f"{source}: two sources would land under the same name {name!r}")
-        names.add(name)
         walker = _Walker(follow_symlinks)
         walker.add(source, PurePosixPath("."), info)
         trees.append(
             SourceTree(
                 name=name,
                 is_dir=stat.S_ISDIR(info.st_mode),
+                contents=contents,
                 dirs=tuple(walker.dirs),
                 files=tuple(walker.files),
                 links=tuple(walker.links),
             )
         )
+    _check_overlaps(trees, [str(s) for s in sources])
     return PushPlan(tuple(trees))
