@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from herd.hosts.connect import Connector
     from herd.inventory.model import Host
 
-__all__ = ["FleetOptions", "confirm_many", "fleet_options", "prompt_secret", "reach"]
+__all__ = [
+    "FleetOptions",
+    "confirm_many",
+    "extra_vars_option",
+    "fleet_options",
+    "prompt_secret",
+    "reach",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +44,7 @@ class FleetOptions:
 
     pattern: str
     limit: str | None = None
+    extra_vars: tuple[str, ...] = ()  # the -e options as given
     forks: int | None = None
     connect_timeout: float | None = None
     host_keys: str | None = None
@@ -72,8 +80,16 @@ class FleetOptions:
         )
 
 
+extra_vars_option = click.option(
+    "-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
+    help="Set Ansible variables over every inventory value (repeatable): KEY=VALUE ...,"
+         " @FILE (YAML or JSON) or inline JSON/YAML, e.g. -e ansible_user=deploy."
+         " A command's environment is --env.",
+)  # fmt: skip
+
 _OPTIONS = [
     click.option("-l", "--limit", default=None, help="Further limit the hosts to this pattern."),
+    extra_vars_option,
     click.option("-f", "--forks", type=click.IntRange(min=1), default=None,
                  help="Hosts worked on at once (default 100)."),
     click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -168,7 +184,7 @@ def reach(
 
     if fleet.gather and fleet.as_json:
         raise ConfigError("--gather and --json are two output formats: choose one")
-    hosts = list(select_hosts(app, fleet.pattern, fleet.limit))
+    hosts = list(select_hosts(app, fleet.pattern, fleet.limit, fleet.extra_vars))
     options = ConnectOptions(
         connect_timeout=fleet.connect_timeout or settings.connect_timeout,
         host_keys=HostKeyMode.parse(fleet.host_keys or settings.host_keys),

@@ -4,8 +4,9 @@ Variables follow Ansible's precedence: the groups of a host (with all their
 ancestors) are applied in order of depth, then ``ansible_group_priority``,
 then name, so a child group beats its parent and, among siblings, the later
 name wins; then ``group_vars/`` files in the same order; then the host's own
-variables; then its ``host_vars/`` files. Hosts are resolved on first use and
-cached, so selecting ten hosts out of ten thousand resolves ten.
+variables; then its ``host_vars/`` files; then the extra variables (``-e``),
+above everything. Hosts are resolved on first use and cached, so selecting ten
+hosts out of ten thousand resolves ten.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ class Inventory:
         parents: dict[str, list[str]],
         depth: dict[str, int],
         sources: tuple[str, ...],
+        *,
+        extra_vars: Mapping[str, object] | None = None,
     ) -> None:
         self.sources = sources
+        self.extra_vars: Mapping[str, object] = MappingProxyType(dict(extra_vars or {}))
         self._groups = groups
         self._hosts = hosts
         self._parents = parents
@@ -185,7 +189,7 @@ class Inventory:
 
     def _resolve(self, data: HostData) -> Host:
         group_names, group_vars = self._group_chain(tuple(data.groups))
-        resolved = group_vars.copy().apply([data.vars, data.file_vars])
+        resolved = group_vars.copy().apply([data.vars, data.file_vars, self.extra_vars])
         return _make_host(data.name, group_names, resolved)
 
     def _implicit_localhost(self, name: str) -> Host:
@@ -194,6 +198,7 @@ class Inventory:
         resolved = Resolved().apply([all_group.vars, all_group.file_vars])
         if "connection" not in resolved.chosen:
             resolved.apply([{"ansible_connection": "local"}])
+        resolved.apply([self.extra_vars])
         return _make_host(name, (), resolved)
 
     # -- patterns ----------------------------------------------------------
