@@ -1,8 +1,10 @@
-"""herd's variables match ansible-core's with ``-e`` extra variables.
+"""herd's variables match ansible-core's: Jinja in inventory values, and ``-e`` extra variables.
 
 The references are the ansible-core installed in the virtualenv (the dev extra):
-``ansible-inventory --list`` (which applies ``-e``), and ansible-core's own
-``parse_kv`` for the ``KEY=VALUE`` form, in one subprocess per check.
+``ansible-inventory --list`` (which lists values as written, templates
+unrendered, and applies ``-e``), and ansible-core's own rendering of a host's
+variables, the ``hostvars`` view a play reads, with the command line parsed
+by ansible's own ``ansible`` CLI class, in one subprocess per inventory.
 """
 
 from __future__ import annotations
@@ -20,6 +22,33 @@ from herd.inventory.kv import KvError, parse_kv
 from .test_inventory_vs_ansible import DATA, VENV_BIN, run_ansible
 
 pytestmark = pytest.mark.system
+
+RENDERED = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from ansible import context
+from ansible.cli.adhoc import AdHocCLI
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.vars.hostvars import HostVars
+from ansible.vars.manager import VariableManager
+AdHocCLI(["ansible", *sys.argv[1:]]).parse()
+loader = DataLoader()
+inventory = InventoryManager(loader=loader, sources=context.CLIARGS["inventory"])
+manager = VariableManager(loader=loader, inventory=inventory)
+hostvars = HostVars(inventory=inventory, variable_manager=manager, loader=loader)
+names = json.loads(sys.stdin.read())
+answers = {}
+for host, keys in names.items():
+    view = hostvars[host]
+    answers[host] = {}
+    for key in keys:
+        try:
+            answers[host][key] = view[key]
+        except Exception as exc:
+            answers[host][key] = {"error": str(exc)}
+json.dump(answers, sys.stdout)
+"""
 
 KV_ORACLE = """
 import json, sys, warnings
@@ -53,6 +82,44 @@ def ansible_listed(source: Path, extra: list[str]) -> dict[str, dict[str, object
         argv += ["-e", option]
     listed: dict[str, dict[str, object]] = json.loads(run_ansible(argv, source.parent))
     return listed["_meta"]["hostvars"]  # type: ignore[return-value]
+
+
+def ansible_rendered(
+    source: Path, extra: list[str], names: dict[str, list[str]]
+) -> dict[str, dict[str, object]]:
+    argv = [sys.executable, "-c", RENDERED, "-i", str(source), "all"]
+    for option in extra:
+        argv += ["-e", option]
+    rendered: dict[str, dict[str, object]] = json.loads(
+        run_ansible(argv, source.parent, json.dumps(names))
+    )
+    return rendered
+
+
+@pytest.mark.parametrize(
+    ("inventory", "extra"),
+    [
+        ("templated", []),
+        ("templated", ["net=10.99 dc=nyc", '{"port_base": 3000}']),
+        ("templated.ini", []),
+        ("templated.ini", ["subnet=192.168.9", '{"idx": 7}']),
+    ],
+)
+def test_jinja_values_render_as_ansible_renders_them(
+    inventory: str, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = DATA / inventory
+    herd = herd_vars(capsys, source, extra)
+    listed = ansible_listed(source, extra)
+    # the same variables as ansible-inventory --list, whose values are the unrendered sources
+    assert {h: sorted(v) for h, v in herd.items()} == {h: sorted(v) for h, v in listed.items()}
+    rendered = ansible_rendered(source, extra, {h: sorted(v) for h, v in listed.items()})
+    templates = 0
+    for host, variables in herd.items():
+        for key, value in variables.items():
+            assert rendered[host][key] == value, f"{inventory} {extra}: {host} {key}"
+            templates += rendered[host][key] != listed[host][key]
+    assert templates >= 5  # the inventory does hold templates that rendered
 
 
 EXTRA_CASES = [

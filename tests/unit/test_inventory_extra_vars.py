@@ -168,11 +168,13 @@ def test_hosts_never_prints_a_secret_given_with_e(capsys: pytest.CaptureFixture[
     code, out, _ = run(
         capsys, "-i", PRECEDENCE, "hosts", "h1", "--json",
         "-e", "ansible_password=hunter2 ansible_become_password=s3cret",
+        "-e", "login={{ ansible_user | default('root') }}:{{ ansible_password }}",
     )  # fmt: skip
     assert code == 0
     assert "hunter2" not in out and "s3cret" not in out
     variables = json.loads(out)["vars"]
     assert variables["ansible_password"] == variables["ansible_become_password"] == "********"
+    assert variables["login"] == "********"  # rendered from a secret, so a secret too
 
 
 def test_bad_e_exits_2_with_one_line_and_nothing_selected(

@@ -80,7 +80,8 @@ def hosts(
 
     PATTERN is Ansible's: 'all', names, globs (web*), regexes (~web\\d+), unions
     (a:b), intersections (a:&b), exclusions (a:!b), subscripts (web[0:2]), and
-    @failed / @ID:failed from the operation log. -e sets variables over every other.
+    @failed / @ID:failed from the operation log. Jinja templates in variables
+    are rendered ({{ base }}.8); -e sets variables over every other.
     """
     selected = select_hosts(app, pattern, limit, extra_vars)
     if count:

@@ -10,7 +10,8 @@ Each ``-e`` is one of (in the order ansible-core tries them):
 
 An empty ``-e`` is ignored; a later ``-e`` wins over an earlier one for the same
 name (whole values, no deep merge). Extra variables are Ansible's highest
-precedence: they beat every host and group variable.
+precedence: they beat every host and group variable. A template in one is
+rendered per host like any inventory value (``herd.inventory.rendering``).
 
 herd is stricter than ansible-core where ansible-core would silently do
 something nobody meant: a name that is not a variable name is an error (Ansible
