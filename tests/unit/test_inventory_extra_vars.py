@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from herd.cli.main import main
+from herd.core.audit import AuditLog
 from herd.errors import InventoryError, UsageError
 from herd.inventory import load_inventory
 from herd.inventory.extra_vars import parse_extra_vars
@@ -195,3 +196,27 @@ def test_run_push_and_pull_take_e_too(capsys: pytest.CaptureFixture[str]) -> Non
         code, _, err = run(capsys, "-i", PRECEDENCE, *command)
         assert code == 2, command
         assert "use herd run --env PATH=VALUE" in err, command
+
+
+def test_secrets_given_with_e_in_any_form_stay_out_of_the_operation_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
+) -> None:
+    source = tmp_path / "inv.ini"
+    source.write_text("[here]\nnode1 ansible_connection=local\n")
+    code, _, err = run(
+        capsys, "-i", str(source), "run", "all",
+        "-e", "ansible_password=hunter1",
+        "-e", '{"ansible_become_password": "hunter2"}',
+        "-e", "{db_token: hunter3}",
+        "--", "true",
+    )  # fmt: skip
+    assert code == 0, err
+    with AuditLog(isolated_env / "operations.db", check_writable=False) as log:
+        op_id = log.last_operation_id()
+        assert op_id is not None
+        record = log.operation(op_id)
+    assert record is not None
+    assert "-e" in record.argv
+    assert "hunter" not in " ".join(record.argv)
+    for stored in isolated_env.glob("operations.db*"):
+        assert b"hunter" not in stored.read_bytes()
