@@ -7,21 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from herd.cli.main import main
 from herd.core.audit import AuditLog
 from herd.errors import InventoryError, UsageError
 from herd.inventory import load_inventory
 from herd.inventory.extra_vars import parse_extra_vars
 from herd.inventory.kv import KvError, parse_kv, split_args
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "inventories"
+from .test_inventory_cli import DATA, run
+
 PRECEDENCE = str(DATA / "precedence.ini")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(
