@@ -84,7 +84,7 @@ extra_vars_option = click.option(
     "-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
     help="Set Ansible variables over every inventory value (repeatable): KEY=VALUE ...,"
          " @FILE (YAML or JSON) or inline JSON/YAML, e.g. -e ansible_user=deploy."
-         " A command's environment is --env.",
+         " (The environment of a command: herd run --env.)",
 )  # fmt: skip
 
 _OPTIONS = [
