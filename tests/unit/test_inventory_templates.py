@@ -181,6 +181,11 @@ def test_a_rendered_connection_value_is_checked_like_a_written_one(tmp_path: Pat
         inv.host("h1")
 
 
+def test_group_priority_is_read_when_loading_so_it_cannot_be_a_template(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match=r"ansible_group_priority must be a whole number"):
+        inventory(tmp_path, "all:\n  vars:\n    ansible_group_priority: '{{ 3 }}'\n")
+
+
 def test_a_variable_nothing_reads_does_not_stop_the_host(tmp_path: Path) -> None:
     # as in Ansible: a template naming a fact breaks only what reads it
     inv = inventory(

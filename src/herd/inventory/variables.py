@@ -93,8 +93,8 @@ def check_variable(key: str, value: object, path: str, line: int | None) -> obje
 
     A template is let through: its rendered value is checked per host (``check_rendered``).
     """
-    if key not in _CONNECTION_KEYS or contains_template(value):
-        return value
+    if key not in _CONNECTION_KEYS or (key in _FIELD_OF and contains_template(value)):
+        return value  # ansible_group_priority is read at load time, as by ansible-core
     problem = _problem(_FIELD_OF.get(key, key), value)
     if problem is not None:
         raise InventoryError(f"{key} must be {problem}, not {value!r}", path=path, line=line)
