@@ -208,7 +208,8 @@ class Inventory:
     def _resolve(self, data: HostData) -> Host:
         group_names, group_vars, templated = self._group_chain(tuple(data.groups))
         resolved = group_vars.copy().apply([data.vars, data.file_vars, self.extra_vars])
-        if templated or self._extra_templated or _templated(data.vars, data.file_vars):
+        own = data.vars or data.file_vars  # most hosts of a big inventory have none
+        if templated or self._extra_templated or (own and _templated(data.vars, data.file_vars)):
             return self._rendered(data.name, group_names, resolved)
         return _make_host(data.name, group_names, resolved)
 
