@@ -95,11 +95,13 @@ class GroupsView(Mapping[str, list[str]]):
 
 def host_magic(name: str, groups: Sequence[str]) -> dict[str, object]:
     """``inventory_hostname``, ``inventory_hostname_short`` and ``group_names`` for a host."""
-    try:
-        ipaddress.ip_address(name)
-        short = name
-    except ValueError:
-        short = name.split(".", maxsplit=1)[0]
+    short = name.split(".", maxsplit=1)[0]
+    if short != name and (":" in name or name.replace(".", "").isdigit()):
+        try:  # an address is its own short name (only parsed when it may be one: it is slow)
+            ipaddress.ip_address(name)
+            short = name
+        except ValueError:
+            pass
     return {
         "inventory_hostname": name,
         "inventory_hostname_short": short,
