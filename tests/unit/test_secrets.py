@@ -21,6 +21,10 @@ from herd.core.sizes import format_size, parse_size
         ("PATH=/usr/bin:/bin", "PATH=/usr/bin:/bin"),
         ("uptime", "uptime"),
         ("EMPTY_PASS=", "EMPTY_PASS="),
+        ('{"ansible_password": "a b", "user": "x"}', '{"ansible_password": ***, "user": "x"}'),
+        ("{ansible_become_pass: s3cret, n: 1}", "{ansible_become_pass: ***, n: 1}"),
+        ("{'db_token':'q'}", "{'db_token':***}"),
+        ("https://host:8443/x", "https://host:8443/x"),
     ],
 )
 def test_values_of_secret_named_variables_and_url_passwords_are_masked(

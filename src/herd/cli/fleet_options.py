@@ -34,6 +34,7 @@ __all__ = [
     "SettingOption",
     "become_options",
     "confirm_many",
+    "extra_vars_option",
     "fleet_options",
     "given_become",
     "prompt_secret",
@@ -49,6 +50,7 @@ class FleetOptions:
 
     pattern: str
     limit: str | None = None
+    extra_vars: tuple[str, ...] = ()  # the -e options as given
     forks: int | None = None
     user: str | None = None
     port: int | None = None
@@ -112,8 +114,16 @@ def _defaults_in_force(ctx: click.Context) -> dict[str, str]:
     return help_defaults(run)
 
 
+extra_vars_option = click.option(
+    "-e", "--extra-vars", "extra_vars", multiple=True, metavar="VARS",
+    help="Set Ansible variables over every inventory value (repeatable): KEY=VALUE ...,"
+         " @FILE (YAML or JSON) or inline JSON/YAML, e.g. -e ansible_user=deploy."
+         " (The environment of a command: herd run --env.)",
+)  # fmt: skip
+
 _OPTIONS = [
     click.option("-l", "--limit", default=None, help="Further limit the hosts to this pattern."),
+    extra_vars_option,
     click.option("-f", "--forks", type=click.IntRange(min=1), default=None, cls=SettingOption,
                  help="Hosts worked on at once (default {forks})."),
     click.option("-u", "--user", default=None, metavar="USER",
@@ -266,7 +276,7 @@ def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reache
 
     if fleet.gather and fleet.as_json:
         raise ConfigError("--gather and --json are two output formats: choose one")
-    hosts, reader = select_targets(app, fleet.pattern, fleet.limit)
+    hosts, reader = select_targets(app, fleet.pattern, fleet.limit, fleet.extra_vars)
     options = ConnectOptions(
         connect_timeout=fleet.connect_timeout,
         host_keys=HostKeyMode(fleet.host_keys) if fleet.host_keys else None,

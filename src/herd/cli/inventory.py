@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import click
 
 from herd.cli.context import AppContext, pass_app
+from herd.cli.fleet_options import extra_vars_option
 from herd.cli.targets import load_app_inventory, select_hosts
 from herd.core.hostset import FoldReader, fold
 from herd.inventory import Group, Host, Inventory
@@ -67,15 +68,26 @@ def _dumps(record: Mapping[str, object]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host, every variable.")
 @click.option("--count", is_flag=True, help="Print only how many hosts match.")
 @click.option("-l", "--limit", metavar="PATTERN", help="Keep only hosts also matching PATTERN.")
+@extra_vars_option
 @pass_app
-def hosts(app: AppContext, pattern: str, as_json: bool, count: bool, limit: str | None) -> int:
+def hosts(
+    app: AppContext,
+    /,
+    *,
+    pattern: str,
+    as_json: bool,
+    count: bool,
+    limit: str | None,
+    extra_vars: tuple[str, ...],
+) -> int:
     """List the hosts PATTERN matches: name, address, port, user and groups.
 
     PATTERN is Ansible's: 'all', names, globs (web*), regexes (~web\\d+), unions
     (a:b), intersections (a:&b), exclusions (a:!b), subscripts (web[0:2]), and
-    @failed / @ID:failed from the operation log.
+    @failed / @ID:failed from the operation log. Jinja templates in variables
+    are rendered ({{ base }}.8); -e sets variables over every other.
     """
-    selected = select_hosts(app, pattern, limit)
+    selected = select_hosts(app, pattern, limit, extra_vars)
     if count:
         click.echo(str(len(selected)))
     elif as_json:

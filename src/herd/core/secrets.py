@@ -4,7 +4,8 @@ A variable whose name says it holds a secret (``DB_PASSWORD``, ``API_TOKEN``,
 ``AWS_SECRET_ACCESS_KEY``, ``PGPASS``: any name containing PASSWORD, PASS,
 TOKEN, SECRET or KEY, in any case) keeps its name and loses its value,
 wherever an assignment of it appears: ``--env DB_PASSWORD=hunter2``,
-``-eTOKEN=x``, or inside the command (``TOKEN='a b' ./deploy``). So does the
+``-eTOKEN=x``, inside the command (``TOKEN='a b' ./deploy``), or as an entry
+of inline JSON or YAML (``-e '{"ansible_password": "x"}'``). So does the
 password of a URL (``ftp://alice:pw@host``). To pass a secret without it
 appearing anywhere, use ``--env NAME`` (the value comes from herd's own
 environment) instead of masking after the fact.
@@ -25,6 +26,11 @@ _ASSIGNMENT = re.compile(
     r"(?<![A-Za-z0-9_])(?P<name>[A-Za-z_][A-Za-z0-9_]*)="
     r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s;&|'"]*)"""
 )
+# "NAME": VALUE or NAME: VALUE, an entry of inline JSON or YAML
+_ENTRY = re.compile(
+    r"""(?<![A-Za-z0-9_])(?P<head>(?P<quote>["']?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P=quote)\s*:\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,}\]]+)"""
+)
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^/\s@]*(?=@)")
 
 
@@ -41,11 +47,18 @@ def _masked(match: re.Match[str]) -> str:
     return f"{name}={mask_secrets(value)}"
 
 
+def _masked_entry(match: re.Match[str]) -> str:
+    return f"{match['head']}{MASK}" if is_secret_name(match["name"]) else match[0]
+
+
 def mask_secrets(text: str) -> str:
     """``text`` with the values of secret-named variables and URL passwords masked."""
-    if "=" not in text and "://" not in text:
+    if "=" not in text and ":" not in text:
         return text
-    return _URL_PASSWORD.sub(rf"\g<head>{MASK}", _ASSIGNMENT.sub(_masked, text))
+    masked = _ASSIGNMENT.sub(_masked, text)
+    if ":" in masked:
+        masked = _URL_PASSWORD.sub(rf"\g<head>{MASK}", _ENTRY.sub(_masked_entry, masked))
+    return masked
 
 
 def mask_argv(argv: Iterable[str]) -> list[str]:

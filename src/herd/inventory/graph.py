@@ -4,8 +4,10 @@ Variables follow Ansible's precedence: the groups of a host (with all their
 ancestors) are applied in order of depth, then ``ansible_group_priority``,
 then name, so a child group beats its parent and, among siblings, the later
 name wins; then ``group_vars/`` files in the same order; then the host's own
-variables; then its ``host_vars/`` files. Hosts are resolved on first use and
-cached, so selecting ten hosts out of ten thousand resolves ten.
+variables; then its ``host_vars/`` files; then the extra variables (``-e``),
+above everything. Hosts are resolved on first use and cached, so selecting ten
+hosts out of ten thousand resolves ten. A host whose variables hold a Jinja
+template is rendered (``herd.inventory.rendering``); the others never load Jinja.
 """
 
 from __future__ import annotations
@@ -13,11 +15,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from herd.errors import PatternError
+from herd.errors import InventoryError, PatternError
 from herd.inventory.data import GroupData, HostData
 from herd.inventory.model import Host
-from herd.inventory.variables import Resolved, connection_fields, merge_levels
+from herd.inventory.variables import (
+    SSH_ARGS,
+    Resolved,
+    check_rendered,
+    connection_fields,
+    contains_template,
+    merge_levels,
+)
+
+if TYPE_CHECKING:
+    from herd.inventory.rendering import GroupsView
+    from herd.inventory.templating import Templates
 
 __all__ = ["Group", "Inventory"]
 
@@ -46,8 +60,12 @@ class Inventory:
         parents: dict[str, list[str]],
         depth: dict[str, int],
         sources: tuple[str, ...],
+        *,
+        extra_vars: Mapping[str, object] | None = None,
     ) -> None:
         self.sources = sources
+        self.extra_vars: Mapping[str, object] = MappingProxyType(dict(extra_vars or {}))
+        self._extra_templated = _templated(self.extra_vars)
         self._groups = groups
         self._hosts = hosts
         self._parents = parents
@@ -57,8 +75,10 @@ class Inventory:
         self._resolved: dict[str, Host] = {}
         self._members: dict[str, list[str]] = {}
         self._ancestors: dict[str, frozenset[str]] = {}
-        self._chains: dict[tuple[str, ...], tuple[tuple[str, ...], Resolved]] = {}
+        self._chains: dict[tuple[str, ...], tuple[tuple[str, ...], Resolved, bool]] = {}
         self._group_views: dict[str, Group] | None = None
+        self._templates: Templates | None = None
+        self._groups_view: GroupsView | None = None
 
     # -- names -------------------------------------------------------------
 
@@ -167,7 +187,8 @@ class Inventory:
             self._resolved[name] = found
         return found
 
-    def _group_chain(self, direct: tuple[str, ...]) -> tuple[tuple[str, ...], Resolved]:
+    def _group_chain(self, direct: tuple[str, ...]) -> tuple[tuple[str, ...], Resolved, bool]:
+        """A group set's groups, their merged variables, and whether any value is a template."""
         chain = self._chains.get(direct)
         if chain is None:
             every: set[str] = {"all"}
@@ -177,15 +198,19 @@ class Inventory:
             levels: list[Mapping[str, object]] = [self._groups[g].vars for g in ordered]
             levels += [self._groups[g].file_vars for g in ordered]
             names = tuple(sorted(g for g in every if g != "all"))
-            chain = self._chains[direct] = (names, Resolved().apply(levels))
+            merged = Resolved().apply(levels)
+            chain = self._chains[direct] = (names, merged, _templated(merged.values))
         return chain
 
     def _group_sort_key(self, group: str) -> tuple[int, int, str]:
         return self._depth[group], self._priority[group], group
 
     def _resolve(self, data: HostData) -> Host:
-        group_names, group_vars = self._group_chain(tuple(data.groups))
-        resolved = group_vars.copy().apply([data.vars, data.file_vars])
+        group_names, group_vars, templated = self._group_chain(tuple(data.groups))
+        resolved = group_vars.copy().apply([data.vars, data.file_vars, self.extra_vars])
+        own = data.vars or data.file_vars  # most hosts of a big inventory have none
+        if templated or self._extra_templated or (own and _templated(data.vars, data.file_vars)):
+            return self._rendered(data.name, group_names, resolved)
         return _make_host(data.name, group_names, resolved)
 
     def _implicit_localhost(self, name: str) -> Host:
@@ -194,7 +219,37 @@ class Inventory:
         resolved = Resolved().apply([all_group.vars, all_group.file_vars])
         if "connection" not in resolved.chosen:
             resolved.apply([{"ansible_connection": "local"}])
+        resolved.apply([self.extra_vars])
+        if _templated(resolved.values):
+            return self._rendered(name, (), resolved)
         return _make_host(name, (), resolved)
+
+    def _rendered(self, name: str, groups: tuple[str, ...], resolved: Resolved) -> Host:
+        """A host whose variables hold templates: its connection variables rendered and checked."""
+        from herd.inventory.rendering import GroupsView, HostScope, RenderedVars, host_magic
+        from herd.inventory.templating import Templates
+
+        if self._templates is None:
+            self._templates = Templates()
+            self._groups_view = GroupsView(self.group_names, self.members)
+        magic: dict[str, object] = {
+            key: value
+            for key, value in host_magic(name, groups).items()
+            if key not in self.extra_vars  # -e beats these, as in Ansible
+        }
+        magic["groups"] = self._groups_view
+        scope = HostScope(name, resolved.values, magic, self._templates)
+        used = {*resolved.chosen.values(), *(key for key in SSH_ARGS if key in resolved.values)}
+        rendered = Resolved({key: scope.value(key) for key in used}, dict(resolved.chosen))
+        for key in resolved.chosen.values():
+            problem = check_rendered(key, rendered.values[key])
+            if problem is not None:
+                raw = resolved.values[key]
+                source = f" (rendered from {raw!r})" if contains_template(raw) else ""
+                given = " (given with -e)" if key in self.extra_vars else ""
+                raise InventoryError(f"host {name!r}: {problem}{source}{given}")
+        fields = connection_fields(name, rendered)
+        return Host(name=name, groups=groups, vars=RenderedVars(scope), **fields)  # type: ignore[arg-type]
 
     # -- patterns ----------------------------------------------------------
 
@@ -214,6 +269,11 @@ class Inventory:
         from herd.inventory.patterns import select_names
 
         return [self.host(name) for name in select_names(self, pattern, limit, failed)]
+
+
+def _templated(*levels: Mapping[str, object]) -> bool:
+    """Whether any value of ``levels`` holds a Jinja template."""
+    return any(contains_template(value) for level in levels for value in level.values())
 
 
 def _make_host(name: str, groups: tuple[str, ...], resolved: Resolved) -> Host:

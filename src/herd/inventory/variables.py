@@ -5,6 +5,9 @@ that file and line) and read into ``Host``'s fields once the precedence chain
 has picked its value. Where one level sets ``port`` and a more specific level
 sets ``ansible_port``, the more specific level wins, whichever spelling it uses;
 every variable is still shown as written, as Ansible shows it.
+
+A value holding a Jinja template (``"{{ base }}.8"``) is checked once it is
+rendered, for the host that uses it (``herd.inventory.rendering``).
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from herd.errors import InventoryError
 
 __all__ = [
     "CONNECTION_FIELDS",
     "SECRET_VARIABLE",
+    "SSH_ARGS",
+    "KnowsSecrets",
     "Resolved",
+    "UnsafeText",
+    "check_rendered",
     "check_variable",
     "connection_fields",
+    "contains_template",
+    "is_template",
     "mask_secrets",
     "merge_levels",
 ]
@@ -41,6 +51,8 @@ CONNECTION_FIELDS: dict[str, tuple[str, ...]] = {
 _FIELD_OF = {name: host_field for host_field, names in CONNECTION_FIELDS.items() for name in names}
 _TWINS = {name: CONNECTION_FIELDS[_FIELD_OF[name]] for name in _FIELD_OF}
 _CONNECTION_KEYS = frozenset(_FIELD_OF) | {"ansible_group_priority"}
+# Ansible's extra ssh arguments, read for a ProxyJump when no jump is set
+SSH_ARGS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 
 SECRET_VARIABLE = re.compile(r"(^|_)(password|pass|passphrase|secret|token)$", re.IGNORECASE)
 MASK = "********"
@@ -50,14 +62,51 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+class UnsafeText(str):
+    """Text marked ``!unsafe`` in YAML: Ansible never renders it as a template, nor does herd."""
+
+    __slots__ = ()
+
+
+def is_template(text: str) -> bool:
+    """Whether Ansible would render ``text`` with Jinja: it holds ``{{``, ``{%`` or ``{#``."""
+    return "{{" in text or "{%" in text or "{#" in text or text.startswith("#jinja2:")
+
+
+def contains_template(value: object) -> bool:
+    """Whether ``value`` is, or holds in a list or a mapping's values, a template to render.
+
+    Only plain ``str`` counts: text marked ``!unsafe`` in YAML is a ``str`` subclass
+    that Ansible never renders.
+    """
+    if type(value) is str:
+        return is_template(value)
+    if isinstance(value, list):
+        return any(contains_template(item) for item in value)
+    if isinstance(value, dict):
+        return any(contains_template(item) for item in value.values())
+    return False
+
+
 def check_variable(key: str, value: object, path: str, line: int | None) -> object:
-    """``value`` unchanged if ``key`` may hold it; an ``InventoryError`` at path:line if not."""
-    if key not in _CONNECTION_KEYS:
-        return value
+    """``value`` unchanged if ``key`` may hold it; an ``InventoryError`` at path:line if not.
+
+    A template is let through: its rendered value is checked per host (``check_rendered``).
+    """
+    if key not in _CONNECTION_KEYS or (key in _FIELD_OF and contains_template(value)):
+        return value  # ansible_group_priority is read at load time, as by ansible-core
     problem = _problem(_FIELD_OF.get(key, key), value)
     if problem is not None:
         raise InventoryError(f"{key} must be {problem}, not {value!r}", path=path, line=line)
     return value
+
+
+def check_rendered(key: str, value: object) -> str | None:
+    """What is wrong with the rendered ``value`` of connection variable ``key``, or None."""
+    if key not in _CONNECTION_KEYS:
+        return None
+    problem = _problem(_FIELD_OF.get(key, key), value)
+    return None if problem is None else f"{key} must be {problem}, not {value!r}"
 
 
 def _port_ok(value: object) -> bool:
@@ -200,7 +249,7 @@ def _proxy_jump(values: Mapping[str, object]) -> str | None:
     The arguments are split as the shell would, so ``-J`` inside another
     option's value (a path such as ``/tmp/x-Jy/known_hosts``) is not a jump.
     """
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+    for key in SSH_ARGS:
         args = values.get(key)
         if not isinstance(args, str):
             continue
@@ -219,9 +268,26 @@ def _proxy_jump(values: Mapping[str, object]) -> str | None:
     return None
 
 
+@runtime_checkable
+class KnowsSecrets(Protocol):
+    """Variables that know which of their values were rendered from a secret."""
+
+    def from_secret(self, key: str) -> bool:
+        """Whether the value of ``key`` was computed from a secret-named variable."""
+        ...
+
+
 def mask_secrets(variables: Mapping[str, object]) -> dict[str, object]:
-    """A copy of ``variables`` with passwords and other secrets replaced by a mask."""
+    """A copy of ``variables`` with passwords and other secrets replaced by a mask.
+
+    A value rendered from a secret (``"{{ ansible_user }}:{{ ansible_password }}"``)
+    is masked too, whatever its own name.
+    """
+    values = dict(variables)
+    derived = variables.from_secret if isinstance(variables, KnowsSecrets) else None
     return {
-        key: (MASK if SECRET_VARIABLE.search(key) and value is not None else value)
-        for key, value in variables.items()
+        key: MASK
+        if value is not None and (SECRET_VARIABLE.search(key) or (derived and derived(key)))
+        else value
+        for key, value in values.items()
     }

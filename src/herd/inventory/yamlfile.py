@@ -16,6 +16,7 @@ import yaml
 from herd.errors import InventoryError
 from herd.inventory.data import InventoryData, Origin
 from herd.inventory.ini import parse_host_pattern
+from herd.inventory.variables import UnsafeText
 
 __all__ = ["VAULTED", "YamlError", "line_of", "load_yaml", "read_yaml"]
 
@@ -25,7 +26,7 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 
 def _unsafe(loader: Any, node: Any) -> object:
-    return loader.construct_scalar(node)
+    return UnsafeText(loader.construct_scalar(node))
 
 
 def _vault(loader: Any, node: Any) -> object:
