@@ -27,6 +27,10 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -132,3 +136,49 @@ def make_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
         for fleet in made:
             with contextlib.suppress(LabError):  # the test brought it down itself
                 fleet.down()
+
+
+def need_sudo() -> None:
+    if shutil.which("sudo") is None:
+        if os.geteuid() != 0:
+            pytest.skip("sudo is not installed and we are not root")
+        pytest.fail("sudo is missing although we run as root: `make test` installs it")
+    if subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("this user cannot sudo without a password")
+
+
+@pytest.fixture
+def bash_sudoer(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Fleet, str, str]]:
+    """A one-host fleet whose login user has bash as shell and a sudo that asks a password.
+
+    sudo without a terminal remembers a password per parent process; a bash that
+    replaced itself with the last command's sudo lost it (dash keeps it), so this is
+    the case the lab's own login user never met.
+    """
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root (to add a user) and useradd")
+    need_sudo()
+    name = f"herdsu{os.getpid() % 100000}"
+    password = f"pw-{time.monotonic_ns()}"
+    sudoers = Path(f"/etc/sudoers.d/{name}")
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
+    # a fleet directory the new user may read its authorized_keys from (sshd reads it as them)
+    top = Path(tempfile.mkdtemp(prefix="herd-sudo-"))
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        sudoers.write_text(f"{name} ALL=(ALL:ALL) ALL\n")
+        sudoers.chmod(0o440)
+        top.chmod(0o755)
+        fleet = start_fleet(top / "lab", 1)
+        try:
+            (top / "lab").chmod(0o755)
+            fleet.files.authorized_keys.chmod(0o644)
+            yield fleet, name, password
+        finally:
+            fleet.down()
+    finally:
+        sudoers.unlink(missing_ok=True)
+        subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
+        shutil.rmtree(top, ignore_errors=True)

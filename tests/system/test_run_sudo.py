@@ -11,12 +11,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +21,10 @@ import yaml
 from herd.cli.main import main
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet, start_fleet
+from .conftest import Fleet, need_sudo
 from .test_run_faults import with_user
 
 pytestmark = pytest.mark.system
-
-
-def need_sudo() -> None:
-    if shutil.which("sudo") is None:
-        if os.geteuid() != 0:
-            pytest.skip("sudo is not installed and we are not root")
-        pytest.fail("sudo is missing although we run as root: `make test` installs it")
-    if subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode:
-        pytest.skip("this user cannot sudo without a password")
 
 
 def test_sudo_runs_the_command_as_root_with_its_variables_and_stdin(
@@ -112,43 +99,6 @@ def test_a_command_failing_under_sudo_is_never_ok(
     assert code == 1
     (row,) = map(json.loads, out.splitlines())
     assert (row["status"], row["exit_status"]) == ("failed", 3)
-
-
-@pytest.fixture
-def bash_sudoer(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Fleet, str, str]]:
-    """A one-host fleet whose login user has bash as shell and a sudo that asks a password.
-
-    sudo without a terminal remembers a password per parent process; a bash that
-    replaced itself with the last command's sudo lost it (dash keeps it), so this is
-    the case the lab's own login user never met.
-    """
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root (to add a user) and useradd")
-    need_sudo()
-    name = f"herdsu{os.getpid() % 100000}"
-    password = f"pw-{time.monotonic_ns()}"
-    sudoers = Path(f"/etc/sudoers.d/{name}")
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
-    # a fleet directory the new user may read its authorized_keys from (sshd reads it as them)
-    top = Path(tempfile.mkdtemp(prefix="herd-sudo-"))
-    try:
-        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
-        sudoers.write_text(f"{name} ALL=(ALL:ALL) ALL\n")
-        sudoers.chmod(0o440)
-        top.chmod(0o755)
-        fleet = start_fleet(top / "lab", 1)
-        try:
-            (top / "lab").chmod(0o755)
-            fleet.files.authorized_keys.chmod(0o644)
-            yield fleet, name, password
-        finally:
-            fleet.down()
-    finally:
-        sudoers.unlink(missing_ok=True)
-        subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_ask_become_pass_works_when_the_login_shell_is_bash(

@@ -33,12 +33,14 @@ __all__ = [
     "Reached",
     "SettingOption",
     "become_options",
+    "check_become",
     "confirm_many",
     "extra_vars_option",
     "fleet_options",
     "given_become",
     "prompt_secret",
     "reach",
+    "with_become_password",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,6 +203,21 @@ def given_become(
     become = Become(method=method or "sudo", user=user or "root")
     check(replace(become, password="") if ask_password else become, "--become-method")
     return become
+
+
+def with_become_password(become: Become | None, ask: bool) -> Become | None:
+    """The command line's become, with the password -K asks for (once, before any host)."""
+    if become is None or not ask:
+        return become
+    return replace(become, password=prompt_secret(f"{become.method} password"))
+
+
+def check_become(hosts: list[Host], become: Become | None) -> None:
+    """Each host's become as its inventory says, checked now: exit 2 before anything runs."""
+    from herd.hosts.become import become_for
+
+    for host in hosts:
+        become_for(host, become)
 
 
 def fleet_options(command: F) -> F:

@@ -26,10 +26,11 @@ from herd.cli.fleet_options import (
     FleetOptions,
     SettingOption,
     become_options,
+    check_become,
     fleet_options,
     given_become,
-    prompt_secret,
     reach,
+    with_become_password,
 )
 from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
@@ -65,15 +66,6 @@ def parse_env(
             value = environ[name]
         parsed.append((name, value))
     return tuple(parsed)
-
-
-def _with_password(become: Become | None, ask: bool) -> Become | None:
-    """The command line's become, with the password -K asks for (once, before any host)."""
-    if become is None or not ask:
-        return become
-    from dataclasses import replace
-
-    return replace(become, password=prompt_secret(f"{become.method} password"))
 
 
 def _no_zero(timeout: float | None) -> float | None:
@@ -170,19 +162,17 @@ def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
     from herd.cli.operation import run_operation
     from herd.core.settings import load_settings
-    from herd.hosts.become import become_for
     from herd.hosts.command import RemoteCommand
     from herd.hosts.remote import run_on_host
 
     settings = load_settings(app.paths.settings_file).run
     with stdin_source(request.stdin) as stdin:
         hosts, connector, reader = reach(app, request.fleet, settings)
-        for host in hosts:  # a host's become variables that cannot work: exit 2, nothing run
-            become_for(host, request.become)
+        check_become(hosts, request.become)
         remote = RemoteCommand(
             command=request.command,
             env=request.env,
-            become=_with_password(request.become, request.ask_become_pass),
+            become=with_become_password(request.become, request.ask_become_pass),
             stdin=stdin,
             timeout=_no_zero(
                 request.timeout if request.timeout is not None else settings.command_timeout

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from herd.cli.context import AppContext, pass_app
-from herd.cli.fleet_options import FleetOptions, fleet_options, reach
+from herd.cli.fleet_options import (
+    FleetOptions,
+    become_options,
+    check_become,
+    fleet_options,
+    given_become,
+    reach,
+    with_become_password,
+)
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -51,7 +59,7 @@ def _transfer_options(command: F) -> F:
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
-    return fleet_options(command)
+    return become_options(fleet_options(command))
 
 
 def _mode(text: str | None) -> int | None:
@@ -72,6 +80,7 @@ class _Display:
 
     progress: bool  # the progress bar on a terminal
     workers: int | None  # worker processes; None: herd decides by cores and hosts
+    ask_become_pass: bool = False  # -K: ask once, after the hosts are known to be fine
 
 
 def _split_options(
@@ -80,14 +89,23 @@ def _split_options(
     """The transfer's own options, those shared with run, and how to carry and show it."""
     from herd.hosts.transfer_plan import TransferOptions
 
+    ask = opts.pop("ask_become_pass")
     options = TransferOptions(
         mkdir=mkdir,
         mode=_mode(opts.pop("mode")),
         follow_symlinks=opts.pop("follow_links"),
         verify=not opts.pop("no_verify"),
         stall_timeout=opts.pop("stall_timeout"),
+        become=given_become(
+            opts.pop("become") or ask,
+            opts.pop("become_user"),
+            opts.pop("become_method"),
+            ask_password=ask,
+        ),
     )
-    display = _Display(progress=not opts.pop("no_progress"), workers=opts.pop("workers"))
+    display = _Display(
+        progress=not opts.pop("no_progress"), workers=opts.pop("workers"), ask_become_pass=ask
+    )
     return options, FleetOptions.take(pattern, opts), display
 
 
@@ -152,6 +170,10 @@ def _execute(
     kind = job.kind
     settings = load_settings(app.paths.settings_file).run
     hosts, connector, reader = reach(app, fleet, settings)
+    check_become(hosts, job.options.become)
+    if display.ask_become_pass:
+        become = with_become_password(job.options.become, ask=True)
+        job = replace(job, options=replace(job.options, become=become))
     verb = "sent" if kind == "push" else "fetched"
     out, err = Printer(), Printer(stderr=True)
     bar = TransferProgressBar(err, kind)

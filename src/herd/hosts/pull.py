@@ -38,6 +38,7 @@ from typing import Any, cast
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.become import become_for
 from herd.hosts.local_tree import (
     LocalTree,
     Parts,
@@ -47,6 +48,7 @@ from herd.hosts.local_tree import (
     sha256_of,
 )
 from herd.hosts.push import HOST_FIELD, remote_dest
+from herd.hosts.remote_access import open_sftp
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -459,7 +461,8 @@ async def pull_host(
     tree = LocalTree(dest_dir, host.name)
     try:
         async with dog:
-            sftp = await conn.start_sftp_client()
+            become = become_for(host, options.become)
+            sftp = await open_sftp(conn, become)
             job = _Pull(
                 conn=conn,
                 sftp=sftp,
@@ -468,6 +471,7 @@ async def pull_host(
                 options=options,
                 progress=progress,
                 dog=dog,
+                become=become,
             )
             try:
                 await job.run(sources)

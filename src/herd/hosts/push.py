@@ -35,6 +35,8 @@ from typing import Any
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.become import become_for
+from herd.hosts.remote_access import open_sftp
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -386,7 +388,7 @@ class _Push(HostTransfer):
         sftp: asyncssh.SFTPClient | None = None
         try:
             async with asyncio.timeout(_CLEAN_UP_SECONDS):
-                sftp = await self.conn.start_sftp_client()
+                sftp = await open_sftp(self.conn, self.become)
                 await self._remove_temps(sftp)
         except (TimeoutError, asyncssh.Error, OSError):
             pass  # it does not answer: left_on_host() names what is left
@@ -462,7 +464,8 @@ async def push_host(
     try:
         async with dog:
             # not `async with` the SFTP client: its exit waits on the host, which may be dead
-            sftp = await conn.start_sftp_client()
+            become = become_for(host, options.become)
+            sftp = await open_sftp(conn, become)
             job = _Push(
                 conn=conn,
                 sftp=sftp,
@@ -471,6 +474,7 @@ async def push_host(
                 source=source,
                 progress=progress,
                 dog=dog,
+                become=become,
             )
             try:
                 await job.run(plan, dest)

@@ -22,8 +22,10 @@ from typing import TypeVar
 import asyncssh
 
 from herd.core.results import FileRecord, HostResult, Status
+from herd.hosts.become import Become
 from herd.hosts.connect import connection_lost
 from herd.hosts.remote import feed_stdin
+from herd.hosts.remote_access import start_script
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 from herd.inventory.model import Host
 
@@ -181,11 +183,15 @@ def _nul_terminated(texts: Iterable[str]) -> bytes:
 
 
 async def _hash_command(
-    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes, timeout: float
+    conn: asyncssh.SSHClientConnection,
+    script: str,
+    stdin: bytes,
+    timeout: float,
+    become: Become | None,
 ) -> bytes | None:
-    """What one of the hash scripts prints; None if the host has no hasher."""
-    process = await conn.create_process(script, encoding=None)
-    feed_stdin(process, stdin)  # without a hasher it exits before reading it: 127 says so
+    """What one of the hash scripts prints (as ``become``'s user); None if no hasher."""
+    process, preamble = await start_script(conn, script, become)
+    feed_stdin(process, preamble + stdin)  # without a hasher it exits first: 127 says so
     result = await process.wait(check=False, timeout=timeout)
     if result.exit_status == _NO_HASHER:
         return None
@@ -193,7 +199,10 @@ async def _hash_command(
 
 
 async def remote_sha256(
-    conn: asyncssh.SSHClientConnection, paths: Sequence[str], timeout: float
+    conn: asyncssh.SSHClientConnection,
+    paths: Sequence[str],
+    timeout: float,
+    become: Become | None = None,
 ) -> dict[str, str] | None:
     """The sha256 of each of ``paths`` as the host computes it; None if it has no hasher.
 
@@ -201,12 +210,15 @@ async def remote_sha256(
     """
     if not paths:
         return {}
-    stdout = await _hash_command(conn, HASH_SCRIPT, _nul_terminated(paths), timeout)
+    stdout = await _hash_command(conn, HASH_SCRIPT, _nul_terminated(paths), timeout, become)
     return None if stdout is None else parse_sha256_lines(stdout)
 
 
 async def remote_prefix_sha256(
-    conn: asyncssh.SSHClientConnection, prefixes: Sequence[tuple[str, int]], timeout: float
+    conn: asyncssh.SSHClientConnection,
+    prefixes: Sequence[tuple[str, int]],
+    timeout: float,
+    become: Become | None = None,
 ) -> dict[str, str] | None:
     """The sha256 of the first N bytes of each (path, N), as the host computes it.
 
@@ -215,7 +227,7 @@ async def remote_prefix_sha256(
     if not prefixes:
         return {}
     stdin = _nul_terminated(text for path, size in prefixes for text in (str(size), path))
-    stdout = await _hash_command(conn, PREFIX_HASH_SCRIPT, stdin, timeout)
+    stdout = await _hash_command(conn, PREFIX_HASH_SCRIPT, stdin, timeout, become)
     if stdout is None:
         return None
     lines = stdout.splitlines()
@@ -473,8 +485,10 @@ class HostTransfer:
         options: TransferOptions,
         progress: TransferProgress,
         dog: Watchdog,
+        become: Become | None = None,
     ) -> None:
         self.conn = conn
+        self.become = become  # whom the SFTP session and the hash commands act as
         self.sftp = sftp
         self.host = host
         self.options = options
@@ -495,7 +509,7 @@ class HostTransfer:
             return {}
         allowance = self.dog.stall + nbytes / HASH_RATE
         self.dog.allow(allowance)
-        found = await remote_sha256(self.conn, paths, timeout=allowance)
+        found = await remote_sha256(self.conn, paths, timeout=allowance, become=self.become)
         self.dog.kick()
         return found
 
@@ -505,7 +519,10 @@ class HostTransfer:
             return {}
         allowance = self.dog.stall + sum(size for _, size in prefixes) / HASH_RATE
         self.dog.allow(allowance)
-        found = await remote_prefix_sha256(self.conn, prefixes, timeout=allowance) or {}
+        found = (
+            await remote_prefix_sha256(self.conn, prefixes, timeout=allowance, become=self.become)
+            or {}
+        )
         self.dog.kick()
         for path, size in prefixes:
             if path not in found:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from herd.errors import SourceError
+from herd.hosts.become import Become
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -72,6 +73,7 @@ class TransferOptions:
     files_in_flight: int = 16  # files one host transfers at once (hides round trips)
     cache_budget: int = DEFAULT_CACHE_BUDGET  # bytes of source blocks a process keeps for its hosts
     stall_timeout: float = 60.0  # a host that makes no progress for this long fails
+    become: Become | None = None  # --become: the command line's; a host's inventory may differ
 
 
 def requests_per_host(hosts: int, block_size: int = DEFAULT_BLOCK_SIZE) -> int:
