@@ -20,7 +20,7 @@ import yaml
 
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet
+from .conftest import ENGINES, Fleet, both_engines
 
 pytestmark = pytest.mark.system
 
@@ -53,10 +53,11 @@ def with_user(fleet: Fleet, host: str, user: str, target: Path) -> Path:
     return target
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
-    make_fleet: Callable[..., Fleet], tmp_path: Path
+    make_fleet: Callable[..., Fleet], tmp_path: Path, engine: str
 ) -> None:
-    fleet = make_fleet(8)
+    fleet = make_fleet(8, engine=engine)
     fleet.stop("web02")
     fleet.stop("db02")
     fleet.freeze("web03")
@@ -96,6 +97,7 @@ def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
     assert "8 hosts: 3 ok, 3 unreachable, 1 auth_failed, 1 hostkey_mismatch" in done.stderr
 
 
+@both_engines
 def test_a_command_past_its_timeout_is_stopped_on_the_host(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -116,6 +118,7 @@ def test_a_command_past_its_timeout_is_stopped_on_the_host(
     assert _processes_with(marker) == []
 
 
+@both_engines
 def test_a_timed_out_command_that_ignores_term_is_killed_after_a_grace(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -155,6 +158,7 @@ _PEAK_RSS_OF_CHILD = (
 )
 
 
+@both_engines
 def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -184,6 +188,7 @@ def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     assert recorded.stdout.total == size and len(recorded.stdout.data) == 64 * 1024
 
 
+@both_engines
 def test_ctrl_c_exits_130_and_records_the_run_interrupted_with_the_completed_hosts(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet
+from .conftest import Fleet, both_engines
 from .test_run_faults import _processes_with, herd, rows
 
 pytestmark = pytest.mark.system
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.system
 HERD = [sys.executable, "-m", "herd"]
 
 
+@both_engines
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_remote_commands_record_and_summarise_like_ctrl_c(
     lab_fleet: Fleet, tmp_path: Path, stop: signal.Signals
@@ -75,6 +76,7 @@ def test_sigterm_and_sighup_stop_remote_commands_record_and_summarise_like_ctrl_
     assert _processes_with(marker) == []  # the remote commands were stopped
 
 
+@both_engines
 def test_output_past_the_cap_says_it_was_cut_and_o_dir_keeps_it_whole(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -101,6 +103,7 @@ def test_output_past_the_cap_says_it_was_cut_and_o_dir_keeps_it_whole(
     assert "stdout (100000 bytes" in shown.stdout and "truncated: first 1024 kept" in shown.stdout
 
 
+@both_engines
 def test_a_command_killed_by_a_signal_is_named_with_no_exit_status(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -114,6 +117,7 @@ def test_a_command_killed_by_a_signal_is_named_with_no_exit_status(
     assert "web02  killed by SIGKILL" in plain.stderr and "-1" not in plain.stderr
 
 
+@both_engines
 def test_env_values_appear_in_no_command_line_and_secrets_are_masked_in_the_log(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -171,6 +175,7 @@ def test_an_existing_world_readable_log_and_home_are_made_private(
     assert modes and set(modes.values()) == {0o600}, modes
 
 
+@both_engines
 def test_stdin_streams_the_same_bytes_to_every_host_from_a_file_or_a_pipe(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -191,6 +196,7 @@ def test_stdin_streams_the_same_bytes_to_every_host_from_a_file_or_a_pipe(
     assert {r["stdout"] for r in rows(piped.stdout.decode()).values()} == {want + "\n"}
 
 
+@both_engines
 def test_a_command_that_never_reads_its_stdin_still_finishes(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ import yaml
 from herd.cli.main import main
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet, start_fleet
+from .conftest import Fleet, both_engines, start_fleet
 from .test_run_faults import with_user
 
 pytestmark = pytest.mark.system
@@ -40,6 +40,7 @@ def need_sudo() -> None:
         pytest.skip("this user cannot sudo without a password")
 
 
+@both_engines
 def test_sudo_runs_the_command_as_root_with_its_variables_and_stdin(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -55,6 +56,7 @@ def test_sudo_runs_the_command_as_root_with_its_variables_and_stdin(
     assert row["stdout"] == f"0\nsudo by {lab_fleet.user}\nhello there\nfrom stdin\n"
 
 
+@both_engines
 def test_become_password_goes_to_sudo_not_to_the_command_argv_or_log(
     lab_fleet: Fleet, tmp_path: Path, isolated_env: Path
 ) -> None:
@@ -101,6 +103,7 @@ def test_sudo_runs_the_command_in_the_target_users_login_shell(
         assert braces == "1 2 3"
 
 
+@both_engines
 def test_a_command_failing_under_sudo_is_never_ok(
     lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -207,6 +210,7 @@ def test_become_user_and_method_choose_whom_to_become_and_how(
         assert row["stdout"] == f"{user}\n", method
 
 
+@both_engines
 def test_the_inventorys_become_variables_apply_per_host(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
