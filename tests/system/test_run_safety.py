@@ -22,7 +22,7 @@ import pytest
 from herd.core.audit import AuditLog
 
 from .conftest import Fleet, both_engines
-from .test_run_faults import _processes_with, herd, rows
+from .test_run_faults import MARK, _processes_with, herd, marked, rows, wait_unmarked
 
 pytestmark = pytest.mark.system
 
@@ -36,16 +36,16 @@ def test_sigterm_and_sighup_stop_remote_commands_record_and_summarise_like_ctrl_
 ) -> None:
     marker = f"herd-{stop.name}-{os.getpid()}-{time.monotonic_ns()}"
     home = tmp_path / "home"
-    command = f"sleep 60; : {marker}"  # not the last command: the shell stays, marker and all
+    command = "sleep 60; echo done"
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
 
-    def remote() -> list[int]:
-        return [pid for pid in _processes_with(marker) if pid != process.pid]
+    def remote() -> set[str]:
+        return set(marked(marker, but=process.pid).values())  # the hosts running the command
 
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
             [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "db", "--json",
-             "--", command],
+             "--env", f"{MARK}={marker}", "--", command],
             stdout=out,
             stderr=err,
         )  # fmt: skip
@@ -70,10 +70,7 @@ def test_sigterm_and_sighup_stop_remote_commands_record_and_summarise_like_ctrl_
         record = log.operation(op_id)
         assert record is not None
         assert (record.status, record.exit_code) == ("interrupted", 128 + stop)
-    deadline = time.monotonic() + 5
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _processes_with(marker) == []  # the remote commands were stopped
+    assert wait_unmarked(marker) == {}  # the remote commands were stopped
 
 
 @both_engines

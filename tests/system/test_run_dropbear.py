@@ -1,0 +1,63 @@
+"""``herd run`` on Dropbear hosts with a BusyBox userland: what differed from OpenSSH, fixed.
+
+The everyday and fault tests run on these hosts too (``@both_engines``); here
+is what only minimal hosts show: a shell that leads no process group, a host
+without setsid, a server that crashes on an algorithm it advertises.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .dropbear import DropbearFleet
+from .test_run_faults import MARK, herd, marked, rows, wait_unmarked
+
+pytestmark = pytest.mark.system
+
+
+def test_a_timeout_stops_what_the_command_started_on_a_dropbear_host(
+    dropbear_fleet: DropbearFleet, tmp_path: Path
+) -> None:
+    marker = f"herd-dropbear-timeout-{os.getpid()}-{time.monotonic_ns()}"
+    done = herd(
+        tmp_path / "home", dropbear_fleet.inventory, "run", "db", "-t", "2", "--json",
+        "--env", f"{MARK}={marker}", "--", "sleep 302; echo done",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    for row in rows(done.stdout).values():
+        assert (row["status"], row["error"]) == (
+            "timeout",
+            "command still running after 2 s: stopped",
+        )
+    assert wait_unmarked(marker) == {}  # not only the shells: the sleeps too
+
+
+def test_a_host_without_setsid_says_a_timed_out_command_may_still_be_running(
+    odd_hosts: DropbearFleet, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    plain = herd(home, odd_hosts.inventory, "run", "nosetsid", "--json", "--", "echo hi; exit 3")
+    row = rows(plain.stdout)["nosetsid"]
+    assert (row["stdout"], row["stderr"], row["exit_status"]) == ("hi\n", "", 3)
+    marker = f"herd-nosetsid-{os.getpid()}-{time.monotonic_ns()}"
+    done = herd(
+        home, odd_hosts.inventory, "run", "nosetsid", "-t", "1", "--json",
+        "--env", f"{MARK}={marker}", "--", "sleep 302; echo done",
+    )  # fmt: skip
+    left = marked(marker)
+    try:
+        row = rows(done.stdout)["nosetsid"]
+        assert (row["status"], row["error"]) == (
+            "timeout",
+            "command still running after 1 s: the command may still be running"
+            " (the host has no setsid, so herd could signal only its shell)",
+        )
+        assert set(left.values()) == {"nosetsid"}  # the sleep runs on, as herd said
+    finally:
+        for pid in left:  # the sleep this test started, by PID
+            os.kill(pid, signal.SIGKILL)
