@@ -61,3 +61,23 @@ def test_a_host_without_setsid_says_a_timed_out_command_may_still_be_running(
     finally:
         for pid in left:  # the sleep this test started, by PID
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("mode", ["accept-new", "off"])
+def test_first_contact_with_dropbear_hosts_connects_as_ssh_does(
+    dropbear_fleet: DropbearFleet, tmp_path: Path, mode: str
+) -> None:
+    known = tmp_path / "known_hosts"  # no host in it yet
+    first = herd(
+        tmp_path / "home", dropbear_fleet.inventory, "run", "web", "--json",
+        "--host-keys", mode, "--known-hosts", str(known), "--", "echo hi",
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert {row["stdout"] for row in rows(first.stdout).values()} == {"hi\n"}
+    if mode == "accept-new":  # the keys recorded are the hosts' own: strict trusts them now
+        assert known.read_text().count(" ssh-ed25519 ") == 4
+        again = herd(
+            tmp_path / "home", dropbear_fleet.inventory, "run", "web", "--json",
+            "--host-keys", "strict", "--known-hosts", str(known), "--", "echo hi",
+        )  # fmt: skip
+        assert again.returncode == 0, again.stdout + again.stderr
