@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from .conftest import Fleet, both_engines
 from .dropbear import DropbearFleet
-from .test_run_faults import MARK, herd, marked, rows, wait_unmarked
+from .test_run_faults import HERD, MARK, herd, marked, rows, wait_unmarked
 
 pytestmark = pytest.mark.system
 
@@ -81,3 +83,30 @@ def test_first_contact_with_dropbear_hosts_connects_as_ssh_does(
             "--host-keys", "strict", "--known-hosts", str(known), "--", "echo hi",
         )  # fmt: skip
         assert again.returncode == 0, again.stdout + again.stderr
+
+
+@both_engines
+def test_a_host_that_drops_mid_run_is_unreachable_with_the_connection_lost(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    marker = f"herd-drop-{os.getpid()}-{time.monotonic_ns()}"
+    command = 'case "$HERD_LAB_HOST" in cache01) echo fine;; *) sleep 60; echo late;; esac'
+    argv = [*HERD, "--home", str(tmp_path / "home"), "-i", str(lab_fleet.inventory), "run",
+            "cache", "--json", "--env", f"{MARK}={marker}", "--", command]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "cache02" not in marked(marker, but=process.pid).values():
+            time.sleep(0.05)  # the test's timeout bounds this
+        lab_fleet.stop("cache02")  # its server and every session it serves: the link drops
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, err
+    by_host = rows(out)
+    assert by_host["cache01"]["status"] == "ok"
+    assert (by_host["cache02"]["status"], by_host["cache02"]["error"]) == (
+        "unreachable",
+        "connection lost",
+    )

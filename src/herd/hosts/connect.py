@@ -19,7 +19,7 @@ import asyncssh
 
 from herd.core.results import Status
 from herd.errors import SourceError
-from herd.hosts.fanout import current_slot
+from herd.hosts.fanout import current_slot, leaf_errors
 from herd.hosts.hostkeys import (
     HostKeyMode,
     HostKeyPolicy,
@@ -448,11 +448,16 @@ def connection_lost(exc: BaseException) -> str:
     """The reason for a host whose connection broke: what ``exc`` says, unless it says no more.
 
     asyncssh's own ``ConnectionLost`` reads "Connection lost", which would repeat it.
+    For an exception group (the streams of one command, failing together), each
+    distinct detail of its errors.
     """
-    detail = str(exc).strip()
-    if not detail or detail.lower() == "connection lost":
-        return "connection lost"
-    return f"connection lost: {detail.splitlines()[0]}"
+    details: list[str] = []
+    for error in leaf_errors(exc):
+        detail = str(error).strip()
+        detail = detail.splitlines()[0] if detail else ""
+        if detail and detail.lower() != "connection lost" and detail not in details:
+            details.append(detail)
+    return "connection lost" + (f": {'; '.join(details)}" if details else "")
 
 
 def _close_quietly(conn: asyncssh.SSHClientConnection | None) -> None:

@@ -52,8 +52,13 @@ async def run_on_host(
             return await _run(host, command, conn, emit, started)
     except HostFailure as exc:
         return failure(host, started, exc.status, exc.reason)
-    except (OSError, asyncssh.Error) as exc:
-        return failure(host, started, Status.ERROR, connection_lost(exc))
+    except (OSError, asyncssh.Error) as exc:  # the host went away during the run
+        return failure(host, started, Status.UNREACHABLE, connection_lost(exc))
+    except ExceptionGroup as errors:  # both output streams broke at once
+        lost, other = errors.split((OSError, asyncssh.Error))
+        if other is not None or lost is None:
+            raise  # a surprise: the fan-out names every error in it
+        return failure(host, started, Status.UNREACHABLE, connection_lost(lost))
 
 
 async def _run(
