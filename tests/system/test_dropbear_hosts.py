@@ -1,8 +1,9 @@
-"""``herd run`` on Dropbear hosts with a BusyBox userland: what differed from OpenSSH, fixed.
+"""herd on Dropbear hosts with a BusyBox userland: what differed from OpenSSH, fixed.
 
 The everyday and fault tests run on these hosts too (``@both_engines``); here
 is what only minimal hosts show: a shell that leads no process group, a host
-without setsid, a server that crashes on an algorithm it advertises.
+without setsid or without a hash tool, a server that crashes on an algorithm it
+advertises; and a host dropping mid-run, on both servers.
 """
 
 from __future__ import annotations
@@ -110,3 +111,35 @@ def test_a_host_that_drops_mid_run_is_unreachable_with_the_connection_lost(
         "unreachable",
         "connection lost",
     )
+
+
+def test_everyday_commands_work_on_hosts_without_sftp_a_hash_tool_or_setsid(
+    odd_hosts: DropbearFleet, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    done = herd(home, odd_hosts.inventory, "run", "odd", "--json", "--", 'echo "$HERD_LAB_HOST"')
+    assert done.returncode == 0, done.stderr
+    assert {host: row["stdout"] for host, row in rows(done.stdout).items()} == {
+        name: f"{name}\n" for name in odd_hosts.names()
+    }
+    gathered = herd(home, odd_hosts.inventory, "run", "odd", "-b", "--", "echo same")
+    assert gathered.stdout.splitlines() == ["──── nohash,nosetsid,nosftp (3) ────", "same"]
+
+
+def test_a_plain_file_is_pushed_and_pulled_on_a_host_without_a_hash_tool(
+    odd_hosts: DropbearFleet, tmp_path: Path
+) -> None:
+    home, remote = tmp_path / "home", tmp_path / "remote"
+    source = tmp_path / "app.conf"
+    source.write_bytes(os.urandom(100_000))
+    missing = herd(home, odd_hosts.inventory, "run", "nohash", "--", "command -v sha256sum")
+    assert missing.returncode == 1  # what push and pull would verify with is not there
+    pushed = herd(home, odd_hosts.inventory, "push", "nohash", str(source), f"{remote}/",
+                  "--mkdir", "--json")  # fmt: skip
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert (remote / "app.conf").read_bytes() == source.read_bytes()
+    pulled = herd(home, odd_hosts.inventory, "pull", "nohash", f"{remote}/app.conf",
+                  str(tmp_path / "back"), "--json")  # fmt: skip
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    landed = tmp_path / "back" / "nohash" / remote.relative_to("/") / "app.conf"
+    assert landed.read_bytes() == source.read_bytes()
