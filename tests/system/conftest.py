@@ -39,6 +39,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -104,23 +105,32 @@ def start_fleet(
 
 
 _session_fleets: list[Fleet | DropbearFleet] = []
+AnyFleet = TypeVar("AnyFleet", Fleet, DropbearFleet)
 
 ENGINES = ("openssh", "dropbear")
 # Runs a test on the openssh lab fleet and on the same hosts served by Dropbear and BusyBox.
 both_engines = pytest.mark.parametrize("lab_fleet", ENGINES, indirect=True)
 
 
-@pytest.fixture(scope="session")
-def openssh_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The shared 8-host openssh fleet (web=4, db=2, cache=2)."""
-    need_sshd()
-    fleet = start_fleet(tmp_path_factory.mktemp("lab-fleet"), FLEET_SIZE, FLEET_GROUPS)
+@contextlib.contextmanager
+def shared(fleet: AnyFleet) -> Iterator[AnyFleet]:
+    """A fleet for the whole session: mended after each test, torn down at the end."""
     _session_fleets.append(fleet)
     try:
         yield fleet
     finally:
         _session_fleets.remove(fleet)
         fleet.down()
+
+
+@pytest.fixture(scope="session")
+def openssh_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The shared 8-host openssh fleet (web=4, db=2, cache=2)."""
+    need_sshd()
+    with shared(
+        start_fleet(tmp_path_factory.mktemp("lab-fleet"), FLEET_SIZE, FLEET_GROUPS)
+    ) as fleet:
+        yield fleet
 
 
 @pytest.fixture(scope="session")
@@ -152,12 +162,8 @@ def dropbear_fleet(
     """The shared 8-host fleet of the openssh lab's layout, served by Dropbear with BusyBox."""
     layout = dropbear_layout(FLEET_SIZE, FLEET_GROUPS)
     fleet = DropbearFleet(tmp_path_factory.mktemp("dropbear-fleet"), busybox_userland, layout, 1)
-    _session_fleets.append(fleet.up())
-    try:
+    with shared(fleet.up()):
         yield fleet
-    finally:
-        _session_fleets.remove(fleet)
-        fleet.down()
 
 
 @pytest.fixture(scope="session")
@@ -167,12 +173,8 @@ def odd_hosts(
     """Dropbear hosts missing what minimal ones miss: sftp-server, a hash tool, setsid."""
     layout = [(variant, "odd", variant) for variant in ("nosftp", "nohash", "nosetsid")]
     fleet = DropbearFleet(tmp_path_factory.mktemp("odd-hosts"), busybox_userland, layout, 9)
-    _session_fleets.append(fleet.up())
-    try:
+    with shared(fleet.up()):
         yield fleet
-    finally:
-        _session_fleets.remove(fleet)
-        fleet.down()
 
 
 @pytest.fixture
