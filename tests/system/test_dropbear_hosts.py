@@ -90,10 +90,9 @@ def test_a_host_that_drops_mid_run_is_unreachable_with_the_connection_lost(
     assert process.returncode == 1, err
     by_host = rows(out)
     assert by_host["cache01"]["status"] == "ok"
-    assert (by_host["cache02"]["status"], by_host["cache02"]["error"]) == (
-        "unreachable",
-        "connection lost",
-    )
+    assert by_host["cache02"]["status"] == "unreachable"
+    # what the error adds, if anything: a host killed with bytes unread may reset the link
+    assert str(by_host["cache02"]["error"]).startswith("connection lost")
 
 
 def test_everyday_commands_work_on_hosts_without_sftp_a_hash_tool_or_setsid(

@@ -202,7 +202,6 @@ def test_a_full_disk_on_one_host_fails_only_that_host_and_leaves_no_partial_file
     assert [f.sha256 for f in log["db02"].files] == [sha256(big)]
 
 
-@both_engines
 def test_a_host_that_dies_mid_transfer_fails_alone_and_gets_no_partial_file(
     lab_fleet: Fleet,
     tmp_path: Path,
