@@ -35,10 +35,13 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/$(PIP) check
 	touch $(STAMP)
 
-# The system tests talk to real sshd, sudo, lftp and curl; as root we install what is missing.
+# The system tests talk to real sshd, Dropbear (with a BusyBox userland), sudo, lftp and curl;
+# as root we install what is missing (dropbear-bin: the binaries only, no service started).
 system-deps:
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	[ -x /usr/sbin/dropbear ] && command -v dropbearkey >/dev/null 2>&1 || missing="$$missing dropbear-bin"; \
+	command -v busybox >/dev/null 2>&1 || missing="$$missing busybox"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
 	command -v lftp >/dev/null 2>&1 || missing="$$missing lftp"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \

@@ -1,25 +1,33 @@
-"""The test fleet: real OpenSSH sshd processes on loopback, for every system test.
+"""The test fleets: real OpenSSH sshd and Dropbear processes on loopback, for every system test.
 
 Fixtures (the contract other system tests code against):
 
-- ``lab_fleet`` (session): an 8-host openssh lab, groups web=4 (web01..web04),
-  db=2 (db01..db02), cache=2 (cache01..cache02), on 127.0.1.1..127.0.1.8 and one
-  free random port; torn down at the end of the session, even after failures.
-  Tests must leave it healthy; as a safety net, a host left stopped or frozen
-  is restarted or thawed after each test.
-- ``make_fleet(n=8, groups=None, engine="openssh")`` (function): a private lab
-  for tests that break hosts; every fleet it made is torn down after the test.
+- ``lab_fleet``: an 8-host fleet, groups web=4 (web01..web04), db=2
+  (db01..db02), cache=2 (cache01..cache02), on one free random port, shared
+  by the whole session and torn down at its end, even after failures. By
+  default the openssh lab (127.0.1.1..127.0.1.8); ``@both_engines`` runs a
+  test once on it and once on the same hosts served by Dropbear with a BusyBox
+  userland (127.0.2.1..127.0.2.8, see ``dropbear.py``). Tests must leave it
+  healthy; as a safety net, a host left stopped or frozen is restarted or
+  thawed after each test.
+- ``odd_hosts`` (session): Dropbear hosts ``nosftp``, ``nohash`` (no
+  sha256sum) and ``nosetsid`` (no setsid), group ``odd``, in their own inventory.
+- ``make_fleet(n=8, groups=None, engine="openssh")`` (function): a private fleet
+  for tests that break hosts (``engine="dropbear"`` too); every fleet it made
+  is torn down after the test.
 
-A ``Fleet`` is a ``herd.lab.Lab``: ``.dir``, ``.inventory``, ``.known_hosts``,
-``.client_key``, ``.port``, ``.user``, ``.hosts`` (``.name``, ``.address``,
-``.port``, ``.pid``, ``.group``, ``.fingerprint``), ``.host(name)``,
-``.names(group=None)``, ``.stop(name)`` (connections refused),
-``.freeze(name)`` / ``.thaw(name)`` (SIGSTOP/SIGCONT: the handshake hangs),
-``.restart(name)``, ``.host_key_path(name)`` and ``.regenerate_host_key(name)``
-(a changed host key: strict checking against ``.known_hosts`` now fails).
+A fleet has ``.dir``, ``.inventory``, ``.known_hosts``, ``.client_key``,
+``.port``, ``.user``, ``.hosts`` (``.name``, ``.address``, ``.port``, ``.pid``,
+``.group``, ``.fingerprint``), ``.host(name)``, ``.names(group=None)``,
+``.stop(name)`` (connections refused), ``.freeze(name)`` / ``.thaw(name)``
+(SIGSTOP/SIGCONT: the handshake hangs), ``.restart(name)``,
+``.host_key_path(name)`` and ``.regenerate_host_key(name)`` (a changed host
+key: strict checking against ``.known_hosts`` now fails). An openssh fleet is
+a ``herd.lab.Lab`` (``Fleet``); a Dropbear one is a ``DropbearFleet``.
 
-System tests are skipped only when sshd is missing and we are not root (as
-root, ``make test`` installs it; a missing sshd as root is an error).
+System tests are skipped only when sshd (or, for Dropbear hosts, root) is
+missing and we are not root (as root, ``make test`` installs sshd, Dropbear and
+BusyBox; a missing one as root is an error).
 """
 
 from __future__ import annotations
@@ -33,12 +41,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from herd.errors import LabError
 from herd.lab import Lab, ProcessState, parse_groups
 from herd.lab.openssh import find_sshd
+from herd.lab.plan import plan_hosts
+
+from .dropbear import DropbearFleet, Userland, need_dropbear
 
 FLEET_SIZE = 8
 FLEET_GROUPS = "web=4,db=2,cache=2"
@@ -94,36 +106,110 @@ def start_fleet(
     raise AssertionError(f"no free port for a test fleet after {_PORT_TRIES} tries: {last}")
 
 
-_session_fleet: list[Fleet] = []
+_session_fleets: list[Fleet | DropbearFleet] = []
+AnyFleet = TypeVar("AnyFleet", Fleet, DropbearFleet)
+
+ENGINES = ("openssh", "dropbear")
+# Runs a test on the openssh lab fleet and on the same hosts served by Dropbear and BusyBox.
+both_engines = pytest.mark.parametrize("lab_fleet", ENGINES, indirect=True)
 
 
-@pytest.fixture(scope="session")
-def lab_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The shared 8-host openssh fleet (web=4, db=2, cache=2)."""
-    need_sshd()
-    fleet = start_fleet(tmp_path_factory.mktemp("lab-fleet"), FLEET_SIZE, FLEET_GROUPS)
-    _session_fleet.append(fleet)
+@contextlib.contextmanager
+def shared(fleet: AnyFleet) -> Iterator[AnyFleet]:
+    """A fleet for the whole session: mended after each test, torn down at the end."""
+    _session_fleets.append(fleet)
     try:
         yield fleet
     finally:
-        _session_fleet.clear()
+        _session_fleets.remove(fleet)
         fleet.down()
+
+
+@pytest.fixture(scope="session")
+def openssh_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The shared 8-host openssh fleet (web=4, db=2, cache=2)."""
+    need_sshd()
+    with shared(
+        start_fleet(tmp_path_factory.mktemp("lab-fleet"), FLEET_SIZE, FLEET_GROUPS)
+    ) as fleet:
+        yield fleet
+
+
+@pytest.fixture(scope="session")
+def busybox_userland() -> Iterator[Userland]:
+    """The BusyBox trees, /etc, home and client key every Dropbear host shares.
+
+    Outside pytest's private temporary directory: a user sudo runs a command as
+    must reach the BusyBox binary through it.
+    """
+    need_dropbear()
+    top = Path(tempfile.mkdtemp(prefix="herd-dropbear-"))
+    try:
+        top.chmod(0o755)
+        yield Userland(top)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def dropbear_layout(count: int, groups: str | None) -> list[tuple[str, str, str]]:
+    """(name, group, "full") for ``count`` hosts named and grouped as the lab names them."""
+    layout = parse_groups(groups) if groups else None
+    return [(h.name, h.group, "full") for h in plan_hosts(count, layout, 2222)]
+
+
+@pytest.fixture(scope="session")
+def dropbear_fleet(
+    tmp_path_factory: pytest.TempPathFactory, busybox_userland: Userland
+) -> Iterator[DropbearFleet]:
+    """The shared 8-host fleet of the openssh lab's layout, served by Dropbear with BusyBox."""
+    layout = dropbear_layout(FLEET_SIZE, FLEET_GROUPS)
+    fleet = DropbearFleet(tmp_path_factory.mktemp("dropbear-fleet"), busybox_userland, layout, 1)
+    with shared(fleet.up()):
+        yield fleet
+
+
+@pytest.fixture(scope="session")
+def odd_hosts(
+    tmp_path_factory: pytest.TempPathFactory, busybox_userland: Userland
+) -> Iterator[DropbearFleet]:
+    """Dropbear hosts missing what minimal ones miss: sftp-server, a hash tool, setsid."""
+    layout = [(variant, "odd", variant) for variant in ("nosftp", "nohash", "nosetsid")]
+    fleet = DropbearFleet(tmp_path_factory.mktemp("odd-hosts"), busybox_userland, layout, 9)
+    with shared(fleet.up()):
+        yield fleet
+
+
+@pytest.fixture
+def lab_fleet(request: pytest.FixtureRequest) -> Fleet | DropbearFleet:
+    """The shared 8-host fleet: openssh unless the test is parametrized (``@both_engines``)."""
+    engine = getattr(request, "param", "openssh")
+    return request.getfixturevalue(f"{engine}_fleet")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(autouse=True)
 def _heal_session_fleet() -> Iterator[None]:
-    """After each system test, mend any host of the shared fleet the test left broken."""
+    """After each system test, mend any host of the shared fleets the test left broken."""
     yield
-    for fleet in _session_fleet:
+    for fleet in _session_fleets:
         fleet.heal()
 
 
 @pytest.fixture
-def make_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Fleet]]:
+def make_fleet(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Fleet]]:
     """A factory of private fleets, each torn down after the test."""
-    made: list[Fleet] = []
+    made: list[Fleet | DropbearFleet] = []
 
     def make(n: int = FLEET_SIZE, groups: str | None = None, engine: str = "openssh") -> Fleet:
+        if engine == "dropbear":
+            userland: Userland = request.getfixturevalue("busybox_userland")
+            layout = dropbear_layout(n, groups)
+            fleet: Fleet | DropbearFleet = DropbearFleet(
+                tmp_path_factory.mktemp("dropbear-lab"), userland, layout, 21
+            )
+            made.append(fleet)
+            return fleet.up()  # type: ignore[return-value]
         if engine == "openssh":
             need_sshd()
         fleet = start_fleet(tmp_path_factory.mktemp("lab"), n, groups, engine)

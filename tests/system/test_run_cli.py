@@ -11,7 +11,7 @@ import yaml
 from herd.cli.main import main
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet
+from .conftest import Fleet, both_engines
 
 pytestmark = pytest.mark.system
 
@@ -22,6 +22,7 @@ def json_rows(text: str) -> dict[str, dict[str, object]]:
     return {row["host"]: row for row in map(json.loads, text.splitlines())}
 
 
+@both_engines
 def test_gather_groups_identical_hosts_under_folded_names(
     lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -33,6 +34,7 @@ def test_gather_groups_identical_hosts_under_folded_names(
     assert err.startswith("4 hosts: 4 ok in ")
 
 
+@both_engines
 def test_live_lines_name_the_host_on_every_line(
     lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -44,6 +46,7 @@ def test_live_lines_name_the_host_on_every_line(
     assert sorted(line for line in err.splitlines() if " ! " in line) == ["db01 ! b", "db02 ! b"]
 
 
+@both_engines
 def test_failed_retries_exactly_the_hosts_that_were_not_ok(
     lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -57,6 +60,7 @@ def test_failed_retries_exactly_the_hosts_that_were_not_ok(
     assert sorted(json_rows(capsys.readouterr().out)) == ["db01", "web02"]
 
 
+@both_engines
 def test_out_dir_holds_each_hosts_output_and_exit_status(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,6 +77,7 @@ def test_out_dir_holds_each_hosts_output_and_exit_status(
     assert (out_dir / "cache02.exit").read_text() == "2\n"
 
 
+@both_engines
 def test_env_stdin_and_the_operation_log_record(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
 ) -> None:
@@ -94,6 +99,7 @@ def test_env_stdin_and_the_operation_log_record(
         assert record.command == 'echo "$GREETING"; cat'
 
 
+@both_engines
 def test_a_command_that_exits_without_reading_its_stdin_is_not_a_lost_connection(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,6 +113,7 @@ def test_a_command_that_exits_without_reading_its_stdin_is_not_a_lost_connection
         assert {(r["status"], r["exit_status"]) for r in rows.values()} == {("failed", 3)}
 
 
+@both_engines
 def test_proxyjump_from_an_ssh_config_file_reaches_a_host_through_another(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,7 @@ import yaml
 
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet
+from .conftest import ENGINES, Fleet, both_engines
 
 pytestmark = pytest.mark.system
 
@@ -53,10 +53,11 @@ def with_user(fleet: Fleet, host: str, user: str, target: Path) -> Path:
     return target
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
-    make_fleet: Callable[..., Fleet], tmp_path: Path
+    make_fleet: Callable[..., Fleet], tmp_path: Path, engine: str
 ) -> None:
-    fleet = make_fleet(8)
+    fleet = make_fleet(8, engine=engine)
     fleet.stop("web02")
     fleet.stop("db02")
     fleet.freeze("web03")
@@ -96,6 +97,7 @@ def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
     assert "8 hosts: 3 ok, 3 unreachable, 1 auth_failed, 1 hostkey_mismatch" in done.stderr
 
 
+@both_engines
 def test_a_command_past_its_timeout_is_stopped_on_the_host(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -103,7 +105,7 @@ def test_a_command_past_its_timeout_is_stopped_on_the_host(
     started = time.monotonic()
     done = herd(
         tmp_path / "home", lab_fleet.inventory, "run", "web01,web02", "-t", "1", "--json",
-        "--", f"sleep 60 # {marker}",
+        "--env", f"{MARK}={marker}", "--", "sleep 60; echo done",
     )  # fmt: skip
     assert time.monotonic() - started < 10
     assert done.returncode == 1
@@ -112,23 +114,53 @@ def test_a_command_past_its_timeout_is_stopped_on_the_host(
             "timeout",
             "command still running after 1 s: stopped",
         )
-    time.sleep(0.5)
-    assert _processes_with(marker) == []
+    assert wait_unmarked(marker) == {}  # the shell and the sleep it started
 
 
+@both_engines
 def test_a_timed_out_command_that_ignores_term_is_killed_after_a_grace(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
     marker = f"herd-stubborn-{os.getpid()}-{time.monotonic_ns()}"
     done = herd(
         tmp_path / "home", lab_fleet.inventory, "run", "db01", "-t", "1", "--json",
-        "--", f"trap '' TERM; sh -c 'trap \"\" TERM; sleep 60 # {marker}'",
+        "--env", f"{MARK}={marker}", "--", "trap '' TERM; sh -c 'trap \"\" TERM; sleep 60'; :",
     )  # fmt: skip
     assert rows(done.stdout)["db01"]["status"] == "timeout"
-    deadline = time.monotonic() + 10
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == []
+    assert wait_unmarked(marker) == {}
+
+
+MARK = "HERD_TEST_MARK"  # --env MARK=marker: the command and all it starts carry the marker
+
+
+def marked(marker: str, but: int | None = None) -> dict[int, str]:
+    """Processes with ``marker`` in their command line or environment, but ``but``.
+
+    A command's children inherit its environment, so a marker given with
+    ``--env`` finds everything a command started, whatever each runs now. Each
+    PID comes with the lab host it runs on (HERD_LAB_HOST), '' if none.
+    """
+    found: dict[int, str] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(pid) != but and (
+            marker.encode() in cmdline or f"{MARK}={marker}".encode() in environ
+        ):
+            host = [v.partition(b"=")[2] for v in environ if v.startswith(b"HERD_LAB_HOST=")]
+            found[int(pid)] = host[0].decode() if host else ""
+    return found
+
+
+def wait_unmarked(marker: str, wait: float = 10) -> dict[int, str]:
+    """The marked processes left once they are gone, or ``wait`` seconds have passed."""
+    deadline = time.monotonic() + wait
+    while (left := marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -155,6 +187,7 @@ _PEAK_RSS_OF_CHILD = (
 )
 
 
+@both_engines
 def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -184,25 +217,27 @@ def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     assert recorded.stdout.total == size and len(recorded.stdout.data) == 64 * 1024
 
 
+@both_engines
 def test_ctrl_c_exits_130_and_records_the_run_interrupted_with_the_completed_hosts(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
     marker = f"herd-sigint-{os.getpid()}-{time.monotonic_ns()}"
     home = tmp_path / "home"
     quick = lab_fleet.host("web01").address
-    command = f'case "$SSH_CONNECTION" in *" {quick} "*) echo quick;; *) sleep 60 # {marker}\nesac'
+    command = f'case "$SSH_CONNECTION" in *" {quick} "*) echo quick;; *) sleep 60; echo late;; esac'
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
             [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "all", "--json",
-             "--", command],
+             "--env", f"{MARK}={marker}", "--", command],
             stdout=out,
             stderr=err,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not (
-                '"host": "web01"' in out_path.read_text() and len(_processes_with(marker)) >= 7
+                '"host": "web01"' in out_path.read_text()
+                and len(set(marked(marker, but=process.pid).values())) >= 7
             ):
                 time.sleep(0.1)  # web01 is done and the seven slow hosts run the command
             process.send_signal(signal.SIGINT)
@@ -223,5 +258,4 @@ def test_ctrl_c_exits_130_and_records_the_run_interrupted_with_the_completed_hos
         assert (record.status, record.exit_code) == ("interrupted", 130)
         assert [r.host for r in log.host_results(op_id)] == ["web01"]
         assert sorted(log.failed_hosts(op_id)) == sorted(set(lab_fleet.names()) - {"web01"})
-    time.sleep(0.5)
-    assert _processes_with(marker) == []  # the remote commands got a hangup
+    assert wait_unmarked(marker) == {}  # the remote commands got a hangup

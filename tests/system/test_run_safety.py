@@ -21,30 +21,31 @@ import pytest
 
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet
-from .test_run_faults import _processes_with, herd, rows
+from .conftest import Fleet, both_engines
+from .test_run_faults import MARK, _processes_with, herd, marked, rows, wait_unmarked
 
 pytestmark = pytest.mark.system
 
 HERD = [sys.executable, "-m", "herd"]
 
 
+@both_engines
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_remote_commands_record_and_summarise_like_ctrl_c(
     lab_fleet: Fleet, tmp_path: Path, stop: signal.Signals
 ) -> None:
     marker = f"herd-{stop.name}-{os.getpid()}-{time.monotonic_ns()}"
     home = tmp_path / "home"
-    command = f"sleep 60; : {marker}"  # not the last command: the shell stays, marker and all
+    command = "sleep 60; echo done"
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
 
-    def remote() -> list[int]:
-        return [pid for pid in _processes_with(marker) if pid != process.pid]
+    def remote() -> set[str]:
+        return set(marked(marker, but=process.pid).values())  # the hosts running the command
 
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
             [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "db", "--json",
-             "--", command],
+             "--env", f"{MARK}={marker}", "--", command],
             stdout=out,
             stderr=err,
         )  # fmt: skip
@@ -69,12 +70,10 @@ def test_sigterm_and_sighup_stop_remote_commands_record_and_summarise_like_ctrl_
         record = log.operation(op_id)
         assert record is not None
         assert (record.status, record.exit_code) == ("interrupted", 128 + stop)
-    deadline = time.monotonic() + 5
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _processes_with(marker) == []  # the remote commands were stopped
+    assert wait_unmarked(marker) == {}  # the remote commands were stopped
 
 
+@both_engines
 def test_output_past_the_cap_says_it_was_cut_and_o_dir_keeps_it_whole(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -101,6 +100,7 @@ def test_output_past_the_cap_says_it_was_cut_and_o_dir_keeps_it_whole(
     assert "stdout (100000 bytes" in shown.stdout and "truncated: first 1024 kept" in shown.stdout
 
 
+@both_engines
 def test_a_command_killed_by_a_signal_is_named_with_no_exit_status(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -114,6 +114,7 @@ def test_a_command_killed_by_a_signal_is_named_with_no_exit_status(
     assert "web02  killed by SIGKILL" in plain.stderr and "-1" not in plain.stderr
 
 
+@both_engines
 def test_env_values_appear_in_no_command_line_and_secrets_are_masked_in_the_log(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -171,6 +172,7 @@ def test_an_existing_world_readable_log_and_home_are_made_private(
     assert modes and set(modes.values()) == {0o600}, modes
 
 
+@both_engines
 def test_stdin_streams_the_same_bytes_to_every_host_from_a_file_or_a_pipe(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -191,6 +193,7 @@ def test_stdin_streams_the_same_bytes_to_every_host_from_a_file_or_a_pipe(
     assert {r["stdout"] for r in rows(piped.stdout.decode()).values()} == {want + "\n"}
 
 
+@both_engines
 def test_a_command_that_never_reads_its_stdin_still_finishes(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:

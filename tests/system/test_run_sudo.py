@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +24,14 @@ import yaml
 from herd.cli.main import main
 from herd.core.audit import AuditLog
 
-from .conftest import Fleet, need_sudo
-from .test_run_faults import with_user
+from .conftest import Fleet, both_engines, need_sudo
+from .dropbear import DropbearFleet
+from .test_run_faults import herd, rows, with_user
 
 pytestmark = pytest.mark.system
 
 
+@both_engines
 def test_sudo_runs_the_command_as_root_with_its_variables_and_stdin(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -42,6 +47,7 @@ def test_sudo_runs_the_command_as_root_with_its_variables_and_stdin(
     assert row["stdout"] == f"0\nsudo by {lab_fleet.user}\nhello there\nfrom stdin\n"
 
 
+@both_engines
 def test_become_password_goes_to_sudo_not_to_the_command_argv_or_log(
     lab_fleet: Fleet, tmp_path: Path, isolated_env: Path
 ) -> None:
@@ -88,6 +94,7 @@ def test_sudo_runs_the_command_in_the_target_users_login_shell(
         assert braces == "1 2 3"
 
 
+@both_engines
 def test_a_command_failing_under_sudo_is_never_ok(
     lab_fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -101,44 +108,92 @@ def test_a_command_failing_under_sudo_is_never_ok(
     assert (row["status"], row["exit_status"]) == ("failed", 3)
 
 
-def test_ask_become_pass_works_when_the_login_shell_is_bash(
-    bash_sudoer: tuple[Fleet, str, str], tmp_path: Path, isolated_env: Path
-) -> None:
-    fleet, user, password = bash_sudoer
-    (host,) = fleet.names()
-    inventory = with_user(fleet, host, user, tmp_path / "inventory.yml")
-    feed = tmp_path / "feed"
-    feed.write_text("from stdin\n")
-    argv = [sys.executable, "-m", "herd", "-i", str(inventory), "run", "all", "--json", "-K",
-            "--env", "GREETING=hi there", "--stdin", str(feed),
-            "--", 'id -u; echo "$GREETING $SUDO_USER"; [[ -n x ]] && echo bash; cat']  # fmt: skip
-    result = subprocess.run(
+def with_become_pass(
+    inventory: Path, host: str, password: str, command: str, *, home: Path, feed: Path
+) -> subprocess.CompletedProcess[str]:
+    """``herd run HOST -K`` typing ``password`` at the prompt, with a variable and ``--stdin``."""
+    argv = [sys.executable, "-m", "herd", "-i", str(inventory), "run", host, "--json", "-K",
+            "--env", "GREETING=hi there", "--stdin", str(feed), "--", command]  # fmt: skip
+    return subprocess.run(
         argv,
         input=password + "\n",
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "HERD_HOME": str(isolated_env)},
+        env={**os.environ, "HERD_HOME": str(home)},
         start_new_session=True,  # no controlling terminal: the prompt reads stdin
     )
+
+
+def check_become_pass(inventory: Path, host: str, user: str, password: str, tmp_path: Path) -> None:
+    """The right password runs the command as root, variables and stdin intact; a wrong one
+    fails plainly."""
+    feed = tmp_path / "feed"
+    feed.write_text("from stdin\n")
+    command = 'id -u; echo "$GREETING $SUDO_USER"; cat'
+    result = with_become_pass(inventory, host, password, command, home=tmp_path, feed=feed)
     assert result.returncode == 0, result.stdout + result.stderr
     (row,) = map(json.loads, result.stdout.splitlines())
-    assert row["stdout"] == f"0\nhi there {user}\nbash\nfrom stdin\n"
+    assert row["stdout"] == f"0\nhi there {user}\nfrom stdin\n"
     assert "Warning" not in result.stderr  # the password is read quietly off a pipe
-    wrong = subprocess.run(
-        argv,
-        input="not-the-password\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "HERD_HOME": str(isolated_env)},
-        start_new_session=True,
-    )
+    wrong = with_become_pass(inventory, host, "bad-password", command, home=tmp_path, feed=feed)
     assert wrong.returncode == 1
     (row,) = map(json.loads, wrong.stdout.splitlines())
     assert row["status"] == "failed" and "sudo did not accept the password" in row["stderr"]
+
+
+def test_ask_become_pass_works_when_the_login_shell_is_bash(
+    bash_sudoer: tuple[Fleet, str, str], tmp_path: Path
+) -> None:
+    fleet, user, password = bash_sudoer
+    (host,) = fleet.names()
+    inventory = with_user(fleet, host, user, tmp_path / "inventory.yml")
+    check_become_pass(inventory, host, user, password, tmp_path)
+    command = "[[ -n x ]] && echo bash"
+    feed = tmp_path / "feed"
+    bash = with_become_pass(inventory, host, password, command, home=tmp_path, feed=feed)
+    assert json.loads(bash.stdout)["stdout"] == "bash\n", bash.stdout + bash.stderr
+
+
+@pytest.fixture
+def busybox_sudoer(dropbear_fleet: DropbearFleet) -> Iterator[tuple[DropbearFleet, str, str]]:
+    """A user of the Dropbear hosts whose login shell is BusyBox sh, with a sudo that asks a
+    password."""
+    if shutil.which("useradd") is None:
+        pytest.skip("needs useradd")
+    need_sudo()
+    name = f"herdbb{os.getpid() % 100000}"
+    password = f"pw-{time.monotonic_ns()}"
+    sudoers = Path(f"/etc/sudoers.d/{name}")
+    userland = dropbear_fleet.userland
+    home = userland.dir / f"home-{name}"
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True, capture_output=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        sudoers.write_text(f"{name} ALL=(ALL:ALL) ALL\n")
+        sudoers.chmod(0o440)
+        (home / ".ssh").mkdir(parents=True)
+        shutil.copy(userland.home / ".ssh" / "authorized_keys", home / ".ssh")
+        for path in (home, home / ".ssh", home / ".ssh" / "authorized_keys"):
+            shutil.chown(path, name)
+        userland.add_login(name, home)
+        yield dropbear_fleet, name, password
+    finally:
+        userland.remove_login(name)
+        sudoers.unlink(missing_ok=True)
+        subprocess.run(["userdel", "-f", name], capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_ask_become_pass_works_when_the_login_shell_is_busybox_sh(
+    busybox_sudoer: tuple[DropbearFleet, str, str], tmp_path: Path
+) -> None:
+    fleet, user, password = busybox_sudoer
+    inventory = with_user(fleet, "web02", user, tmp_path / "inventory.yml")  # type: ignore[arg-type]
+    check_become_pass(inventory, "web02", user, password, tmp_path)
+    login = herd(tmp_path, inventory, "run", "web02", "--json", "--", "readlink /proc/$$/exe")
+    assert rows(login.stdout)["web02"]["stdout"] == f"{fleet.userland.real}/bin/busybox\n"
 
 
 def test_become_user_and_method_choose_whom_to_become_and_how(
@@ -157,6 +212,7 @@ def test_become_user_and_method_choose_whom_to_become_and_how(
         assert row["stdout"] == f"{user}\n", method
 
 
+@both_engines
 def test_the_inventorys_become_variables_apply_per_host(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,7 +19,7 @@ from herd.core.paths import HerdPaths
 from herd.hosts.push import STALE_TEMP_SECONDS
 from herd.hosts.sftp_ops import temp_name
 
-from .conftest import Fleet
+from .conftest import Fleet, both_engines
 
 pytestmark = pytest.mark.system
 
@@ -107,6 +107,7 @@ def test_push_sends_a_tree_and_a_file_to_every_host_and_a_rerun_skips_everything
     assert len(index.sha256) == 64
 
 
+@both_engines
 def test_push_of_a_single_file_to_a_file_path_sets_the_mode_asked_for(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -124,6 +125,7 @@ def test_push_of_a_single_file_to_a_file_path_sets_the_mode_asked_for(
     assert "recorded as operation" in captured.err
 
 
+@both_engines
 def test_push_replaces_a_changed_file_and_skips_the_unchanged_one(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -143,6 +145,7 @@ def test_push_replaces_a_changed_file_and_skips_the_unchanged_one(
     assert (remote / "etc" / "b.conf").read_text() == "b = 2, longer\n"
 
 
+@both_engines
 def test_push_removes_what_a_push_that_died_left_behind_but_not_a_push_in_progress(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,6 +168,7 @@ def test_push_removes_what_a_push_that_died_left_behind_but_not_a_push_in_progre
     assert unrelated.exists()  # not a file this push was asked to send
 
 
+@both_engines
 def test_pull_fetches_files_dirs_and_globs_into_a_directory_per_host(
     lab_fleet: Fleet,
     tmp_path: Path,
@@ -206,6 +210,7 @@ def test_pull_fetches_files_dirs_and_globs_into_a_directory_per_host(
         assert {r.host for r in log.host_results(op_id)} == set(lab_fleet.names("web"))
 
 
+@both_engines
 def test_pull_of_several_large_files_at_once_shares_the_bytes_in_flight(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,6 +231,7 @@ def test_pull_of_several_large_files_at_once_shares_the_bytes_in_flight(
     assert {p.name: p.read_bytes() for p in mirror.iterdir()} == blobs
 
 
+@both_engines
 def test_pull_of_a_file_missing_on_one_host_fails_only_that_host(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -245,6 +251,7 @@ def test_pull_of_a_file_missing_on_one_host_fails_only_that_host(
     assert not (fetched / "db02").exists() or not list((fetched / "db02").rglob("*.sql"))
 
 
+@both_engines
 def test_gather_output_folds_hosts_with_the_same_files(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -258,6 +265,7 @@ def test_gather_output_folds_hosts_with_the_same_files(
     assert f"{remote}/motd" in out
 
 
+@both_engines
 def test_a_host_without_sha256sum_is_verified_by_reading_back_and_out_dir_gets_each_host(
     lab_fleet: Fleet,
     tmp_path: Path,

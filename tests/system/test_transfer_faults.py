@@ -27,7 +27,7 @@ from herd.core.paths import HerdPaths
 from herd.core.results import HostResult
 from herd.ui.transfer import TransferProgressBar
 
-from .conftest import Fleet
+from .conftest import Fleet, both_engines
 
 pytestmark = pytest.mark.system
 
@@ -84,6 +84,7 @@ def per_host_dirs(remote: Path, names: list[str]) -> None:
 # -- bad input: exit 2, nothing sent ---------------------------------------------------------
 
 
+@both_engines
 def test_a_missing_local_source_is_one_line_exit_2_and_nothing_is_sent(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
 ) -> None:
@@ -99,6 +100,7 @@ def test_a_missing_local_source_is_one_line_exit_2_and_nothing_is_sent(
         assert log.last_operation_id(("push",)) is None
 
 
+@both_engines
 def test_an_unreadable_local_file_is_one_line_exit_2_and_nothing_is_sent(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -116,6 +118,7 @@ def test_an_unreadable_local_file_is_one_line_exit_2_and_nothing_is_sent(
 # -- per-host faults: that host fails, the others carry on ---------------------------------
 
 
+@both_engines
 def test_a_missing_remote_directory_without_mkdir_fails_only_that_host(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
 ) -> None:
@@ -139,6 +142,7 @@ def test_a_missing_remote_directory_without_mkdir_fails_only_that_host(
     assert [f.path for f in log["web01"].files] == [f"{remote}/web01/app.conf"]
 
 
+@both_engines
 def test_permission_denied_on_one_host_fails_only_that_host(
     lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_env: Path
 ) -> None:
@@ -231,6 +235,7 @@ def test_a_host_that_dies_mid_transfer_fails_alone_and_gets_no_partial_file(
     assert {n for n, r in log.items() if r.files} == {n for n in names if n != "web04"}
 
 
+@both_engines
 def test_a_remote_file_changing_while_pulled_fails_that_host_and_lands_nothing(
     lab_fleet: Fleet,
     tmp_path: Path,
@@ -305,6 +310,7 @@ def wait_for_temp(dest: Path, process: subprocess.Popen[bytes], timeout: float =
     raise AssertionError("no temporary file appeared")
 
 
+@both_engines
 @pytest.mark.parametrize("how", ["kill", "interrupt"])
 def test_a_push_stopped_midway_leaves_no_partial_file_under_the_final_name(
     lab_fleet: Fleet, tmp_path: Path, how: str
@@ -329,6 +335,7 @@ def test_a_push_stopped_midway_leaves_no_partial_file_under_the_final_name(
         assert code == -signal.SIGKILL
 
 
+@both_engines
 def test_a_host_that_freezes_mid_transfer_times_out_alone_and_says_what_it_left(
     lab_fleet: Fleet,
     tmp_path: Path,

@@ -9,11 +9,13 @@ import os
 import time
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from herd.core.results import HostResult, Status
 from herd.hosts.become import Become
 from herd.hosts.command import RemoteCommand
+from herd.hosts.connect import connection_lost
 from herd.hosts.fanout import fanout
 from herd.hosts.local import run_locally
 from herd.hosts.sshlib import _find_library_without_forking, run_loop
@@ -73,6 +75,29 @@ def test_fanout_turns_a_crash_on_one_host_into_that_hosts_error() -> None:
     assert failed["h001"].status is Status.ERROR
     assert failed["h001"].error == "RuntimeError: surprise"
     assert batch.exit_code == 1
+
+
+def test_a_host_failing_with_several_errors_at_once_names_each_distinct_one() -> None:
+    async def fail(error: Exception) -> None:
+        raise error
+
+    async def per_host(host: Host) -> HostResult:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(fail(ValueError("bad value")))
+            group.create_task(fail(ValueError("bad value")))
+            group.create_task(fail(OSError("disk gone")))
+        return ok(host)
+
+    (result,) = asyncio.run(fanout(hosts(1), per_host, 1, handle_sigint=False))
+    assert result.error == "ValueError: bad value; OSError: disk gone"
+
+
+def test_streams_lost_together_are_one_connection_lost_with_each_distinct_detail() -> None:
+    lost = asyncssh.ConnectionLost("Connection lost")
+    assert connection_lost(ExceptionGroup("streams", [lost, lost])) == "connection lost"
+    reset = ConnectionResetError("reset by peer")
+    both = ExceptionGroup("streams", [lost, ExceptionGroup("inner", [reset, reset])])
+    assert connection_lost(both) == "connection lost: reset by peer"
 
 
 def test_fanout_interrupted_by_sigint_returns_completed_hosts_marked_interrupted() -> None:

@@ -193,8 +193,14 @@ def finished(
     )
 
 
-def stopped(host: Host, started: float, streams: Streams, timeout: float) -> HostResult:
-    """The result of a command stopped at its timeout (what it printed so far is kept)."""
+def stopped(
+    host: Host, started: float, streams: Streams, timeout: float, doubt: str | None = None
+) -> HostResult:
+    """The result of a command stopped at its timeout (what it printed so far is kept).
+
+    ``doubt`` says why herd could not make sure the command stopped, if it could not.
+    """
+    how = "stopped" if doubt is None else f"the command may still be running ({doubt})"
     return HostResult(
         host=host.name,
         address=host.address,
@@ -202,7 +208,7 @@ def stopped(host: Host, started: float, streams: Streams, timeout: float) -> Hos
         stdout=streams.stdout.result(),
         stderr=streams.stderr.result(),
         duration=time.monotonic() - started,
-        error=f"command still running after {timeout:g} s: stopped",
+        error=f"command still running after {timeout:g} s: {how}",
     )
 
 

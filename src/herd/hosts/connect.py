@@ -19,7 +19,7 @@ import asyncssh
 
 from herd.core.results import Status
 from herd.errors import SourceError
-from herd.hosts.fanout import current_slot
+from herd.hosts.fanout import current_slot, leaf_errors
 from herd.hosts.hostkeys import (
     HostKeyMode,
     HostKeyPolicy,
@@ -257,11 +257,15 @@ async def _open(
         extra["encryption_algs"] = ciphers
     if route.ssh.keepalive_count_max is not None:
         extra["keepalive_count_max"] = route.ssh.keepalive_count_max
+    known_hosts = connector.policy.known_hosts(route.known_hosts, route.host_keys)
+    host_key_algs = _first_contact_host_key_algs(host, route, known_hosts)
+    if host_key_algs:
+        extra["server_host_key_algs"] = host_key_algs
     conn: asyncssh.SSHClientConnection = await asyncssh.connect(
         host.address,
         config=list(route.ssh.config),
         tunnel=tunnel,  # herd made the jump itself (or there is none): not asyncssh again
-        known_hosts=connector.policy.known_hosts(route.known_hosts, route.host_keys),
+        known_hosts=known_hosts,
         client_factory=_client_factory(host, connector.policy, route, progress),
         connect_timeout=None,  # our own timeout covers TCP, banner, key exchange and login
         keepalive_interval=route.ssh.keepalive_interval or 0,
@@ -328,6 +332,59 @@ def _preferred_ciphers() -> tuple[str, ...]:
     )
 
 
+# OpenSSH 9.2's default HostKeyAlgorithms, in its order (`ssh -G x -F /dev/null`)
+_OPENSSH_HOST_KEY_ALGS = (
+    "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com", "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+    "rsa-sha2-512", "rsa-sha2-256",
+)  # fmt: skip
+
+
+@functools.cache
+def _openssh_host_key_order() -> tuple[str, ...]:
+    """OpenSSH's host key algorithms that asyncssh supports, then asyncssh's other defaults.
+
+    The tail (ssh-rsa among them: OpenSSH 9.2 dropped it) keeps every host herd
+    reached before reachable; a server offering anything better never gets to it.
+    """
+    from asyncssh.public_key import (
+        get_certificate_algs,
+        get_default_certificate_algs,
+        get_default_public_key_algs,
+        get_public_key_algs,
+    )
+
+    supported = {alg.decode() for alg in get_certificate_algs() + get_public_key_algs()}
+    order = [alg for alg in _OPENSSH_HOST_KEY_ALGS if alg in supported]
+    defaults = get_default_certificate_algs() + get_default_public_key_algs()
+    order += [alg.decode() for alg in defaults if alg.decode() not in order]
+    return tuple(order)
+
+
+def _first_contact_host_key_algs(
+    host: Host, route: Route, known_hosts: asyncssh.SSHKnownHosts | None
+) -> tuple[str, ...]:
+    """OpenSSH's host key order for a host known_hosts does not list; () to leave it to asyncssh.
+
+    asyncssh asks only for the key types known_hosts records for a host, and follows
+    the ssh options' HostKeyAlgorithms; otherwise it asks for rsa-sha2-256 first,
+    which Dropbear 2022.83 advertises beside a lone ed25519 key and then crashes on.
+    OpenSSH's client asks for ed25519 first: so does herd, wherever ssh would.
+    """
+    if route.ssh.host_key_algorithms:
+        return ()
+    if known_hosts is not None:
+        port = route.port or route.ssh.port or 22
+        name = route.ssh.known_as or host.address
+        if any(known_hosts.match(name, "", None if port == 22 else port)[:3]):
+            return ()  # keys, CAs or revocations recorded: asyncssh prefers those types
+    return _openssh_host_key_order()
+
+
 def _timeout_reason(progress: _Progress, timeout: float) -> str:
     seconds = f"{timeout:g} s"
     if not progress.tcp:
@@ -391,11 +448,16 @@ def connection_lost(exc: BaseException) -> str:
     """The reason for a host whose connection broke: what ``exc`` says, unless it says no more.
 
     asyncssh's own ``ConnectionLost`` reads "Connection lost", which would repeat it.
+    For an exception group (the streams of one command, failing together), each
+    distinct detail of its errors.
     """
-    detail = str(exc).strip()
-    if not detail or detail.lower() == "connection lost":
-        return "connection lost"
-    return f"connection lost: {detail.splitlines()[0]}"
+    details: list[str] = []
+    for error in leaf_errors(exc):
+        detail = str(error).strip()
+        detail = detail.splitlines()[0] if detail else ""
+        if detail and detail.lower() != "connection lost" and detail not in details:
+            details.append(detail)
+    return "connection lost" + (f": {'; '.join(details)}" if details else "")
 
 
 def _close_quietly(conn: asyncssh.SSHClientConnection | None) -> None:

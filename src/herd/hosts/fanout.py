@@ -38,6 +38,7 @@ __all__ = [
     "current_slot",
     "error_result",
     "fanout",
+    "leaf_errors",
     "use_slot",
 ]
 
@@ -119,16 +120,30 @@ def use_slot(slot: HostSlot) -> None:
     _SLOT.set(slot)
 
 
+def leaf_errors(exc: BaseException) -> list[BaseException]:
+    """The errors inside ``exc``: itself, or every error of an exception group, nested or not."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaf_errors(inner)]
+    return [exc]
+
+
 def error_result(host: Host, exc: Exception, started: float) -> HostResult:
-    """A host's result for a surprise on that host: its error, never the batch's failure."""
-    text = str(exc).strip().splitlines()
-    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """A host's result for a surprise on that host: its error, never the batch's failure.
+
+    Every distinct error of an exception group is named, not the group's own summary.
+    """
+    reasons: list[str] = []
+    for error in leaf_errors(exc):
+        text = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+        if reason not in reasons:
+            reasons.append(reason)
     return HostResult(
         host=host.name,
         address=host.address,
         status=Status.ERROR,
         duration=time.monotonic() - started,
-        error=reason,
+        error="; ".join(reasons),
     )
 
 

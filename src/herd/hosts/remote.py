@@ -1,11 +1,10 @@
 """Run one command on one SSH host: connect, feed stdin, collect capped output, stop on time.
 
-OpenSSH's sshd ignores the SSH "signal" request and leaves a command running
-when its channel closes, so to stop a command (timeout, Ctrl-C) herd signals
-its process group through a second channel. The group is known because the
-command line first reports the shell's PID (sshd makes every session shell a
-process group leader) on a marked first stderr line, which is read and
-removed before the output is collected.
+SSH servers leave a command running when its channel closes, so to stop a
+command (timeout, Ctrl-C) herd signals its process group through a second
+channel: ``herd.hosts.remote_stop`` starts the command as a group leader on
+any server and reports its PID on a marked first stderr line, read and removed
+here before the output is collected.
 """
 
 from __future__ import annotations
@@ -29,13 +28,10 @@ from herd.hosts.command import (
     stopped,
 )
 from herd.hosts.connect import Connector, HostFailure, connection_lost
+from herd.hosts.remote_stop import Mark, doubt, parse_mark, start_line, stop_remote
 from herd.inventory.model import Host
 
 __all__ = ["feed_stdin", "run_on_host"]
-
-_PID_MARK = b"herd-pid:"
-_STOP_TIMEOUT = 3.0  # seconds to signal a command through a second channel
-_KILL_GRACE = 2  # seconds a timed-out command has to exit on TERM before KILL
 
 
 async def run_on_host(
@@ -56,8 +52,13 @@ async def run_on_host(
             return await _run(host, command, conn, emit, started)
     except HostFailure as exc:
         return failure(host, started, exc.status, exc.reason)
-    except (OSError, asyncssh.Error) as exc:
-        return failure(host, started, Status.ERROR, connection_lost(exc))
+    except (OSError, asyncssh.Error) as exc:  # the host went away during the run
+        return failure(host, started, Status.UNREACHABLE, connection_lost(exc))
+    except ExceptionGroup as errors:  # both output streams broke at once
+        lost, other = errors.split((OSError, asyncssh.Error))
+        if other is not None or lost is None:
+            raise  # a surprise: the fan-out names every error in it
+        return failure(host, started, Status.UNREACHABLE, connection_lost(lost))
 
 
 async def _run(
@@ -68,12 +69,11 @@ async def _run(
     started: float,
 ) -> HostResult:
     streams = Streams(command.output_cap)
-    line = f"echo {_PID_MARK.decode()}$$ >&2; {command.script()}"
-    process = await conn.create_process(line, encoding=None)
-    pid: int | None = None
+    process = await conn.create_process(start_line(command.script()), encoding=None)
+    mark: Mark | None = None
     try:
         async with asyncio.timeout(command.timeout):
-            pid = await _read_pid(process, streams, host.name, emit)
+            mark = await _read_mark(process, streams, host.name, emit)
             feeding = asyncio.create_task(_feed(process, command))
             try:
                 await collect(host.name, process.stdout, process.stderr, streams, emit)
@@ -81,11 +81,11 @@ async def _run(
             finally:
                 await _done_feeding(feeding)
     except TimeoutError:
-        await _stop(conn, process, pid, "TERM")
+        left = await _stop(conn, process, mark, "TERM")
         assert command.timeout is not None
-        return stopped(host, started, streams, command.timeout)
+        return stopped(host, started, streams, command.timeout, left)
     except asyncio.CancelledError:
-        await _stop(conn, process, pid, "HUP")
+        await _stop(conn, process, mark, "HUP")
         raise
     signal = process.exit_signal[0] if process.exit_signal else None
     return finished(host, started, streams, process.exit_status, signal)
@@ -117,44 +117,33 @@ def feed_stdin(process: asyncssh.SSHClientProcess[bytes], data: bytes | None) ->
         process.stdin.write_eof()
 
 
-async def _read_pid(
+async def _read_mark(
     process: asyncssh.SSHClientProcess[bytes],
     streams: Streams,
     host: str,
     emit: OutputSink | None,
-) -> int | None:
+) -> Mark | None:
     """Read the marked PID line; anything else there is kept as the command's stderr."""
-    line: bytes = await process.stderr.readline()
-    before, mark, after = line.partition(_PID_MARK)
-    pid = int(after.strip()) if mark and after.strip().isdigit() else None
-    kept = before if pid is not None else line  # what a login shell printed first, if anything
-    if kept:
+    mark, kept = parse_mark(await process.stderr.readline())
+    if kept:  # what a login shell printed first, if anything
         streams.stderr.write(kept)
         if emit is not None:
             emit(host, "stderr", kept)
-    return pid
+    return mark
 
 
 async def _stop(
     conn: asyncssh.SSHClientConnection,
     process: asyncssh.SSHClientProcess[bytes],
-    pid: int | None,
+    mark: Mark | None,
     signal: str,
-) -> None:
-    """Signal the command's process group through a second channel, then close its own.
+) -> str | None:
+    """Signal the command through a second channel, then close its own.
 
-    After a TERM (timeout), a detached watcher on the host sends KILL to what is
-    left of the group a few seconds later, so a command that ignores TERM is
-    stopped all the same; a HUP (Ctrl-C) is left to the command, as a closed
-    terminal would be.
+    Returns why the command may still be running, or None when it surely is not.
     """
-    if pid is not None:
-        kill = f"kill -{signal} -- -{pid} 2>/dev/null || kill -{signal} {pid} 2>/dev/null"
-        if signal == "TERM":
-            kill += f"; (sleep {_KILL_GRACE:g}; kill -KILL -- -{pid}) </dev/null >/dev/null 2>&1 &"
-        with contextlib.suppress(OSError, asyncssh.Error, TimeoutError):
-            async with asyncio.timeout(_STOP_TIMEOUT):
-                await conn.run(kill, check=False)
+    left = doubt(await stop_remote(conn, mark, signal), mark)
     with contextlib.suppress(OSError, asyncssh.Error):
         process.send_signal(signal)  # for servers that honour the SSH signal request
     process.close()
+    return left

@@ -118,6 +118,9 @@ class SshSettings:
     keepalive_interval: float | None = None
     keepalive_count_max: int | None = None
     ciphers: bool = False  # the options choose the ciphers: herd keeps out of it
+    host_key_algorithms: bool = False  # the options choose them (HostKeyAlgorithms): the same
+    known_as: str | None = None  # HostKeyAlias, else HostName: the name known_hosts has it under
+    port: int | None = None  # Port, when the options (or herd's own) name one
 
 
 class SshOptions:
@@ -230,6 +233,9 @@ def _settings(config: SSHConfig, paths: tuple[str, ...]) -> SshSettings:
         keepalive_interval=None if interval is None else float(interval),
         keepalive_count_max=count,
         ciphers=get("Ciphers") is not None,
+        host_key_algorithms=get("HostKeyAlgorithms") is not None,
+        known_as=get("HostKeyAlias") or get("Hostname"),
+        port=None if get("Port") is None else int(get("Port")),
     )
 
 
