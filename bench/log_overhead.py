@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from herd.core.audit import AuditLog
-from herd.core.results import HostResult, Output, Status
+from herd.core.model import HostResult, Output, Status
 from herd.lab import Lab, free_port
 
 BIN = Path(sys.executable).parent

@@ -5,7 +5,7 @@ these at the boundary where they enter herd. The command line maps an error to
 its exit code through ``exit_code`` and prints ``str(error)`` on one line.
 
 A problem on one host is not an exception: it is a status in that host's
-result (see ``herd.core.results``). These classes are for what stops the
+result (see ``herd.core.model``). These classes are for what stops the
 whole command.
 
     HerdError                    exit 1: the operation could not be completed

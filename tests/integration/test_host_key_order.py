@@ -12,9 +12,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from herd.core.model import Host
 from herd.hosts.connect import ConnectOptions, Connector
 from herd.hosts.hostkeys import HostKeyMode
-from herd.inventory.model import Host
 
 RSA = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
 ED25519 = asyncssh.generate_private_key("ssh-ed25519")

@@ -15,11 +15,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from herd.core.results import Status
+from herd.core.model import Host, Status
 from herd.errors import SourceError
 from herd.hosts.connect import ConnectOptions, Connector, HostFailure
 from herd.hosts.hostkeys import HostKeyMode
-from herd.inventory.model import Host
 
 USER = "bob"
 
@@ -283,7 +282,7 @@ def unanswered_port(fillers: list[socket.socket]) -> tuple[socket.socket, int]:
 def test_unanswering_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_forks(
     tmp_path: Path,
 ) -> None:
-    from herd.core.results import HostResult
+    from herd.core.model import HostResult
     from herd.hosts.fanout import fanout
 
     fillers: list[socket.socket] = []

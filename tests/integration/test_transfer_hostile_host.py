@@ -17,10 +17,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.hosts.pull import pull_host
 from herd.hosts.transfer_plan import NoProgress, TransferOptions
-from herd.inventory.model import Host
 
 _HOSTILE_NAMES = (b"../../escaped", b"/etc/escaped", b"a/b", b"", b"nul\0byte")
 

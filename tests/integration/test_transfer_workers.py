@@ -6,13 +6,12 @@ import asyncio
 import socket
 from pathlib import Path
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.hosts.connect import ConnectOptions
 from herd.hosts.fanout import fanout
 from herd.hosts.transfer import PullJob
 from herd.hosts.transfer_plan import NoProgress, TransferOptions
 from herd.hosts.workers import TransferWorkers
-from herd.inventory.model import Host
 
 from .test_hosts_connect import unanswered_port
 

@@ -23,8 +23,8 @@ import pytest
 
 from herd.cli.main import main
 from herd.core.audit import AuditLog
+from herd.core.model import HostResult
 from herd.core.paths import HerdPaths
-from herd.core.results import HostResult
 from herd.ui.transfer import TransferProgressBar
 
 from .conftest import Fleet, both_engines

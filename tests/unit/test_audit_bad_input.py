@@ -14,7 +14,7 @@ import pytest
 
 from herd.cli.main import main
 from herd.core.audit import AuditLog
-from herd.core.results import HostResult, Output, Status
+from herd.core.model import HostResult, Output, Status
 from herd.errors import AuditError
 
 

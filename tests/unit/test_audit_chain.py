@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from herd.core.audit import AuditLog
-from herd.core.results import FileRecord, HostResult, Output, Status
+from herd.core.model import FileRecord, HostResult, Output, Status
 
 
 def _fill(db: Path, count: int = 5) -> list[int]:

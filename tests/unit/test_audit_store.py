@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from herd.core.audit import SCHEMA_VERSION, AuditLog
-from herd.core.results import HostResult, Output, Status
+from herd.core.model import HostResult, Output, Status
 from tests.processes import race
 
 
@@ -54,7 +54,7 @@ def test_operation_of_a_killed_process_reads_back_and_is_sealed_as_interrupted(
         import time
         from pathlib import Path
         from herd.core.audit import AuditLog
-        from herd.core.results import HostResult, Status
+        from herd.core.model import HostResult, Status
         log = AuditLog(Path({str(db)!r}))
         op = log.begin("run", argv=["herd"], hosts=["a", "b"])
         log.record_hosts(op, [HostResult("a", "a", Status.OK, 0)])
@@ -90,7 +90,7 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     AuditLog(db).close()
     script = f"""
         from herd.core.audit import AuditLog
-        from herd.core.results import HostResult, Status
+        from herd.core.model import HostResult, Status
         log = AuditLog(pathlib.Path({str(db)!r}))
         for i in range(500):
             op = log.begin("run", argv=["herd"], hosts=["h"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from herd.core.audit import AuditLog, Operator
-from herd.core.results import HostResult, Output, Status
+from herd.core.model import HostResult, Output, Status
 from herd.errors import AuditError
 
 

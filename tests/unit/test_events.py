@@ -20,7 +20,7 @@ from herd.core.events import (
     decode,
     encode,
 )
-from herd.core.results import FileRecord, HostResult, Output, Status
+from herd.core.model import FileRecord, HostResult, Output, Status
 
 names = st.text(min_size=1, max_size=12)
 texts = st.text(max_size=40)

@@ -12,14 +12,13 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.hosts.become import Become
 from herd.hosts.command import RemoteCommand
 from herd.hosts.connect import connection_lost
 from herd.hosts.fanout import fanout
 from herd.hosts.local import run_locally
 from herd.hosts.sshlib import _find_library_without_forking, run_loop
-from herd.inventory.model import Host
 
 LOCAL = Host("here", "localhost", local=True)
 

@@ -10,8 +10,8 @@ import pytest
 from herd.cli.main import main
 from herd.cli.targets import uses_failed
 from herd.core.audit import AuditLog
+from herd.core.model import HostResult, Status
 from herd.core.paths import HerdPaths
-from herd.core.results import HostResult, Status
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "inventories"
 DOCS = str(DATA / "ansible_docs.ini")

@@ -14,7 +14,7 @@ import pytest
 from herd.cli.main import main
 from herd.core.audit import AuditLog, Operator
 from herd.core.audit_query import parse_when
-from herd.core.results import FileRecord, HostResult, Output, Status
+from herd.core.model import FileRecord, HostResult, Output, Status
 from herd.errors import UsageError
 
 DAY = 86400.0

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from asyncssh import ConnectionLost, SFTPLimits
 
-from herd.core.results import BatchResult, FileRecord, HostResult, Status
+from herd.core.model import BatchResult, FileRecord, HostResult, Status
 from herd.errors import SourceError
 from herd.hosts.local_tree import LocalTree, RefusedName, remote_parts
 from herd.hosts.push import remote_dest
@@ -296,7 +296,7 @@ def test_transfer_json_adds_files_bytes_and_skipped() -> None:
 def test_the_progress_bar_counts_bytes_and_hosts_and_drops_what_a_failed_host_never_sent() -> None:
     import io
 
-    from herd.inventory.model import Host
+    from herd.core.model import Host
     from herd.ui.console import Printer
     from herd.ui.transfer import TransferProgressBar
 

@@ -9,9 +9,8 @@ import signal
 from pathlib import Path
 
 from herd.core.hostset import FoldReader
-from herd.core.results import BatchResult, CappedOutput, HostResult, Output, Status
+from herd.core.model import BatchResult, CappedOutput, Host, HostResult, Output, Status
 from herd.inventory import load_inventory
-from herd.inventory.model import Host
 from herd.inventory.patterns import fold_reader
 from herd.ui.console import Printer
 from herd.ui.gather import gather, render_gathered

@@ -23,10 +23,10 @@ from herd.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from herd.cli.operation import BatchPlan
     from herd.core.hostset import FoldReader
+    from herd.core.model import Host
     from herd.core.settings import RunSettings
     from herd.hosts.become import Become
     from herd.hosts.connect import Connector
-    from herd.inventory.model import Host
 
 __all__ = [
     "FleetOptions",

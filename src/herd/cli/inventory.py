@@ -15,7 +15,8 @@ from herd.cli.context import AppContext, pass_app
 from herd.cli.fleet_options import extra_vars_option
 from herd.cli.targets import load_app_inventory, select_hosts
 from herd.core.hostset import FoldReader, fold
-from herd.inventory import Group, Host, Inventory
+from herd.core.model import Host
+from herd.inventory import Group, Inventory
 from herd.inventory.patterns import fold_reader
 from herd.inventory.variables import mask_secrets
 
@@ -94,29 +95,14 @@ def hosts(
         for host in selected:
             click.echo(_dumps(host_json(host)))
     else:
-        _print_host_table(selected)
+        from herd.ui.inventory_view import print_host_table
+
+        print_host_table(
+            (h.name, h.address, "" if h.port is None else str(h.port), h.user or "",
+             ",".join(h.groups))
+            for h in selected
+        )  # fmt: skip
     return 0
-
-
-def _print_host_table(selected: list[Host]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from herd.ui.console import make_console
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("host", "address", "port", "user", "groups"):
-        table.add_column(column, overflow="fold")
-    for host in selected:
-        cells = (
-            host.name,
-            host.address,
-            "" if host.port is None else str(host.port),
-            host.user or "",
-            ",".join(host.groups),
-        )
-        table.add_row(*(Text(cell) for cell in cells))
-    make_console().print(table)
 
 
 @click.command()
@@ -130,21 +116,11 @@ def groups(app: AppContext, as_json: bool) -> int:
         for group in inventory.groups.values():
             click.echo(_dumps(group_json(inventory, group, reader)))
         return 0
-    from rich.markup import escape
-    from rich.tree import Tree
+    from herd.ui.inventory_view import print_group_tree
 
-    from herd.ui.console import make_console
-
-    branches: dict[int, Tree] = {}
-    root: Tree | None = None
-    for level, group in inventory.tree():
-        members = inventory.members(group.name)
-        label = f"[bold]{escape(group.name)}[/bold] ({len(members)})"
-        if group.hosts:
-            label += f"  {escape(fold(group.hosts, reader))}"
-        if root is None:
-            root = branches[0] = Tree(label)
-        else:
-            branches[level] = branches[level - 1].add(label)
-    make_console().print(root)
+    print_group_tree(
+        (level, group.name, len(inventory.members(group.name)),
+         fold(group.hosts, reader) if group.hosts else "")
+        for level, group in inventory.tree()
+    )  # fmt: skip
     return 0

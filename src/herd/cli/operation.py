@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from herd.cli.context import AppContext
 from herd.core.audit import AuditLog
-from herd.core.results import BatchResult, HostResult, Status
+from herd.core.model import BatchResult, Host, HostResult, Status
 from herd.core.secrets import mask_argv, mask_secrets
 from herd.errors import Interrupted
 from herd.hosts.command import OutputSink
-from herd.inventory.model import Host
 from herd.ui.render import Renderers
 
 __all__ = ["BatchPlan", "Operation", "PerHost", "run_operation"]

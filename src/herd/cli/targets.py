@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from herd.cli.context import AppContext
 from herd.core.hostset import FoldReader
-from herd.inventory import Host, Inventory, load_inventory
+from herd.core.model import Host
+from herd.inventory import Inventory, load_inventory
 from herd.inventory.extra_vars import parse_extra_vars
 from herd.inventory.patterns import fold_reader
 

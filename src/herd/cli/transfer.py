@@ -31,10 +31,10 @@ from herd.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
+    from herd.core.model import Host
     from herd.hosts.connect import Connector
     from herd.hosts.transfer import HostJob, TransferJob
     from herd.hosts.transfer_plan import TransferOptions, TransferProgress
-    from herd.inventory.model import Host
 
 __all__ = ["pull", "push"]
 

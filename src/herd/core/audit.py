@@ -48,8 +48,8 @@ from herd.core.audit_records import (
 )
 from herd.core.audit_schema import APPLICATION_ID, SCHEMA_VERSION, create, upgrade
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
+from herd.core.model import HostResult
 from herd.core.paths import HerdPaths, private_dir, private_file
-from herd.core.results import HostResult
 from herd.core.settings import load_settings
 from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError

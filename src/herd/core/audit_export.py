@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from herd.core.audit import AuditLog, OperationRecord
-from herd.core.results import HostResult
+from herd.core.model import HostResult
 
 __all__ = [
     "CSV_FIELDS",

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from herd.core.results import FileRecord, HostResult, Output, Status
+from herd.core.model import FileRecord, HostResult, Output, Status
 
 __all__ = [
     "INTERRUPTED",

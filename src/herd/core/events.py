@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from herd.core.results import FileRecord, HostResult, Output, Status
+from herd.core.model import FileRecord, HostResult, Output, Status
 
 __all__ = [
     "BytesExpected",

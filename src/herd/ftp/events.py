@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from herd.core.audit import AuditLog, Operator
-from herd.core.results import FileRecord, HostResult, Status
+from herd.core.model import FileRecord, HostResult, Status
 from herd.errors import AuditError
 
 __all__ = [

@@ -20,8 +20,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from herd.core.model import Host
 from herd.errors import ConfigError
-from herd.inventory.model import Host
 
 __all__ = ["METHODS", "Become", "become_for"]
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from herd.core.results import CappedOutput, HostResult, Output, Status
+from herd.core.model import CappedOutput, Host, HostResult, Output, Status
 from herd.hosts.become import Become, become_for
-from herd.inventory.model import Host
 
 __all__ = [
     "OutputSink",

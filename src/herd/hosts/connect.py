@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncssh
 
-from herd.core.results import Status
+from herd.core.model import Host, Status
 from herd.errors import SourceError
 from herd.hosts.fanout import current_slot, leaf_errors
 from herd.hosts.hostkeys import (
@@ -29,7 +29,6 @@ from herd.hosts.hostkeys import (
 )
 from herd.hosts.ssh_config import SshOptions, SshSettings
 from herd.hosts.wire import batch_writes, skip_packet_logs
-from herd.inventory.model import Host
 
 __all__ = [
     "ClientKeys",

@@ -27,8 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from herd.core.results import BatchResult, HostResult, Status
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult, Status
 
 __all__ = [
     "STOP_SIGNALS",

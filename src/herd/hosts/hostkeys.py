@@ -21,7 +21,7 @@ from pathlib import Path
 
 import asyncssh
 
-from herd.core.results import Status
+from herd.core.model import Status
 from herd.errors import ConfigError
 
 __all__ = [

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.hosts.command import (
     OutputSink,
     RemoteCommand,
@@ -23,7 +23,6 @@ from herd.hosts.command import (
     send_input,
     stopped,
 )
-from herd.inventory.model import Host
 
 __all__ = ["run_locally"]
 

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import asyncssh
 
-from herd.core.results import FileRecord, HostResult, Status
+from herd.core.model import FileRecord, Host, HostResult, Status
 from herd.hosts.become import become_for
 from herd.hosts.local_tree import (
     LocalTree,
@@ -59,7 +59,6 @@ from herd.hosts.sftp_ops import (
     transfer_result,
 )
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
-from herd.inventory.model import Host
 
 __all__ = ["pull_host"]
 

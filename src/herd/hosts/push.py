@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncssh
 
-from herd.core.results import FileRecord, HostResult, Status
+from herd.core.model import FileRecord, Host, HostResult, Status
 from herd.hosts.become import become_for
 from herd.hosts.remote_access import open_sftp
 from herd.hosts.sftp_ops import (
@@ -61,7 +61,6 @@ from herd.hosts.transfer_plan import (
     TransferProgress,
 )
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
-from herd.inventory.model import Host
 
 __all__ = ["HOST_FIELD", "push_host", "remote_dest"]
 

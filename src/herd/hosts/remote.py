@@ -15,7 +15,7 @@ import time
 
 import asyncssh
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.errors import ConfigError
 from herd.hosts.command import (
     OutputSink,
@@ -29,7 +29,6 @@ from herd.hosts.command import (
 )
 from herd.hosts.connect import Connector, HostFailure, connection_lost
 from herd.hosts.remote_stop import Mark, doubt, parse_mark, start_line, stop_remote
-from herd.inventory.model import Host
 
 __all__ = ["feed_stdin", "run_on_host"]
 

@@ -21,13 +21,12 @@ from typing import TypeVar
 
 import asyncssh
 
-from herd.core.results import FileRecord, HostResult, Status
+from herd.core.model import FileRecord, Host, HostResult, Status
 from herd.hosts.become import Become
 from herd.hosts.connect import connection_lost
 from herd.hosts.remote import feed_stdin
 from herd.hosts.remote_access import start_script
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
-from herd.inventory.model import Host
 
 T = TypeVar("T")
 

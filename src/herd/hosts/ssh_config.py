@@ -32,9 +32,9 @@ from typing import Any
 
 from asyncssh.config import ConfigParseError, SSHClientConfig, SSHConfig
 
+from herd.core.model import Host
 from herd.core.paths import runtime_dir
 from herd.errors import ConfigError
-from herd.inventory.model import Host
 
 __all__ = ["SshOptions", "SshSettings", "ssh_argument_lines"]
 

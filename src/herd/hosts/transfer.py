@@ -19,14 +19,13 @@ from typing import ClassVar
 
 import asyncssh
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.hosts.command import OutputSink
 from herd.hosts.connect import Connector, HostFailure
 from herd.hosts.pull import pull_host
 from herd.hosts.push import push_host
 from herd.hosts.transfer_plan import PushPlan, TransferOptions, TransferProgress
 from herd.hosts.transfer_stream import BlockSource
-from herd.inventory.model import Host
 
 __all__ = ["HostJob", "PullJob", "PushJob", "TransferJob"]
 

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from herd.core.model import Host
 from herd.hosts.connect import Connector
 from herd.hosts.fanout import error_result, use_slot
 from herd.hosts.sshlib import run_loop
 from herd.hosts.transfer import HostJob
 from herd.hosts.workers import WorkerJob, pack, unpack
-from herd.inventory.model import Host
 
 __all__ = ["main"]
 

@@ -45,13 +45,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from herd.core.results import HostResult, Status
+from herd.core.model import Host, HostResult, Status
 from herd.hosts.command import OutputSink
 from herd.hosts.connect import ConnectOptions
 from herd.hosts.fanout import HostSlot, current_slot
 from herd.hosts.transfer import TransferJob
 from herd.hosts.transfer_plan import TransferProgress
-from herd.inventory.model import Host
 
 __all__ = [
     "FILE_COST_BYTES",

@@ -6,6 +6,5 @@
 
 from herd.inventory.build import load_inventory
 from herd.inventory.graph import Group, Inventory
-from herd.inventory.model import Host
 
-__all__ = ["Group", "Host", "Inventory", "load_inventory"]
+__all__ = ["Group", "Inventory", "load_inventory"]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from herd.core.model import Host
 from herd.errors import InventoryError, PatternError
 from herd.inventory.data import GroupData, HostData
-from herd.inventory.model import Host
 from herd.inventory.variables import (
     SSH_ARGS,
     Resolved,

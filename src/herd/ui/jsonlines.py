@@ -10,8 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from herd.core.results import BatchResult, HostResult
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult
 
 __all__ = ["JsonLines"]
 

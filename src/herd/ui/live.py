@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from herd.core.results import BatchResult, HostResult, Status
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult, Status
 from herd.ui.console import Printer, as_printer
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from rich.text import Text
 from herd.core.audit import OperationRecord
 from herd.core.audit_chain import ChainReport
 from herd.core.hostset import FoldReader, fold
-from herd.core.results import HostResult, Output, Status
+from herd.core.model import HostResult, Output, Status
 from herd.core.secrets import mask_argv, mask_secrets
 
 __all__ = ["render_operation", "render_operations", "render_verify", "status_text"]

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from herd.core.results import BatchResult, HostResult
+from herd.core.model import BatchResult, Host, HostResult
 from herd.errors import ConfigError
-from herd.inventory.model import Host
 
 __all__ = ["OutDir"]
 

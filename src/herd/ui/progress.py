@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from herd.core.results import BatchResult, HostResult
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult
 from herd.ui.console import Printer, as_printer
 
 if TYPE_CHECKING:

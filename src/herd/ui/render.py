@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from herd.core.results import BatchResult, HostResult
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult
 
 __all__ = ["Renderer", "Renderers"]
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from herd.core.hostset import FoldReader, fold, sort_key
-from herd.core.results import BatchResult, HostResult, Status
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult, Status
 from herd.ui.console import Printer, Segment, as_printer
 
 if TYPE_CHECKING:

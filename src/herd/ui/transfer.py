@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from herd.core.hostset import FoldReader, fold, sort_key
-from herd.core.results import BatchResult, HostResult
-from herd.inventory.model import Host
+from herd.core.model import BatchResult, Host, HostResult
 from herd.ui.console import Printer
 from herd.ui.summary import Summary
 

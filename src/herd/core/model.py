@@ -1,14 +1,16 @@
-"""Per-host results: partial failure is a value, not an exception.
+"""The shared vocabulary: a host, what happened on it, and a batch of such results.
 
-Every operation on many hosts (a run, a push, a pull) yields one ``HostResult``
-per host, local or remote alike, and a ``BatchResult`` gathers them.
+``Host`` is a host as the rest of herd sees it (the inventory builds them, the
+engine reaches them). Every operation on many hosts (a run, a push, a pull)
+yields one ``HostResult`` per host, local or remote alike: partial failure is a
+value, not an exception; a ``BatchResult`` gathers them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -16,10 +18,35 @@ __all__ = [
     "BatchResult",
     "CappedOutput",
     "FileRecord",
+    "Host",
     "HostResult",
     "Output",
     "Status",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """One inventory host with its variables resolved (Ansible precedence applied).
+
+    The connection fields are read from herd's names or their Ansible twins
+    (``address``/``ansible_host``, ``port``/``ansible_port``, ...); ``None`` means
+    "not set here": ``~/.ssh/config`` and the SSH defaults apply underneath.
+    """
+
+    name: str
+    address: str
+    port: int | None = None
+    user: str | None = None
+    identity_files: tuple[str, ...] = ()
+    password: str | None = field(default=None, repr=False)
+    jump: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float | None = None
+    local: bool = False  # ansible_connection=local: run on this machine without SSH
+    groups: tuple[str, ...] = ()
+    vars: Mapping[str, object] = field(default_factory=dict, repr=False)
+    connection: str = "ssh"  # ansible_connection as written: "ssh", "local", or another plugin
 
 
 class Status(StrEnum):
