@@ -7,11 +7,13 @@ recent failures is locked out for a while (``FtpSettings.lockout_*``).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import NoReturn
 
 from herd.ftp.events import LoginEvent
 from herd.ftp.jail import Jail, PathRefused
+from herd.ftp.listing import ALL_FACTS
 from herd.ftp.session import Reply, Session
 from herd.ftp.users import READ_ONLY, FtpUser, format_size
 
@@ -29,6 +31,24 @@ FEATURES = (
     "TVFS",
     "UTF8",
 )
+
+
+_FACT_NAME = re.compile(r"[A-Za-z0-9.-]+")
+
+
+def _mlst_facts(value: str) -> tuple[str, ...]:
+    """RFC 3659 7.9: ``fact;fact;...`` -> the known facts asked for, in our order.
+
+    Unknown but well-formed names are ignored, as the RFC says; a malformed list
+    (no closing ``;``, odd characters) is refused with 501 and changes nothing.
+    """
+    if not value:
+        return ()
+    names = value.split(";")
+    if names[-1] != "" or not all(_FACT_NAME.fullmatch(n) for n in names[:-1]):
+        raise Reply(501, f"Bad fact list {value!r}: use OPTS MLST type;size;modify;")
+    asked = {n.lower() for n in names[:-1]}
+    return tuple(f for f in ALL_FACTS if f in asked)
 
 
 class SessionCommands(Session):
@@ -164,10 +184,7 @@ class SessionCommands(Session):
 
     def cmd_FEAT(self, arg: str) -> None:
         hashes = ";".join(n + ("*" if n == self.hash_name else "") for n in HASH_NAMES)
-        facts = "".join(
-            f"{f}{'*' if f in self.mlst_facts else ''};"
-            for f in ("type", "size", "modify", "perm", "unique")
-        )
+        facts = "".join(f"{f}{'*' if f in self.mlst_facts else ''};" for f in ALL_FACTS)
         lines = [*FEATURES, f"HASH {hashes}", f"MLST {facts}"]
         self.reply(211, "Features:\n" + "".join(f" {line}\n" for line in sorted(lines)) + "End")
 
@@ -177,9 +194,7 @@ class SessionCommands(Session):
         if option == "UTF8":
             self.reply(200, "Always in UTF8 mode.")
         elif option == "MLST":
-            known = ("type", "size", "modify", "perm", "unique")
-            asked = [f.lower() for f in value.split(";") if f]
-            self.mlst_facts = tuple(f for f in known if f in asked)
+            self.mlst_facts = _mlst_facts(value.strip())
             self.reply(200, "MLST OPTS " + "".join(f"{f};" for f in self.mlst_facts))
         elif option == "HASH":
             if value:

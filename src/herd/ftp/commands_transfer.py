@@ -152,6 +152,10 @@ class TransferCommands(Session):
         value = arg.strip()
         if not value.isdigit():
             raise Reply(501, "REST needs a byte offset.")
+        if self.ascii and value != "0":
+            # In TYPE A the marker would count transfer octets (CRLF), not file bytes
+            # (RFC 3659 5): refused rather than resumed at the wrong place.
+            raise Reply(504, "REST is not supported in ASCII mode; use TYPE I.")
         self.rest = int(value)
         self.reply(350, f"Restarting at {self.rest}. Send STORE or RETRIEVE.")
 
@@ -251,9 +255,16 @@ class TransferCommands(Session):
         target = self.path(arg)
         self._need_data_source()
         assert self.jail is not None
+        if self.rest and not self.jail.exists(target):
+            raise Reply(554, f"Invalid REST parameter: {target} does not exist yet.")
         fd = self.jail.open_write(target)
         size = os.fstat(fd).st_size
-        self._upload(_Upload("APPE", target, fd, size, size))
+        # RFC 3659 5.3: after REST the data goes at the marker, not at the end.
+        offset = size if not self.rest else self.rest
+        if offset > size:
+            os.close(fd)
+            raise Reply(554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes).")
+        self._upload(_Upload("APPE", target, fd, offset, size))
 
     def cmd_STOU(self, arg: str) -> None:
         self.need("write")
@@ -422,6 +433,8 @@ class TransferCommands(Session):
         target = self.path(arg.strip() or ".")
         assert self.jail is not None and self.user is not None
         if not self.jail.is_dir(target):
+            if not self.jail.exists(target):  # RFC 3659 7.2.1: a missing path is 550
+                raise Reply(550, f"{target}: no such directory.")
             raise Reply(501, f"{target}: not a directory.")
         perms = self.user.perms
         lines = [

@@ -144,6 +144,9 @@ class Session(socketserver.BaseRequestHandler):
         while not self.closing:
             line = self._read_line()
             if line is None:
+                # RFC 959: a control connection closed mid-transfer is ABOR and QUIT; a
+                # client that also stopped reading must not keep a thread sending for good.
+                self.abort_transfer()
                 break
             self.dispatch(line)
         self.wait_transfer()
@@ -273,7 +276,8 @@ class Session(socketserver.BaseRequestHandler):
     # -- paths and permissions -----------------------------------------------------------
 
     def need(self, permission: str) -> None:
-        assert self.user is not None
+        if self.user is None:  # STAT <path> needs no login to be parsed, but does to run
+            raise Reply(530, "Log in with USER and PASS first.")
         if permission not in self.user.perms:
             raise Reply(550, f"Permission denied ({permission}).")
 
