@@ -11,6 +11,7 @@ import re
 import time
 from typing import NoReturn
 
+from herd.ftp.commands_security import TLS_FEATURES
 from herd.ftp.events import LoginEvent
 from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.listing import ALL_FACTS
@@ -60,11 +61,22 @@ class SessionCommands(Session):
         if self.user is not None:
             self.wait_transfer()
             self.reset_login()
-        self.pending_user = arg.strip()
+        name = arg.strip()
+        if not self.secure and self._needs_tls(name):
+            # Refused here, before the client sends its password in clear.
+            if self.server.tls is None:
+                raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
+            raise Reply(530, f"TLS required for {name}: use AUTH TLS (ftpes://) or ftps://.")
+        self.pending_user = name
         if self.anonymous_allowed(self.pending_user):
             self.reply(331, "Anonymous login ok, send your e-mail address as password.")
         else:
             self.reply(331, f"Password required for {self.pending_user}.")
+
+    def _needs_tls(self, name: str) -> bool:
+        if self.settings.require_tls:
+            return True
+        return self.server.on_helper(self.server.users.requires_tls, name)
 
     def anonymous_allowed(self, name: str) -> bool:
         return self.settings.anonymous_root is not None and name.lower() in ANONYMOUS_NAMES
@@ -99,6 +111,7 @@ class SessionCommands(Session):
                 quota.account, user.name, user.quota, jail.walk_size
             )
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
+        self.tls_required = self.settings.require_tls or user.require_tls
         self.emit(
             LoginEvent(
                 user=user.name, client=self.client, started=started, duration=time.time() - started
@@ -186,6 +199,8 @@ class SessionCommands(Session):
         hashes = ";".join(n + ("*" if n == self.hash_name else "") for n in HASH_NAMES)
         facts = "".join(f"{f}{'*' if f in self.mlst_facts else ''};" for f in ALL_FACTS)
         lines = [*FEATURES, f"HASH {hashes}", f"MLST {facts}"]
+        if self.server.tls is not None:
+            lines += TLS_FEATURES
         self.reply(211, "Features:\n" + "".join(f" {line}\n" for line in sorted(lines)) + "End")
 
     def cmd_OPTS(self, arg: str) -> None:

@@ -160,6 +160,8 @@ class TransferCommands(Session):
         self.reply(350, f"Restarting at {self.rest}. Send STORE or RETRIEVE.")
 
     def _need_data_source(self) -> None:
+        if self.tls_required and not self.protect_data:  # RFC 4217 9
+            raise Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
         if self.data_source is None:
             raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
 
@@ -195,6 +197,7 @@ class TransferCommands(Session):
             f"Opening {mode} mode data connection for {target} ({size} bytes).",
             send,
             unused=lambda: os.close(fd),
+            outgoing=True,
         )
 
     def _send_file(
@@ -450,7 +453,7 @@ class TransferCommands(Session):
             job.bytes = len(data)
             return 226, "Directory send OK."
 
-        self.start_transfer("Here comes the directory listing.", send)
+        self.start_transfer("Here comes the directory listing.", send, outgoing=True)
 
     def stat_path(self, arg: str) -> None:
         self.need("list")

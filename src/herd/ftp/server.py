@@ -32,6 +32,7 @@ from herd.ftp.handler import FtpHandler
 from herd.ftp.quota import QuotaBook
 from herd.ftp.session import Session, log
 from herd.ftp.settings import FtpSettings
+from herd.ftp.tls import ServerTls
 from herd.ftp.users import FtpUser
 
 __all__ = ["FtpServer", "LoginGuard", "UserAuthority"]
@@ -49,6 +50,8 @@ class UserAuthority(Protocol):
     def usage(self, name: str) -> int | None: ...
 
     def set_usage(self, name: str, used: int) -> None: ...
+
+    def requires_tls(self, name: str) -> bool: ...
 
 
 class LoginGuard:
@@ -193,6 +196,14 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self, settings: FtpSettings, users: UserAuthority, events: EventSink | None = None
     ) -> None:
         self.settings = settings
+        self.tls: ServerTls | None = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            self.tls = ServerTls(
+                settings.tls_cert,
+                settings.tls_key,
+                require_reuse=settings.require_tls_session_reuse,
+                timeout=settings.tls_handshake_timeout,
+            )
         self.users = users
         self.events: EventSink = events if events is not None else NullSink()
         self.quota = QuotaBook(users)
@@ -209,17 +220,27 @@ class FtpServer(socketserver.ThreadingTCPServer):
         super().__init__((host, port), FtpHandler, bind_and_activate=False)
         self.socket.close()  # replaced by our own listeners (IPv6-only flag, backlog)
         self._listeners: list[socket.socket] = []
+        self._implicit: set[socket.socket] = set()  # listeners that speak TLS at once
         try:
             for listen_host, listen_port in settings.listen:
                 self._listeners.append(
                     _listen_socket(listen_host, listen_port, settings.listen_backlog)
                 )
+            for listen_host, listen_port in settings.listen_implicit:
+                listener = _listen_socket(listen_host, listen_port, settings.listen_backlog)
+                self._listeners.append(listener)
+                self._implicit.add(listener)
         except FtpError:
             self.server_close()
             raise
         self.socket = self._listeners[0]
         self.server_address = self.socket.getsockname()[:2]
-        self.addresses: list[tuple[str, int]] = [s.getsockname()[:2] for s in self._listeners]
+        self.addresses: list[tuple[str, int]] = [
+            s.getsockname()[:2] for s in self._listeners if s not in self._implicit
+        ]
+        self.implicit_addresses: list[tuple[str, int]] = [
+            s.getsockname()[:2] for s in self._listeners if s in self._implicit
+        ]
         self._count_lock = threading.Lock()
         self._connections = 0
         self._per_address: Counter[str] = Counter()
@@ -271,6 +292,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
             self._stopped.set()
 
     def _accept_all(self, listener: socket.socket) -> None:
+        implicit = listener in self._implicit
         for _ in range(256):  # drain a burst, but let the loop look at other listeners too
             try:
                 request, client = listener.accept()
@@ -283,7 +305,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
                 self.shutdown_request(request)
                 continue
             try:
-                self.process_request(request, client)
+                self.process_request(request, client, implicit)
             except RuntimeError:  # no thread could be started: refuse, do not crash
                 self._release(client)
                 self._refuse(request, "Server busy, too many connections; try again later.")
@@ -323,28 +345,36 @@ class FtpServer(socketserver.ThreadingTCPServer):
             if self._per_address[address] <= 0:
                 del self._per_address[address]
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def process_request(self, request: Any, client_address: Any, implicit: bool = False) -> None:
         """Start the session's thread.
 
         A bare ``_thread`` thread, not ``threading.Thread``: its Thread, Event and
         Condition objects cost about 2 KiB per idle session, a tenth of the memory
         target. Sessions are tracked in ``self.sessions`` for shutdown instead.
         """
-        _thread.start_new_thread(self.process_request_thread, (request, client_address))
+        _thread.start_new_thread(self.process_request_thread, (request, client_address, implicit))
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def finish_request(self, request: Any, client_address: Any, implicit: bool = False) -> None:
         """Run one session (what ``BaseRequestHandler.__init__`` does, one C call shallower)."""
         handler = FtpHandler.__new__(FtpHandler)
         handler.request, handler.client_address, handler.server = request, client_address, self
+        handler.implicit = implicit
         handler.setup()
         try:
             handler.handle()
         finally:
             handler.finish()
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(
+        self, request: Any, client_address: Any, implicit: bool = False
+    ) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            try:
+                self.finish_request(request, client_address, implicit)
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
         finally:
             self._release(client_address)
 

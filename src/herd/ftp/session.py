@@ -16,8 +16,10 @@ import logging
 import select
 import socket
 import socketserver
+import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, ClassVar
 from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener
 from herd.ftp.events import FtpEvent
 from herd.ftp.jail import Jail, PathRefused
+from herd.ftp.tls import TlsFailed, close_notify, handshake
 
 if TYPE_CHECKING:
     from herd.ftp.quota import QuotaAccount
@@ -37,10 +40,13 @@ __all__ = ["Aborted", "Command", "Reply", "Session", "TransferJob"]
 log = logging.getLogger("herd.ftp")
 
 _TELNET_IAC = 0xFF
+# After a data connection is refused in PROT P, how long another (the client's) may come.
+_RETRY_AFTER_REFUSAL = 2.0
 # Commands answered at once while a transfer runs; the rest wait for it to end.
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP"})
-# Known verbs this server does not implement: 502, so clients fall back (no TLS here).
-_NOT_IMPLEMENTED = frozenset({"SMNT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT", "LPRT", "LPSV"})
+# Known verbs this server does not implement: 502, so clients fall back. (CCC would
+# drop TLS from the control connection: refused.)
+_NOT_IMPLEMENTED = frozenset({"SMNT", "CCC", "ADAT", "MIC", "CONF", "ENC", "LPRT", "LPSV"})
 
 
 class Reply(Exception):
@@ -74,6 +80,7 @@ class TransferJob:
         self.sock: socket.socket | None = None
         self.bytes = 0
         self.description = ""
+        self.outgoing = False  # a download or listing (the server sends)
 
     def interrupt(self) -> None:
         """Make the transfer fail now (called from the control thread)."""
@@ -90,6 +97,7 @@ class Session(socketserver.BaseRequestHandler):
     commands: ClassVar[Mapping[str, Command]] = {}
     server: FtpServer
     request: socket.socket
+    implicit: bool  # came in on an implicit-TLS address: TLS before the banner
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -105,6 +113,11 @@ class Session(socketserver.BaseRequestHandler):
         self.transfer: TransferJob | None = None
         self.data_source: PassiveListener | ActiveTarget | None = None
         self.epsv_all = False
+        # FTPS state (RFC 4217): the control connection's TLS context once secured, and
+        # whether PBSZ was given and data connections are protected (PROT P).
+        self.tls_context: ssl.SSLContext | None = None
+        self.pbsz = False
+        self.protect_data = False
         self.reset_login()
         with contextlib.suppress(OSError):
             # ftplib sends ABOR as urgent data: keep its last byte in the stream
@@ -138,15 +151,50 @@ class Session(socketserver.BaseRequestHandler):
         self.rename_from: str | None = None
         self.hash_name = "SHA-256"
         self.mlst_facts: tuple[str, ...] = ("type", "size", "modify", "perm", "unique")
+        self.tls_required = False  # this login (server or user setting) needs TLS throughout
+
+    @property
+    def secure(self) -> bool:
+        """Whether the control connection is under TLS."""
+        return self.tls_context is not None
+
+    def start_tls(self) -> bool:
+        """TLS on the control connection (AUTH TLS, or an implicit-TLS address)."""
+        tls = self.server.tls
+        assert tls is not None
+        try:
+            context = tls.session_context()
+            secured = handshake(self.sock, context, tls.timeout)
+        except TlsFailed:
+            self.closing = True
+            return False
+        self.sock = secured
+        self.tls_context = context
+        if tls.require_reuse:
+            # TLS 1.3 sends session tickets after the handshake. The control connection's
+            # are the ones data connections resume; more of them on a data connection
+            # arrive while an uploading client only writes, which GnuTLS clients (lftp)
+            # take badly. This context is this session's own (``ServerTls``).
+            context.num_tickets = 0
+        self._inbuf.clear()  # nothing sent in clear before the handshake counts
+        self._poller = select.poll()
+        self._poller.register(self.sock, select.POLLIN)
+        return True
 
     def handle(self) -> None:
+        if self.implicit and not self.start_tls():
+            return
         self.reply(220, self.settings.banner)
         while not self.closing:
             line = self._read_line()
             if line is None:
                 # RFC 959: a control connection closed mid-transfer is ABOR and QUIT; a
                 # client that also stopped reading must not keep a thread sending for good.
-                self.abort_transfer()
+                # (An upload ends by itself: its sender closes or goes idle. What came of
+                # it is kept, so an interrupted client can resume it.)
+                job = self.transfer
+                if job is not None and job.outgoing:
+                    self.abort_transfer()
                 break
             self.dispatch(line)
         self.wait_transfer()
@@ -157,6 +205,9 @@ class Session(socketserver.BaseRequestHandler):
             job.interrupt()
             job.done.wait(5.0)
         self.drop_data_source()
+        if self.sock is not self.request:  # the TLS socket took over the descriptor
+            with contextlib.suppress(OSError):
+                self.sock.close()
         self.server.sessions.discard(self)
 
     def stop(self, *, force: bool) -> None:
@@ -216,18 +267,37 @@ class Session(socketserver.BaseRequestHandler):
                 self._discarding = True
             # Wait first, then read: a recv() blocked in the kernel would hold a 4 KiB
             # buffer per idle session (the issue's memory target is 20 KiB per session).
-            if not self._poller.poll(self.settings.control_idle_timeout * 1000):
+            sock = self.sock  # TLS may hold decrypted bytes the kernel no longer has
+            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            if not buffered and not self._poller.poll(self.settings.control_idle_timeout * 1000):
                 if self.transfer is not None:
                     continue  # a long transfer keeps the control connection quiet
                 self.reply(421, "Idle timeout, closing control connection.")
                 return None
-            had = len(self._inbuf)
             try:
-                self._inbuf += self.sock.recv(4096)
+                data = self._tls_recv() if self.secure else self.sock.recv(4096)
             except OSError:
                 return None
-            if len(self._inbuf) == had:
+            if data is None:
+                continue  # only part of a TLS record so far
+            if not data:
                 return None
+            self._inbuf += data
+
+    def _tls_recv(self) -> bytes | None:
+        """Read what TLS has decrypted, without blocking (None: a record is incomplete).
+
+        One SSL object must not be read and written by two threads at once, and a
+        transfer's thread sends replies: both hold the send lock around the socket.
+        """
+        with self._send_lock:
+            self.sock.settimeout(0.0)
+            try:
+                return self.sock.recv(4096)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return None
+            finally:
+                self.sock.settimeout(None)
 
     def dispatch(self, raw: bytes) -> None:
         """Parse one line and run its command; every line gets exactly one final reply."""
@@ -308,6 +378,8 @@ class Session(socketserver.BaseRequestHandler):
         opening: str,
         work: Callable[[socket.socket, TransferJob], tuple[int, str]],
         unused: Callable[[], None] = lambda: None,
+        *,
+        outgoing: bool = False,
     ) -> None:
         """Open the data connection and run ``work`` on it in a worker thread.
 
@@ -323,6 +395,7 @@ class Session(socketserver.BaseRequestHandler):
             raise
         job = TransferJob()
         job.description = opening
+        job.outgoing = outgoing
         self.transfer = job
         try:
             # A bare thread, like the session's own: no Thread object and start-up handshake
@@ -345,20 +418,21 @@ class Session(socketserver.BaseRequestHandler):
         timeout = self.settings.data_idle_timeout
         try:
             try:
-                if isinstance(source, PassiveListener):
-                    sock = source.accept(timeout, job.abort)
-                else:
-                    sock = source.connect(self.local_address, timeout)
+                sock = self._open_data(source, job, opening)
             finally:
                 source.close()
             job.sock = sock
             with sock:
                 sock.settimeout(timeout)
-                self.reply(150, opening)
                 code, text = self._work(job, sock, work)
-                if code == 226:
-                    _end_gracefully(sock)
-            self.reply(code, text)  # after the close: the client sees EOF, then 226
+                if code == 552 and job.bytes:
+                    self.reply(code, text)  # first, so a client that reads it stops sending
+                    self._drain(sock)
+                    code = 0
+                elif code == 226:
+                    close_notify(sock, min(timeout, 5.0))
+            if code:
+                self.reply(code, text)  # after the close: the client sees EOF, then 226
             if code == 421:
                 self.close_control()
         except DataRefused as refused:
@@ -370,6 +444,77 @@ class Session(socketserver.BaseRequestHandler):
             if self.closing:
                 self.reply(421, "Server shutting down, closing control connection.")
                 self.close_control()
+
+    def _open_data(
+        self, source: PassiveListener | ActiveTarget, job: TransferJob, opening: str
+    ) -> socket.socket:
+        """The data connection, under TLS in PROT P; 150 is sent once it is there.
+
+        In PROT P a connection that does not resume the control connection's TLS
+        session is dropped (someone else reached the port first) and the next one
+        awaited, for a short while: the client itself may be unable to resume.
+        """
+        timeout = self.settings.data_idle_timeout
+        if not isinstance(source, PassiveListener):
+            sock = source.connect(self.local_address, timeout)
+            self.reply(150, opening)
+            return self._secure_data(sock) if self.protect_data else sock
+        deadline = time.monotonic() + timeout
+        announced = False
+        refused: DataRefused | None = None
+        while True:
+            try:
+                sock = source.accept(max(0.0, deadline - time.monotonic()), job.abort)
+            except DataRefused:
+                if refused is not None:
+                    raise refused from None
+                raise
+            if not announced:
+                self.reply(150, opening)
+                announced = True
+            if not self.protect_data:
+                return sock
+            try:
+                return self._secure_data(sock)
+            except DataRefused as failed:
+                refused = failed  # told to the client if no good connection follows soon
+                deadline = min(deadline, time.monotonic() + _RETRY_AFTER_REFUSAL)
+
+    def _secure_data(self, sock: socket.socket) -> socket.socket:
+        tls, context = self.server.tls, self.tls_context
+        assert tls is not None and context is not None
+        try:
+            secured = handshake(sock, context, tls.timeout)
+        except TlsFailed as failed:
+            raise DataRefused(522, f"Data connection refused: {failed}.") from None
+        if tls.require_reuse and not secured.session_reused:
+            secured.close()
+            raise DataRefused(
+                522, "Data connection refused: it must resume the control connection's TLS session."
+            )
+        return secured
+
+    def _drain(self, sock: socket.socket) -> None:
+        """Over quota: read and drop what the client still sends, within bounds, then close.
+
+        Closing with unread data would make the kernel reset the connection, and a
+        client busy sending would never read the 552. The bounds keep this from
+        being a free upload channel: what is read here never reaches the disk.
+        """
+        left = self.settings.over_quota_drain_bytes
+        deadline = time.monotonic() + self.settings.over_quota_drain_seconds
+        buffer = bytearray(256 * 1024)
+        with contextlib.suppress(OSError):
+            while left > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                sock.settimeout(remaining)
+                count = sock.recv_into(buffer, min(left, len(buffer)))
+                if not count:
+                    close_notify(sock, 1.0)
+                    break
+                left -= count
 
     def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
         self,
@@ -435,8 +580,3 @@ def _strip_telnet(raw: bytes) -> bytes:
 def _printable(line: str) -> str:
     """A reply line cannot carry CR, LF or NUL (names on disk might)."""
     return line.replace("\r", "?").replace("\0", "?")
-
-
-def _end_gracefully(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
