@@ -298,3 +298,64 @@ def test_idle_logged_in_sessions_stay_small_in_memory(tmp_path: Path) -> None:
         server.wait(10)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_usage_is_measured_again_at_start_so_files_deleted_on_disk_stop_counting(
+    tmp_path: Path,
+) -> None:
+    with running_server(tmp_path, quota=6 * MB) as running, running.client() as ftp:
+        ftp.storbinary("STOR old.bin", io.BytesIO(b"o" * (5 * MB)))
+    (tmp_path / "alice" / "old.bin").unlink()  # by the administrator, server down
+    users = UserStore(tmp_path / "ftp-users.db")
+    try:
+        assert users.usage("alice") == 5 * MB  # the database does not know yet
+        server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users)
+        thread = server.start_in_thread()
+        try:
+            assert server.rescanned.wait(10.0)
+            ftp = ftplib.FTP()
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            ftp.storbinary("STOR new.bin", io.BytesIO(b"n" * (4 * MB)))  # fits: 0 + 4 <= 6
+            assert "used 4194304 bytes" in ftp.sendcmd("SITE QUOTA")
+            ftp.quit()
+        finally:
+            server.shutdown(1.0)
+            server.server_close()
+            thread.join(5)
+        assert users.usage("alice") == 4 * MB
+    finally:
+        users.close()
+
+
+def test_user_rescan_records_what_is_on_disk_and_a_running_server_takes_it(
+    tmp_path: Path, isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from herd.cli.main import main
+
+    users = UserStore(isolated_env / "ftp-users.db")
+    users.add("alice", PASSWORD, home=tmp_path / "alice", quota=6 * MB)
+    server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users)
+    thread = server.start_in_thread()
+    try:
+        assert server.rescanned.wait(10.0)
+        with ftplib.FTP() as ftp:
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            ftp.storbinary("STOR a.bin", io.BytesIO(b"a" * (5 * MB)))
+            ftp.quit()
+        (tmp_path / "alice" / "a.bin").unlink()
+        assert main(["ftp", "user", "rescan", "alice"]) == 0
+        assert "alice: 0 B" in capsys.readouterr().out
+        assert users.usage("alice") == 0
+        with ftplib.FTP() as ftp:  # no session was open: the next login takes the figure
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            ftp.storbinary("STOR b.bin", io.BytesIO(b"b" * (5 * MB)))
+            ftp.quit()
+        assert main(["ftp", "user", "rescan", "nobody"]) == 2
+    finally:
+        server.shutdown(1.0)
+        server.server_close()
+        thread.join(5)
+        users.close()

@@ -101,3 +101,13 @@ def test_serve_with_a_missing_certificate_is_one_line_naming_it(
     )
     assert main(["ftp", "serve", "--config", str(config)]) == 2
     assert "nope.pem" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["get", "put", "ls", "shell"])
+def test_client_help_says_where_the_password_comes_from(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ftp", command, "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for source in ("$HERD_FTP_PASSWORD", "~/.netrc", "prompt"):
+        assert source in shown

@@ -294,3 +294,33 @@ def list_(app: AppContext) -> int:
     ]
     render_users(rows)
     return 0
+
+
+@user.command("rescan")
+@click.argument("name", required=False)
+@pass_app
+def rescan(app: AppContext, name: str | None) -> int:
+    """Measure NAME's directory (default: every user's) again and record its usage.
+
+    For files deleted or added behind the server's back. A running server also
+    measures every home when it starts, and takes this figure at the user's next
+    login once none of their sessions is open.
+    """
+    from herd.ftp.jail import Jail, PathRefused
+
+    with _store(app) as store:
+        chosen = [(u, used) for u, used in store.list() if name is None or u.name == name]
+        if name is not None and not chosen:
+            raise UsageError(f"no FTP user {name}")
+        for account, recorded in chosen:
+            try:
+                measured = Jail(account.home).walk_size()
+            except PathRefused:
+                click.echo(f"{account.name}: directory {account.home} is missing; left as it was")
+                continue
+            store.set_usage(account.name, measured)
+            click.echo(
+                f"{account.name}: {format_size(measured)} in {account.home}"
+                f" (was recorded as {format_size(recorded)})"
+            )
+    return 0

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 from herd.errors import FtpError
 from herd.ftp.events import EventSink, NullSink
 from herd.ftp.handler import FtpHandler
+from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.quota import QuotaBook
 from herd.ftp.session import Session, log
 from herd.ftp.settings import FtpSettings
@@ -52,6 +53,8 @@ class UserAuthority(Protocol):
     def set_usage(self, name: str, used: int) -> None: ...
 
     def requires_tls(self, name: str) -> bool: ...
+
+    def list(self) -> list[tuple[FtpUser, int]]: ...
 
 
 class LoginGuard:
@@ -249,6 +252,8 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._stopped = threading.Event()
         self._stopped.set()
         self._user_objects: dict[str, FtpUser] = {}
+        self._rescanner: threading.Thread | None = None
+        self.rescanned = threading.Event()  # set once every home was measured at start
 
     def on_helper(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``step`` on a helper thread (password check, usage lookup, log line); wait."""
@@ -269,6 +274,11 @@ class FtpServer(socketserver.ThreadingTCPServer):
         """Accept connections on every listen address until ``shutdown``."""
         self._stopped.clear()
         self._serving.set()
+        if self._rescanner is None:  # before the small thread stacks: SQLite goes deep
+            self._rescanner = threading.Thread(
+                target=self.rescan_usage, name="ftp-rescan", daemon=True
+            )
+            self._rescanner.start()
         previous_stack = threading.stack_size()
         try:
             threading.stack_size(self.settings.thread_stack_size)
@@ -378,6 +388,22 @@ class FtpServer(socketserver.ThreadingTCPServer):
         finally:
             self._release(client_address)
 
+    def rescan_usage(self) -> None:
+        """Measure every user's home again (files may have changed while we were down)."""
+        try:
+            for account, _recorded in self.users.list():
+                if self._stop.is_set():
+                    return
+                try:
+                    jail = Jail(account.home)
+                except PathRefused:
+                    continue  # a missing home: the login will say so
+                self.quota.rescan(account.name, account.quota, jail.walk_size)
+        except (FtpError, OSError) as exc:
+            self.on_helper(log.error, "cannot measure the FTP homes' usage: %s", exc)
+        finally:
+            self.rescanned.set()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line per failed session (socketserver would print a traceback)."""
         exc = sys.exception()
@@ -407,6 +433,8 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._stopped.wait(5.0)
         for listener in self._listeners:
             listener.close()
+        if self._rescanner is not None:
+            self._rescanner.join(5.0)
         for session in self.sessions.snapshot():
             session.stop(force=False)
         deadline = time.monotonic() + grace

@@ -140,6 +140,7 @@ class Session(socketserver.BaseRequestHandler):
 
     def reset_login(self) -> None:
         """Forget the login and every per-login setting (new session or REIN)."""
+        self.release_account()
         self.user: FtpUser | None = None
         self.user_name = "-"
         self.pending_user: str | None = None
@@ -199,11 +200,19 @@ class Session(socketserver.BaseRequestHandler):
             self.dispatch(line)
         self.wait_transfer()
 
+    def release_account(self) -> None:
+        """Hand the quota account back to the server's book (logout, REIN, end)."""
+        account = getattr(self, "account", None)
+        if account is not None:
+            self.account = None
+            self.server.quota.release(account)
+
     def finish(self) -> None:
         job = self.transfer
         if job is not None:
             job.interrupt()
             job.done.wait(5.0)
+        self.release_account()
         self.drop_data_source()
         if self.sock is not self.request:  # the TLS socket took over the descriptor
             with contextlib.suppress(OSError):
