@@ -62,7 +62,8 @@ def raise_open_files_limit() -> int:
 
 
 def serve_herd(root: Path, home: Path, port_file: Path, *, log: bool) -> None:
-    from herd.ftp.events import AuditSink, NullSink
+    from herd.ftp.events import NullSink
+    from herd.ftp.recorder import AuditSink
     from herd.ftp.server import FtpServer
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import UserStore

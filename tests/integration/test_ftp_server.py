@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from herd.core.audit import AuditLog
-from herd.ftp.events import AuditSink
+from herd.ftp.recorder import AuditSink
 from herd.ftp.server import FtpServer
 from herd.ftp.settings import FtpSettings
 from herd.ftp.users import UserStore
@@ -156,21 +156,59 @@ def test_logins_transfers_and_changes_reach_the_operation_log(tmp_path: Path) ->
         sink.close()
         users.close()
     with AuditLog(log_path) as audit:
-        operations = list(reversed(audit.operations(limit=50, kind="ftp")))
-        commands = [op.command for op in operations]
-        assert commands == [
-            "LOGIN FAILED", "LOGIN", "MKD /d", "STOR /d/f.bin", "RETR /d/f.bin",
-            "RNFR /d/f.bin RNTO /d/g.bin", "DELE /d/g.bin", "RMD /d",
+        operations = audit.operations(limit=50, kind="ftp")
+        assert len(operations) == 1  # one session, one operation: its actions are its entries
+        session = operations[0]
+        assert session.status == "failed" and session.sealed  # one action (a login) failed
+        assert session.hosts == ["127.0.0.1"] and session.operator.user == "bob"
+        entries = audit.host_results(session.id)
+        assert [e.host for e in entries] == [
+            "#1 LOGIN FAILED", "#2 LOGIN", "#3 MKD /d", "#4 STOR /d/f.bin", "#5 RETR /d/f.bin",
+            "#6 RNFR /d/f.bin RNTO /d/g.bin", "#7 DELE /d/g.bin", "#8 RMD /d",
         ]  # fmt: skip
-        assert {op.operator.user for op in operations} == {"bob"}
-        assert all(op.hosts == ["127.0.0.1"] for op in operations)
-        assert [op.status for op in operations][:2] == ["error", "ok"]
-        stor = audit.host_results(operations[3].id)[0]
+        assert all(e.address == "127.0.0.1" for e in entries)
+        assert [e.ok for e in entries] == [False] + [True] * 7
+        stor = entries[3]
         assert stor.files[0].size == len(payload)
         assert stor.files[0].sha256 == hashlib.sha256(payload).hexdigest()
-        assert stor.host == "127.0.0.1" and stor.ok
-        everything = repr([audit.host_results(op.id) for op in operations]) + repr(operations)
+        everything = repr(entries) + repr(operations)
         assert PASSWORD not in everything and "not-the-password" not in everything
+        assert audit.verify().ok
+
+
+def test_each_session_is_its_own_operation_and_the_log_finds_it_by_client(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from herd.cli.main import main
+
+    log_path = tmp_path / "operations.db"
+    sink = AuditSink(log_path)
+    users = UserStore(tmp_path / "ftp-users.db")
+    users.add("bob", PASSWORD, home=tmp_path / "bob")
+    users.add("eve", PASSWORD, home=tmp_path / "eve")
+    server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users, sink)
+    thread = server.start_in_thread()
+    try:
+        for _ in range(3):
+            with ftplib.FTP() as ftp:
+                ftp.connect(*server.addresses[0], timeout=10)
+                ftp.login("bob", PASSWORD)
+                ftp.storbinary("STOR f.bin", io.BytesIO(b"f"))
+                ftp.login("eve", PASSWORD)  # another user: another operation
+                ftp.nlst()
+                ftp.quit()
+    finally:
+        server.shutdown(1.0)
+        server.server_close()
+        thread.join(5)
+        sink.close()
+        users.close()
+    with AuditLog(log_path) as audit:
+        operations = audit.operations(limit=50, kind="ftp")
+        assert [op.operator.user for op in reversed(operations)] == ["bob", "eve"] * 3
+        assert all(op.status == "ok" for op in operations)
+    assert main(["--home", str(tmp_path), "log", "--host", "127.0.0.1", "--json"]) == 0
+    assert capsys.readouterr().out.count("\n") == 6
 
 
 # -- shutdown -------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import click
 from herd.cli.context import AppContext
 from herd.errors import FtpError
 from herd.ftp.config import load_ftp_settings, parse_listen
-from herd.ftp.events import AuditSink
+from herd.ftp.recorder import AuditSink
 from herd.ftp.server import FtpServer
 from herd.ftp.settings import FtpSettings
 from herd.ftp.users import UserStore

@@ -115,14 +115,29 @@ class FileCommands(Session):
             result = action(target)
         except PathRefused as refused:
             self.emit(
-                FileEvent(verb=verb, path=target, user=self.user_name, client=self.client,
-                          ok=False, error=refused.message, started=started)
-            )  # fmt: skip
+                FileEvent(
+                    verb=verb,
+                    path=target,
+                    user=self.user_name,
+                    client=self.client,
+                    session=self.session_id,
+                    ok=False,
+                    error=refused.message,
+                    started=started,
+                )
+            )
             raise
         self.emit(
-            FileEvent(verb=verb, path=target, user=self.user_name, client=self.client,
-                      started=started, duration=time.time() - started)
-        )  # fmt: skip
+            FileEvent(
+                verb=verb,
+                path=target,
+                user=self.user_name,
+                client=self.client,
+                session=self.session_id,
+                started=started,
+                duration=time.time() - started,
+            )
+        )
         return result if isinstance(result, int) else 0
 
     def _credit(self, freed: int) -> None:
@@ -151,14 +166,29 @@ class FileCommands(Session):
             replaced = self.jail.rename(source, target)
         except PathRefused as refused:
             self.emit(
-                RenameEvent(source=source, target=target, user=self.user_name, client=self.client,
-                            ok=False, error=refused.message, started=started)
-            )  # fmt: skip
+                RenameEvent(
+                    source=source,
+                    target=target,
+                    user=self.user_name,
+                    client=self.client,
+                    session=self.session_id,
+                    ok=False,
+                    error=refused.message,
+                    started=started,
+                )
+            )
             raise
         self.emit(
-            RenameEvent(source=source, target=target, user=self.user_name, client=self.client,
-                        started=started, duration=time.time() - started)
-        )  # fmt: skip
+            RenameEvent(
+                source=source,
+                target=target,
+                user=self.user_name,
+                client=self.client,
+                session=self.session_id,
+                started=started,
+                duration=time.time() - started,
+            )
+        )
         self._credit(replaced)
         self.reply(250, f"Renamed {source} to {target}.")
 
@@ -182,9 +212,10 @@ class FileCommands(Session):
         self.need("read")
         if info.st_size > ASCII_SIZE_LIMIT:
             raise Reply(
-                550, f"{target}: SIZE in ASCII mode is counted only up to "
-                f"{ASCII_SIZE_LIMIT >> 20} MiB; use TYPE I."
-            )  # fmt: skip
+                550,
+                f"{target}: SIZE in ASCII mode is counted only up to "
+                f"{ASCII_SIZE_LIMIT >> 20} MiB; use TYPE I.",
+            )
         assert self.jail is not None
         self.reply(213, str(ascii_transfer_size(self.jail.open_read(target))))
 

@@ -91,7 +91,13 @@ class SessionCommands(Session):
         started = time.time()
         if self.server.logins.locked_out(self.client):
             self.emit(
-                LoginEvent(user=name, client=self.client, ok=False, error="address locked out")
+                LoginEvent(
+                    user=name,
+                    client=self.client,
+                    session=self.session_id,
+                    ok=False,
+                    error="address locked out",
+                )
             )
             self.reply(421, "Too many failed logins from your address; try again later.")
             self.close_control()
@@ -103,7 +109,15 @@ class SessionCommands(Session):
         try:
             jail = Jail(user.home)
         except PathRefused:
-            self.emit(LoginEvent(user=name, client=self.client, ok=False, error="home missing"))
+            self.emit(
+                LoginEvent(
+                    user=name,
+                    client=self.client,
+                    session=self.session_id,
+                    ok=False,
+                    error="home missing",
+                )
+            )
             raise Reply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
             quota = self.server.quota
@@ -114,7 +128,11 @@ class SessionCommands(Session):
         self.tls_required = self.settings.require_tls or user.require_tls
         self.emit(
             LoginEvent(
-                user=user.name, client=self.client, started=started, duration=time.time() - started
+                user=user.name,
+                client=self.client,
+                session=self.session_id,
+                started=started,
+                duration=time.time() - started,
             )
         )
         self.reply(230, f"User {user.name} logged in.")
@@ -124,9 +142,16 @@ class SessionCommands(Session):
         self.server.logins.failed(self.client)
         time.sleep(self.settings.login_failure_delay)
         self.emit(
-            LoginEvent(user=name, client=self.client, ok=False, error="bad user name or password",
-                       started=started, duration=time.time() - started)
-        )  # fmt: skip
+            LoginEvent(
+                user=name,
+                client=self.client,
+                session=self.session_id,
+                ok=False,
+                error="bad user name or password",
+                started=started,
+                duration=time.time() - started,
+            )
+        )
         raise Reply(530, "Login incorrect.")
 
     def check_password(self, name: str, password: str) -> FtpUser | None:

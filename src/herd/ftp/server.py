@@ -14,6 +14,7 @@ running transfers finish for up to ``grace`` seconds, then cuts the rest.
 from __future__ import annotations
 
 import _thread
+import itertools
 import os
 import queue
 import selectors
@@ -213,6 +214,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
         self._helpers = _HelperPool(max(2, os.cpu_count() or 2))
         self.sessions = _Sessions()
+        self.session_numbers = itertools.count(1)  # next() is atomic: one per connection
         # socketserver reads these from the instance: never class attributes (see settings.py).
         self.allow_reuse_address = True
         self.daemon_threads = True

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener
-from herd.ftp.events import FtpEvent
+from herd.ftp.events import FtpEvent, SessionEnded
 from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.tls import TlsFailed, close_notify, handshake
 
@@ -113,6 +113,8 @@ class Session(socketserver.BaseRequestHandler):
         self.transfer: TransferJob | None = None
         self.data_source: PassiveListener | ActiveTarget | None = None
         self.epsv_all = False
+        self.session_id = next(self.server.session_numbers)  # names its events
+        self.emitted = False  # whether the operation log has heard of this session
         # FTPS state (RFC 4217): the control connection's TLS context once secured, and
         # whether PBSZ was given and data connections are protected (PROT P).
         self.tls_context: ssl.SSLContext | None = None
@@ -214,6 +216,10 @@ class Session(socketserver.BaseRequestHandler):
             job.done.wait(5.0)
         self.release_account()
         self.drop_data_source()
+        if self.emitted:
+            self.emit(
+                SessionEnded(user=self.user_name, client=self.client, session=self.session_id)
+            )
         if self.sock is not self.request:  # the TLS socket took over the descriptor
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -254,6 +260,7 @@ class Session(socketserver.BaseRequestHandler):
                 self.closing = True
 
     def emit(self, event: FtpEvent) -> None:
+        self.emitted = True
         self.server.events.emit(event)
 
     # -- reading commands --------------------------------------------------------------
