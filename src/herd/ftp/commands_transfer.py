@@ -15,24 +15,24 @@ the client resumes it with SIZE + APPE (curl -C -) or REST + STOR (lftp put -c).
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import fnmatch
-import hashlib
 import os
-import queue
 import re
 import socket
+import ssl
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from herd.ftp.datachannel import ActiveTarget, PassiveListener, parse_eprt, parse_port
 from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
 from herd.ftp.session import Aborted, Reply, Session, TransferJob
+from herd.ftp.upload import UploadDigest
 
-__all__ = ["TransferCommands", "UploadDigest"]
+__all__ = ["TransferCommands"]
 
 _SENDFILE_SLICE = 16 * 1024 * 1024
 
@@ -50,55 +50,6 @@ class _Upload:
     final: str | None = None
     remove_on_failure: bool = False  # STOU: the new file goes if the upload fails
     charged: int = 0  # bytes charged to the quota so far
-
-
-class UploadDigest:
-    """The sha256 of an upload, computed beside the transfer once it is more than 1 MiB.
-
-    hashlib releases the GIL, so a helper thread hashes chunk n while the transfer
-    thread receives and writes chunk n+1: a large STOR costs hashing CPU but not
-    hashing wall time. The queue is bounded (8 chunks) to bound memory. The helper
-    is a bare thread that signals its end with a lock: ``Thread.join`` from a bare
-    transfer thread would leave a ``_DummyThread`` behind.
-    """
-
-    _INLINE = 1024 * 1024
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._seen = 0
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._finished: _thread.LockType | None = None
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._seen += len(data)
-        if self._queue is None:
-            if self._seen <= self._INLINE:
-                self._hash.update(data)
-                return
-            self._queue = queue.Queue(maxsize=8)
-            self._finished = _thread.allocate_lock()
-            self._finished.acquire()
-            _thread.start_new_thread(self._run, (self._queue, self._finished))
-        self._queue.put(bytes(data))
-
-    def _run(self, chunks: queue.Queue[bytes | None], finished: _thread.LockType) -> None:
-        try:
-            while (chunk := chunks.get()) is not None:
-                self._hash.update(chunk)
-        finally:
-            finished.release()
-
-    def close(self) -> None:
-        """Stop the helper thread (after hashing what was queued)."""
-        if self._queue is not None and self._finished is not None:
-            self._queue.put(None)
-            self._finished.acquire()
-            self._queue = self._finished = None
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._hash.hexdigest()
 
 
 class TransferCommands(Session):
@@ -281,7 +232,7 @@ class TransferCommands(Session):
         ascii_mode = self.ascii
 
         def receive(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
-            digest = UploadDigest()
+            digest = UploadDigest(self.settings.buffer_size)
             try:
                 self._receive(sock, job, upload, digest, ascii_mode)
                 self._finish_upload(upload)
@@ -312,28 +263,30 @@ class TransferCommands(Session):
         ascii_mode: bool,
     ) -> None:
         """Copy the data connection into the file, charging the quota as it grows."""
-        buffer = bytearray(self.settings.buffer_size)
-        view = memoryview(buffer)
         position = upload.offset
         high = max(upload.size_before, upload.offset)  # bytes below this are already charged
         pending_cr = b""
         os.lseek(upload.fd, upload.offset, os.SEEK_SET)
+        receive = _receiver(sock, reserve=1 if ascii_mode else 0)  # room for a held CR
         while True:
-            n = sock.recv_into(buffer)
+            buffer = digest.buffer()
+            n = receive(buffer)
             if n == 0:
                 break
-            data: memoryview | bytes = view[:n]
             job.bytes += n
             if ascii_mode:
-                text = pending_cr + bytes(data)
+                text = pending_cr + bytes(memoryview(buffer)[:n])
                 pending_cr = b"\r" if text.endswith(b"\r") else b""
-                data = text[: len(text) - len(pending_cr)].replace(b"\r\n", b"\n")
-            fits = self._charge(upload, position, len(data), high)
-            _write_all(upload.fd, data[:fits])
-            digest.update(data[:fits])
+                converted = text[: len(text) - len(pending_cr)].replace(b"\r\n", b"\n")
+                n = len(converted)
+                buffer[:n] = converted
+            fits = self._charge(upload, position, n, high)
+            with memoryview(buffer) as view:
+                _write_all(upload.fd, view[:fits])
+            digest.update(buffer, fits)
             position += fits
             high = max(high, position)
-            if fits < len(data):
+            if fits < n:
                 raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
         if job.abort.is_set():
             raise Aborted
@@ -342,7 +295,9 @@ class TransferCommands(Session):
             if not fits:
                 raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
             _write_all(upload.fd, pending_cr)
-            digest.update(pending_cr)
+            last = digest.buffer()
+            last[:1] = pending_cr
+            digest.update(last, 1)
 
     def _charge(self, upload: _Upload, position: int, length: int, high: int) -> int:
         """Charge the bytes past ``high``; returns how many of ``length`` fit."""
@@ -482,6 +437,29 @@ def _to_crlf(chunk: bytes, previous: bytes) -> bytes:
     if previous == b"\r" and chunk.startswith(b"\n"):
         converted = converted[1:]  # that LF ended a CRLF split across two reads
     return converted
+
+
+def _receiver(sock: socket.socket, reserve: int) -> Callable[[bytearray], int]:
+    """How to fill a buffer from the data connection, leaving ``reserve`` bytes free.
+
+    A TLS read returns one record (16 KiB) at most; collecting records up to a
+    quarter of the buffer keeps the per-chunk work (quota, write, hash) large.
+    """
+    if not isinstance(sock, ssl.SSLSocket):
+        return lambda buffer: sock.recv_into(buffer, len(buffer) - reserve)
+
+    def fill(buffer: bytearray) -> int:
+        end = len(buffer) - reserve
+        with memoryview(buffer) as view:
+            filled = 0
+            while filled < end // 4:
+                count = sock.recv_into(view[filled:end])
+                if count == 0:
+                    break
+                filled += count
+            return filled
+
+    return fill
 
 
 def _write_all(fd: int, data: memoryview | bytes) -> None:
