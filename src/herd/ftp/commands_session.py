@@ -76,6 +76,8 @@ class SessionCommands(Session):
     def _needs_tls(self, name: str) -> bool:
         if self.settings.require_tls:
             return True
+        if self.server.tls is None:
+            return False  # no TLS to offer: PASS refuses such a user (the password is moot)
         return self.server.on_helper(self.server.users.requires_tls, name)
 
     def anonymous_allowed(self, name: str) -> bool:
@@ -106,6 +108,10 @@ class SessionCommands(Session):
         if user is None:
             self._login_failed(name, started)
         user = self.server.known_user(user)
+        if user.require_tls and not self.secure:  # only when the server has no TLS at all
+            self.emit(LoginEvent(user=name, client=self.client, session=self.session_id, ok=False,
+                                 error="TLS required"))  # fmt: skip
+            raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
         try:
             jail = Jail(user.home)
         except PathRefused:

@@ -8,9 +8,10 @@ Each FTP session (a login on one control connection) is one operation of kind
 ``ftp``: its host is the client's address, its entries are its actions
 (``#1 LOGIN``, ``#2 STOR /a.iso`` ...), each with its status, error, duration
 and, for transfers, the file's size and sha256. A session that ends within
-one batch is recorded whole; a longer one is begun (so a server killed
-meanwhile leaves it ``interrupted``, as other operations), gets its entries
-batch by batch and is sealed when the client goes. A new login as another
+one batch (the writer lingers a moment for the rest of a batch) is recorded
+whole; a longer one is begun (so a server killed meanwhile leaves it
+``interrupted``, as other operations), gets its entries batch by batch and is
+sealed when the client goes. A new login as another
 user on the same connection starts a new operation.
 """
 
@@ -20,6 +21,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _BATCH = 2000  # events written in one transaction at most
+# Seconds the writer waits after the first event of a batch for more: most sessions then
+# reach the log whole. A server killed meanwhile loses at most this much of its news.
+_LINGER = 0.2
 
 
 @dataclass(slots=True)
@@ -59,9 +64,16 @@ class _Operation:
 class AuditSink:
     """Writes sessions to the operation log from one writer thread; ``close`` drains the queue."""
 
-    def __init__(self, path: Path, *, argv: tuple[str, ...] = ("herd", "ftp", "serve")) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        argv: tuple[str, ...] = ("herd", "ftp", "serve"),
+        linger: float = _LINGER,
+    ) -> None:
         self.path = path
         self._argv = argv
+        self._linger = linger
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._controller = socket.gethostname()
         self._open: dict[int, _Operation] = {}
@@ -85,6 +97,10 @@ class AuditSink:
             stopping = False
             while not stopping:
                 batch = [self._queue.get()]
+                if batch[0] is not _STOP:
+                    # Let the rest of a short session arrive: it is then written whole in
+                    # one statement group, not begun, added to and sealed in several.
+                    time.sleep(self._linger)
                 while len(batch) < _BATCH:
                     try:
                         batch.append(self._queue.get_nowait())

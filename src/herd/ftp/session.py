@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import FtpUser
 
-__all__ = ["Aborted", "Command", "Reply", "Session", "TransferJob"]
+__all__ = ["Aborted", "Command", "Flag", "Reply", "Session", "TransferJob"]
 
 log = logging.getLogger("herd.ftp")
 
@@ -71,12 +71,42 @@ class Command:
     help: str
 
 
+class Flag:
+    """A one-way flag: set once, waited for by any number of threads.
+
+    ``threading.Event`` builds a Condition and two locks; a transfer needs two
+    flags, and a busy server starts thousands of transfers a second.
+    """
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()  # let the next waiter through too
+        return self._set
+
+
 class TransferJob:
     """A running data transfer: its thread, its data socket, and the abort flag."""
 
     def __init__(self) -> None:
-        self.abort = threading.Event()
-        self.done = threading.Event()
+        self.abort = Flag()
+        self.done = Flag()
         self.sock: socket.socket | None = None
         self.bytes = 0
         self.description = ""
@@ -245,6 +275,9 @@ class Session(socketserver.BaseRequestHandler):
 
     def reply(self, code: int, text: str) -> None:
         """Send one reply; several lines become a multi-line reply (RFC 959 4.2)."""
+        if text.isprintable():  # one plain line: most replies
+            self._send(f"{code} {text}\r\n".encode("utf-8", "surrogateescape"))
+            return
         lines = text.split("\n")
         parts = [f"{code}-{lines[0]}"]
         for line in lines[1:-1]:
@@ -252,7 +285,10 @@ class Session(socketserver.BaseRequestHandler):
         parts.append(f"{code} {lines[-1]}" if len(lines) > 1 else f"{code} {lines[0]}")
         if len(lines) == 1:
             parts = parts[-1:]
-        data = "".join(_printable(p) + "\r\n" for p in parts).encode("utf-8", "surrogateescape")
+        text = "".join(_printable(p) + "\r\n" for p in parts)
+        self._send(text.encode("utf-8", "surrogateescape"))
+
+    def _send(self, data: bytes) -> None:
         with self._send_lock:
             try:
                 self.sock.sendall(data)
