@@ -37,7 +37,7 @@ from herd.ftp.settings import FtpSettings
 from herd.ftp.tls import ServerTls
 from herd.ftp.users import FtpUser
 
-__all__ = ["FtpServer", "LoginGuard", "UserAuthority"]
+__all__ = ["FtpServer", "LoginGuard", "TransferThreads", "UserAuthority"]
 
 T = TypeVar("T")
 
@@ -178,6 +178,49 @@ class _HelperJob:
         self.done.acquire()
 
 
+class TransferThreads:
+    """Bare threads that run transfers, kept a few seconds after one ends for the next.
+
+    Starting a thread costs tens of microseconds and a session of a LIST and a
+    RETR needs two; an idle one waits here instead (at most ``keep`` of them,
+    each for ``idle`` seconds). Invariant: threads waiting = ``_idle`` + jobs queued.
+    """
+
+    def __init__(self, keep: int = 16, idle: float = 5.0) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = _thread.allocate_lock()
+        self._idle = 0
+        self._keep = keep
+        self._idle_seconds = idle
+
+    def start(self, step: Callable[..., None], *args: Any) -> None:
+        """Run ``step(*args)`` in a thread of its own (RuntimeError if none can start)."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put((step, args))
+                return
+        _thread.start_new_thread(self._run, (step, args))
+
+    def _run(self, step: Callable[..., None], args: tuple[Any, ...]) -> None:
+        while True:
+            step(*args)
+            with self._lock:
+                if self._idle >= self._keep:
+                    return
+                self._idle += 1
+            try:
+                step, args = self._jobs.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle:  # nobody was promised this thread: it may go
+                        self._idle -= 1
+                        return
+                step, args = self._jobs.get()  # a job was queued for a waiting thread
+
+
 def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -214,6 +257,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
         self._helpers = _HelperPool(max(2, os.cpu_count() or 2))
         self.sessions = _Sessions()
+        self.transfer_threads = TransferThreads()
         self.session_numbers = itertools.count(1)  # next() is atomic: one per connection
         # socketserver reads these from the instance: never class attributes (see settings.py).
         self.allow_reuse_address = True

@@ -88,7 +88,8 @@ class Flag:
     def set(self) -> None:
         if not self._set:
             self._set = True
-            self._lock.release()
+            with contextlib.suppress(RuntimeError):  # two setters at once: one releases
+                self._lock.release()
 
     def is_set(self) -> bool:
         return self._set
@@ -107,15 +108,26 @@ class TransferJob:
     def __init__(self) -> None:
         self.abort = Flag()
         self.done = Flag()
+        self._lock = _thread.allocate_lock()
         self.sock: socket.socket | None = None
         self.bytes = 0
         self.description = ""
         self.outgoing = False  # a download or listing (the server sends)
 
+    def attach(self, sock: socket.socket) -> None:
+        """The data connection is open; if ABOR came first, it is cut at once."""
+        with self._lock:
+            self.sock = sock
+            aborted = self.abort.is_set()
+        if aborted:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def interrupt(self) -> None:
         """Make the transfer fail now (called from the control thread)."""
-        self.abort.set()
-        sock = self.sock
+        with self._lock:  # with attach(): whichever comes second cuts the connection
+            self.abort.set()
+            sock = self.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -450,9 +462,12 @@ class Session(socketserver.BaseRequestHandler):
         job.outgoing = outgoing
         self.transfer = job
         try:
-            # A bare thread, like the session's own: no Thread object and start-up handshake
-            # per transfer. The session waits for it (``job.done``) before it ends.
-            _thread.start_new_thread(self._run_transfer, (job, source, opening, work, unused))
+            # A bare thread, like the session's own (no Thread object and start-up handshake
+            # per transfer), reused from the last transfers when one is waiting. The
+            # session waits for it (``job.done``) before it ends.
+            self.server.transfer_threads.start(
+                self._run_transfer, job, source, opening, work, unused
+            )
         except RuntimeError:
             self.transfer = None
             source.close()
@@ -473,7 +488,7 @@ class Session(socketserver.BaseRequestHandler):
                 sock = self._open_data(source, job, opening)
             finally:
                 source.close()
-            job.sock = sock
+            job.attach(sock)
             with sock:
                 sock.settimeout(timeout)
                 code, text = self._work(job, sock, work)
