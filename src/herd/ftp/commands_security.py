@@ -40,20 +40,20 @@ class SecurityCommands(Session):
             raise Reply(503, "PBSZ comes after AUTH TLS.")
         if not arg.strip().isdigit():
             raise Reply(501, "PBSZ needs a number (0 for TLS).")
-        self.pbsz = True
+        self.data_protection = self.data_protection or "C"
         self.reply(200, "PBSZ=0")
 
     def cmd_PROT(self, arg: str) -> None:
         level = arg.strip().upper()
-        if not self.secure or not self.pbsz:
+        if not self.secure or not self.data_protection:
             raise Reply(503, "PROT comes after AUTH TLS and PBSZ.")
         if level == "P":
-            self.protect_data = True
+            self.data_protection = "P"
             self.reply(200, "Data connections will be protected (PROT P).")
         elif level == "C":
             if self.tls_required:
                 raise Reply(534, "This login needs protected data connections: PROT P.")
-            self.protect_data = False
+            self.data_protection = "C"
             self.reply(200, "Data connections will be in clear (PROT C).")
         elif level in ("S", "E"):
             raise Reply(536, f"PROT {level} not supported; use P or C.")

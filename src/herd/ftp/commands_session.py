@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from herd.ftp.commands_security import TLS_FEATURES
 from herd.ftp.events import LoginEvent
-from herd.ftp.jail import Jail, PathRefused
+from herd.ftp.jail import PathRefused
 from herd.ftp.listing import ALL_FACTS
 from herd.ftp.session import Reply, Session
 from herd.ftp.users import READ_ONLY, FtpUser, format_size
@@ -113,7 +113,7 @@ class SessionCommands(Session):
                                  error="TLS required"))  # fmt: skip
             raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
         try:
-            jail = Jail(user.home)
+            jail = self.server.jail_for(user)
         except PathRefused:
             self.emit(
                 LoginEvent(

@@ -111,7 +111,7 @@ class TransferCommands(Session):
         self.reply(350, f"Restarting at {self.rest}. Send STORE or RETRIEVE.")
 
     def _need_data_source(self) -> None:
-        if self.tls_required and not self.protect_data:  # RFC 4217 9
+        if self.tls_required and self.data_protection != "P":  # RFC 4217 9
             raise Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
         if self.data_source is None:
             raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")

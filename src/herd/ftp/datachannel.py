@@ -24,6 +24,7 @@ __all__ = [
     "PassiveListener",
     "parse_eprt",
     "parse_port",
+    "plain_address",
     "same_address",
 ]
 
@@ -48,6 +49,11 @@ def _canonical(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+def plain_address(address: str) -> str:
+    """``::ffff:127.0.0.1`` -> ``127.0.0.1``; other addresses unchanged."""
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
 
 
 def same_address(a: str, b: str) -> bool:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from herd.errors import FtpError
@@ -298,6 +299,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._stopped = threading.Event()
         self._stopped.set()
         self._user_objects: dict[str, FtpUser] = {}
+        self._jails: dict[Path, Jail] = {}
         self._rescanner: threading.Thread | None = None
         self.rescanned = threading.Event()  # set once every home was measured at start
 
@@ -313,6 +315,19 @@ class FtpServer(socketserver.ThreadingTCPServer):
                 return known
             self._user_objects[user.name] = user
             return user
+
+    def jail_for(self, user: FtpUser) -> Jail:
+        """One Jail per home, shared by its sessions (memory); PathRefused if it is gone."""
+        with self._count_lock:
+            jail = self._jails.get(user.home)
+        if jail is not None and os.path.isdir(jail.root):  # noqa: PTH112 (the jail works in str paths)
+            return jail
+        jail = Jail(user.home)
+        with self._count_lock:
+            if len(self._jails) > 10_000:  # homes of deleted users must not pile up
+                self._jails.clear()
+            self._jails[user.home] = jail
+        return jail
 
     # -- accepting -------------------------------------------------------------------------
 
@@ -414,7 +429,8 @@ class FtpServer(socketserver.ThreadingTCPServer):
         """Run one session (what ``BaseRequestHandler.__init__`` does, one C call shallower)."""
         handler = FtpHandler.__new__(FtpHandler)
         handler.request, handler.client_address, handler.server = request, client_address, self
-        handler.implicit = implicit
+        if implicit:
+            handler.implicit = True
         handler.setup()
         try:
             handler.handle()
