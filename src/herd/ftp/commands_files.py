@@ -114,29 +114,12 @@ class FileCommands(Session):
         try:
             result = action(target)
         except PathRefused as refused:
-            self.emit(
-                FileEvent(
-                    verb=verb,
-                    path=target,
-                    user=self.user_name,
-                    client=self.client,
-                    session=self.session_id,
-                    ok=False,
-                    error=refused.message,
-                    started=started,
-                )
+            self.report(
+                FileEvent, verb=verb, path=target, ok=False, error=refused.message, started=started
             )
             raise
-        self.emit(
-            FileEvent(
-                verb=verb,
-                path=target,
-                user=self.user_name,
-                client=self.client,
-                session=self.session_id,
-                started=started,
-                duration=time.time() - started,
-            )
+        self.report(
+            FileEvent, verb=verb, path=target, started=started, duration=time.time() - started
         )
         return result if isinstance(result, int) else 0
 
@@ -165,29 +148,21 @@ class FileCommands(Session):
         try:
             replaced = self.jail.rename(source, target)
         except PathRefused as refused:
-            self.emit(
-                RenameEvent(
-                    source=source,
-                    target=target,
-                    user=self.user_name,
-                    client=self.client,
-                    session=self.session_id,
-                    ok=False,
-                    error=refused.message,
-                    started=started,
-                )
-            )
-            raise
-        self.emit(
-            RenameEvent(
+            self.report(
+                RenameEvent,
                 source=source,
                 target=target,
-                user=self.user_name,
-                client=self.client,
-                session=self.session_id,
+                ok=False,
+                error=refused.message,
                 started=started,
-                duration=time.time() - started,
             )
+            raise
+        self.report(
+            RenameEvent,
+            source=source,
+            target=target,
+            started=started,
+            duration=time.time() - started,
         )
         self._credit(replaced)
         self.reply(250, f"Renamed {source} to {target}.")

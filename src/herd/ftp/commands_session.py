@@ -92,15 +92,7 @@ class SessionCommands(Session):
         self.pending_user = None
         started = time.time()
         if self.server.logins.locked_out(self.client):
-            self.emit(
-                LoginEvent(
-                    user=name,
-                    client=self.client,
-                    session=self.session_id,
-                    ok=False,
-                    error="address locked out",
-                )
-            )
+            self.report(LoginEvent, user=name, ok=False, error="address locked out")
             self.reply(421, "Too many failed logins from your address; try again later.")
             self.close_control()
             return
@@ -109,21 +101,12 @@ class SessionCommands(Session):
             self._login_failed(name, started)
         user = self.server.known_user(user)
         if user.require_tls and not self.secure:  # only when the server has no TLS at all
-            self.emit(LoginEvent(user=name, client=self.client, session=self.session_id, ok=False,
-                                 error="TLS required"))  # fmt: skip
+            self.report(LoginEvent, user=name, ok=False, error="TLS required")
             raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
         try:
             jail = self.server.jail_for(user)
         except PathRefused:
-            self.emit(
-                LoginEvent(
-                    user=name,
-                    client=self.client,
-                    session=self.session_id,
-                    ok=False,
-                    error="home missing",
-                )
-            )
+            self.report(LoginEvent, user=name, ok=False, error="home missing")
             raise Reply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
             quota = self.server.quota
@@ -132,31 +115,20 @@ class SessionCommands(Session):
             )
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
         self.tls_required = self.settings.require_tls or user.require_tls
-        self.emit(
-            LoginEvent(
-                user=user.name,
-                client=self.client,
-                session=self.session_id,
-                started=started,
-                duration=time.time() - started,
-            )
-        )
+        self.report(LoginEvent, user=user.name, started=started, duration=time.time() - started)
         self.reply(230, f"User {user.name} logged in.")
 
     def _login_failed(self, name: str, started: float) -> NoReturn:
         """Count the failure against the address, wait the delay, log it, answer 530."""
         self.server.logins.failed(self.client)
         time.sleep(self.settings.login_failure_delay)
-        self.emit(
-            LoginEvent(
-                user=name,
-                client=self.client,
-                session=self.session_id,
-                ok=False,
-                error="bad user name or password",
-                started=started,
-                duration=time.time() - started,
-            )
+        self.report(
+            LoginEvent,
+            user=name,
+            ok=False,
+            error="bad user name or password",
+            started=started,
+            duration=time.time() - started,
         )
         raise Reply(530, "Login incorrect.")
 

@@ -346,20 +346,16 @@ class TransferCommands(Session):
     def _transfer_event(
         self, verb: str, path: str, size: int, sha256: str, started: float, *, error: str = ""
     ) -> None:
-        self.emit(
-            TransferEvent(
-                verb=verb,
-                path=path,
-                size=size,
-                sha256=sha256,
-                user=self.user_name,
-                client=self.client,
-                session=self.session_id,
-                ok=not error,
-                error=error,
-                started=started,
-                duration=time.time() - started,
-            )
+        self.report(
+            TransferEvent,
+            verb=verb,
+            path=path,
+            size=size,
+            sha256=sha256,
+            ok=not error,
+            error=error,
+            started=started,
+            duration=time.time() - started,
         )
 
     # -- listings --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener, plain_address
 from herd.ftp.events import FtpEvent, SessionEnded
@@ -169,7 +169,7 @@ class Session(Transfers, socketserver.BaseRequestHandler):
         self.release_account()
         self.drop_data_source()
         # The recorder ignores the end of a session it never heard of.
-        self.emit(SessionEnded(user=self.user_name, client=self.client, session=self.session_id))
+        self.report(SessionEnded)
         if self.sock is not self.request:  # the TLS socket took over the descriptor
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -217,6 +217,11 @@ class Session(Transfers, socketserver.BaseRequestHandler):
 
     def emit(self, event: FtpEvent) -> None:
         self.server.events.emit(event)
+
+    def report(self, kind: type[FtpEvent], **fields: Any) -> None:
+        """Emit an event of ``kind`` about this session: user (unless given), client, session."""
+        fields.setdefault("user", self.user_name)
+        self.emit(kind(client=self.client, session=self.session_id, **fields))
 
     # -- reading commands --------------------------------------------------------------
 
