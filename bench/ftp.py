@@ -73,7 +73,11 @@ TLS_SERVERS = ("herd-tls", "pyftpdlib-tls")
 
 def serve_herd(root: Path, home: Path, port_file: Path, *, log: bool, tls: bool = False) -> None:
     from herd.ftp.events import NullSink
-    from herd.ftp.recorder import AuditSink
+
+    try:
+        from herd.ftp.recorder import AuditSink
+    except ImportError:  # herd before the recorder module (--before-src)
+        from herd.ftp.events import AuditSink  # type: ignore[attr-defined,no-redef]
     from herd.ftp.server import FtpServer
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import UserStore
@@ -171,7 +175,7 @@ class RunningServer:
 
 @contextlib.contextmanager
 def running_server(
-    kind: str, root: Path, workdir: Path, python: str = sys.executable
+    kind: str, root: Path, workdir: Path, python: str = sys.executable, src: str | None = None
 ) -> Iterator[RunningServer]:
     home = workdir / f"home-{kind}"
     home.mkdir(exist_ok=True)
@@ -179,6 +183,7 @@ def running_server(
     port_file.unlink(missing_ok=True)
     process = subprocess.Popen(
         [python, __file__, "--serve", kind, str(root), str(home), str(port_file)],
+        env={**os.environ, "PYTHONPATH": src} if src else None,
     )
     try:
         deadline = time.monotonic() + 60
@@ -389,6 +394,11 @@ def main() -> int:
     )
     parser.add_argument("--clients", default="python,curl", help="transfer clients: python,curl")
     parser.add_argument("--workdir", help="where the files go (default /dev/shm, a tmpfs)")
+    parser.add_argument(
+        "--before-src",
+        help="another herd's src/ (e.g. git archive of an older commit): adds a server"
+        " 'herd-before' running it, for figures before and after in one run",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="runs per transfer (median)")
     parser.add_argument("--rounds", default="200,500,1000", help="concurrent clients per round")
     parser.add_argument("--last-round-repeats", type=int, default=3)
@@ -428,7 +438,17 @@ def main() -> int:
         # All servers up at once and every measurement taken in turns, so a change in the
         # machine's load hits them alike.
         with contextlib.ExitStack() as stack:
-            running = {k: stack.enter_context(running_server(k, root, workdir)) for k in servers}
+            if args.before_src:
+                servers.insert(1, "herd-before")
+                results["herd-before"] = Figures()
+            running = {
+                k: stack.enter_context(
+                    running_server(
+                        k, root, workdir, src=args.before_src if k == "herd-before" else None
+                    )
+                )
+                for k in servers
+            }
             if "transfers" in parts:
                 measured = measure_transfers(running, big, netrc, clients, args.repeats)
                 for kind, rows in measured.items():
@@ -440,7 +460,7 @@ def main() -> int:
                     again = args.last_round_repeats if clients_n == rounds[-1] else 1
                     for repeat in range(again):
                         for kind, server in running.items():
-                            if repeat and kind != "herd":
+                            if repeat and not kind.startswith("herd"):
                                 continue  # the last round runs several times for herd
                             result = concurrent_round(server, clients_n, args.processes)
                             results[kind].rounds.setdefault(clients_n, []).append(result)
@@ -450,7 +470,8 @@ def main() -> int:
             for kind in servers:
                 # A fresh server process, so the figure is what idle sessions cost, not
                 # what the load rounds left behind in the allocator.
-                with running_server(kind, root, workdir) as server:
+                before = args.before_src if kind == "herd-before" else None
+                with running_server(kind, root, workdir, src=before) as server:
                     row = results[kind]
                     row.idle_kb, row.idle_held = idle_rss(server, idle)
                     print(
@@ -508,12 +529,13 @@ def run_tls(  # noqa: PLR0917 (the run's pieces, passed down from main)
 
 
 def print_summary(results: dict[str, Figures], rounds: tuple[int, ...], size: int) -> None:
-    for mine_name in ("herd", "herd-nolog"):
+    for mine_name in ("herd", "herd-nolog", "herd-before"):
         herd = results.get(mine_name)
         if herd is None:
             continue
         print(f"\n== {mine_name} / pyftpdlib (MB/s: >1 is better; CPU, time, memory: <1 is)")
-        for other in ("pyftpdlib-threaded", "pyftpdlib-async"):
+        others = ("pyftpdlib-threaded", "pyftpdlib-async")
+        for other in (*others, "herd-before") if mine_name == "herd" else others:
             theirs = results.get(other)
             if theirs is not None:
                 print_pair(herd, theirs, other, rounds, size)
