@@ -283,12 +283,16 @@ class AuditLog:
         operator: Operator | None = None,
         started: float | None = None,
         detail: dict[str, Any] | None = None,
+        seal_dead: bool = True,
     ) -> int:
         """Record that an operation starts; returns its id.
 
-        First seals, as interrupted, any operation of this controller whose process died.
+        First seals, as interrupted, any operation of this controller whose process
+        died (``seal_dead``; a long-lived writer that did so once at its start may skip
+        it: that look reads every unsealed record, and a busy FTP server has many).
         """
-        self.seal_interrupted()
+        if seal_dead:
+            self.seal_interrupted()
         with self._write() as db:
             return _insert_operation(
                 db, kind, argv=argv, hosts=hosts, pattern=pattern, command=command,

@@ -94,6 +94,10 @@ class AuditSink:
     def _write_all(self) -> None:
         audit = AuditLog(self.path)
         try:
+            try:
+                audit.seal_interrupted()  # once: begin() below skips the look at every session
+            except AuditError as exc:
+                log.error("%s", exc)  # noqa: TRY400 (one line, no traceback)
             stopping = False
             while not stopping:
                 batch = [self._queue.get()]
@@ -147,7 +151,7 @@ class AuditSink:
             running.op_id = audit.begin(
                 "ftp", argv=self._argv, hosts=[running.client], pattern=running.client,
                 command=f"FTP session of {running.user}", operator=self._operator(running.user),
-                started=running.started,
+                started=running.started, seal_dead=False,
             )  # fmt: skip
         if running.pending:
             audit.record_hosts(running.op_id, running.pending)
