@@ -478,7 +478,8 @@ def main() -> int:
                         f"{kind:20s} idle RSS: {row.idle_kb:.1f} KB per logged-in connection"
                         f" ({row.idle_held} held)"
                     )
-        print_summary(results, rounds, big.stat().st_size)
+        if parts & {"transfers", "rounds", "idle"}:
+            print_summary(results, rounds, big.stat().st_size)
         if "tls" in parts:
             run_tls(workdir, root, big, netrc, clients, args)
     return 0
