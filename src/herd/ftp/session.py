@@ -2,9 +2,9 @@
 
 The control connection stays responsive while data flows: each transfer runs
 in its own worker thread (``herd.ftp.transfers``), and the session keeps
-reading commands. ABOR, STAT
-and NOOP are answered at once during a transfer; QUIT and every other command
-wait for the transfer to end, as a client that pipelines expects. The command
+reading commands. ABOR, STAT and NOOP are answered at once during a transfer;
+QUIT and every other command wait for the transfer to end, as a client that
+pipelines expects. The command
 handlers themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and
 are gathered into ``herd.ftp.handler.FtpHandler``.
 """
