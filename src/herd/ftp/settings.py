@@ -40,7 +40,9 @@ class FtpSettings:
     listen_backlog: int = 1024  # request_queue_size: bursts of a thousand connects
     anonymous_root: Path | None = None  # read-only anonymous access to this tree; None = off
     shutdown_grace: float = 10.0  # seconds running transfers may finish after SIGTERM
-    buffer_size: int = 256 * 1024  # upload read size and ASCII conversion chunk
+    # Upload read size (an upload over 1 MiB holds 3 such buffers while it runs: one being
+    # filled, two being hashed) and the chunk of TLS and ASCII downloads.
+    buffer_size: int = 1024 * 1024
     thread_stack_size: int = 256 * 1024  # per connection thread; small keeps idle memory low
     max_listing_entries: int = 100_000  # a LIST/MLSD of a larger directory is cut there
     # FTPS (RFC 4217). With a certificate and key, AUTH TLS is offered on every `listen`

@@ -17,7 +17,7 @@ import queue
 __all__ = ["UploadDigest"]
 
 _INLINE = 1024 * 1024  # bytes hashed in the transfer thread before the helper starts
-_BUFFERS = 4  # in rotation once the helper runs
+_BUFFERS = 3  # in rotation once the helper runs
 
 
 class UploadDigest:
