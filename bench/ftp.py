@@ -1,35 +1,42 @@
 """FTP benchmark: herd's server side by side with pyftpdlib (threaded and async) in one run.
 
-Run on demand, never in the test suite:
+Run on demand, never in the test suite (``make bench`` installs pyftpdlib and psutil):
 
-    .venv/bin/python bench/ftp.py                 # the issue's sizes (1 GiB, 500/1000/2000)
+    .venv/bin/python bench/ftp.py --servers herd,pyftpdlib-threaded --size-mib 512
+    .venv/bin/python bench/ftp.py --parts transfers --clients curl --repeats 5
+    .venv/bin/python bench/ftp.py --parts tls --pyftpdlib-tls-python /tmp/tlsvenv/bin/python
     .venv/bin/python bench/ftp.py --quick         # a scaled-down smoke run
 
 Each server runs in its own process on 127.0.0.1 (port 0), so its RSS and CPU
 are its own; the clients are threads spread over a few client processes,
-bounded. All servers are up at once and measured in turns, so a change in the machine's
-load hits them alike; figures are printed as ratios herd/pyftpdlib from the same run.
-What is measured (issue 7, performance section):
+bounded. All servers are up at once and measured in turns, so a change in the
+machine's load hits them alike; figures are printed as ratios herd/pyftpdlib
+from the same run. What is measured (issues 7, 16 and 19):
 
-- single-client RETR and STOR of a large generated file (MB/s);
-- N concurrent clients each doing login, LIST, RETR of 10 KB, QUIT (wall time,
-  failures): 200 (against pyftpdlib's threaded server, target 3x faster), 500,
-  and 1000 (three rounds for herd, target zero failures);
+- RETR and STOR of a large generated file, by ftplib (sendfile for STOR) and by
+  curl (a C client: a Python client can be the bottleneck): MB/s, median of
+  ``--repeats`` runs, and the server's CPU seconds per GiB moved;
+- N concurrent clients each doing login, LIST, RETR of 10 KB, QUIT: wall time,
+  failures and server CPU per session, at 200, 500 and 1000 (the last three
+  times for herd, target zero failures);
 - server RSS with many idle logged-in clients (KB per connection, target < 20);
-- login CPU per session: argon2id verification cold, and with the login cache.
+- login CPU per session: argon2id verification cold, and with the login cache;
+- ``--parts tls``: the same transfers over TLS (PROT P) and a burst of TLS
+  logins (handshakes per second, failures), herd against pyftpdlib's
+  TLS_FTPHandler, which needs pyOpenSSL: that cannot live in herd's venv
+  (pyOpenSSL pins an older cryptography), so it runs under the Python given
+  with ``--pyftpdlib-tls-python``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ftplib
 import multiprocessing
 import os
-import resource
-import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,30 +46,38 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-USER = "bench"
-PASSWORD = "bench-password-1"
-SMALL_FILE = "small.bin"
-BIG_FILE = "big.bin"
+from ftp_clients import (
+    BIG_FILE,
+    CLIENT_TIMEOUT,
+    PASSWORD,
+    SMALL_FILE,
+    USER,
+    client_worker,
+    curl_transfer,
+    one_session,
+    python_retr,
+    python_stor,
+    raise_open_files_limit,
+)
+
 SERVERS = ("herd", "herd-nolog", "pyftpdlib-threaded", "pyftpdlib-async")
-CLIENT_TIMEOUT = 30.0
+# TLS servers, measured with --tls: herd's, and pyftpdlib's TLS_FTPHandler (threaded), which
+# needs pyOpenSSL: it cannot share herd's venv (pyOpenSSL pins an older cryptography), so
+# it runs under the Python named by --pyftpdlib-tls-python when given.
+TLS_SERVERS = ("herd-tls", "pyftpdlib-tls")
 
 
-def raise_open_files_limit() -> int:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 65536
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+def serve_herd(root: Path, home: Path, port_file: Path, *, log: bool, tls: bool = False) -> None:
+    from herd.ftp.events import NullSink
 
-
-# -- the servers (each in its own process) --------------------------------------------
-
-
-def serve_herd(root: Path, home: Path, port_file: Path, *, log: bool) -> None:
-    from herd.ftp.events import AuditSink, NullSink
+    try:
+        from herd.ftp.recorder import AuditSink
+    except ImportError:  # herd before the recorder module (--before-src)
+        from herd.ftp.events import AuditSink  # type: ignore[attr-defined,no-redef]
     from herd.ftp.server import FtpServer
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import UserStore
@@ -76,6 +91,7 @@ def serve_herd(root: Path, home: Path, port_file: Path, *, log: bool) -> None:
         max_connections_per_address=10_000,
         listen_backlog=4096,
         login_failure_delay=0.0,
+        **(tls_settings(home) if tls else {}),
     )
     # herd-nolog: the same server without the operation log, to show what the log costs.
     events = AuditSink(home / "operations.db") if log else NullSink()
@@ -92,6 +108,11 @@ def serve_herd(root: Path, home: Path, port_file: Path, *, log: bool) -> None:
         events.close()
 
 
+def tls_settings(home: Path) -> dict[str, object]:
+    cert, key = home.parent / "tls" / "ftp-cert.pem", home.parent / "tls" / "ftp-key.pem"
+    return {"tls_cert": cert, "tls_key": key, "require_tls": True}
+
+
 def serve_pyftpdlib(kind: str, root: Path, port_file: Path) -> None:
     import logging
 
@@ -103,7 +124,18 @@ def serve_pyftpdlib(kind: str, root: Path, port_file: Path) -> None:
     authorizer = DummyAuthorizer()
     authorizer.add_user(USER, PASSWORD, str(root), perm="elradfmwMT")
     handler = type("BenchHandler", (FTPHandler,), {"authorizer": authorizer})
-    server_class = ThreadedFTPServer if kind == "pyftpdlib-threaded" else FTPServer
+    if kind == "pyftpdlib-tls":
+        from pyftpdlib.handlers import TLS_FTPHandler
+
+        tls = root.parent / "tls"
+        handler = type(
+            "BenchTlsHandler",
+            (TLS_FTPHandler,),
+            {"authorizer": authorizer, "certfile": str(tls / "ftp-cert.pem"),
+             "keyfile": str(tls / "ftp-key.pem"), "tls_control_required": True,
+             "tls_data_required": True},
+        )  # fmt: skip
+    server_class = FTPServer if kind == "pyftpdlib-async" else ThreadedFTPServer
     server = server_class(("127.0.0.1", 0), handler)
     server.max_cons = 0  # pyftpdlib: 0 = no limit; the backlog stays its default
     server.max_cons_per_ip = 0
@@ -114,7 +146,7 @@ def serve_pyftpdlib(kind: str, root: Path, port_file: Path) -> None:
 def server_main(kind: str, root: Path, home: Path, port_file: Path) -> None:
     raise_open_files_limit()
     if kind.startswith("herd"):
-        serve_herd(root, home, port_file, log=kind == "herd")
+        serve_herd(root, home, port_file, log=kind != "herd-nolog", tls=kind == "herd-tls")
     else:
         serve_pyftpdlib(kind, root, port_file)
 
@@ -124,6 +156,10 @@ class RunningServer:
     kind: str
     process: subprocess.Popen[bytes]
     port: int
+
+    @property
+    def tls(self) -> bool:
+        return self.kind in TLS_SERVERS
 
     @property
     def ps(self) -> psutil.Process:
@@ -138,13 +174,16 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def running_server(kind: str, root: Path, workdir: Path) -> Iterator[RunningServer]:
+def running_server(
+    kind: str, root: Path, workdir: Path, python: str = sys.executable, src: str | None = None
+) -> Iterator[RunningServer]:
     home = workdir / f"home-{kind}"
     home.mkdir(exist_ok=True)
     port_file = workdir / f"port-{kind}"
     port_file.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, str(root), str(home), str(port_file)],
+        [python, __file__, "--serve", kind, str(root), str(home), str(port_file)],
+        env={**os.environ, "PYTHONPATH": src} if src else None,
     )
     try:
         deadline = time.monotonic() + 60
@@ -162,84 +201,25 @@ def running_server(kind: str, root: Path, workdir: Path) -> Iterator[RunningServ
             process.wait(timeout=10)
 
 
-# -- the clients --------------------------------------------------------------------
+@dataclass
+class Transfer:
+    """One direction measured: seconds per run (median taken) and server CPU seconds per run."""
 
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
-def login(port: int) -> ftplib.FTP:
-    ftp = ftplib.FTP(timeout=CLIENT_TIMEOUT)
-    ftp.connect("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
-    ftp.login(USER, PASSWORD)
-    return ftp
+    def mbps(self, size: int) -> float:
+        return size / statistics.median(self.seconds) / 1e6 if self.seconds else 0.0
 
-
-def measure_retr(port: int, size: int) -> float:
-    """MB/s of one RETR of the big file, discarding the data as it comes."""
-    ftp = login(port)
-    ftp.voidcmd("TYPE I")
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
-    received = 0
-    started = time.perf_counter()
-    with ftp.transfercmd(f"RETR {BIG_FILE}") as conn:
-        while count := conn.recv_into(view):
-            received += count
-    ftp.voidresp()
-    elapsed = time.perf_counter() - started
-    ftp.quit()
-    if received != size:
-        raise RuntimeError(f"RETR got {received} of {size} bytes")
-    return size / elapsed / 1e6
-
-
-def measure_stor(port: int, source: Path, size: int) -> float:
-    """MB/s of one STOR of the big file, sent with sendfile so the client is not the limit."""
-    ftp = login(port)
-    ftp.voidcmd("TYPE I")
-    started = time.perf_counter()
-    with source.open("rb") as handle, ftp.transfercmd("STOR upload.bin") as conn:
-        conn.sendfile(handle)
-    ftp.voidresp()
-    elapsed = time.perf_counter() - started
-    ftp.delete("upload.bin")
-    ftp.quit()
-    return size / elapsed / 1e6
-
-
-def one_session(port: int) -> str | None:
-    """Login, LIST, RETR 10 KB, QUIT; None when it worked, else the reason."""
-    try:
-        ftp = login(port)
-        try:
-            ftp.retrlines("LIST", lambda _line: None)
-            chunks: list[bytes] = []
-            ftp.retrbinary(f"RETR {SMALL_FILE}", chunks.append)
-            if sum(map(len, chunks)) != 10 * 1024:
-                return "short RETR"
-            ftp.quit()
-        finally:
-            ftp.close()
-    except (OSError, EOFError, ftplib.Error) as exc:
-        return type(exc).__name__ if not str(exc) else str(exc).splitlines()[0][:60]
-    return None
-
-
-def client_worker(port: int, sessions: int, start_at: float) -> list[str | None]:
-    """One client process: ``sessions`` threads started together at ``start_at``."""
-    raise_open_files_limit()
-    threading.stack_size(256 * 1024)
-    delay = start_at - time.time()
-    if delay > 0:
-        time.sleep(delay)
-    with ThreadPoolExecutor(max_workers=sessions) as pool:
-        return list(pool.map(lambda _i: one_session(port), range(sessions)))
+    def cpu_per_gib(self, size: int) -> float:
+        return statistics.median(self.cpu) / (size / (1 << 30)) if self.cpu else 0.0
 
 
 @dataclass
 class Figures:
     """One server's results."""
 
-    retr: float = 0.0
-    stor: float = 0.0
+    transfers: dict[str, Transfer] = field(default_factory=dict)  # "python RETR" ...
     rounds: dict[int, list[Round]] = field(default_factory=dict)
     idle_kb: float = 0.0
     idle_held: int = 0
@@ -254,14 +234,16 @@ class Round:
     server_cpu: float = 0.0
 
 
-def concurrent_round(server: RunningServer, clients: int, processes: int) -> Round:
+def concurrent_round(
+    server: RunningServer, clients: int, processes: int, kind: str = "session"
+) -> Round:
     per_process = [clients // processes + (i < clients % processes) for i in range(processes)]
     start_at = time.time() + 1.5
     cpu_before = server.cpu()
     context = multiprocessing.get_context("fork")
     with context.Pool(processes) as pool:
         pending = [
-            pool.apply_async(client_worker, (server.port, count, start_at))
+            pool.apply_async(client_worker, (server.port, count, start_at, server.tls, kind))
             for count in per_process
             if count
         ]
@@ -357,9 +339,46 @@ def fmt_round(r: Round) -> str:
     top = ", ".join(f"{k}: {v}" for k, v in sorted(r.reasons.items(), key=lambda kv: -kv[1])[:3])
     return (
         f"{r.clients:5d} clients  {r.wall:7.2f} s  failures {r.failures:4d}"
-        f"  server CPU {r.server_cpu:6.2f} s ({r.server_cpu / r.clients * 1000:.1f} ms/session)"
-        + (f"  ({top})" if top else "")
+        f"  server CPU {r.server_cpu:6.2f} s ({r.server_cpu / r.clients * 1000:.2f} ms/session,"
+        f" {per_success(r):.2f} per session that worked)" + (f"  ({top})" if top else "")
     )
+
+
+def per_success(r: Round) -> float:
+    """Server CPU ms per session that worked: a session that timed out did little work."""
+    return r.server_cpu / max(1, r.clients - r.failures) * 1000
+
+
+def measure_transfers(
+    running: dict[str, RunningServer], big: Path, netrc: Path, clients: list[str], repeats: int
+) -> dict[str, dict[str, Transfer]]:
+    """Each server, each client, RETR then STOR, ``repeats`` times in turns (load hits all)."""
+    size = big.stat().st_size
+    found: dict[str, dict[str, Transfer]] = {k: {} for k in running}
+    for client in clients:
+        for verb in ("RETR", "STOR"):
+            for _ in range(repeats):
+                for kind, server in running.items():
+                    cpu = server.cpu()
+                    if client == "curl":
+                        seconds = curl_transfer(
+                            server.port, server.tls, netrc, big if verb == "STOR" else None
+                        )
+                    elif verb == "RETR":
+                        seconds = python_retr(server.port, server.tls, size)
+                    else:
+                        seconds = python_stor(server.port, server.tls, big)
+                    row = found[kind].setdefault(f"{client} {verb}", Transfer())
+                    row.seconds.append(seconds)
+                    row.cpu.append(server.cpu() - cpu)
+            for kind in running:
+                row = found[kind][f"{client} {verb}"]
+                print(
+                    f"{kind:20s} {client:6s} {verb}  {row.mbps(size):8.1f} MB/s (median of"
+                    f" {len(row.seconds)})  server CPU {row.cpu_per_gib(size):.2f} s/GiB",
+                    flush=True,
+                )
+    return found
 
 
 def main() -> int:
@@ -370,6 +389,24 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument(
+        "--parts", default="transfers,rounds,idle", help="transfers,rounds,idle,tls (comma list)"
+    )
+    parser.add_argument("--clients", default="python,curl", help="transfer clients: python,curl")
+    parser.add_argument("--workdir", help="where the files go (default /dev/shm, a tmpfs)")
+    parser.add_argument(
+        "--before-src",
+        help="another herd's src/ (e.g. git archive of an older commit): adds a server"
+        " 'herd-before' running it, for figures before and after in one run",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="runs per transfer (median)")
+    parser.add_argument("--rounds", default="200,500,1000", help="concurrent clients per round")
+    parser.add_argument("--last-round-repeats", type=int, default=3)
+    parser.add_argument("--tls-burst", type=int, default=500, help="clients in the TLS burst")
+    parser.add_argument(
+        "--pyftpdlib-tls-python",
+        help="a Python with pyftpdlib, pyOpenSSL and psutil, to measure pyftpdlib's TLS handler",
+    )
     args = parser.parse_args()
     if args.serve:
         kind, root, home, port_file = args.serve
@@ -378,90 +415,165 @@ def main() -> int:
 
     limit = raise_open_files_limit()
     size_mib = 64 if args.quick else args.size_mib
-    rounds = (100, 200, 300) if args.quick else (200, 500, 1000)
+    rounds = (100, 200, 300) if args.quick else tuple(int(n) for n in args.rounds.split(","))
     idle = 300 if args.quick else args.idle
+    parts = set(args.parts.split(","))
     servers = [s for s in args.servers.split(",") if s]
-    print(f"open files limit {limit}; {os.cpu_count()} CPUs; file {size_mib} MiB")
-    vsftpd = shutil.which("vsftpd")
-    print(
-        "vsftpd: not installed here, left out"
-        if vsftpd is None
-        else f"vsftpd: {vsftpd} is installed but this bench does not drive it (needs system users)"
-    )
+    clients = [c for c in args.clients.split(",") if c]
+    print(f"open files limit {limit}; {os.cpu_count()} CPUs; file {size_mib} MiB; parts {parts}")
     results: dict[str, Figures] = {s: Figures() for s in servers}
-    with tempfile.TemporaryDirectory(prefix="herd-ftp-bench-") as tmp:
+    shm = Path("/dev/shm")
+    where = args.workdir or (str(shm) if shm.is_dir() else None)
+    print(f"files in {where or tempfile.gettempdir()} (tmpfs /dev/shm when there: no disk in it)")
+    with tempfile.TemporaryDirectory(prefix="herd-ftp-bench-", dir=where) as tmp:
         workdir = Path(tmp)
         root = workdir / "root"
         big = prepare_root(root, size_mib << 20)
-        size = big.stat().st_size
-        cold, warm = login_cpu(workdir, 10)
-        print(f"login CPU per session: argon2id {cold:.1f} ms cold, {warm:.3f} ms cached")
-        # All servers up at once and every measurement taken in turns (herd, then each
-        # other server, then again), so a change in the machine's load hits them alike.
+        netrc = workdir / "netrc"
+        netrc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
+        netrc.chmod(0o600)
+        if "rounds" in parts:
+            cold, warm = login_cpu(workdir, 10)
+            print(f"login CPU per session: argon2id {cold:.1f} ms cold, {warm:.3f} ms cached")
+        # All servers up at once and every measurement taken in turns, so a change in the
+        # machine's load hits them alike.
         with contextlib.ExitStack() as stack:
-            running = {k: stack.enter_context(running_server(k, root, workdir)) for k in servers}
-            for _ in range(3):  # best of three: other work only ever slows a run down
-                for kind, server in running.items():
-                    results[kind].retr = max(results[kind].retr, measure_retr(server.port, size))
-            for _ in range(3):
-                for kind, server in running.items():
-                    results[kind].stor = max(
-                        results[kind].stor, measure_stor(server.port, big, size)
+            if args.before_src:
+                servers.insert(1, "herd-before")
+                results["herd-before"] = Figures()
+            running = {
+                k: stack.enter_context(
+                    running_server(
+                        k, root, workdir, src=args.before_src if k == "herd-before" else None
                     )
-            for kind in servers:
-                row = results[kind]
-                print(f"{kind:20s} RETR {row.retr:8.1f} MB/s   STOR {row.stor:8.1f} MB/s")
-            for clients in rounds:
-                for repeat in range(3 if clients == rounds[-1] else 1):
-                    for kind, server in running.items():
-                        if repeat and kind != "herd":
-                            continue  # the last round runs three times for herd
-                        result = concurrent_round(server, clients, args.processes)
-                        results[kind].rounds.setdefault(clients, []).append(result)
-                        print(f"{kind:20s} {fmt_round(result)}")
-                        time.sleep(1.0)
-        for kind in servers:
-            # A fresh server process, so the figure is what idle sessions cost, not
-            # what the load rounds left behind in the allocator.
-            with running_server(kind, root, workdir) as server:
-                row = results[kind]
-                row.idle_kb, row.idle_held = idle_rss(server, idle)
-                print(
-                    f"{kind:20s} idle RSS: {row.idle_kb:.1f} KB per logged-in connection"
-                    f" ({row.idle_held} held)"
                 )
-        print_summary(results, rounds)
+                for k in servers
+            }
+            if "transfers" in parts:
+                measured = measure_transfers(running, big, netrc, clients, args.repeats)
+                for kind, rows in measured.items():
+                    results[kind].transfers = rows
+            if "rounds" in parts:
+                for server in running.values():  # cold starts (argon2 before the login cache
+                    one_session(server.port)  # holds the password) are not the rounds' cost
+                for clients_n in rounds:
+                    again = args.last_round_repeats if clients_n == rounds[-1] else 1
+                    for repeat in range(again):
+                        for kind, server in running.items():
+                            if repeat and not kind.startswith("herd"):
+                                continue  # the last round runs several times for herd
+                            result = concurrent_round(server, clients_n, args.processes)
+                            results[kind].rounds.setdefault(clients_n, []).append(result)
+                            print(f"{kind:20s} {fmt_round(result)}", flush=True)
+                            time.sleep(1.0)
+        if "idle" in parts:
+            for kind in servers:
+                # A fresh server process, so the figure is what idle sessions cost, not
+                # what the load rounds left behind in the allocator.
+                before = args.before_src if kind == "herd-before" else None
+                with running_server(kind, root, workdir, src=before) as server:
+                    row = results[kind]
+                    row.idle_kb, row.idle_held = idle_rss(server, idle)
+                    print(
+                        f"{kind:20s} idle RSS: {row.idle_kb:.1f} KB per logged-in connection"
+                        f" ({row.idle_held} held)"
+                    )
+        if parts & {"transfers", "rounds", "idle"}:
+            print_summary(results, rounds, big.stat().st_size)
+        if "tls" in parts:
+            run_tls(workdir, root, big, netrc, clients, args)
     return 0
 
 
-def print_summary(results: dict[str, Figures], rounds: tuple[int, ...]) -> None:
-    for mine_name in ("herd", "herd-nolog"):
+def run_tls(  # noqa: PLR0917 (the run's pieces, passed down from main)
+    workdir: Path, root: Path, big: Path, netrc: Path, clients: list[str], args: Any
+) -> None:
+    """TLS RETR and STOR, and a burst of TLS logins: herd's server against pyftpdlib's."""
+    from herd.ftp.certificate import write_self_signed
+
+    write_self_signed(workdir / "tls", ["127.0.0.1"])
+    python = args.pyftpdlib_tls_python
+    kinds = ["herd-tls"] + (["pyftpdlib-tls"] if python else [])
+    if not python:
+        print("pyftpdlib-tls: left out (give --pyftpdlib-tls-python: pyOpenSSL conflicts here)")
+    size = big.stat().st_size
+    with contextlib.ExitStack() as stack:
+        running = {
+            k: stack.enter_context(
+                running_server(k, root, workdir, python if k == "pyftpdlib-tls" else sys.executable)
+            )
+            for k in kinds
+        }
+        measured = measure_transfers(running, big, netrc, clients, args.repeats)
+        bursts: dict[str, Round] = {}
+        for kind, server in running.items():
+            bursts[kind] = concurrent_round(server, args.tls_burst, args.processes, "login")
+            burst = bursts[kind]
+            print(
+                f"{kind:20s} TLS login burst: {burst.clients} clients {burst.wall:.2f} s,"
+                f" {burst.clients / burst.wall:.0f} handshakes/s, failures {burst.failures}"
+                f", server CPU {burst.server_cpu / burst.clients * 1000:.1f} ms/login"
+            )
+    if "pyftpdlib-tls" in measured:
+        print("\n== herd-tls / pyftpdlib-tls (MB/s and handshakes/s: >1 is better)")
+        for name, row in measured["herd-tls"].items():
+            theirs = measured["pyftpdlib-tls"][name]
+            print(
+                f"{name:12s} MB/s {ratio(row.mbps(size), theirs.mbps(size))}"
+                f"  CPU/GiB {ratio(row.cpu_per_gib(size), theirs.cpu_per_gib(size))}"
+            )
+        mine, other = bursts["herd-tls"], bursts["pyftpdlib-tls"]
+        print(
+            f"logins/s     {ratio(mine.clients / mine.wall, other.clients / other.wall)}"
+            f"  (failures herd {mine.failures}, pyftpdlib {other.failures})"
+        )
+
+
+def print_summary(results: dict[str, Figures], rounds: tuple[int, ...], size: int) -> None:
+    for mine_name in ("herd", "herd-nolog", "herd-before"):
         herd = results.get(mine_name)
         if herd is None:
             continue
-        print(f"\n== {mine_name} / pyftpdlib (MB/s: >1 is better; wall time, memory: <1 is better)")
-        for other in ("pyftpdlib-threaded", "pyftpdlib-async"):
+        print(f"\n== {mine_name} / pyftpdlib (MB/s: >1 is better; CPU, time, memory: <1 is)")
+        others = ("pyftpdlib-threaded", "pyftpdlib-async")
+        for other in (*others, "herd-before") if mine_name == "herd" else others:
             theirs = results.get(other)
             if theirs is not None:
-                print_pair(herd, theirs, other, rounds)
+                print_pair(herd, theirs, other, rounds, size)
 
 
-def print_pair(herd: Figures, theirs: Figures, other: str, rounds: tuple[int, ...]) -> None:
+def print_pair(
+    herd: Figures, theirs: Figures, other: str, rounds: tuple[int, ...], size: int
+) -> None:
     print(f"-- vs {other}")
-    print(f"RETR MB/s       {ratio(herd.retr, theirs.retr)}")
-    print(f"STOR MB/s       {ratio(herd.stor, theirs.stor)}")
+    for name, row in herd.transfers.items():
+        their = theirs.transfers.get(name)
+        if their is not None:
+            print(
+                f"{name:12s} MB/s {ratio(row.mbps(size), their.mbps(size))}"
+                f"  server CPU/GiB {ratio(row.cpu_per_gib(size), their.cpu_per_gib(size))}"
+            )
     for clients in rounds:
-        mine, their = herd.rounds[clients], theirs.rounds[clients]
+        mine, their_rounds = herd.rounds.get(clients), theirs.rounds.get(clients)
+        if not mine or not their_rounds:
+            continue
         best = min(r.wall for r in mine)
+        cpu = statistics.median(r.server_cpu / r.clients for r in mine) * 1000
+        their_cpu = their_rounds[0].server_cpu / clients * 1000
+        done = statistics.median(per_success(r) for r in mine)
+        their_done = per_success(their_rounds[0])
         print(
-            f"{clients:4d} clients wall {ratio(best, their[0].wall)}"
-            f"  (herd best {best:.2f} s, failures {[r.failures for r in mine]};"
-            f" {other} {their[0].wall:.2f} s, failures {their[0].failures})"
+            f"{clients:4d} clients wall {ratio(best, their_rounds[0].wall)}"
+            f"  CPU/session {ratio(cpu, their_cpu)} ({cpu:.2f} vs {their_cpu:.2f} ms)"
+            f"  per session that worked {ratio(done, their_done)}"
+            f"  (herd failures {[r.failures for r in mine]};"
+            f" {other} failures {their_rounds[0].failures})"
         )
-    print(
-        f"idle KB/conn    {ratio(herd.idle_kb, theirs.idle_kb)}"
-        f"  (herd {herd.idle_kb:.1f}, {other} {theirs.idle_kb:.1f})"
-    )
+    if herd.idle_held and theirs.idle_held:
+        print(
+            f"idle KB/conn    {ratio(herd.idle_kb, theirs.idle_kb)}"
+            f"  (herd {herd.idle_kb:.1f}, {other} {theirs.idle_kb:.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -74,10 +74,17 @@ class RunningServer:
 
 @contextlib.contextmanager
 def running_server(
-    root: Path, quota: int | None = None, **settings: Any
+    root: Path, quota: int | None = None, *, tls: bool = False, **settings: Any
 ) -> Iterator[RunningServer]:
-    """Serve ``root/alice`` as user alice; every thread the server started is gone after."""
+    """Serve ``root/alice`` as user alice; every thread the server started is gone after.
+
+    ``tls`` sets up FTPS with ``certificate()`` and an implicit-TLS port.
+    """
     before = set(threading.enumerate())
+    if tls:
+        cert, key = certificate(root.parent)
+        settings = {"tls_cert": cert, "tls_key": key,
+                    "listen_implicit": (("127.0.0.1", 0),), **settings}  # fmt: skip
     users = UserStore(root / "ftp-users.db")
     users.add("alice", PASSWORD, home=root / "alice", quota=quota)
     events = MemorySink()
@@ -143,3 +150,46 @@ class RawControl:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
+
+
+_CERTS: dict[str, tuple[Path, Path]] = {}
+
+
+def certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1 (made once per test run)."""
+    if "pair" not in _CERTS:
+        from herd.ftp.certificate import write_self_signed
+
+        _CERTS["pair"] = write_self_signed(directory / "tls", ["127.0.0.1"])
+    return _CERTS["pair"]
+
+
+def tls_client(
+    running: RunningServer,
+    cafile: Path,
+    *,
+    user: str = "alice",
+    implicit: bool = False,
+    reuse: bool = True,
+    timeout: float = 10.0,
+) -> ftplib.FTP_TLS:
+    """A logged-in FTPS client with PROT P: herd's session-reusing FTP_TLS, or ftplib's own."""
+    import ssl
+
+    from herd.ftp.client_tls import ReusingFtpTls
+
+    context = ssl.create_default_context(cafile=str(cafile))
+    ftp: ftplib.FTP_TLS
+    if reuse:
+        ftp = ReusingFtpTls(context=context, implicit=implicit, timeout=timeout)
+    else:
+        ftp = ftplib.FTP_TLS(context=context, timeout=timeout)
+    port = running.server.implicit_addresses[0][1] if implicit else running.port
+    ftp.connect(running.host, port, timeout=timeout)
+    try:
+        ftp.login(user, PASSWORD)
+        ftp.prot_p()
+    except BaseException:
+        ftp.close()
+        raise
+    return ftp

@@ -153,10 +153,10 @@ def test_list_mlsd_nlst_and_mlst_parse(ftp_server: RunningServer, ftp: ftplib.FT
         list(ftp.mlsd("a file.txt"))
 
 
-def test_size_answers_in_ascii_mode_too(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
+def test_size_in_ascii_mode_counts_crlf(ftp_server: RunningServer, ftp: ftplib.FTP) -> None:
     (ftp_server.home / "t.txt").write_bytes(b"one\ntwo\n")
     ftp.voidcmd("TYPE A")
-    assert ftp.size("t.txt") == 8
+    assert ftp.size("t.txt") == 10  # what RETR in TYPE A sends
     with pytest.raises(ftplib.error_perm, match=r"^550"):
         ftp.size("missing")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from herd.core.audit import AuditLog
-from herd.ftp.events import AuditSink
+from herd.ftp.recorder import AuditSink
 from herd.ftp.server import FtpServer
 from herd.ftp.settings import FtpSettings
 from herd.ftp.users import UserStore
@@ -156,21 +156,59 @@ def test_logins_transfers_and_changes_reach_the_operation_log(tmp_path: Path) ->
         sink.close()
         users.close()
     with AuditLog(log_path) as audit:
-        operations = list(reversed(audit.operations(limit=50, kind="ftp")))
-        commands = [op.command for op in operations]
-        assert commands == [
-            "LOGIN FAILED", "LOGIN", "MKD /d", "STOR /d/f.bin", "RETR /d/f.bin",
-            "RNFR /d/f.bin RNTO /d/g.bin", "DELE /d/g.bin", "RMD /d",
+        operations = audit.operations(limit=50, kind="ftp")
+        assert len(operations) == 1  # one session, one operation: its actions are its entries
+        session = operations[0]
+        assert session.status == "failed" and session.sealed  # one action (a login) failed
+        assert session.hosts == ["127.0.0.1"] and session.operator.user == "bob"
+        entries = audit.host_results(session.id)
+        assert [e.host for e in entries] == [
+            "#1 LOGIN FAILED", "#2 LOGIN", "#3 MKD /d", "#4 STOR /d/f.bin", "#5 RETR /d/f.bin",
+            "#6 RNFR /d/f.bin RNTO /d/g.bin", "#7 DELE /d/g.bin", "#8 RMD /d",
         ]  # fmt: skip
-        assert {op.operator.user for op in operations} == {"bob"}
-        assert all(op.hosts == ["127.0.0.1"] for op in operations)
-        assert [op.status for op in operations][:2] == ["error", "ok"]
-        stor = audit.host_results(operations[3].id)[0]
+        assert all(e.address == "127.0.0.1" for e in entries)
+        assert [e.ok for e in entries] == [False] + [True] * 7
+        stor = entries[3]
         assert stor.files[0].size == len(payload)
         assert stor.files[0].sha256 == hashlib.sha256(payload).hexdigest()
-        assert stor.host == "127.0.0.1" and stor.ok
-        everything = repr([audit.host_results(op.id) for op in operations]) + repr(operations)
+        everything = repr(entries) + repr(operations)
         assert PASSWORD not in everything and "not-the-password" not in everything
+        assert audit.verify().ok
+
+
+def test_each_session_is_its_own_operation_and_the_log_finds_it_by_client(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from herd.cli.main import main
+
+    log_path = tmp_path / "operations.db"
+    sink = AuditSink(log_path)
+    users = UserStore(tmp_path / "ftp-users.db")
+    users.add("bob", PASSWORD, home=tmp_path / "bob")
+    users.add("eve", PASSWORD, home=tmp_path / "eve")
+    server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users, sink)
+    thread = server.start_in_thread()
+    try:
+        for _ in range(3):
+            with ftplib.FTP() as ftp:
+                ftp.connect(*server.addresses[0], timeout=10)
+                ftp.login("bob", PASSWORD)
+                ftp.storbinary("STOR f.bin", io.BytesIO(b"f"))
+                ftp.login("eve", PASSWORD)  # another user: another operation
+                ftp.nlst()
+                ftp.quit()
+    finally:
+        server.shutdown(1.0)
+        server.server_close()
+        thread.join(5)
+        sink.close()
+        users.close()
+    with AuditLog(log_path) as audit:
+        operations = audit.operations(limit=50, kind="ftp")
+        assert [op.operator.user for op in reversed(operations)] == ["bob", "eve"] * 3
+        assert all(op.status == "ok" for op in operations)
+    assert main(["--home", str(tmp_path), "log", "--host", "127.0.0.1", "--json"]) == 0
+    assert capsys.readouterr().out.count("\n") == 6
 
 
 # -- shutdown -------------------------------------------------------------------------------------
@@ -298,3 +336,64 @@ def test_idle_logged_in_sessions_stay_small_in_memory(tmp_path: Path) -> None:
         server.wait(10)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_usage_is_measured_again_at_start_so_files_deleted_on_disk_stop_counting(
+    tmp_path: Path,
+) -> None:
+    with running_server(tmp_path, quota=6 * MB) as running, running.client() as ftp:
+        ftp.storbinary("STOR old.bin", io.BytesIO(b"o" * (5 * MB)))
+    (tmp_path / "alice" / "old.bin").unlink()  # by the administrator, server down
+    users = UserStore(tmp_path / "ftp-users.db")
+    try:
+        assert users.usage("alice") == 5 * MB  # the database does not know yet
+        server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users)
+        thread = server.start_in_thread()
+        try:
+            assert server.rescanned.wait(10.0)
+            ftp = ftplib.FTP()
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            ftp.storbinary("STOR new.bin", io.BytesIO(b"n" * (4 * MB)))  # fits: 0 + 4 <= 6
+            assert "used 4194304 bytes" in ftp.sendcmd("SITE QUOTA")
+            ftp.quit()
+        finally:
+            server.shutdown(1.0)
+            server.server_close()
+            thread.join(5)
+        assert users.usage("alice") == 4 * MB
+    finally:
+        users.close()
+
+
+def test_user_rescan_records_what_is_on_disk_and_a_running_server_takes_it(
+    tmp_path: Path, isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from herd.cli.main import main
+
+    users = UserStore(isolated_env / "ftp-users.db")
+    users.add("alice", PASSWORD, home=tmp_path / "alice", quota=6 * MB)
+    server = FtpServer(FtpSettings(listen=(("127.0.0.1", 0),)), users)
+    thread = server.start_in_thread()
+    try:
+        assert server.rescanned.wait(10.0)
+        with ftplib.FTP() as ftp:
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            ftp.storbinary("STOR a.bin", io.BytesIO(b"a" * (5 * MB)))
+            ftp.quit()
+        (tmp_path / "alice" / "a.bin").unlink()
+        assert main(["ftp", "user", "rescan", "alice"]) == 0
+        assert "alice: 0 B" in capsys.readouterr().out
+        assert users.usage("alice") == 0
+        with ftplib.FTP() as ftp:  # no session was open: the next login takes the figure
+            ftp.connect(*server.addresses[0], timeout=10)
+            ftp.login("alice", PASSWORD)
+            ftp.storbinary("STOR b.bin", io.BytesIO(b"b" * (5 * MB)))
+            ftp.quit()
+        assert main(["ftp", "user", "rescan", "nobody"]) == 2
+    finally:
+        server.shutdown(1.0)
+        server.server_close()
+        thread.join(5)
+        users.close()

@@ -101,11 +101,43 @@ def test_serve_answers_users_from_home_and_stops_cleanly_on_signal(
     assert f"{stop_signal.name}: closing" in rest
     assert rest.rstrip().endswith("stopped")
     log = AuditLog(isolated_env / "operations.db")
-    commands = [op.command for op in log.operations(limit=50, kind="ftp")]
+    sessions = log.operations(limit=50, kind="ftp")
+    entries = [e.host for op in sessions for e in log.host_results(op.id)]
+    assert all(op.sealed for op in sessions)  # the idle one too: ended by the shutdown
     log.close()
-    assert "LOGIN" in commands
-    assert "LOGIN FAILED" in commands
-    assert any(c and c.startswith("STOR") for c in commands)
+    assert len(sessions) == 3
+    assert "#1 LOGIN" in entries
+    assert "#1 LOGIN FAILED" in entries
+    assert "#2 STOR /hello.txt" in entries
+
+
+def test_a_session_of_a_killed_server_reads_interrupted(
+    serve: tuple[subprocess.Popen[str], int], isolated_env: Path
+) -> None:
+    process, port = serve
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", port, timeout=10)
+    ftp.login("alice", "pw-1")
+    ftp.storbinary("STOR kept.txt", io.BytesIO(b"kept\n"))
+    log = AuditLog(isolated_env / "operations.db")
+    try:
+        deadline = time.monotonic() + 10
+        while not [e for op in log.operations(kind="ftp") for e in log.host_results(op.id)][1:]:
+            assert time.monotonic() < deadline, "the session never reached the log"
+            time.sleep(0.05)
+        (running,) = log.operations(kind="ftp")
+        assert running.status == "running"
+        process.kill()
+        process.wait(timeout=10)
+        (session,) = log.operations(kind="ftp")
+        assert session.status == "interrupted"
+        assert [e.host for e in log.host_results(session.id)] == ["#1 LOGIN", "#2 STOR /kept.txt"]
+        assert log.verify().ok  # sealed as interrupted, and the chain holds
+        (sealed,) = log.operations(kind="ftp")
+        assert sealed.sealed and sealed.status == "interrupted"
+    finally:
+        log.close()
+        ftp.close()
 
 
 def test_serve_with_a_bad_config_exits_2_with_one_line(isolated_env: Path, tmp_path: Path) -> None:

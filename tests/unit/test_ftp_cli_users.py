@@ -44,7 +44,7 @@ def test_add_read_only_user_with_own_home(
     home = tmp_path / "pub"
     assert (
         run(
-            ["add", "viewer", "--home", str(home), "--read-only", "--password-stdin"],
+            ["add", "viewer", "--dir", str(home), "--read-only", "--password-stdin"],
             monkeypatch,
             "pw\n",
         )
@@ -178,3 +178,63 @@ def test_password_is_asked_twice_hidden_on_a_terminal(
     users = store(isolated_env)
     assert users.authenticate("alice", "typed-secret") is not None
     users.close()
+
+
+def test_the_old_home_spelling_still_works_with_a_deprecation_note(
+    isolated_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = tmp_path / "old"
+    assert run(["add", "bob", "--home", str(old), "--password-stdin"], monkeypatch, "pw\n") == 0
+    assert "deprecated" in capsys.readouterr().err
+    new = tmp_path / "new"
+    assert run(["set", "bob", "--dir", str(new)], monkeypatch) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    users = store(isolated_env)
+    user = users.get("bob")
+    users.close()
+    assert user is not None and user.home == new
+    assert run(["set", "bob", "--dir", str(new), "--home", str(old)], monkeypatch) == 2
+    help_text = main(["ftp", "user", "add", "--help"])
+    assert help_text == 0
+    shown = capsys.readouterr().out
+    assert "--dir" in shown and "--home" not in shown
+
+
+def test_require_tls_is_set_per_user(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["add", "carol", "--require-tls", "--password-stdin"], monkeypatch, "pw\n") == 0
+    assert "TLS required" in capsys.readouterr().out
+    users = store(isolated_env)
+    assert users.requires_tls("carol")
+    users.close()
+    assert run(["set", "carol", "--no-require-tls"], monkeypatch) == 0
+    users = store(isolated_env)
+    assert not users.requires_tls("carol")
+    users.close()
+
+
+def test_herds_ftp_files_are_0600_in_0700_directories_and_old_ones_are_fixed(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    assert run(["add", "dave", "--password-stdin"], monkeypatch, "pw\n") == 0
+    database = isolated_env / "ftp-users.db"
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(database) == 0o600
+    assert mode(isolated_env) == 0o700
+    assert mode(isolated_env / "ftp") == 0o700
+    for path in database.parent.glob("ftp-users.db*"):
+        assert mode(path) == 0o600, path
+    database.chmod(0o644)  # as an older herd (or a careless copy) left them
+    isolated_env.chmod(0o755)
+    assert run(["list"], monkeypatch) == 0
+    assert mode(database) == 0o600
+    assert mode(isolated_env) == 0o700

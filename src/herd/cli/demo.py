@@ -123,7 +123,7 @@ def _operation_log(tour: Tour) -> None:
 
 
 def _ftp_session(tour: Tour) -> None:
-    from herd.ftp.events import AuditSink
+    from herd.ftp.recorder import AuditSink
     from herd.ftp.server import FtpServer
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import UserStore

@@ -19,7 +19,8 @@ from herd.cli.context import AppContext, pass_app
 from herd.cli.ftp_users import user
 from herd.errors import UsageError
 from herd.ftp.client import FtpClient, NoProgress, Transfer, TransferProgress
-from herd.ftp.client_url import FtpUrl, parse_url, resolve_credentials
+from herd.ftp.client_tls import TlsOptions
+from herd.ftp.client_url import PASSWORD_ENV, FtpUrl, parse_url, resolve_credentials
 
 __all__ = ["ftp"]
 
@@ -56,6 +57,35 @@ def serve(app: AppContext, config_file: Path | None, listen: tuple[str, ...]) ->
     return run_server(app, config_file, listen)
 
 
+@ftp.command("cert")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory for ftp-cert.pem and ftp-key.pem (created 0700 if missing).",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="HOST",
+    help="Host name or address clients use (repeatable); default this machine's name.",
+)
+def cert(out_dir: Path, names: tuple[str, ...]) -> int:
+    """Write a self-signed certificate and key (0600) for FTPS, for a first setup."""
+    import socket
+
+    from herd.ftp.certificate import write_self_signed
+
+    cert_path, key_path = write_self_signed(out_dir, list(names) or [socket.getfqdn()])
+    click.echo(f"wrote {cert_path} and {key_path} (0600)")
+    click.echo(f'FTP settings: tls_cert = "{cert_path.absolute()}"')
+    click.echo(f'              tls_key = "{key_path.absolute()}"')
+    click.echo(f"clients trust it with: --cacert {cert_path.absolute()}")
+    return 0
+
+
 # -- the client ---------------------------------------------------------------------
 
 timeout_option = click.option(
@@ -74,6 +104,24 @@ verify_option = click.option(
     show_default=True,
     help="Check the file with the server's hash command afterwards.",
 )
+cacert_option = click.option(
+    "--cacert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Trust the server's certificate if this CA (or the certificate itself) signed it;"
+    " default: the system's CAs. For ftpes:// and ftps:// URLs.",
+)
+insecure_option = click.option(
+    "--insecure",
+    is_flag=True,
+    help="Do not check the server's certificate (anyone in the path could read the password).",
+)
+# Every client command's help ends with where the password comes from.
+PASSWORD_HELP = (
+    f"The password comes from ${PASSWORD_ENV}, else ~/.netrc (the machine's login"
+    " entry), else a hidden prompt on a terminal; never from the command line. URLs:"
+    " ftp://user@host:port/path, ftpes://... for TLS (AUTH TLS), ftps://... for"
+    " implicit TLS (port 990)."
+)
 
 
 def _prompt(text: str) -> str:
@@ -81,11 +129,26 @@ def _prompt(text: str) -> str:
     return value
 
 
+def _tls(url: FtpUrl, cacert: Path | None, insecure: bool) -> TlsOptions:
+    if (cacert or insecure) and not url.tls:
+        raise UsageError(f"--cacert and --insecure are for ftpes:// or ftps:// URLs, not {url}")
+    if insecure:
+        click.echo(
+            f"herd: warning: --insecure: the certificate of {url.server} is not checked;"
+            " anyone in the path could read your password and files",
+            err=True,
+        )
+    return TlsOptions(cafile=cacert, insecure=insecure)
+
+
 @contextmanager
-def _session(url_text: str, timeout: float) -> Iterator[tuple[FtpClient, FtpUrl]]:
+def _session(
+    url_text: str, timeout: float, cacert: Path | None = None, insecure: bool = False
+) -> Iterator[tuple[FtpClient, FtpUrl]]:
     url = parse_url(url_text)
+    tls = _tls(url, cacert, insecure)
     credentials = resolve_credentials(url, prompt=_prompt if sys.stdin.isatty() else None)
-    with FtpClient(url, timeout=timeout) as client:
+    with FtpClient(url, timeout=timeout, tls=tls) as client:
         client.login(credentials)
         yield client, url
 
@@ -107,24 +170,36 @@ def _report(transfer: Transfer, arrow: str) -> None:
     )
 
 
-@ftp.command("ls")
+@ftp.command("ls", epilog=PASSWORD_HELP)
 @click.argument("url")
 @timeout_option
-def ls(url: str, timeout: float) -> int:
+@cacert_option
+@insecure_option
+def ls(url: str, timeout: float, cacert: Path | None, insecure: bool) -> int:
     """List the directory (or file) named by URL (ftp://user@host:port/path)."""
-    with _session(url, timeout) as (client, parsed):
+    with _session(url, timeout, cacert, insecure) as (client, parsed):
         for line in client.listing(parsed.path):
             click.echo(line)
     return 0
 
 
-@ftp.command("get")
+@ftp.command("get", epilog=PASSWORD_HELP)
 @click.argument("url")
 @click.argument("local", required=False, type=click.Path(path_type=Path))
 @resume_option
 @verify_option
 @timeout_option
-def get(url: str, local: Path | None, resume: bool, verify: bool, timeout: float) -> int:
+@cacert_option
+@insecure_option
+def get(  # noqa: PLR0917 (click passes one parameter per option)
+    url: str,
+    local: Path | None,
+    resume: bool,
+    verify: bool,
+    timeout: float,
+    cacert: Path | None,
+    insecure: bool,
+) -> int:
     """Download the file at URL into LOCAL (default: its name, here)."""
     parsed = parse_url(url)
     name = Path(parsed.path).name
@@ -133,24 +208,34 @@ def get(url: str, local: Path | None, resume: bool, verify: bool, timeout: float
     target = local or Path(name)
     if target.is_dir():
         target /= name
-    with _session(url, timeout) as (client, _):
+    with _session(url, timeout, cacert, insecure) as (client, _):
         progress = _progress() if sys.stderr.isatty() else NoProgress()
         transfer = client.get(parsed.path, target, resume=resume, verify=verify, progress=progress)
     _report(transfer, "->")
     return 0
 
 
-@ftp.command("put")
+@ftp.command("put", epilog=PASSWORD_HELP)
 @click.argument("local", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("url")
 @resume_option
 @verify_option
 @timeout_option
-def put(local: Path, url: str, resume: bool, verify: bool, timeout: float) -> int:
+@cacert_option
+@insecure_option
+def put(  # noqa: PLR0917 (click passes one parameter per option)
+    local: Path,
+    url: str,
+    resume: bool,
+    verify: bool,
+    timeout: float,
+    cacert: Path | None,
+    insecure: bool,
+) -> int:
     """Upload LOCAL to URL (a directory URL ending in / keeps the file's name)."""
     if not local.is_file():
         raise UsageError(f"{local}: no such local file")
-    with _session(url, timeout) as (client, parsed):
+    with _session(url, timeout, cacert, insecure) as (client, parsed):
         remote = parsed.path
         if not remote or remote.endswith("/") or client.is_directory(remote):
             remote = f"{remote.rstrip('/')}/{local.name}" if remote.strip("/") else local.name
@@ -160,10 +245,12 @@ def put(local: Path, url: str, resume: bool, verify: bool, timeout: float) -> in
     return 0
 
 
-@ftp.command("shell")
+@ftp.command("shell", epilog=PASSWORD_HELP)
 @click.argument("url")
 @timeout_option
-def shell(url: str, timeout: float) -> int:
+@cacert_option
+@insecure_option
+def shell(url: str, timeout: float, cacert: Path | None, insecure: bool) -> int:
     """An FTP shell at URL: ls, cd, pwd, get, put, mkdir, rm, rename, quit (reads stdin too)."""
     from herd.ftp.client_shell import FtpShell
 
@@ -171,7 +258,7 @@ def shell(url: str, timeout: float) -> int:
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401 (importing it gives input() line editing)
-    with _session(url, timeout) as (client, parsed):
+    with _session(url, timeout, cacert, insecure) as (client, parsed):
         if parsed.path:
             client.cd(parsed.path)
         if interactive:

@@ -21,7 +21,7 @@ import click
 from herd.cli.context import AppContext
 from herd.errors import FtpError
 from herd.ftp.config import load_ftp_settings, parse_listen
-from herd.ftp.events import AuditSink
+from herd.ftp.recorder import AuditSink
 from herd.ftp.server import FtpServer
 from herd.ftp.settings import FtpSettings
 from herd.ftp.users import UserStore
@@ -38,8 +38,8 @@ def _settings(config_file: Path | None, listen: tuple[str, ...]) -> FtpSettings:
     return settings
 
 
-def _url(host: str, port: int) -> str:
-    return f"ftp://[{host}]:{port}" if ":" in host else f"ftp://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "ftp") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def run_server(app: AppContext, config_file: Path | None, listen: tuple[str, ...]) -> int:
@@ -66,9 +66,15 @@ def _warnings(server: FtpServer, settings: FtpSettings) -> list[str]:
     if isinstance(users, UserStore) and not users.list() and settings.anonymous_root is None:
         found.append("no FTP users yet: nobody can log in (add one: herd ftp user add NAME)")
     exposed = [h for h, _ in settings.listen if not _loopback(h)]
-    if exposed:
+    if exposed and not settings.tls:
         found.append(
             f"listening on {', '.join(exposed)}: FTP sends passwords and files in clear text"
+            " (tls_cert, tls_key and require_tls set up FTPS; herd ftp cert writes a pair)"
+        )
+    elif exposed and not settings.require_tls:
+        found.append(
+            f"listening on {', '.join(exposed)}: logins in clear text are still allowed"
+            " (require_tls = true refuses them)"
         )
     return found
 
@@ -94,6 +100,11 @@ def _serve(server: FtpServer, settings: FtpSettings, app: AppContext) -> int:
         worker.start()
         for host, port in server.addresses:
             click.echo(f"serving FTP on {_url(host, port)}")
+        for host, port in server.implicit_addresses:
+            click.echo(f"serving FTPS (implicit TLS) on {_url(host, port, 'ftps')}")
+        if settings.tls:
+            rule = "required" if settings.require_tls else "offered"
+            click.echo(f"TLS (AUTH TLS) {rule}; certificate {settings.tls_cert}")
         if settings.anonymous_root is not None:
             click.echo(f"anonymous read-only access to {settings.anonymous_root}")
         click.echo(f"users from {app.paths.ftp_users_db}; log in {app.paths.audit_db}")

@@ -20,6 +20,7 @@ from herd.ftp.users import (
     KEEP,
     PERMISSIONS,
     READ_ONLY,
+    FtpUser,
     UserStore,
     check_user_name,
     format_size,
@@ -79,11 +80,47 @@ perm_option = click.option(
 read_only_option = click.option(
     "--read-only", is_flag=True, help="Only list and read (same as --perm list,read)."
 )
-home_option = click.option(
-    "--home",
-    "home",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The user's FTP root (created if missing).",
+
+
+def _dir_option(command: Callable[..., int]) -> Callable[..., int]:
+    """``--dir`` (the user's FTP root), and the old ``--home`` spelling, kept with a note.
+
+    ``--home`` is also herd's global option (before the command); ``herd --home X ftp
+    user add bob --home Y`` read as two different things.
+    """
+    command = click.option(
+        "--home",
+        "old_home",
+        hidden=True,
+        type=click.Path(path_type=Path, file_okay=False),
+    )(command)
+    return click.option(
+        "--dir",
+        "home",
+        metavar="DIR",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The user's FTP root directory (created if missing).",
+    )(command)
+
+
+def _chosen_dir(home: Path | None, old_home: Path | None) -> Path | None:
+    if old_home is None:
+        return home
+    click.echo(
+        "herd: warning: `--home` after `ftp user` is deprecated: it names the user's"
+        " directory, use --dir (herd's own --home goes before the command)",
+        err=True,
+    )
+    if home is not None and home != old_home:
+        raise UsageError("--dir and the deprecated --home name different directories: give one")
+    return old_home
+
+
+tls_option = click.option(
+    "--require-tls/--no-require-tls",
+    "require_tls",
+    default=None,
+    help="Log in only over TLS (FTPS), with protected data connections.",
 )
 
 
@@ -94,22 +131,26 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@home_option
+@_dir_option
 @quota_option
 @perm_option
 @read_only_option
+@tls_option
 @password_stdin
 @pass_app
 def add(  # noqa: PLR0917 (click passes one parameter per option)
     app: AppContext,
     name: str,
     home: Path | None,
+    old_home: Path | None,
     quota: str | None,
     perm: str | None,
     read_only: bool,
+    require_tls: bool | None,
     password_stdin: bool,
 ) -> int:
-    """Add the FTP user NAME; the home defaults to HOME/ftp/NAME."""
+    """Add the FTP user NAME; the directory defaults to HOME/ftp/NAME."""
+    home = _chosen_dir(home, old_home)
     check_user_name(name)
     perms = _perms(read_only, perm)
     if quota is not None:
@@ -118,6 +159,9 @@ def add(  # noqa: PLR0917 (click passes one parameter per option)
         if store.get(name) is not None:
             raise UsageError(f"FTP user {name} already exists (change it with `herd ftp user set`)")
         password = _read_password(password_stdin)
+        if home is None:  # the homes herd keeps under its own home: 0700, like the rest
+            (app.home / "ftp").mkdir(parents=True, exist_ok=True, mode=0o700)
+            (app.home / "ftp").chmod(0o700)
         created = store.add(
             name,
             password,
@@ -125,10 +169,9 @@ def add(  # noqa: PLR0917 (click passes one parameter per option)
             quota=None if quota is None else parse_quota(quota),
             perms=PERMISSIONS if perms is None else perms,
         )
-    click.echo(
-        f"added FTP user {created.name}: home {created.home}, quota {format_size(created.quota)},"
-        f" permissions {','.join(p for p in PERMISSIONS if p in created.perms)}"
-    )
+        if require_tls:
+            created = store.set(name, require_tls=True)
+    click.echo(f"added FTP user {created.name}: {_describe(created)}")
     return 0
 
 
@@ -162,33 +205,45 @@ def delete(app: AppContext, name: str) -> int:
 
 @user.command("set")
 @click.argument("name")
-@home_option
+@_dir_option
 @quota_option
 @perm_option
 @read_only_option
+@tls_option
 @pass_app
 def set_(  # noqa: PLR0917 (click passes one parameter per option)
     app: AppContext,
     name: str,
     home: Path | None,
+    old_home: Path | None,
     quota: str | None,
     perm: str | None,
     read_only: bool,
+    require_tls: bool | None,
 ) -> int:
-    """Change NAME's home, quota or permissions; what is not given stays."""
+    """Change NAME's directory, quota, permissions or TLS rule; what is not given stays."""
+    home = _chosen_dir(home, old_home)
     perms = _perms(read_only, perm)
-    if home is None and quota is None and perms is None:
-        raise UsageError("nothing to change: give --home, --quota, --perm or --read-only")
+    if home is None and quota is None and perms is None and require_tls is None:
+        raise UsageError(
+            "nothing to change: give --dir, --quota, --perm, --read-only or --require-tls"
+        )
     with _store(app) as store:
         if store.get(name) is None:
             raise UsageError(f"no FTP user {name}")
         limit = KEEP if quota is None else parse_quota(quota)
-        changed = store.set(name, home=home, quota=limit, perms=perms)
-    click.echo(
-        f"changed FTP user {changed.name}: home {changed.home}, quota {format_size(changed.quota)},"
-        f" permissions {','.join(p for p in PERMISSIONS if p in changed.perms)}"
-    )
+        changed = store.set(name, home=home, quota=limit, perms=perms, require_tls=require_tls)
+    click.echo(f"changed FTP user {changed.name}: {_describe(changed)}")
     return 0
+
+
+def _describe(account: FtpUser) -> str:
+    permissions = ",".join(p for p in PERMISSIONS if p in account.perms)
+    tls = ", TLS required" if account.require_tls else ""
+    return (
+        f"directory {account.home}, quota {format_size(account.quota)},"
+        f" permissions {permissions}{tls}"
+    )
 
 
 def _switch(verb: str, change: Callable[[UserStore, str], None]) -> Callable[..., int]:
@@ -238,4 +293,34 @@ def list_(app: AppContext) -> int:
         for u, used in users
     ]
     render_users(rows)
+    return 0
+
+
+@user.command("rescan")
+@click.argument("name", required=False)
+@pass_app
+def rescan(app: AppContext, name: str | None) -> int:
+    """Measure NAME's directory (default: every user's) again and record its usage.
+
+    For files deleted or added behind the server's back. A running server also
+    measures every home when it starts, and takes this figure at the user's next
+    login once none of their sessions is open.
+    """
+    from herd.ftp.jail import Jail, PathRefused
+
+    with _store(app) as store:
+        chosen = [(u, used) for u, used in store.list() if name is None or u.name == name]
+        if name is not None and not chosen:
+            raise UsageError(f"no FTP user {name}")
+        for account, recorded in chosen:
+            try:
+                measured = Jail(account.home).walk_size()
+            except PathRefused:
+                click.echo(f"{account.name}: directory {account.home} is missing; left as it was")
+                continue
+            store.set_usage(account.name, measured)
+            click.echo(
+                f"{account.name}: {format_size(measured)} in {account.home}"
+                f" (was recorded as {format_size(recorded)})"
+            )
     return 0

@@ -97,6 +97,7 @@ class AuditLog:
         if check_writable and directory.is_dir() and not os.access(directory, os.W_OK):
             raise AuditError(f"{path}: cannot record operations: {directory} is read-only")
         self._db = self._open(path)
+        self._batched = False  # inside batch(): writes are savepoints of one transaction
         self._sink: SyslogSink | None = None
         try:
             if check_writable:
@@ -206,8 +207,46 @@ class AuditLog:
         return self._db
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the writes inside one transaction: a writer thread draining a queue of many.
+
+        Each write still succeeds or fails on its own (a savepoint each); the batch
+        commits once, which is most of what a small write costs.
+        """
+        if self._batched:
+            yield
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise AuditError(
+                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+            ) from exc
+        self._batched = True
+        try:
+            yield
+        except BaseException:
+            self._batched = False
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+        self._batched = False
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise AuditError(
+                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+            ) from exc
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction; SQLite errors become one-line AuditErrors."""
+        if self._batched:
+            with self._savepoint() as db:
+                yield db
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -219,6 +258,23 @@ class AuditLog:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            raise AuditError(
+                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+            ) from exc
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        """One write inside a batch: undone alone if it fails."""
+        try:
+            self._db.execute("SAVEPOINT write")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO write")
+                self._db.execute("RELEASE write")
+                raise
+            self._db.execute("RELEASE write")
+        except sqlite3.Error as exc:
             raise AuditError(
                 f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
             ) from exc
@@ -236,12 +292,16 @@ class AuditLog:
         operator: Operator | None = None,
         started: float | None = None,
         detail: dict[str, Any] | None = None,
+        seal_dead: bool = True,
     ) -> int:
         """Record that an operation starts; returns its id.
 
-        First seals, as interrupted, any operation of this controller whose process died.
+        First seals, as interrupted, any operation of this controller whose process
+        died (``seal_dead``; a long-lived writer that did so once at its start may skip
+        it: that look reads every unsealed record, and a busy FTP server has many).
         """
-        self.seal_interrupted()
+        if seal_dead:
+            self.seal_interrupted()
         with self._write() as db:
             return _insert_operation(
                 db, kind, argv=argv, hosts=hosts, pattern=pattern, command=command,
@@ -316,7 +376,8 @@ class AuditLog:
         rows = self._db.execute(
             "SELECT id, pid FROM operations WHERE seq IS NULL AND controller = ?", (here,)
         ).fetchall()
-        dead = [int(op_id) for op_id, pid in rows if not pid_alive(int(pid))]
+        alive = {pid: pid_alive(int(pid)) for pid in {pid for _op_id, pid in rows}}
+        dead = [int(op_id) for op_id, pid in rows if not alive[pid]]
         sealed: list[int] = []
         if not dead:
             return sealed

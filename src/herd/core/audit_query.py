@@ -71,14 +71,14 @@ class LogFilter:
             args.extend(self.ids)
         if self.host is not None:
             # The (host, op_id) index lists the operations that touched the host; one
-            # interrupted before the host finished names it only in its target list.
+            # interrupted before the host finished names it only in its target list, and
+            # so does an FTP session (its entries are its actions; the client is its host).
+            named = json.dumps(self.host, ensure_ascii=False)
             terms.append(
                 "(o.id IN (SELECT op_id FROM host_results WHERE host = ?)"
-                " OR (o.status IN (?, ?) AND instr(o.hosts, ?)))"
+                " OR ((o.status IN (?, ?) OR o.kind = 'ftp') AND instr(o.hosts, ?)))"
             )
-            args.extend(
-                [self.host, RUNNING, INTERRUPTED, json.dumps(self.host, ensure_ascii=False)]
-            )
+            args.extend([self.host, RUNNING, INTERRUPTED, named])
         if self.kinds:
             terms.append(f"o.kind IN ({','.join('?' * len(self.kinds))})")
             args.extend(self.kinds)

@@ -5,6 +5,7 @@ verified afterwards with the server's hash command: HASH (draft-bryan-ftpext-
 hash) when FEAT offers it, else XSHA256, else XMD5; with none of them the
 transfer is reported as unverified rather than silently trusted. Server
 refusals become one-line ``FtpClientError``s (exit 1) naming the server.
+``ftpes://`` and ``ftps://`` URLs go over TLS (``herd.ftp.client_tls``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ftplib
 import hashlib
 import posixpath
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from herd.errors import FtpClientError, SourceError
+from herd.ftp.client_tls import ReusingFtpTls, TlsOptions, client_context
 from herd.ftp.client_url import Credentials, FtpUrl
 
 __all__ = [
@@ -104,10 +107,19 @@ def _file_digest(path: Path, algorithm: str) -> str:
 class FtpClient:
     """One logged-in FTP session; use as a context manager."""
 
-    def __init__(self, url: FtpUrl, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: FtpUrl, *, timeout: float = 30.0, tls: TlsOptions | None = None
+    ) -> None:
         self.url = url
         self.timeout = timeout
-        self._ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
+        self._ftp: ftplib.FTP
+        if url.tls:
+            context = client_context(tls or TlsOptions())
+            self._ftp = ReusingFtpTls(
+                context=context, implicit=url.tls == "implicit", timeout=timeout
+            )
+        else:
+            self._ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
         self._features: dict[str, str] | None = None
         self._hash_selected: str | None = None  # "" once we know HASH is not offered
 
@@ -125,6 +137,11 @@ class FtpClient:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError | socket.timeout):
                 reason = f"no answer within {self.timeout:g}s"
+            elif isinstance(exc, ssl.SSLCertVerificationError):
+                reason = (
+                    f"the server's certificate is not trusted ({exc.verify_message}):"
+                    " give its CA with --cacert FILE, or skip the check with --insecure"
+                )
             raise FtpClientError(f"{self.url.server}: {what}: {reason}") from exc
 
     def login(self, credentials: Credentials) -> str:
@@ -133,6 +150,9 @@ class FtpClient:
             welcome = self._ftp.connect(self.url.host, self.url.port, timeout=self.timeout)
         with self._server(f"login as {credentials.user}"):
             self._ftp.login(credentials.user, credentials.password)
+        if isinstance(self._ftp, ReusingFtpTls):
+            with self._server("PBSZ 0, PROT P"):
+                self._ftp.prot_p()  # the files go over TLS too, not only the password
         with self._server("TYPE I"):
             self._ftp.voidcmd("TYPE I")
         return welcome
@@ -376,6 +396,8 @@ class FtpClient:
                     conn.sendall(block)
                     sent += len(block)
                     advance(len(block))
+                if isinstance(conn, ssl.SSLSocket):
+                    conn.unwrap()  # close_notify: the server knows the file is whole
             self._ftp.voidresp()
         return sent
 

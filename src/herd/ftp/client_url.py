@@ -1,5 +1,8 @@
 """FTP URLs (``ftp://user@host:port/path``) and where the password comes from.
 
+``ftpes://`` asks for explicit TLS (AUTH TLS on the normal port, 21 by default)
+and ``ftps://`` for implicit TLS (TLS from the first byte, port 990 by default).
+
 The password never comes from the command line (it would show in ``ps`` and
 shell history): ``$HERD_FTP_PASSWORD``, then ``~/.netrc``, then a prompt.
 A URL with no user logs in as the netrc login for that host, else anonymously.
@@ -20,6 +23,8 @@ __all__ = ["PASSWORD_ENV", "Credentials", "FtpUrl", "parse_url", "resolve_creden
 
 PASSWORD_ENV = "HERD_FTP_PASSWORD"
 DEFAULT_FTP_PORT = 21
+# scheme -> (TLS mode, default port)
+SCHEMES = {"ftp": ("", 21), "ftpes": ("explicit", 21), "ftps": ("implicit", 990)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +35,16 @@ class FtpUrl:
     port: int
     user: str | None
     path: str  # "" when the URL names no path (the login directory)
+    tls: str = ""  # "" (none), "explicit" (ftpes://) or "implicit" (ftps://)
+
+    @property
+    def scheme(self) -> str:
+        return {"": "ftp", "explicit": "ftpes", "implicit": "ftps"}[self.tls]
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         user = f"{self.user}@" if self.user else ""
-        return f"ftp://{user}{host}:{self.port}/{self.path.lstrip('/')}"
+        return f"{self.scheme}://{user}{host}:{self.port}/{self.path.lstrip('/')}"
 
     @property
     def server(self) -> str:
@@ -53,24 +63,29 @@ class Credentials:
 
 
 def parse_url(text: str) -> FtpUrl:
-    """Split ``ftp://user@host:port/path``; a password in the URL is refused."""
+    """Split ``ftp[e]s://user@host:port/path``; a password in the URL is refused."""
     parts = urlsplit(text)
-    if parts.scheme.lower() != "ftp" or not parts.hostname:
-        raise UsageError(f"bad FTP URL {text!r}: use ftp://user@host:port/path")
+    scheme = SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise UsageError(
+            f"bad FTP URL {text!r}: use ftp://, ftpes:// (TLS) or ftps:// (implicit TLS)"
+            " with user@host:port/path"
+        )
+    tls, default_port = scheme
     if parts.password is not None:
         raise UsageError(
             f"bad FTP URL {text!r}: no password in URLs (they show in ps and shell history);"
             f" use ${PASSWORD_ENV}, ~/.netrc or the prompt"
         )
     try:
-        port = parts.port or DEFAULT_FTP_PORT
+        port = parts.port or default_port
     except ValueError as exc:
         raise UsageError(f"bad FTP URL {text!r}: {exc}") from exc
     path = unquote(parts.path)
     # ftp://host/path is relative to the login directory; ftp://host//abs is absolute.
     path = path[1:] if path.startswith("/") else path
     user = unquote(parts.username) if parts.username else None
-    return FtpUrl(host=parts.hostname, port=port, user=user, path=path)
+    return FtpUrl(host=parts.hostname, port=port, user=user, path=path, tls=tls)
 
 
 def _netrc_entry(host: str, netrc_path: Path | None) -> tuple[str, str] | None:

@@ -17,15 +17,30 @@ from herd.ftp.jail import PathRefused
 from herd.ftp.listing import facts_line, mdtm, parse_mdtm
 from herd.ftp.session import Reply, Session
 
-__all__ = ["FileCommands", "file_digest"]
+__all__ = ["ASCII_SIZE_LIMIT", "FileCommands", "ascii_transfer_size", "file_digest"]
 
 _HASHES = {"SHA-256": "sha256", "SHA-1": "sha1", "MD5": "md5"}
 _CHUNK = 1024 * 1024
+ASCII_SIZE_LIMIT = 64 * 1024 * 1024  # SIZE in TYPE A reads the file: up to this size
 
 
 def _quoted(path: str) -> str:
     """RFC 959 quoting of a path in a 257 reply: inner quotes doubled."""
     return '"' + path.replace('"', '""') + '"'
+
+
+def ascii_transfer_size(fd: int) -> int:
+    """The octets a TYPE A RETR of the open file sends: each bare LF becomes CRLF."""
+    total = 0
+    previous = b""
+    with os.fdopen(fd, "rb", buffering=0) as file:
+        while chunk := file.read(_CHUNK):
+            bare = chunk.count(b"\n") - chunk.count(b"\r\n")
+            if previous == b"\r" and chunk.startswith(b"\n"):
+                bare -= 1  # that LF ends a CRLF split across two reads
+            total += len(chunk) + bare
+            previous = chunk[-1:]
+    return total
 
 
 def file_digest(fd: int, algorithm: str) -> tuple[str, int]:
@@ -99,15 +114,13 @@ class FileCommands(Session):
         try:
             result = action(target)
         except PathRefused as refused:
-            self.emit(
-                FileEvent(verb=verb, path=target, user=self.user_name, client=self.client,
-                          ok=False, error=refused.message, started=started)
-            )  # fmt: skip
+            self.report(
+                FileEvent, verb=verb, path=target, ok=False, error=refused.message, started=started
+            )
             raise
-        self.emit(
-            FileEvent(verb=verb, path=target, user=self.user_name, client=self.client,
-                      started=started, duration=time.time() - started)
-        )  # fmt: skip
+        self.report(
+            FileEvent, verb=verb, path=target, started=started, duration=time.time() - started
+        )
         return result if isinstance(result, int) else 0
 
     def _credit(self, freed: int) -> None:
@@ -135,15 +148,22 @@ class FileCommands(Session):
         try:
             replaced = self.jail.rename(source, target)
         except PathRefused as refused:
-            self.emit(
-                RenameEvent(source=source, target=target, user=self.user_name, client=self.client,
-                            ok=False, error=refused.message, started=started)
-            )  # fmt: skip
+            self.report(
+                RenameEvent,
+                source=source,
+                target=target,
+                ok=False,
+                error=refused.message,
+                started=started,
+            )
             raise
-        self.emit(
-            RenameEvent(source=source, target=target, user=self.user_name, client=self.client,
-                        started=started, duration=time.time() - started)
-        )  # fmt: skip
+        self.report(
+            RenameEvent,
+            source=source,
+            target=target,
+            started=started,
+            duration=time.time() - started,
+        )
         self._credit(replaced)
         self.reply(250, f"Renamed {source} to {target}.")
 
@@ -158,9 +178,21 @@ class FileCommands(Session):
         return target, info
 
     def cmd_SIZE(self, arg: str) -> None:
-        # Answered in ASCII mode too (ftplib's size() relies on it): the size on disk.
-        _target, info = self._regular(arg)
-        self.reply(213, str(info.st_size))
+        target, info = self._regular(arg)
+        if not self.ascii:
+            self.reply(213, str(info.st_size))
+            return
+        # RFC 3659 4: in TYPE A the size is what RETR would send (LF becomes CRLF),
+        # which means reading the file: counted up to a bound, refused above it.
+        self.need("read")
+        if info.st_size > ASCII_SIZE_LIMIT:
+            raise Reply(
+                550,
+                f"{target}: SIZE in ASCII mode is counted only up to "
+                f"{ASCII_SIZE_LIMIT >> 20} MiB; use TYPE I.",
+            )
+        assert self.jail is not None
+        self.reply(213, str(ascii_transfer_size(self.jail.open_read(target))))
 
     def cmd_MDTM(self, arg: str) -> None:
         _target, info = self._regular(arg)

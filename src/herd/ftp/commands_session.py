@@ -7,11 +7,14 @@ recent failures is locked out for a while (``FtpSettings.lockout_*``).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import NoReturn
 
+from herd.ftp.commands_security import TLS_FEATURES
 from herd.ftp.events import LoginEvent
-from herd.ftp.jail import Jail, PathRefused
+from herd.ftp.jail import PathRefused
+from herd.ftp.listing import ALL_FACTS
 from herd.ftp.session import Reply, Session
 from herd.ftp.users import READ_ONLY, FtpUser, format_size
 
@@ -31,6 +34,24 @@ FEATURES = (
 )
 
 
+_FACT_NAME = re.compile(r"[A-Za-z0-9.-]+")
+
+
+def _mlst_facts(value: str) -> tuple[str, ...]:
+    """RFC 3659 7.9: ``fact;fact;...`` -> the known facts asked for, in our order.
+
+    Unknown but well-formed names are ignored, as the RFC says; a malformed list
+    (no closing ``;``, odd characters) is refused with 501 and changes nothing.
+    """
+    if not value:
+        return ()
+    names = value.split(";")
+    if names[-1] != "" or not all(_FACT_NAME.fullmatch(n) for n in names[:-1]):
+        raise Reply(501, f"Bad fact list {value!r}: use OPTS MLST type;size;modify;")
+    asked = {n.lower() for n in names[:-1]}
+    return tuple(f for f in ALL_FACTS if f in asked)
+
+
 class SessionCommands(Session):
     """USER PASS ACCT REIN QUIT SYST NOOP HELP FEAT OPTS TYPE MODE STRU ALLO SITE STAT ABOR."""
 
@@ -40,11 +61,24 @@ class SessionCommands(Session):
         if self.user is not None:
             self.wait_transfer()
             self.reset_login()
-        self.pending_user = arg.strip()
+        name = arg.strip()
+        if not self.secure and self._needs_tls(name):
+            # Refused here, before the client sends its password in clear.
+            if self.server.tls is None:
+                raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
+            raise Reply(530, f"TLS required for {name}: use AUTH TLS (ftpes://) or ftps://.")
+        self.pending_user = name
         if self.anonymous_allowed(self.pending_user):
             self.reply(331, "Anonymous login ok, send your e-mail address as password.")
         else:
             self.reply(331, f"Password required for {self.pending_user}.")
+
+    def _needs_tls(self, name: str) -> bool:
+        if self.settings.require_tls:
+            return True
+        if self.server.tls is None:
+            return False  # no TLS to offer: PASS refuses such a user (the password is moot)
+        return self.server.on_helper(self.server.users.requires_tls, name)
 
     def anonymous_allowed(self, name: str) -> bool:
         return self.settings.anonymous_root is not None and name.lower() in ANONYMOUS_NAMES
@@ -58,9 +92,7 @@ class SessionCommands(Session):
         self.pending_user = None
         started = time.time()
         if self.server.logins.locked_out(self.client):
-            self.emit(
-                LoginEvent(user=name, client=self.client, ok=False, error="address locked out")
-            )
+            self.report(LoginEvent, user=name, ok=False, error="address locked out")
             self.reply(421, "Too many failed logins from your address; try again later.")
             self.close_control()
             return
@@ -68,10 +100,13 @@ class SessionCommands(Session):
         if user is None:
             self._login_failed(name, started)
         user = self.server.known_user(user)
+        if user.require_tls and not self.secure:  # only when the server has no TLS at all
+            self.report(LoginEvent, user=name, ok=False, error="TLS required")
+            raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
         try:
-            jail = Jail(user.home)
+            jail = self.server.jail_for(user)
         except PathRefused:
-            self.emit(LoginEvent(user=name, client=self.client, ok=False, error="home missing"))
+            self.report(LoginEvent, user=name, ok=False, error="home missing")
             raise Reply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
             quota = self.server.quota
@@ -79,21 +114,22 @@ class SessionCommands(Session):
                 quota.account, user.name, user.quota, jail.walk_size
             )
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
-        self.emit(
-            LoginEvent(
-                user=user.name, client=self.client, started=started, duration=time.time() - started
-            )
-        )
+        self.tls_required = self.settings.require_tls or user.require_tls
+        self.report(LoginEvent, user=user.name, started=started, duration=time.time() - started)
         self.reply(230, f"User {user.name} logged in.")
 
     def _login_failed(self, name: str, started: float) -> NoReturn:
         """Count the failure against the address, wait the delay, log it, answer 530."""
         self.server.logins.failed(self.client)
         time.sleep(self.settings.login_failure_delay)
-        self.emit(
-            LoginEvent(user=name, client=self.client, ok=False, error="bad user name or password",
-                       started=started, duration=time.time() - started)
-        )  # fmt: skip
+        self.report(
+            LoginEvent,
+            user=name,
+            ok=False,
+            error="bad user name or password",
+            started=started,
+            duration=time.time() - started,
+        )
         raise Reply(530, "Login incorrect.")
 
     def check_password(self, name: str, password: str) -> FtpUser | None:
@@ -164,11 +200,10 @@ class SessionCommands(Session):
 
     def cmd_FEAT(self, arg: str) -> None:
         hashes = ";".join(n + ("*" if n == self.hash_name else "") for n in HASH_NAMES)
-        facts = "".join(
-            f"{f}{'*' if f in self.mlst_facts else ''};"
-            for f in ("type", "size", "modify", "perm", "unique")
-        )
+        facts = "".join(f"{f}{'*' if f in self.mlst_facts else ''};" for f in ALL_FACTS)
         lines = [*FEATURES, f"HASH {hashes}", f"MLST {facts}"]
+        if self.server.tls is not None:
+            lines += TLS_FEATURES
         self.reply(211, "Features:\n" + "".join(f" {line}\n" for line in sorted(lines)) + "End")
 
     def cmd_OPTS(self, arg: str) -> None:
@@ -177,9 +212,7 @@ class SessionCommands(Session):
         if option == "UTF8":
             self.reply(200, "Always in UTF8 mode.")
         elif option == "MLST":
-            known = ("type", "size", "modify", "perm", "unique")
-            asked = [f.lower() for f in value.split(";") if f]
-            self.mlst_facts = tuple(f for f in known if f in asked)
+            self.mlst_facts = _mlst_facts(value.strip())
             self.reply(200, "MLST OPTS " + "".join(f"{f};" for f in self.mlst_facts))
         elif option == "HASH":
             if value:

@@ -15,24 +15,24 @@ the client resumes it with SIZE + APPE (curl -C -) or REST + STOR (lftp put -c).
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import fnmatch
-import hashlib
 import os
-import queue
 import re
 import socket
+import ssl
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from herd.ftp.datachannel import ActiveTarget, PassiveListener, parse_eprt, parse_port
 from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
 from herd.ftp.session import Aborted, Reply, Session, TransferJob
+from herd.ftp.upload import UploadDigest
 
-__all__ = ["TransferCommands", "UploadDigest"]
+__all__ = ["TransferCommands"]
 
 _SENDFILE_SLICE = 16 * 1024 * 1024
 
@@ -50,55 +50,6 @@ class _Upload:
     final: str | None = None
     remove_on_failure: bool = False  # STOU: the new file goes if the upload fails
     charged: int = 0  # bytes charged to the quota so far
-
-
-class UploadDigest:
-    """The sha256 of an upload, computed beside the transfer once it is more than 1 MiB.
-
-    hashlib releases the GIL, so a helper thread hashes chunk n while the transfer
-    thread receives and writes chunk n+1: a large STOR costs hashing CPU but not
-    hashing wall time. The queue is bounded (8 chunks) to bound memory. The helper
-    is a bare thread that signals its end with a lock: ``Thread.join`` from a bare
-    transfer thread would leave a ``_DummyThread`` behind.
-    """
-
-    _INLINE = 1024 * 1024
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._seen = 0
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._finished: _thread.LockType | None = None
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._seen += len(data)
-        if self._queue is None:
-            if self._seen <= self._INLINE:
-                self._hash.update(data)
-                return
-            self._queue = queue.Queue(maxsize=8)
-            self._finished = _thread.allocate_lock()
-            self._finished.acquire()
-            _thread.start_new_thread(self._run, (self._queue, self._finished))
-        self._queue.put(bytes(data))
-
-    def _run(self, chunks: queue.Queue[bytes | None], finished: _thread.LockType) -> None:
-        try:
-            while (chunk := chunks.get()) is not None:
-                self._hash.update(chunk)
-        finally:
-            finished.release()
-
-    def close(self) -> None:
-        """Stop the helper thread (after hashing what was queued)."""
-        if self._queue is not None and self._finished is not None:
-            self._queue.put(None)
-            self._finished.acquire()
-            self._queue = self._finished = None
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._hash.hexdigest()
 
 
 class TransferCommands(Session):
@@ -152,10 +103,16 @@ class TransferCommands(Session):
         value = arg.strip()
         if not value.isdigit():
             raise Reply(501, "REST needs a byte offset.")
+        if self.ascii and value != "0":
+            # In TYPE A the marker would count transfer octets (CRLF), not file bytes
+            # (RFC 3659 5): refused rather than resumed at the wrong place.
+            raise Reply(504, "REST is not supported in ASCII mode; use TYPE I.")
         self.rest = int(value)
         self.reply(350, f"Restarting at {self.rest}. Send STORE or RETRIEVE.")
 
     def _need_data_source(self) -> None:
+        if self.tls_required and self.data_protection != "P":  # RFC 4217 9
+            raise Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
         if self.data_source is None:
             raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
 
@@ -191,6 +148,7 @@ class TransferCommands(Session):
             f"Opening {mode} mode data connection for {target} ({size} bytes).",
             send,
             unused=lambda: os.close(fd),
+            outgoing=True,
         )
 
     def _send_file(
@@ -203,6 +161,8 @@ class TransferCommands(Session):
         *,
         ascii_mode: bool,
     ) -> int:
+        if not ascii_mode and isinstance(sock, ssl.SSLSocket):
+            return self._send_encrypted(sock, job, fd, offset, size)
         with os.fdopen(os.dup(fd), "rb") as file:
             if not ascii_mode:
                 # sendfile in slices, so STAT can report progress and ABOR is seen between them
@@ -223,6 +183,26 @@ class TransferCommands(Session):
                 previous = chunk[-1:]
                 job.bytes += len(chunk)
             return job.bytes
+
+    def _send_encrypted(
+        self, sock: ssl.SSLSocket, job: TransferJob, fd: int, offset: int, size: int
+    ) -> int:
+        """A binary download under TLS: large reads, each written whole (TLS cannot sendfile).
+
+        ``SSLSocket.sendfile`` falls back to 8 KiB writes: small TLS records and a
+        system call for each, half the throughput of large ones.
+        """
+        buffer = bytearray(self.settings.buffer_size)
+        with memoryview(buffer) as view:
+            while offset + job.bytes < size:
+                count = os.preadv(fd, [view], offset + job.bytes)
+                if count == 0:
+                    raise OSError(0, "file shrank during the download")
+                sock.sendall(view[:count])
+                job.bytes += count
+                if job.abort.is_set():
+                    raise Aborted
+        return job.bytes
 
     # -- uploads ---------------------------------------------------------------------------
 
@@ -251,9 +231,16 @@ class TransferCommands(Session):
         target = self.path(arg)
         self._need_data_source()
         assert self.jail is not None
+        if self.rest and not self.jail.exists(target):
+            raise Reply(554, f"Invalid REST parameter: {target} does not exist yet.")
         fd = self.jail.open_write(target)
         size = os.fstat(fd).st_size
-        self._upload(_Upload("APPE", target, fd, size, size))
+        # RFC 3659 5.3: after REST the data goes at the marker, not at the end.
+        offset = size if not self.rest else self.rest
+        if offset > size:
+            os.close(fd)
+            raise Reply(554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes).")
+        self._upload(_Upload("APPE", target, fd, offset, size))
 
     def cmd_STOU(self, arg: str) -> None:
         self.need("write")
@@ -267,7 +254,7 @@ class TransferCommands(Session):
         ascii_mode = self.ascii
 
         def receive(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
-            digest = UploadDigest()
+            digest = UploadDigest(self.settings.buffer_size)
             try:
                 self._receive(sock, job, upload, digest, ascii_mode)
                 self._finish_upload(upload)
@@ -298,28 +285,30 @@ class TransferCommands(Session):
         ascii_mode: bool,
     ) -> None:
         """Copy the data connection into the file, charging the quota as it grows."""
-        buffer = bytearray(self.settings.buffer_size)
-        view = memoryview(buffer)
         position = upload.offset
         high = max(upload.size_before, upload.offset)  # bytes below this are already charged
         pending_cr = b""
         os.lseek(upload.fd, upload.offset, os.SEEK_SET)
+        receive = _receiver(sock, reserve=1 if ascii_mode else 0)  # room for a held CR
         while True:
-            n = sock.recv_into(buffer)
+            buffer = digest.buffer()
+            n = receive(buffer)
             if n == 0:
                 break
-            data: memoryview | bytes = view[:n]
             job.bytes += n
             if ascii_mode:
-                text = pending_cr + bytes(data)
+                text = pending_cr + bytes(memoryview(buffer)[:n])
                 pending_cr = b"\r" if text.endswith(b"\r") else b""
-                data = text[: len(text) - len(pending_cr)].replace(b"\r\n", b"\n")
-            fits = self._charge(upload, position, len(data), high)
-            _write_all(upload.fd, data[:fits])
-            digest.update(data[:fits])
+                converted = text[: len(text) - len(pending_cr)].replace(b"\r\n", b"\n")
+                n = len(converted)
+                buffer[:n] = converted
+            fits = self._charge(upload, position, n, high)
+            with memoryview(buffer) as view:
+                _write_all(upload.fd, view[:fits])
+            digest.update(buffer, fits)
             position += fits
             high = max(high, position)
-            if fits < len(data):
+            if fits < n:
                 raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
         if job.abort.is_set():
             raise Aborted
@@ -328,7 +317,9 @@ class TransferCommands(Session):
             if not fits:
                 raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
             _write_all(upload.fd, pending_cr)
-            digest.update(pending_cr)
+            last = digest.buffer()
+            last[:1] = pending_cr
+            digest.update(last, 1)
 
     def _charge(self, upload: _Upload, position: int, length: int, high: int) -> int:
         """Charge the bytes past ``high``; returns how many of ``length`` fit."""
@@ -377,11 +368,17 @@ class TransferCommands(Session):
     def _transfer_event(
         self, verb: str, path: str, size: int, sha256: str, started: float, *, error: str = ""
     ) -> None:
-        self.emit(
-            TransferEvent(verb=verb, path=path, size=size, sha256=sha256, user=self.user_name,
-                          client=self.client, ok=not error, error=error, started=started,
-                          duration=time.time() - started)
-        )  # fmt: skip
+        self.report(
+            TransferEvent,
+            verb=verb,
+            path=path,
+            size=size,
+            sha256=sha256,
+            ok=not error,
+            error=error,
+            started=started,
+            duration=time.time() - started,
+        )
 
     # -- listings --------------------------------------------------------------------------
 
@@ -422,6 +419,8 @@ class TransferCommands(Session):
         target = self.path(arg.strip() or ".")
         assert self.jail is not None and self.user is not None
         if not self.jail.is_dir(target):
+            if not self.jail.exists(target):  # RFC 3659 7.2.1: a missing path is 550
+                raise Reply(550, f"{target}: no such directory.")
             raise Reply(501, f"{target}: not a directory.")
         perms = self.user.perms
         lines = [
@@ -437,7 +436,7 @@ class TransferCommands(Session):
             job.bytes = len(data)
             return 226, "Directory send OK."
 
-        self.start_transfer("Here comes the directory listing.", send)
+        self.start_transfer("Here comes the directory listing.", send, outgoing=True)
 
     def stat_path(self, arg: str) -> None:
         self.need("list")
@@ -456,6 +455,28 @@ def _to_crlf(chunk: bytes, previous: bytes) -> bytes:
     if previous == b"\r" and chunk.startswith(b"\n"):
         converted = converted[1:]  # that LF ended a CRLF split across two reads
     return converted
+
+
+def _receiver(sock: socket.socket, reserve: int) -> Callable[[bytearray], int]:
+    """How to fill a buffer from the data connection, leaving ``reserve`` bytes free.
+
+    Reads are collected until the buffer is half full (or the data ends): a
+    plain read returns what the socket holds, a TLS read one 16 KiB record, and
+    the work per chunk (quota, write, hand-off to the hash) pays off on large ones.
+    """
+
+    def fill(buffer: bytearray) -> int:
+        end = len(buffer) - reserve
+        with memoryview(buffer) as view:
+            filled = 0
+            while filled < end // 2:
+                count = sock.recv_into(view[filled:end])
+                if count == 0:
+                    break
+                filled += count
+            return filled
+
+    return fill
 
 
 def _write_all(fd: int, data: memoryview | bytes) -> None:

@@ -7,6 +7,10 @@ under an ``[ftp]`` table, so the same text can live in ``herd.toml``::
     passive_ports = "60000-60099"
     anonymous_root = "/srv/ftp/pub"   # read-only anonymous access; absent = off
     max_connections = 2000
+    tls_cert = "/etc/herd/ftp-cert.pem"   # FTPS: AUTH TLS on every listen address
+    tls_key = "/etc/herd/ftp-key.pem"
+    listen_implicit = ["0.0.0.0:990"]   # implicit TLS (ftps://)
+    require_tls = true
 
 Unknown keys and wrong types are refused with the file and key named.
 """
@@ -47,9 +51,9 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _listen(value: object) -> tuple[tuple[str, int], ...]:
+def _listen(value: object, *, empty_ok: bool = False) -> tuple[tuple[str, int], ...]:
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list) or not (items or empty_ok):
         raise TypeError('a list of addresses like "127.0.0.1:2121" or "[::1]:2121"')
     result: list[tuple[str, int]] = []
     for item in items:
@@ -90,6 +94,8 @@ def _scalar(expected: type[Any]) -> Callable[[object], object]:
 def _converter(name: str, hint: Any) -> Callable[[object], object]:
     if name == "listen":
         return _listen
+    if name == "listen_implicit":
+        return lambda value: _listen(value, empty_ok=True)
     if name == "passive_ports":
         return _port_range
     args = [a for a in typing.get_args(hint) if a is not type(None)]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import ipaddress
 import random
 import socket
-import threading
 import time
+from typing import Protocol
 
 __all__ = [
     "ActiveTarget",
@@ -24,8 +24,15 @@ __all__ = [
     "PassiveListener",
     "parse_eprt",
     "parse_port",
+    "plain_address",
     "same_address",
 ]
+
+
+class AbortFlag(Protocol):
+    """What an accept watches to give up early (a transfer's abort flag)."""
+
+    def is_set(self) -> bool: ...
 
 
 class DataRefused(Exception):
@@ -44,8 +51,15 @@ def _canonical(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ip
 
 
+def plain_address(address: str) -> str:
+    """``::ffff:127.0.0.1`` -> ``127.0.0.1``; other addresses unchanged."""
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
+
+
 def same_address(a: str, b: str) -> bool:
     """Whether two IP address strings name the same host (IPv4-mapped IPv6 included)."""
+    if a == b:
+        return True
     try:
         return _canonical(a) == _canonical(b)
     except ValueError:
@@ -117,7 +131,7 @@ class PassiveListener:
             return sock
         raise DataRefused(425, "no free passive port, try again later")
 
-    def accept(self, timeout: float, abort: threading.Event) -> socket.socket:
+    def accept(self, timeout: float, abort: AbortFlag) -> socket.socket:
         """The client's data connection; others are dropped; DataRefused(425) on timeout."""
         deadline = time.monotonic() + timeout
         while not abort.is_set():

@@ -1,29 +1,22 @@
-"""What an FTP session did, as typed events, and the sink that writes them to the operation log.
+"""What an FTP session did, as typed events, and the simple sinks.
 
 The handler emits events; sinks consume them (pyftpdlib's ``on_login`` hooks,
-structlog's processors). ``AuditSink`` hands each event to ONE writer thread
-through a queue, so handler threads never wait on SQLite: each event becomes
-one operation of kind ``ftp`` with the client address as its host.
+structlog's processors). Every event names its session (one control
+connection), so the operation log's sink (``herd.ftp.recorder.AuditSink``)
+makes one operation of each session, with its actions as the entries.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from herd.core.audit import AuditLog, Operator
 from herd.core.model import FileRecord, HostResult, Status
-from herd.errors import AuditError
 
 __all__ = [
-    "AuditSink",
     "EventSink",
     "FileEvent",
     "FtpEvent",
@@ -31,10 +24,9 @@ __all__ = [
     "MemorySink",
     "NullSink",
     "RenameEvent",
+    "SessionEnded",
     "TransferEvent",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +35,7 @@ class FtpEvent(ABC):
 
     user: str  # "-" before login
     client: str  # the client's IP address
+    session: int = 0  # which control connection: the server numbers them
     ok: bool = True
     error: str = ""
     started: float = field(default_factory=time.time)
@@ -57,9 +50,10 @@ class FtpEvent(ABC):
     def files(self) -> tuple[FileRecord, ...]:
         return ()
 
-    def host_result(self) -> HostResult:
+    def host_result(self, label: str | None = None) -> HostResult:
+        """The event as an entry of the operation log (``label`` names it; default the client)."""
         return HostResult(
-            host=self.client,
+            host=label or self.client,
             address=self.client,
             status=Status.OK if self.ok else Status.ERROR,
             duration=self.duration,
@@ -119,6 +113,15 @@ class RenameEvent(FtpEvent):
         return f"RNFR {self.source} RNTO {self.target}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEnded(FtpEvent):
+    """The control connection closed: the session's operation is complete."""
+
+    @property
+    def command(self) -> str:
+        return "END"
+
+
 class EventSink(Protocol):
     """Consumes session events; ``emit`` must return at once."""
 
@@ -146,60 +149,3 @@ class MemorySink:
     def of(self, kind: type[FtpEvent]) -> list[FtpEvent]:
         with self._lock:
             return [e for e in self.events if isinstance(e, kind)]
-
-
-_STOP = object()
-
-
-class AuditSink:
-    """Writes events to the operation log from one writer thread; ``close`` drains the queue."""
-
-    def __init__(self, path: Path, *, argv: tuple[str, ...] = ("herd", "ftp", "serve")) -> None:
-        self.path = path
-        self._argv = argv
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._controller = socket.gethostname()
-        AuditLog(path).close()  # fail now, in the caller, if the log cannot be opened
-        self._thread = threading.Thread(target=self._write_all, name="ftp-audit", daemon=True)
-        self._thread.start()
-
-    def emit(self, event: FtpEvent) -> None:
-        self._queue.put(event)
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the writer."""
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-
-    def _write_all(self) -> None:
-        audit = AuditLog(self.path)
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    return
-                assert isinstance(item, FtpEvent)
-                try:
-                    self._write(audit, item)
-                except AuditError as exc:
-                    log.error("%s", exc)  # noqa: TRY400 (one line, no traceback)
-                except Exception as exc:  # the writer must outlive one bad event
-                    log.error("cannot log FTP event %s: %r", item.command, exc)  # noqa: TRY400
-        finally:
-            audit.close()
-
-    def _write(self, audit: AuditLog, event: FtpEvent) -> None:
-        who = Operator(
-            user=event.user, sudo_user=None, operator=event.user, controller=self._controller
-        )
-        audit.record(
-            "ftp",
-            argv=self._argv,
-            hosts=[event.client],
-            command=event.command,
-            operator=who,
-            results=[event.host_result()],
-            status="ok" if event.ok else "error",
-            started=event.started,
-            ended=event.started + event.duration,
-        )

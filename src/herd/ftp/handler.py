@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from herd.ftp.commands_files import FileCommands
+from herd.ftp.commands_security import SecurityCommands
 from herd.ftp.commands_session import SessionCommands
 from herd.ftp.commands_transfer import TransferCommands
 from herd.ftp.session import Command
@@ -38,6 +39,10 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         "XCUP": _c(True, _N, "(go to the parent directory)"),
         "REIN": _c(False, _N, "(log out, keep the connection)"),
         "QUIT": _c(False, _N, "(close the connection)"),
+        # RFC 4217 (FTPS), RFC 2228
+        "AUTH": _c(False, _R, "TLS"),
+        "PBSZ": _c(False, _R, "0"),
+        "PROT": _c(False, _R, "{P|C}"),
         # transfer parameters
         "PORT": _c(True, _R, "<h1,h2,h3,h4,p1,p2>"),
         "EPRT": _c(True, _R, "|<proto>|<address>|<port>|"),
@@ -86,7 +91,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
 )
 
 
-class FtpHandler(SessionCommands, FileCommands, TransferCommands):
+class FtpHandler(SessionCommands, SecurityCommands, FileCommands, TransferCommands):
     """Serves one control connection; see the command table ``COMMANDS``."""
 
     commands: ClassVar[Mapping[str, Command]] = COMMANDS

@@ -16,6 +16,14 @@ The rule for an upload that hits the limit: the transfer stops with 552 and
 
 Replacing a file with STOR is charged for the new file while it uploads and
 credited the old file's size when the new one is renamed into place.
+
+What is on disk can change behind the server's back (an administrator deletes
+files, restores a backup), so usage is measured again: for every user when the
+server starts (in the background: the first logins do not wait), and by
+``herd ftp user rescan``, whose figure a running server takes at the user's
+next login once none of their sessions is open (the book forgets an account
+when its last session ends). A measurement taken while uploads run counts what
+they had written at that moment.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ class QuotaAccount:
         self._store = store
         self._lock = threading.Lock()
         self._persist_lock = threading.Lock()
+        self._moved = 0  # net bytes charged minus credited, ever: a rescan's reference
+        self.sessions = 0  # open sessions using this account (the book's to count)
 
     @property
     def used(self) -> int:
@@ -60,6 +70,7 @@ class QuotaAccount:
         with self._lock:
             granted = size if self.limit is None else max(0, min(size, self.limit - self._used))
             self._used += granted
+            self._moved += granted
             return granted
 
     def credit(self, size: int) -> None:
@@ -68,6 +79,16 @@ class QuotaAccount:
             return
         with self._lock:
             self._used = max(0, self._used - size)
+            self._moved -= size
+
+    def remeasure(self, measure: Callable[[], int]) -> int:
+        """Set usage to what ``measure`` finds on disk, keeping changes made meanwhile."""
+        with self._lock:
+            mark = self._moved
+        measured = measure()
+        with self._lock:
+            self._used = max(0, measured + self._moved - mark)
+            return self._used
 
     def persist(self) -> None:
         """Write the live count to the users database (after each change).
@@ -90,15 +111,16 @@ class QuotaBook:
         self._lock = threading.Lock()
 
     def known(self, name: str, limit: int | None) -> QuotaAccount | None:
-        """The user's account if it exists already (no database, no disk)."""
+        """The user's account if one of their sessions holds it (no database, no disk)."""
         with self._lock:
             account = self._accounts.get(name)
             if account is not None:
                 account.limit = limit  # the administrator may have changed it since
+                account.sessions += 1
             return account
 
     def account(self, name: str, limit: int | None, measure: Callable[[], int]) -> QuotaAccount:
-        """The user's account; ``measure`` sums their home when no usage is known yet."""
+        """The user's account for one more session; ``measure`` sums their home if need be."""
         with self._lock:
             account = self._accounts.get(name)
             if account is None:
@@ -110,4 +132,27 @@ class QuotaBook:
                     account.persist()
             else:
                 account.limit = limit  # the administrator may have changed it since
+            account.sessions += 1
             return account
+
+    def release(self, account: QuotaAccount) -> None:
+        """A session is done with ``account``; the last one out lets the book forget it."""
+        with self._lock:
+            account.sessions -= 1
+            if account.sessions <= 0 and self._accounts.get(account.name) is account:
+                del self._accounts[account.name]
+
+    def rescan(self, name: str, limit: int | None, measure: Callable[[], int]) -> int:
+        """Measure the user's home again and persist it; returns the new usage."""
+        with self._lock:
+            account = self._accounts.get(name)
+        if account is None:
+            used = max(0, measure())
+            with self._lock:
+                account = self._accounts.get(name)
+            if account is None:  # still no session: the database is the only copy
+                self._store.set_usage(name, used)
+                return used
+        used = account.remeasure(measure)
+        account.persist()
+        return used

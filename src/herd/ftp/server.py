@@ -14,6 +14,7 @@ running transfers finish for up to ``grace`` seconds, then cuts the rest.
 from __future__ import annotations
 
 import _thread
+import itertools
 import os
 import queue
 import selectors
@@ -24,17 +25,20 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from herd.errors import FtpError
 from herd.ftp.events import EventSink, NullSink
 from herd.ftp.handler import FtpHandler
+from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.quota import QuotaBook
 from herd.ftp.session import Session, log
 from herd.ftp.settings import FtpSettings
+from herd.ftp.tls import ServerTls
 from herd.ftp.users import FtpUser
 
-__all__ = ["FtpServer", "LoginGuard", "UserAuthority"]
+__all__ = ["FtpServer", "LoginGuard", "TransferThreads", "UserAuthority"]
 
 T = TypeVar("T")
 
@@ -49,6 +53,10 @@ class UserAuthority(Protocol):
     def usage(self, name: str) -> int | None: ...
 
     def set_usage(self, name: str, used: int) -> None: ...
+
+    def requires_tls(self, name: str) -> bool: ...
+
+    def list(self) -> list[tuple[FtpUser, int]]: ...
 
 
 class LoginGuard:
@@ -171,6 +179,49 @@ class _HelperJob:
         self.done.acquire()
 
 
+class TransferThreads:
+    """Bare threads that run transfers, kept a few seconds after one ends for the next.
+
+    Starting a thread costs tens of microseconds and a session of a LIST and a
+    RETR needs two; an idle one waits here instead (at most ``keep`` of them,
+    each for ``idle`` seconds). Invariant: threads waiting = ``_idle`` + jobs queued.
+    """
+
+    def __init__(self, keep: int = 16, idle: float = 5.0) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = _thread.allocate_lock()
+        self._idle = 0
+        self._keep = keep
+        self._idle_seconds = idle
+
+    def start(self, step: Callable[..., None], *args: Any) -> None:
+        """Run ``step(*args)`` in a thread of its own (RuntimeError if none can start)."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put((step, args))
+                return
+        _thread.start_new_thread(self._run, (step, args))
+
+    def _run(self, step: Callable[..., None], args: tuple[Any, ...]) -> None:
+        while True:
+            step(*args)
+            with self._lock:
+                if self._idle >= self._keep:
+                    return
+                self._idle += 1
+            try:
+                step, args = self._jobs.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle:  # nobody was promised this thread: it may go
+                        self._idle -= 1
+                        return
+                step, args = self._jobs.get()  # a job was queued for a waiting thread
+
+
 def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -193,12 +244,22 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self, settings: FtpSettings, users: UserAuthority, events: EventSink | None = None
     ) -> None:
         self.settings = settings
+        self.tls: ServerTls | None = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            self.tls = ServerTls(
+                settings.tls_cert,
+                settings.tls_key,
+                require_reuse=settings.require_tls_session_reuse,
+                timeout=settings.tls_handshake_timeout,
+            )
         self.users = users
         self.events: EventSink = events if events is not None else NullSink()
         self.quota = QuotaBook(users)
         self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
         self._helpers = _HelperPool(max(2, os.cpu_count() or 2))
         self.sessions = _Sessions()
+        self.transfer_threads = TransferThreads()
+        self.session_numbers = itertools.count(1)  # next() is atomic: one per connection
         # socketserver reads these from the instance: never class attributes (see settings.py).
         self.allow_reuse_address = True
         self.daemon_threads = True
@@ -209,17 +270,27 @@ class FtpServer(socketserver.ThreadingTCPServer):
         super().__init__((host, port), FtpHandler, bind_and_activate=False)
         self.socket.close()  # replaced by our own listeners (IPv6-only flag, backlog)
         self._listeners: list[socket.socket] = []
+        self._implicit: set[socket.socket] = set()  # listeners that speak TLS at once
         try:
             for listen_host, listen_port in settings.listen:
                 self._listeners.append(
                     _listen_socket(listen_host, listen_port, settings.listen_backlog)
                 )
+            for listen_host, listen_port in settings.listen_implicit:
+                listener = _listen_socket(listen_host, listen_port, settings.listen_backlog)
+                self._listeners.append(listener)
+                self._implicit.add(listener)
         except FtpError:
             self.server_close()
             raise
         self.socket = self._listeners[0]
         self.server_address = self.socket.getsockname()[:2]
-        self.addresses: list[tuple[str, int]] = [s.getsockname()[:2] for s in self._listeners]
+        self.addresses: list[tuple[str, int]] = [
+            s.getsockname()[:2] for s in self._listeners if s not in self._implicit
+        ]
+        self.implicit_addresses: list[tuple[str, int]] = [
+            s.getsockname()[:2] for s in self._listeners if s in self._implicit
+        ]
         self._count_lock = threading.Lock()
         self._connections = 0
         self._per_address: Counter[str] = Counter()
@@ -228,6 +299,9 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._stopped = threading.Event()
         self._stopped.set()
         self._user_objects: dict[str, FtpUser] = {}
+        self._jails: dict[Path, Jail] = {}
+        self._rescanner: threading.Thread | None = None
+        self.rescanned = threading.Event()  # set once every home was measured at start
 
     def on_helper(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``step`` on a helper thread (password check, usage lookup, log line); wait."""
@@ -242,12 +316,30 @@ class FtpServer(socketserver.ThreadingTCPServer):
             self._user_objects[user.name] = user
             return user
 
+    def jail_for(self, user: FtpUser) -> Jail:
+        """One Jail per home, shared by its sessions (memory); PathRefused if it is gone."""
+        with self._count_lock:
+            jail = self._jails.get(user.home)
+        if jail is not None and os.path.isdir(jail.root):  # noqa: PTH112 (the jail works in str paths)
+            return jail
+        jail = Jail(user.home)
+        with self._count_lock:
+            if len(self._jails) > 10_000:  # homes of deleted users must not pile up
+                self._jails.clear()
+            self._jails[user.home] = jail
+        return jail
+
     # -- accepting -------------------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Accept connections on every listen address until ``shutdown``."""
         self._stopped.clear()
         self._serving.set()
+        if self._rescanner is None:  # before the small thread stacks: SQLite goes deep
+            self._rescanner = threading.Thread(
+                target=self.rescan_usage, name="ftp-rescan", daemon=True
+            )
+            self._rescanner.start()
         previous_stack = threading.stack_size()
         try:
             threading.stack_size(self.settings.thread_stack_size)
@@ -271,6 +363,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
             self._stopped.set()
 
     def _accept_all(self, listener: socket.socket) -> None:
+        implicit = listener in self._implicit
         for _ in range(256):  # drain a burst, but let the loop look at other listeners too
             try:
                 request, client = listener.accept()
@@ -283,7 +376,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
                 self.shutdown_request(request)
                 continue
             try:
-                self.process_request(request, client)
+                self.process_request(request, client, implicit)
             except RuntimeError:  # no thread could be started: refuse, do not crash
                 self._release(client)
                 self._refuse(request, "Server busy, too many connections; try again later.")
@@ -323,30 +416,55 @@ class FtpServer(socketserver.ThreadingTCPServer):
             if self._per_address[address] <= 0:
                 del self._per_address[address]
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def process_request(self, request: Any, client_address: Any, implicit: bool = False) -> None:
         """Start the session's thread.
 
         A bare ``_thread`` thread, not ``threading.Thread``: its Thread, Event and
         Condition objects cost about 2 KiB per idle session, a tenth of the memory
         target. Sessions are tracked in ``self.sessions`` for shutdown instead.
         """
-        _thread.start_new_thread(self.process_request_thread, (request, client_address))
+        _thread.start_new_thread(self.process_request_thread, (request, client_address, implicit))
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def finish_request(self, request: Any, client_address: Any, implicit: bool = False) -> None:
         """Run one session (what ``BaseRequestHandler.__init__`` does, one C call shallower)."""
         handler = FtpHandler.__new__(FtpHandler)
         handler.request, handler.client_address, handler.server = request, client_address, self
+        if implicit:
+            handler.implicit = True
         handler.setup()
         try:
             handler.handle()
         finally:
             handler.finish()
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(
+        self, request: Any, client_address: Any, implicit: bool = False
+    ) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            try:
+                self.finish_request(request, client_address, implicit)
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
         finally:
             self._release(client_address)
+
+    def rescan_usage(self) -> None:
+        """Measure every user's home again (files may have changed while we were down)."""
+        try:
+            for account, _recorded in self.users.list():
+                if self._stop.is_set():
+                    return
+                try:
+                    jail = Jail(account.home)
+                except PathRefused:
+                    continue  # a missing home: the login will say so
+                self.quota.rescan(account.name, account.quota, jail.walk_size)
+        except (FtpError, OSError) as exc:
+            self.on_helper(log.error, "cannot measure the FTP homes' usage: %s", exc)
+        finally:
+            self.rescanned.set()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line per failed session (socketserver would print a traceback)."""
@@ -377,6 +495,8 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self._stopped.wait(5.0)
         for listener in self._listeners:
             listener.close()
+        if self._rescanner is not None:
+            self._rescanner.join(5.0)
         for session in self.sessions.snapshot():
             session.stop(force=False)
         deadline = time.monotonic() + grace

@@ -1,30 +1,32 @@
 """One control connection: reading commands, replying, and running transfers beside it.
 
 The control connection stays responsive while data flows: each transfer runs
-in its own worker thread, and the session keeps reading commands. ABOR, STAT
-and NOOP are answered at once during a transfer; QUIT and every other command
-wait for the transfer to end, as a client that pipelines expects. The command
+in its own worker thread (``herd.ftp.transfers``), and the session keeps
+reading commands. ABOR, STAT and NOOP are answered at once during a transfer;
+QUIT and every other command wait for the transfer to end, as a client that
+pipelines expects. The command
 handlers themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and
 are gathered into ``herd.ftp.handler.FtpHandler``.
 """
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import logging
-import select
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener
-from herd.ftp.events import FtpEvent
+from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener, plain_address
+from herd.ftp.events import FtpEvent, SessionEnded
 from herd.ftp.jail import Jail, PathRefused
+from herd.ftp.replies import Aborted, Command, Reply
+from herd.ftp.tls import TlsFailed, handshake
+from herd.ftp.transfers import Flag, TransferJob, Transfers
 
 if TYPE_CHECKING:
     from herd.ftp.quota import QuotaAccount
@@ -32,72 +34,38 @@ if TYPE_CHECKING:
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import FtpUser
 
-__all__ = ["Aborted", "Command", "Reply", "Session", "TransferJob"]
+__all__ = ["Aborted", "Command", "Flag", "Reply", "Session", "TransferJob"]
 
 log = logging.getLogger("herd.ftp")
 
 _TELNET_IAC = 0xFF
 # Commands answered at once while a transfer runs; the rest wait for it to end.
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP"})
-# Known verbs this server does not implement: 502, so clients fall back (no TLS here).
-_NOT_IMPLEMENTED = frozenset({"SMNT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT", "LPRT", "LPSV"})
+# Known verbs this server does not implement: 502, so clients fall back. (CCC would
+# drop TLS from the control connection: refused.)
+_NOT_IMPLEMENTED = frozenset({"SMNT", "CCC", "ADAT", "MIC", "CONF", "ENC", "LPRT", "LPSV"})
 
 
-class Reply(Exception):
-    """Stop the command and answer ``code text`` (an error reply, usually)."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"{code} {text}")
-        self.code = code
-        self.text = text
-
-
-class Aborted(Exception):
-    """The transfer was aborted by ABOR or by a server shutdown."""
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A line of the command table: whether it needs a login, its argument, its help."""
-
-    auth: bool
-    arg: str  # "none", "required" or "optional"
-    help: str
-
-
-class TransferJob:
-    """A running data transfer: its thread, its data socket, and the abort flag."""
-
-    def __init__(self) -> None:
-        self.abort = threading.Event()
-        self.done = threading.Event()
-        self.sock: socket.socket | None = None
-        self.bytes = 0
-        self.description = ""
-
-    def interrupt(self) -> None:
-        """Make the transfer fail now (called from the control thread)."""
-        self.abort.set()
-        sock = self.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class Session(socketserver.BaseRequestHandler):
+class Session(Transfers, socketserver.BaseRequestHandler):
     """The state and machinery of one control connection."""
 
     commands: ClassVar[Mapping[str, Command]] = {}
     server: FtpServer
     request: socket.socket
+    # Came in on an implicit-TLS address: TLS before the banner. Set on the instance only
+    # when true: an idle session's attributes must stay few enough for CPython to share
+    # their keys between instances (more than 30 costs about 1.3 KiB a session).
+    implicit = False
 
     # -- life cycle ------------------------------------------------------------------
 
+    @property
+    def settings(self) -> FtpSettings:
+        return self.server.settings
+
     def setup(self) -> None:
-        self.settings: FtpSettings = self.server.settings
-        self.client: str = _plain_address(self.client_address[0])
+        self.client: str = plain_address(self.client_address[0])
         self.sock = self.request
-        self.local_address: str = _plain_address(self.sock.getsockname()[0])
         self._send_lock = threading.Lock()
         self._inbuf = bytearray()
         self._discarding = False
@@ -105,28 +73,30 @@ class Session(socketserver.BaseRequestHandler):
         self.transfer: TransferJob | None = None
         self.data_source: PassiveListener | ActiveTarget | None = None
         self.epsv_all = False
+        self.session_id = next(self.server.session_numbers)  # names its events
+        # FTPS state (RFC 4217): the control connection's TLS context once secured, and
+        # the data connections' protection: "" before PBSZ, then "C" (clear) or "P" (private).
+        self.tls_context: ssl.SSLContext | None = None
+        self.data_protection = ""
         self.reset_login()
         with contextlib.suppress(OSError):
             # ftplib sends ABOR as urgent data: keep its last byte in the stream
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Blocking, with the idle timeout as the kernel's send timeout: reads are waited
-        # for with poll() below, and a send that would block for good fails instead.
+        # Blocking, with the idle timeout as the kernel's send and receive timeouts: a
+        # send that would block for good fails, and so does the wait for a command.
         # (A Python-level timeout would add a poll() to every send and every recv.)
         self.sock.setblocking(True)
         idle = self.settings.control_idle_timeout
         with contextlib.suppress(OSError):
-            self.sock.setsockopt(
-                socket.SOL_SOCKET,
-                socket.SO_SNDTIMEO,
-                struct.pack("@ll", int(idle), int((idle % 1) * 1_000_000)),
-            )
-        self._poller = select.poll()
-        self._poller.register(self.sock, select.POLLIN)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(idle))
+            # and as the receive timeout: it bounds the wait for the next command
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(idle))
         self.server.sessions.add(self)
 
     def reset_login(self) -> None:
         """Forget the login and every per-login setting (new session or REIN)."""
+        self.release_account()
         self.user: FtpUser | None = None
         self.user_name = "-"
         self.pending_user: str | None = None
@@ -138,22 +108,71 @@ class Session(socketserver.BaseRequestHandler):
         self.rename_from: str | None = None
         self.hash_name = "SHA-256"
         self.mlst_facts: tuple[str, ...] = ("type", "size", "modify", "perm", "unique")
+        self.tls_required = False  # this login (server or user setting) needs TLS throughout
+
+    @property
+    def secure(self) -> bool:
+        """Whether the control connection is under TLS."""
+        return self.tls_context is not None
+
+    def start_tls(self) -> bool:
+        """TLS on the control connection (AUTH TLS, or an implicit-TLS address)."""
+        tls = self.server.tls
+        assert tls is not None
+        try:
+            context = tls.session_context()
+            secured = handshake(self.sock, context, tls.timeout)
+        except TlsFailed:
+            self.closing = True
+            return False
+        self.sock = secured
+        self.tls_context = context
+        if tls.require_reuse:
+            # TLS 1.3 sends session tickets after the handshake. The control connection's
+            # are the ones data connections resume; more of them on a data connection
+            # arrive while an uploading client only writes, which GnuTLS clients (lftp)
+            # take badly. This context is this session's own (``ServerTls``).
+            context.num_tickets = 0
+        self._inbuf.clear()  # nothing sent in clear before the handshake counts
+        return True
 
     def handle(self) -> None:
+        if self.implicit and not self.start_tls():
+            return
         self.reply(220, self.settings.banner)
         while not self.closing:
             line = self._read_line()
             if line is None:
+                # RFC 959: a control connection closed mid-transfer is ABOR and QUIT; a
+                # client that also stopped reading must not keep a thread sending for good.
+                # (An upload ends by itself: its sender closes or goes idle. What came of
+                # it is kept, so an interrupted client can resume it.)
+                job = self.transfer
+                if job is not None and job.outgoing:
+                    self.abort_transfer()
                 break
             self.dispatch(line)
         self.wait_transfer()
+
+    def release_account(self) -> None:
+        """Hand the quota account back to the server's book (logout, REIN, end)."""
+        account = getattr(self, "account", None)
+        if account is not None:
+            self.account = None
+            self.server.quota.release(account)
 
     def finish(self) -> None:
         job = self.transfer
         if job is not None:
             job.interrupt()
             job.done.wait(5.0)
+        self.release_account()
         self.drop_data_source()
+        # The recorder ignores the end of a session it never heard of.
+        self.report(SessionEnded)
+        if self.sock is not self.request:  # the TLS socket took over the descriptor
+            with contextlib.suppress(OSError):
+                self.sock.close()
         self.server.sessions.discard(self)
 
     def stop(self, *, force: bool) -> None:
@@ -176,6 +195,9 @@ class Session(socketserver.BaseRequestHandler):
 
     def reply(self, code: int, text: str) -> None:
         """Send one reply; several lines become a multi-line reply (RFC 959 4.2)."""
+        if text.isprintable():  # one plain line: most replies
+            self._send(f"{code} {text}\r\n".encode("utf-8", "surrogateescape"))
+            return
         lines = text.split("\n")
         parts = [f"{code}-{lines[0]}"]
         for line in lines[1:-1]:
@@ -183,7 +205,10 @@ class Session(socketserver.BaseRequestHandler):
         parts.append(f"{code} {lines[-1]}" if len(lines) > 1 else f"{code} {lines[0]}")
         if len(lines) == 1:
             parts = parts[-1:]
-        data = "".join(_printable(p) + "\r\n" for p in parts).encode("utf-8", "surrogateescape")
+        text = "".join(_printable(p) + "\r\n" for p in parts)
+        self._send(text.encode("utf-8", "surrogateescape"))
+
+    def _send(self, data: bytes) -> None:
         with self._send_lock:
             try:
                 self.sock.sendall(data)
@@ -192,6 +217,11 @@ class Session(socketserver.BaseRequestHandler):
 
     def emit(self, event: FtpEvent) -> None:
         self.server.events.emit(event)
+
+    def report(self, kind: type[FtpEvent], **fields: Any) -> None:
+        """Emit an event of ``kind`` about this session: user (unless given), client, session."""
+        fields.setdefault("user", self.user_name)
+        self.emit(kind(client=self.client, session=self.session_id, **fields))
 
     # -- reading commands --------------------------------------------------------------
 
@@ -213,18 +243,57 @@ class Session(socketserver.BaseRequestHandler):
                 self._discarding = True
             # Wait first, then read: a recv() blocked in the kernel would hold a 4 KiB
             # buffer per idle session (the issue's memory target is 20 KiB per session).
-            if not self._poller.poll(self.settings.control_idle_timeout * 1000):
+            sock = self.sock  # TLS may hold decrypted bytes the kernel no longer has
+            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            if not buffered and not self._client_spoke():
                 if self.transfer is not None:
                     continue  # a long transfer keeps the control connection quiet
                 self.reply(421, "Idle timeout, closing control connection.")
                 return None
-            had = len(self._inbuf)
             try:
-                self._inbuf += self.sock.recv(4096)
+                data = self._tls_recv() if self.secure else self.sock.recv(4096)
             except OSError:
                 return None
-            if len(self._inbuf) == had:
+            if data is None:
+                continue  # only part of a TLS record so far
+            if not data:
                 return None
+            self._inbuf += data
+
+    def _client_spoke(self) -> bool:
+        """Wait for the client's next bytes (or its close); False after the idle timeout.
+
+        A one-byte peek blocked in the kernel (SO_RCVTIMEO bounds it) holds no
+        buffer and no poll object: an idle session costs only its thread. Under
+        TLS the peek sees the encrypted record, which is all a wait needs.
+        """
+        try:
+            socket.socket.recv(self.sock, 1, socket.MSG_PEEK)
+        except (BlockingIOError, TimeoutError):
+            return False
+        except OSError:
+            pass  # the read that follows reports it
+        return True
+
+    @property
+    def local_address(self) -> str:
+        """The server's address on this connection (what PASV announces)."""
+        return plain_address(self.sock.getsockname()[0])
+
+    def _tls_recv(self) -> bytes | None:
+        """Read what TLS has decrypted, without blocking (None: a record is incomplete).
+
+        One SSL object must not be read and written by two threads at once, and a
+        transfer's thread sends replies: both hold the send lock around the socket.
+        """
+        with self._send_lock:
+            self.sock.settimeout(0.0)
+            try:
+                return self.sock.recv(4096)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return None
+            finally:
+                self.sock.settimeout(None)
 
     def dispatch(self, raw: bytes) -> None:
         """Parse one line and run its command; every line gets exactly one final reply."""
@@ -273,7 +342,8 @@ class Session(socketserver.BaseRequestHandler):
     # -- paths and permissions -----------------------------------------------------------
 
     def need(self, permission: str) -> None:
-        assert self.user is not None
+        if self.user is None:  # STAT <path> needs no login to be parsed, but does to run
+            raise Reply(530, "Log in with USER and PASS first.")
         if permission not in self.user.perms:
             raise Reply(550, f"Permission denied ({permission}).")
 
@@ -285,129 +355,9 @@ class Session(socketserver.BaseRequestHandler):
     # STAT with a path: a listing over the control connection (commands_transfer has it).
     stat_path: Callable[[str], None]
 
-    # -- transfers ---------------------------------------------------------------------
 
-    def drop_data_source(self) -> None:
-        source, self.data_source = self.data_source, None
-        if source is not None:
-            source.close()
-
-    def take_data_source(self) -> PassiveListener | ActiveTarget:
-        source = self.data_source
-        if source is None:
-            raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
-        self.data_source = None
-        return source
-
-    def start_transfer(
-        self,
-        opening: str,
-        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
-        unused: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Open the data connection and run ``work`` on it in a worker thread.
-
-        ``work`` returns the final reply; it raises Aborted, Reply (552, 451 ...),
-        TimeoutError (data idle) or OSError (the client dropped the connection).
-        ``unused`` cleans up (closes the file, removes the temporary) when no data
-        connection came and ``work`` never ran.
-        """
-        try:
-            source = self.take_data_source()
-        except Reply:
-            unused()
-            raise
-        job = TransferJob()
-        job.description = opening
-        self.transfer = job
-        try:
-            # A bare thread, like the session's own: no Thread object and start-up handshake
-            # per transfer. The session waits for it (``job.done``) before it ends.
-            _thread.start_new_thread(self._run_transfer, (job, source, opening, work, unused))
-        except RuntimeError:
-            self.transfer = None
-            source.close()
-            unused()
-            raise Reply(425, "Server busy, cannot start the transfer now.") from None
-
-    def _run_transfer(
-        self,
-        job: TransferJob,
-        source: PassiveListener | ActiveTarget,
-        opening: str,
-        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
-        unused: Callable[[], None],
-    ) -> None:
-        timeout = self.settings.data_idle_timeout
-        try:
-            try:
-                if isinstance(source, PassiveListener):
-                    sock = source.accept(timeout, job.abort)
-                else:
-                    sock = source.connect(self.local_address, timeout)
-            finally:
-                source.close()
-            job.sock = sock
-            with sock:
-                sock.settimeout(timeout)
-                self.reply(150, opening)
-                code, text = self._work(job, sock, work)
-                if code == 226:
-                    _end_gracefully(sock)
-            self.reply(code, text)  # after the close: the client sees EOF, then 226
-            if code == 421:
-                self.close_control()
-        except DataRefused as refused:
-            unused()
-            self.reply(refused.code, refused.message)
-        finally:
-            self.transfer = None
-            job.done.set()
-            if self.closing:
-                self.reply(421, "Server shutting down, closing control connection.")
-                self.close_control()
-
-    def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
-        self,
-        job: TransferJob,
-        sock: socket.socket,
-        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
-    ) -> tuple[int, str]:
-        try:
-            return work(sock, job)  # it runs even when aborted already: it cleans up
-        except Aborted:
-            return 426, "Connection closed; transfer aborted."
-        except Reply as answer:
-            return answer.code, answer.text
-        except TimeoutError:
-            return 421, "Data connection timed out."
-        except OSError as exc:
-            if job.abort.is_set():
-                return 426, "Connection closed; transfer aborted."
-            return 426, f"Connection closed; transfer aborted ({exc.strerror or exc})."
-        except Exception as exc:  # a bug must end in a reply, not a silent thread
-            self.server.on_helper(log.error, "FTP transfer failed: %r", exc)
-            self.server.on_helper(log.debug, "the failed transfer's error", exc_info=exc)
-            return 451, "Requested action aborted: local error in processing."
-
-    def wait_transfer(self) -> None:
-        job = self.transfer
-        if job is not None:
-            job.done.wait()
-
-    def abort_transfer(self) -> bool:
-        """Interrupt a running transfer and wait for its 426; False when none ran."""
-        job = self.transfer
-        if job is None:
-            return False
-        job.interrupt()
-        job.done.wait(self.settings.data_idle_timeout)
-        return True
-
-
-def _plain_address(address: str) -> str:
-    """``::ffff:127.0.0.1`` -> ``127.0.0.1``; other addresses unchanged."""
-    return address[7:] if address.startswith("::ffff:") and "." in address else address
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("@ll", int(seconds), int((seconds % 1) * 1_000_000))
 
 
 def _strip_telnet(raw: bytes) -> bytes:
@@ -431,8 +381,3 @@ def _strip_telnet(raw: bytes) -> bytes:
 def _printable(line: str) -> str:
     """A reply line cannot carry CR, LF or NUL (names on disk might)."""
     return line.replace("\r", "?").replace("\0", "?")
-
-
-def _end_gracefully(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)

@@ -40,9 +40,30 @@ class FtpSettings:
     listen_backlog: int = 1024  # request_queue_size: bursts of a thousand connects
     anonymous_root: Path | None = None  # read-only anonymous access to this tree; None = off
     shutdown_grace: float = 10.0  # seconds running transfers may finish after SIGTERM
-    buffer_size: int = 256 * 1024  # upload read size and ASCII conversion chunk
+    # Upload read size (an upload over 1 MiB holds 3 such buffers while it runs: one being
+    # filled, two being hashed) and the chunk of TLS and ASCII downloads.
+    buffer_size: int = 1024 * 1024
     thread_stack_size: int = 256 * 1024  # per connection thread; small keeps idle memory low
     max_listing_entries: int = 100_000  # a LIST/MLSD of a larger directory is cut there
+    # FTPS (RFC 4217). With a certificate and key, AUTH TLS is offered on every `listen`
+    # address, and `listen_implicit` addresses speak TLS from the first byte (ftps://).
+    tls_cert: Path | None = None  # PEM certificate (chain); `herd ftp cert` writes one
+    tls_key: Path | None = None  # its PEM private key (keep it 0600)
+    listen_implicit: tuple[tuple[str, int], ...] = ()
+    require_tls: bool = False  # refuse logins and data connections without TLS
+    # PROT P data connections must resume the control connection's TLS session (on:
+    # a stranger cannot take over a data port); off only for clients that cannot.
+    require_tls_session_reuse: bool = True
+    tls_handshake_timeout: float = 10.0  # seconds a client has to finish a TLS handshake
+    # Over quota, an upload's remaining data is read and thrown away (at most this many
+    # bytes, for at most over_quota_drain_seconds) so the client reads the 552.
+    over_quota_drain_bytes: int = 64 * 1024 * 1024
+    over_quota_drain_seconds: float = 10.0
+
+    @property
+    def tls(self) -> bool:
+        """Whether FTPS is configured."""
+        return self.tls_cert is not None
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -57,3 +78,10 @@ class FtpSettings:
             raise ConfigError("FtpSettings.max_line_length must be at least 512")
         if self.thread_stack_size and self.thread_stack_size < 32 * 1024:
             raise ConfigError("FtpSettings.thread_stack_size must be 0 (default) or >= 32 KiB")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_cert is None and (self.listen_implicit or self.require_tls):
+            needs = "listen_implicit" if self.listen_implicit else "require_tls"
+            raise ConfigError(f"{needs} needs tls_cert and tls_key (herd ftp cert writes a pair)")
+        if self.tls_handshake_timeout <= 0:
+            raise ConfigError("tls_handshake_timeout must be more than 0 seconds")

@@ -11,6 +11,7 @@ pay argon2 every time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import math
@@ -18,6 +19,7 @@ import os
 import re
 import secrets
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -65,9 +67,12 @@ CREATE TABLE IF NOT EXISTS users (
     perms    TEXT NOT NULL,
     locked   INTEGER NOT NULL DEFAULT 0,
     used     INTEGER NOT NULL DEFAULT 0,
-    created  REAL NOT NULL
+    created  REAL NOT NULL,
+    require_tls INTEGER NOT NULL DEFAULT 0
 );
 """
+# Columns added after the first release, with their definitions (added on open when missing).
+_ADDED_COLUMNS = {"require_tls": "INTEGER NOT NULL DEFAULT 0"}
 
 
 class _Keep(Enum):
@@ -88,6 +93,7 @@ class FtpUser:
     quota: int | None  # bytes; None = unlimited
     perms: frozenset[str]
     locked: bool
+    require_tls: bool = False  # log in only over TLS (FTPS), with protected data connections
 
     @property
     def read_only(self) -> bool:
@@ -101,6 +107,23 @@ class _Verified:
     mac: bytes
     stored_hash: str
     expires: float
+
+
+def _private(path: Path) -> None:
+    """The database 0600 (with its WAL files) in a 0700 directory, new or fixed on open.
+
+    Password hashes are for the server's eyes only; a database an older herd left
+    readable by others is tightened here.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(path.parent.stat().st_mode) != 0o700:
+        path.parent.chmod(0o700)
+    if not path.exists():
+        path.touch(mode=0o600)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) != 0o600:
+                file.chmod(0o600)
 
 
 def check_user_name(name: str) -> str:
@@ -187,10 +210,7 @@ class UserStore:
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                # Password hashes are for the server's eyes only (SQLite's WAL copies the mode).
-                path.touch(mode=0o600)
+            _private(path)
             db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise FtpError(f"{path}: cannot open the FTP users database: {exc}") from exc
@@ -199,6 +219,11 @@ class UserStore:
             use_wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(users)")}
+            for column, definition in _ADDED_COLUMNS.items():
+                if column not in present:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                        db.execute(f"ALTER TABLE users ADD COLUMN {column} {definition}")
         except sqlite3.Error as exc:
             db.close()
             raise FtpError(f"{path}: cannot use the FTP users database: {exc}") from exc
@@ -265,6 +290,13 @@ class UserStore:
         row = self._row(name)
         return None if row is None else row[0]
 
+    def requires_tls(self, name: str) -> bool:
+        """Whether ``name`` may log in only over TLS (False for unknown names)."""
+        if not name.isprintable() or not _NAME.fullmatch(name):
+            return False
+        rows = self._query("SELECT require_tls FROM users WHERE name = ?", (name,))
+        return bool(rows and rows[0][0])
+
     def usage(self, name: str) -> int | None:
         """The bytes the user's files are known to take (persisted by the server)."""
         rows = self._query("SELECT used FROM users WHERE name = ?", (name,))
@@ -321,8 +353,9 @@ class UserStore:
         home: Path | None = None,
         quota: int | Literal[_Keep.KEEP] | None = KEEP,
         perms: Iterable[str] | None = None,
+        require_tls: bool | None = None,
     ) -> FtpUser:
-        """Change a user's home, quota or permissions; what is not given stays."""
+        """Change a user's home, quota, permissions or TLS rule; what is not given stays."""
         user = self.get(name)
         if user is None:
             raise FtpError(f"no FTP user {name}")
@@ -333,11 +366,12 @@ class UserStore:
             except OSError as exc:
                 raise FtpError(f"{home}: cannot create the home of {name}: {exc}") from exc
         self._must_change(
-            "UPDATE users SET home = ?, quota = ?, perms = ? WHERE name = ?",
+            "UPDATE users SET home = ?, quota = ?, perms = ?, require_tls = ? WHERE name = ?",
             (
                 str(home or user.home),
                 user.quota if quota is KEEP else quota,
                 _perms_text(user.perms if perms is None else perms),
+                int(user.require_tls if require_tls is None else require_tls),
                 name,
             ),
             name,
@@ -354,8 +388,10 @@ class UserStore:
 
     def list(self) -> list[tuple[FtpUser, int]]:
         """Every user with their recorded usage in bytes, by name."""
-        rows = self._query("SELECT name, home, quota, perms, locked, used FROM users ORDER BY name")
-        return [(self._user(row[:5]), int(row[5])) for row in rows]
+        rows = self._query(
+            "SELECT name, home, quota, perms, locked, require_tls, used FROM users ORDER BY name"
+        )
+        return [(self._user(row[:6]), int(row[6])) for row in rows]
 
     # -- helpers ------------------------------------------------------------------
 
@@ -367,21 +403,23 @@ class UserStore:
         if not name.isprintable() or not _NAME.fullmatch(name):
             return None  # no such name can exist (and odd bytes never reach SQLite)
         rows = self._query(
-            "SELECT name, home, quota, perms, locked, hash FROM users WHERE name = ?", (name,)
+            "SELECT name, home, quota, perms, locked, require_tls, hash FROM users WHERE name = ?",
+            (name,),
         )
         if not rows:
             return None
-        return self._user(rows[0][:5]), str(rows[0][5])
+        return self._user(rows[0][:6]), str(rows[0][6])
 
     @staticmethod
     def _user(row: tuple[Any, ...]) -> FtpUser:
-        name, home, quota, perms, locked = row
+        name, home, quota, perms, locked, require_tls = row
         return FtpUser(
             name=str(name),
             home=Path(str(home)),
             quota=None if quota is None else int(quota),
             perms=frozenset(p for p in str(perms).split(",") if p),
             locked=bool(locked),
+            require_tls=bool(require_tls),
         )
 
     def _remembered(self, name: str, mac: bytes, stored_hash: str) -> bool:
