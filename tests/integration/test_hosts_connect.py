@@ -283,7 +283,7 @@ def test_unanswering_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_f
     tmp_path: Path,
 ) -> None:
     from herd.core.model import HostResult
-    from herd.hosts.fanout import fanout
+    from herd.operation.fanout import HostSlot, fanout
 
     fillers: list[socket.socket] = []
     listener, port = unanswered_port(fillers)
@@ -295,9 +295,9 @@ def test_unanswering_hosts_wait_out_their_timeout_side_by_side_not_in_waves_of_f
             for i in range(8)
         ]
 
-        async def per_host(host: Host) -> HostResult:
+        async def per_host(host: Host, slot: HostSlot) -> HostResult:
             try:
-                (await connector.connect(host)).close()
+                (await connector.connect(host, slot)).close()
             except HostFailure as failure:
                 return HostResult(host.name, host.address, failure.status, error=failure.reason)
             return HostResult(host.name, host.address, Status.OK)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from herd.core.model import Host, HostResult, Status
 from herd.hosts.connect import ConnectOptions
-from herd.hosts.fanout import fanout
 from herd.hosts.transfer import PullJob
-from herd.hosts.transfer_plan import NoProgress, TransferOptions
+from herd.hosts.transfer_plan import TransferOptions
 from herd.hosts.workers import TransferWorkers
+from herd.operation.driver import HostWork
+from herd.operation.fanout import HostSlot, Slot, _Parking, fanout
 
 from .test_hosts_connect import unanswered_port
 
@@ -24,15 +25,15 @@ def test_hosts_in_workers_step_out_of_their_forks_while_no_tcp_answers(tmp_path:
     fillers: list[socket.socket] = []
     listener, port = unanswered_port(fillers)
     connect = ConnectOptions(connect_timeout=1.5, agent=False, ssh_config=())
-    workers = TransferWorkers(_pull_job(tmp_path), connect, NoProgress(), 2)
+    workers = TransferWorkers(_pull_job(tmp_path), connect, 2)
     hosts = [
         Host(f"off{i:02d}", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
         for i in range(8)
     ]
 
     async def main() -> tuple[list[HostResult], float]:
-        async def per_host(host: Host) -> HostResult:
-            return await workers.per_host(host, None)
+        async def per_host(host: Host, slot: HostSlot) -> HostResult:
+            return await workers.per_host(host, HostWork(slot, lambda event: None, False))
 
         async with workers.running():
             started = asyncio.get_running_loop().time()
@@ -53,12 +54,13 @@ def test_hosts_in_workers_step_out_of_their_forks_while_no_tcp_answers(tmp_path:
 
 
 def test_a_worker_that_cannot_start_fails_its_hosts_with_the_reason(tmp_path: Path) -> None:
-    workers = TransferWorkers(_pull_job(tmp_path), ConnectOptions(), NoProgress(), 1)
+    workers = TransferWorkers(_pull_job(tmp_path), ConnectOptions(), 1)
     workers._argv = [workers._argv[0], "-c", "import sys; sys.exit(3)"]  # dies before its job
 
     async def main() -> list[HostResult]:
         async with workers.running():
-            return [await workers.per_host(Host("web01", "127.0.0.1"), None) for _ in range(2)]
+            work = HostWork(Slot(asyncio.Semaphore(1), _Parking(1)), lambda event: None, False)
+            return [await workers.per_host(Host("web01", "127.0.0.1"), work) for _ in range(2)]
 
     first, second = asyncio.run(main())
     assert first.status is Status.ERROR

@@ -63,16 +63,16 @@ def on_first_bytes(
     """Run ``action`` once, when ``host`` has moved at least ``after`` bytes."""
     fired: list[bool] = []
     moved: dict[str, int] = {}
-    original = TransferProgressBar.advance
+    original = TransferProgressBar.moved
 
-    def advance(self: TransferProgressBar, name: str, nbytes: int) -> None:
+    def moved_here(self: TransferProgressBar, name: str, nbytes: int) -> None:
         moved[name] = moved.get(name, 0) + nbytes
         if name == host and not fired and moved[name] >= after:
             fired.append(True)
             action()
         original(self, name, nbytes)
 
-    monkeypatch.setattr(TransferProgressBar, "advance", advance)
+    monkeypatch.setattr(TransferProgressBar, "moved", moved_here)
     return fired
 
 

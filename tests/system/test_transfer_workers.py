@@ -106,9 +106,9 @@ def test_a_worker_killed_mid_transfer_fails_only_its_own_hosts(
     big.write_bytes(os.urandom(16 * 1024 * 1024))
     remote = tmp_path / "remote"
     killed: list[int] = []
-    original = TransferProgressBar.advance
+    original = TransferProgressBar.moved
 
-    def advance(self: TransferProgressBar, name: str, nbytes: int) -> None:
+    def moved_here(self: TransferProgressBar, name: str, nbytes: int) -> None:
         if not killed:
             workers = workers_of(os.getpid())
             assert len(workers) == 2
@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_transfer_fails_only_its_own_hosts(
             killed.append(workers[0])
         original(self, name, nbytes)
 
-    monkeypatch.setattr(TransferProgressBar, "advance", advance)
+    monkeypatch.setattr(TransferProgressBar, "moved", moved_here)
     # two hosts at a time: the hosts that start after the kill all go to the live worker
     code = herd(lab_fleet, "push", "all", str(big), f"{remote}/{{host}}/", "--mkdir", "--json",
                 "--workers", "2", "--forks", "2")  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from herd.cli.main import main
 from herd.core.audit import AuditLog, Operator
 from herd.core.model import HostResult, Output, Status
 from herd.errors import AuditError
@@ -55,25 +56,33 @@ def test_finished_operation_sends_one_summary_line(
     assert line.endswith(f"failed (seq 1 hash {record.hash[:16]})")
 
 
+def _herd_run(tmp_path: Path, *extra: str) -> int:
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[here]\nnode1 ansible_connection=local\n")
+    return main(["-i", str(inventory), "run", "all", *extra, "--", "true"])
+
+
 def test_the_log_setting_turns_syslog_on(
-    isolated_env: Path, syslog_socket: tuple[socket.socket, str]
+    tmp_path: Path, isolated_env: Path, syslog_socket: tuple[socket.socket, str]
 ) -> None:
     sock, address = syslog_socket
-    (isolated_env / "herd.toml").write_text("[log]\nsyslog = true\n")
-    with AuditLog(isolated_env / "operations.db", syslog_address=address) as log:
-        _run(log, ok=True)
+    (isolated_env / "herd.toml").write_text(f'[log]\nsyslog = true\nsyslog_address = "{address}"\n')
+    assert _herd_run(tmp_path) == 0
     assert sock.recv(8192).decode().startswith("<14>")  # LOG_USER | LOG_INFO
 
 
 def test_without_the_setting_nothing_goes_to_syslog(
-    isolated_env: Path, syslog_socket: tuple[socket.socket, str]
+    tmp_path: Path, isolated_env: Path, syslog_socket: tuple[socket.socket, str]
 ) -> None:
     sock, address = syslog_socket
-    with AuditLog(isolated_env / "operations.db", syslog_address=address) as log:
-        _run(log, ok=True)
+    (isolated_env / "herd.toml").write_text(f'[log]\nsyslog_address = "{address}"\n')
+    assert _herd_run(tmp_path) == 0
     sock.settimeout(0.2)
     with pytest.raises(TimeoutError):
         sock.recv(8192)
+    assert _herd_run(tmp_path, "--syslog") == 0  # the option over the setting
+    sock.settimeout(2.0)
+    assert sock.recv(8192).decode().startswith("<14>")
 
 
 def test_syslog_asked_for_but_missing_is_refused_at_open(tmp_path: Path) -> None:

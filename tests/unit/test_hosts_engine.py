@@ -16,9 +16,9 @@ from herd.core.model import Host, HostResult, Status
 from herd.hosts.become import Become
 from herd.hosts.command import RemoteCommand
 from herd.hosts.connect import connection_lost
-from herd.hosts.fanout import fanout
 from herd.hosts.local import run_locally
 from herd.hosts.sshlib import _find_library_without_forking, run_loop
+from herd.operation.fanout import HostSlot, fanout
 
 LOCAL = Host("here", "localhost", local=True)
 
@@ -35,7 +35,7 @@ def test_fanout_never_runs_more_hosts_at_once_than_forks() -> None:
     running = 0
     peak = 0
 
-    async def per_host(host: Host) -> HostResult:
+    async def per_host(host: Host, slot: HostSlot) -> HostResult:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
@@ -53,7 +53,7 @@ def test_fanout_streams_each_result_as_it_finishes() -> None:
     def on_result(result: HostResult) -> None:
         seen.append(result.host)
 
-    async def per_host(host: Host) -> HostResult:
+    async def per_host(host: Host, slot: HostSlot) -> HostResult:
         await asyncio.sleep(0.05 if host.name == "h000" else 0)
         return ok(host)
 
@@ -63,7 +63,7 @@ def test_fanout_streams_each_result_as_it_finishes() -> None:
 
 
 def test_fanout_turns_a_crash_on_one_host_into_that_hosts_error() -> None:
-    async def per_host(host: Host) -> HostResult:
+    async def per_host(host: Host, slot: HostSlot) -> HostResult:
         if host.name == "h001":
             raise RuntimeError("surprise\nsecond line")
         return ok(host)
@@ -80,7 +80,7 @@ def test_a_host_failing_with_several_errors_at_once_names_each_distinct_one() ->
     async def fail(error: Exception) -> None:
         raise error
 
-    async def per_host(host: Host) -> HostResult:
+    async def per_host(host: Host, slot: HostSlot) -> HostResult:
         async with asyncio.TaskGroup() as group:
             group.create_task(fail(ValueError("bad value")))
             group.create_task(fail(ValueError("bad value")))
@@ -102,7 +102,7 @@ def test_streams_lost_together_are_one_connection_lost_with_each_distinct_detail
 def test_fanout_interrupted_by_sigint_returns_completed_hosts_marked_interrupted() -> None:
     hung_up: list[str] = []
 
-    async def per_host(host: Host) -> HostResult:
+    async def per_host(host: Host, slot: HostSlot) -> HostResult:
         if host.name != "h000":
             try:
                 await asyncio.sleep(30)
@@ -253,7 +253,7 @@ def test_cheap_library_probe_agrees_with_ctypes(name: str) -> None:
 
 
 def test_a_slot_stepped_out_lets_another_host_work_and_the_parking_is_bounded() -> None:
-    from herd.hosts.fanout import Slot, _Parking
+    from herd.operation.fanout import Slot, _Parking
 
     async def main() -> None:
         gate, parking = asyncio.Semaphore(1), _Parking(limit=1)

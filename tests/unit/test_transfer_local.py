@@ -11,7 +11,14 @@ from pathlib import Path, PurePosixPath
 import pytest
 from asyncssh import ConnectionLost, SFTPLimits
 
-from herd.core.model import BatchResult, FileRecord, HostResult, Status
+from herd.core.events import (
+    BytesExpected,
+    BytesMoved,
+    HostFinished,
+    OperationFinished,
+    OperationStarted,
+)
+from herd.core.model import FileRecord, HostResult, Status
 from herd.errors import SourceError
 from herd.hosts.local_tree import LocalTree, RefusedName, remote_parts
 from herd.hosts.push import remote_dest
@@ -296,25 +303,27 @@ def test_transfer_json_adds_files_bytes_and_skipped() -> None:
 def test_the_progress_bar_counts_bytes_and_hosts_and_drops_what_a_failed_host_never_sent() -> None:
     import io
 
-    from herd.core.model import Host
     from herd.ui.console import Printer
     from herd.ui.transfer import TransferProgressBar
 
     bar = TransferProgressBar(Printer(io.StringIO(), terminal=True), "push")
-    bar.start([Host("web01", "10.0.0.1"), Host("web02", "10.0.0.2")])
+    bar.handle(OperationStarted("push", ("web01", "web02")))
     try:
-        bar.expect("web01", 100)
-        bar.expect("web02", 100)
-        bar.advance("web01", 100)
-        bar.advance("web02", 30)
-        bar.result(HostResult("web01", "10.0.0.1", Status.OK))
-        bar.result(HostResult("web02", "10.0.0.2", Status.ERROR, error="disk full"))
+        for event in (
+            BytesExpected("web01", 100),
+            BytesExpected("web02", 100),
+            BytesMoved("web01", 100),
+            BytesMoved("web02", 30),
+            HostFinished(HostResult("web01", "10.0.0.1", Status.OK)),
+            HostFinished(HostResult("web02", "10.0.0.2", Status.ERROR, error="disk full")),
+        ):
+            bar.handle(event)
         assert bar._progress is not None
         (task,) = bar._progress.tasks
         assert (task.completed, task.total) == (130, 130)
         assert task.fields["hosts"] == "hosts 2/2 done, [red]1 failed[/]"
     finally:
-        bar.finish(BatchResult(), 1.0)
+        bar.handle(OperationFinished(exit_code=1, elapsed=1.0))
     assert bar._progress is None
 
 
@@ -326,10 +335,13 @@ def test_the_progress_bar_draws_nothing_off_a_terminal() -> None:
 
     stream = io.StringIO()
     bar = TransferProgressBar(Printer(stream, terminal=False), "pull")
-    bar.start([])
-    bar.expect("web01", 10)
-    bar.advance("web01", 10)
-    bar.finish(BatchResult(), 0.1)
+    for event in (
+        OperationStarted("pull", ()),
+        BytesExpected("web01", 10),
+        BytesMoved("web01", 10),
+        OperationFinished(exit_code=0, elapsed=0.1),
+    ):
+        bar.handle(event)
     assert stream.getvalue() == ""
 
 

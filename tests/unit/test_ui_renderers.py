@@ -8,8 +8,9 @@ import re
 import signal
 from pathlib import Path
 
+from herd.core.events import HostFinished, HostOutput, OperationFinished, OperationStarted
 from herd.core.hostset import FoldReader
-from herd.core.model import BatchResult, CappedOutput, Host, HostResult, Output, Status
+from herd.core.model import BatchResult, CappedOutput, HostResult, Output, Status
 from herd.inventory import load_inventory
 from herd.inventory.patterns import fold_reader
 from herd.ui.console import Printer
@@ -86,13 +87,13 @@ def test_gathered_block_is_headed_by_the_folded_host_set_and_count() -> None:
 def test_live_lines_name_the_host_on_every_line_and_never_split_a_line() -> None:
     con, buffer = console()
     live = LiveLines(con)
-    live.start([Host("web01", "a"), Host("db1", "b")])
-    live.output("web01", "stdout", b"hel")
-    live.output("db1", "stdout", b"one\ntw")
-    live.output("web01", "stdout", b"lo\nwor")
-    live.output("db1", "stderr", b"oops\n")
-    live.result(result("web01"))
-    live.result(result("db1"))
+    live.handle(OperationStarted("run", ("web01", "db1")))
+    live.handle(HostOutput("web01", "stdout", b"hel"))
+    live.handle(HostOutput("db1", "stdout", b"one\ntw"))
+    live.handle(HostOutput("web01", "stdout", b"lo\nwor"))
+    live.handle(HostOutput("db1", "stderr", b"oops\n"))
+    live.handle(HostFinished(result("web01")))
+    live.handle(HostFinished(result("db1")))
     assert buffer.getvalue().splitlines() == [
         "db1   | one",
         "web01 | hello",
@@ -105,16 +106,18 @@ def test_live_lines_name_the_host_on_every_line_and_never_split_a_line() -> None
 def test_live_lines_report_a_host_that_never_ran_with_its_reason() -> None:
     con, buffer = console()
     live = LiveLines(con)
-    live.start([Host("web03", "a")])
-    live.result(result("web03", Status.UNREACHABLE, error="connection refused"))
+    live.handle(OperationStarted("run", ("web03",)))
+    live.handle(HostFinished(result("web03", Status.UNREACHABLE, error="connection refused")))
     assert buffer.getvalue().strip() == "web03 ! unreachable: connection refused"
 
 
 def test_json_lines_carry_the_design_keys_and_the_added_ones() -> None:
     stream = io.StringIO()
     renderer = JsonLines(stream)
-    renderer.result(result("web01", stdout="hi\n", duration=1.23456))
-    renderer.result(result("web02", Status.TIMEOUT, error="command still running after 2 s"))
+    renderer.handle(HostFinished(result("web01", stdout="hi\n", duration=1.23456)))
+    renderer.handle(
+        HostFinished(result("web02", Status.TIMEOUT, error="command still running after 2 s"))
+    )
     rows = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert set(rows[0]) == {
         "host", "address", "status", "exit_status", "stdout", "stderr", "duration", "error",
@@ -127,11 +130,11 @@ def test_json_lines_carry_the_design_keys_and_the_added_ones() -> None:
 
 def test_out_dir_gets_every_byte_and_an_exit_file_per_host(tmp_path: Path) -> None:
     renderer = OutDir(tmp_path / "out")
-    renderer.output("web01", "stdout", b"a" * 100_000)
-    renderer.output("web01", "stderr", b"warn\n")
-    renderer.result(result("web01"))
-    renderer.result(result("web02", Status.UNREACHABLE, error="connection refused"))
-    renderer.finish(BatchResult(), 0.0)
+    renderer.handle(HostOutput("web01", "stdout", b"a" * 100_000))
+    renderer.handle(HostOutput("web01", "stderr", b"warn\n"))
+    renderer.handle(HostFinished(result("web01")))
+    renderer.handle(HostFinished(result("web02", Status.UNREACHABLE, error="connection refused")))
+    renderer.handle(OperationFinished(exit_code=0, elapsed=0.0))
     directory = tmp_path / "out"
     assert (directory / "web01.out").stat().st_size == 100_000
     assert (directory / "web01.err").read_text() == "warn\n"
@@ -196,17 +199,17 @@ def test_summary_of_a_batch_stopped_before_any_host_finished_reads_plainly() -> 
 def test_progress_bar_draws_nothing_when_stderr_is_not_a_terminal() -> None:
     con, buffer = console()
     bar = ProgressBar(con)
-    bar.start([Host("a", "a")])
-    bar.result(result("a"))
-    bar.finish(BatchResult(), 0.0)
+    bar.handle(OperationStarted("run", ("a",)))
+    bar.handle(HostFinished(result("a")))
+    bar.handle(OperationFinished(exit_code=0, elapsed=0.0))
     assert buffer.getvalue() == ""
 
 
 def test_on_a_terminal_lines_are_drawn_in_colour_and_the_text_stays_the_same() -> None:
     buffer = io.StringIO()
     live = LiveLines(Printer(buffer, terminal=True))
-    live.start([Host("web01", "a")])
-    live.output("web01", "stderr", b"boom\n")
+    live.handle(OperationStarted("run", ("web01",)))
+    live.handle(HostOutput("web01", "stderr", b"boom\n"))
     drawn = buffer.getvalue()
     assert "\x1b[" in drawn
     assert re.sub(r"\x1b\[[0-9;]*m", "", drawn) == "web01 ! boom\n"

@@ -18,15 +18,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import click
 
 from herd.cli.context import AppContext
+from herd.core.settings import merged
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from herd.cli.operation import BatchPlan
     from herd.core.hostset import FoldReader
     from herd.core.model import Host
-    from herd.core.settings import RunSettings
+    from herd.core.settings import LogSettings, RunSettings
     from herd.hosts.become import Become
     from herd.hosts.connect import Connector
+    from herd.operation.driver import Plan
+    from herd.ui.sinks import OutputMode
 
 __all__ = [
     "FleetOptions",
@@ -77,18 +79,28 @@ class FleetOptions:
         mine = {f.name: opts.pop(f.name) for f in fields(cls) if f.name in opts}
         return cls(pattern=pattern, **mine)
 
-    def plan(self, kind: str, command: str | None, settings: RunSettings) -> BatchPlan:
-        """What the operation driver needs to record and fan out."""
-        from herd.cli.operation import BatchPlan
+    def plan(self, kind: str, command: str | None, settings: RunSettings) -> Plan:
+        """What the operation driver needs to fan out (the command line over herd.toml)."""
+        from herd.operation.driver import Plan
 
-        return BatchPlan(
-            kind=kind,
-            pattern=self.pattern,
-            command=command,
-            forks=self.forks or settings.forks,
-            no_log=self.no_log,
-            syslog=self.syslog,
+        forks = merged(settings, forks=self.forks).forks
+        return Plan(kind=kind, forks=forks, pattern=self.pattern, command=command)
+
+    def output_mode(self, *, progress: bool = True) -> OutputMode:
+        """How the operator asked to see the operation."""
+        from herd.ui.sinks import OutputMode
+
+        return OutputMode(
+            as_json=self.as_json,
+            gather=self.gather,
+            out_dir=self.out_dir,
+            verbose=self.verbose,
+            progress=progress,
         )
+
+    def syslog_target(self, settings: LogSettings) -> str | None:
+        """Where the operation's summary goes: --syslog/--no-syslog over [log] syslog."""
+        return settings.syslog_target(self.syslog)
 
 
 class SettingOption(click.Option):
@@ -291,8 +303,7 @@ def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reache
     from herd.hosts.connect import ConnectOptions, Connector
     from herd.hosts.hostkeys import HostKeyMode
 
-    if fleet.gather and fleet.as_json:
-        raise ConfigError("--gather and --json are two output formats: choose one")
+    fleet.output_mode()  # two output formats at once: exit 2 before the inventory is read
     hosts, reader = select_targets(app, fleet.pattern, fleet.limit, fleet.extra_vars)
     options = ConnectOptions(
         connect_timeout=fleet.connect_timeout,

@@ -46,7 +46,10 @@ def run_server(app: AppContext, config_file: Path | None, listen: tuple[str, ...
     """Serve until told to stop; returns 0 after a clean shutdown."""
     settings = _settings(config_file, listen)
     users = UserStore(app.paths.ftp_users_db)
-    events = AuditSink(app.paths.audit_db)
+    from herd.core.settings import load_settings
+
+    syslog = load_settings(app.paths.settings_file).log.syslog_target()
+    events = AuditSink(app.paths.audit_db, syslog=syslog)
     try:
         try:
             server = FtpServer(settings, users, events)

@@ -67,7 +67,12 @@ def _make_filter(filters: dict[str, Any]) -> LogFilter:
 
 
 def _open(app: AppContext, *, writing: bool = False) -> AuditLog:
-    return AuditLog(app.paths.audit_db, check_writable=writing, syslog=None if writing else False)
+    if not writing:
+        return AuditLog(app.paths.audit_db, check_writable=False)
+    from herd.core.settings import load_settings
+
+    target = load_settings(app.paths.settings_file).log.syslog_target()
+    return AuditLog(app.paths.audit_db, syslog=target is not None, syslog_address=target)
 
 
 @click.group(invoke_without_command=True)

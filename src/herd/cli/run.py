@@ -36,10 +36,7 @@ from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
-    from herd.core.hostset import FoldReader
     from herd.hosts.become import Become
-    from herd.ui.render import Renderers
-    from herd.ui.summary import Summary
 
 __all__ = ["RunRequest", "execute", "run"]
 
@@ -66,11 +63,6 @@ def parse_env(
             value = environ[name]
         parsed.append((name, value))
     return tuple(parsed)
-
-
-def _no_zero(timeout: float | None) -> float | None:
-    """A timeout of 0 means none, as pssh's and clush's -t 0 do."""
-    return timeout or None
 
 
 def _output_cap(text: str | None) -> int | None:
@@ -123,75 +115,36 @@ class RunRequest:
     output_cap: int | None = None
 
 
-def _renderers(fleet: FleetOptions, reader: FoldReader) -> tuple[Renderers, Summary]:
-    """The sinks for this run's output mode; only the chosen ones are imported."""
-    from herd.ui.console import Printer
-    from herd.ui.render import Renderer, Renderers
-    from herd.ui.summary import Summary
-
-    err = Printer(stderr=True)
-    chosen: list[Renderer] = []
-    streaming = False
-    if fleet.out_dir is not None:
-        from herd.ui.outdir import OutDir
-
-        chosen.append(OutDir(fleet.out_dir))
-    if fleet.as_json:
-        from herd.ui.jsonlines import JsonLines
-
-        chosen.append(JsonLines(sys.stdout))
-    elif fleet.gather:
-        from herd.ui.gather import GatherRenderer
-
-        chosen.append(GatherRenderer(Printer(), reader))
-    elif fleet.out_dir is None:
-        from herd.ui.live import LiveLines
-
-        chosen.append(LiveLines(Printer(), err=err))
-        streaming = True
-    if not streaming:
-        from herd.ui.progress import ProgressBar
-
-        chosen.append(ProgressBar(err, "run"))
-    summary = Summary(err, reader=reader, verbose=fleet.verbose)
-    chosen.append(summary)
-    return Renderers(chosen), summary
-
-
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
-    from herd.cli.operation import run_operation
-    from herd.core.settings import load_settings
+    from herd.cli.operation import drive
+    from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
     from herd.hosts.remote import run_on_host
+    from herd.ui.sinks import run_sinks
 
-    settings = load_settings(app.paths.settings_file).run
+    loaded = load_settings(app.paths.settings_file)
+    settings = merged(loaded.run, command_timeout=request.timeout, output_cap=request.output_cap)
+    fleet = request.fleet
     with stdin_source(request.stdin) as stdin:
-        hosts, connector, reader = reach(app, request.fleet, settings)
+        hosts, connector, reader = reach(app, fleet, settings)
         check_become(hosts, request.become)
         remote = RemoteCommand(
             command=request.command,
             env=request.env,
             become=with_become_password(request.become, request.ask_become_pass),
             stdin=stdin,
-            timeout=_no_zero(
-                request.timeout if request.timeout is not None else settings.command_timeout
-            ),
-            output_cap=settings.output_cap if request.output_cap is None else request.output_cap,
+            timeout=settings.command_timeout or None,  # 0 means none, as in pssh and clush
+            output_cap=settings.output_cap,
         )
-        renderers, summary = _renderers(request.fleet, reader)
-
-        def noted(op_id: int | None) -> None:
-            if op_id is not None:
-                summary.note = f"recorded as operation {op_id}: herd log show {op_id}"
-
-        batch = run_operation(
+        batch = drive(
             app,
-            request.fleet.plan("run", request.command, settings),
+            fleet.plan("run", request.command, settings),
             hosts,
-            lambda host, emit: run_on_host(host, remote, connector, emit),
-            renderers,
-            on_begin=noted,
+            lambda host, work: run_on_host(host, remote, connector, work),
+            run_sinks(fleet.output_mode(), reader),
+            record=not fleet.no_log,
+            syslog=fleet.syslog_target(loaded.log),
         )
     return batch.exit_code
 

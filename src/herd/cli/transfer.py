@@ -8,7 +8,6 @@ recorded in the operation log as the host finishes.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,12 +28,8 @@ from herd.cli.fleet_options import (
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
-    from herd.core.model import Host
-    from herd.hosts.connect import Connector
-    from herd.hosts.transfer import HostJob, TransferJob
-    from herd.hosts.transfer_plan import TransferOptions, TransferProgress
+    from herd.hosts.transfer import TransferJob
+    from herd.hosts.transfer_plan import TransferOptions
 
 __all__ = ["pull", "push"]
 
@@ -109,38 +104,6 @@ def _split_options(
     return options, FleetOptions.take(pattern, opts), display
 
 
-def _carriers(
-    app: AppContext,
-    job: TransferJob,
-    *,
-    connector: Connector,
-    progress: TransferProgress,
-    hosts: list[Host],
-    forks: int,
-    requested: int | None,
-) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
-    """The per-host work, in this process or on worker processes, and what it needs running.
-
-    Each host's requests in flight are sized by how many hosts its process carries at once.
-    """
-    from herd.hosts.transfer import PushJob
-    from herd.hosts.transfer_plan import requests_per_host
-    from herd.hosts.workers import TransferWorkers, push_payload, worker_count
-
-    over_ssh = sum(1 for h in hosts if not h.local)
-    payload = None
-    if isinstance(job, PushJob):
-        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
-    count = worker_count(requested, over_ssh, payload)
-    per_process = -(-min(forks, over_ssh) // max(1, count))
-    requests = requests_per_host(per_process, job.options.block_size)
-    job = replace(job, options=replace(job.options, requests=requests))
-    if not count:
-        return job.per_host(connector, progress), None
-    workers = TransferWorkers(job, connector.options, progress, count, debug=app.debug)
-    return workers.per_host, workers.running
-
-
 def _execute(
     app: AppContext,
     fleet: FleetOptions,
@@ -153,65 +116,30 @@ def _execute(
     The hosts are carried by worker processes, one per core, when there are
     enough of them (``herd.hosts.workers``), else in this process.
     """
-    from herd.cli.operation import run_operation
+    from herd.cli.operation import drive
     from herd.core.settings import load_settings
-    from herd.ui.console import Printer
-    from herd.ui.render import Renderers
-    from herd.ui.summary import Summary
-    from herd.ui.transfer import (
-        TransferGather,
-        TransferJsonLines,
-        TransferLines,
-        TransferOutDir,
-        TransferProgressBar,
-        TransferTotals,
-    )
+    from herd.hosts.workers import carriers
+    from herd.ui.sinks import transfer_sinks
 
-    kind = job.kind
-    settings = load_settings(app.paths.settings_file).run
-    hosts, connector, reader = reach(app, fleet, settings)
+    loaded = load_settings(app.paths.settings_file)
+    hosts, connector, reader = reach(app, fleet, loaded.run)
     check_become(hosts, job.options.become)
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)
         job = replace(job, options=replace(job.options, become=become))
-    verb = "sent" if kind == "push" else "fetched"
-    out, err = Printer(), Printer(stderr=True)
-    bar = TransferProgressBar(err, kind)
-    renderers: list[Any] = []
-    if fleet.as_json:
-        renderers.append(TransferJsonLines(sys.stdout))
-    elif fleet.gather:
-        renderers.append(TransferGather(out, verb, reader))
-    else:
-        renderers.append(TransferLines(out, verb))
-    if fleet.out_dir is not None:
-        try:
-            renderers.append(TransferOutDir(fleet.out_dir))
-        except OSError as exc:
-            raise ConfigError(f"{fleet.out_dir}: cannot create: {exc.strerror}") from exc
-    if display.progress:
-        renderers.append(bar)
-    summary = Summary(err, reader=reader, verbose=fleet.verbose)
-    totals = TransferTotals(summary, verb)
-    renderers.append(totals)
-    renderers.append(summary)
-    plan = fleet.plan(kind, what, settings)
-    per_host, resources = _carriers(
-        app,
-        job,
-        connector=connector,
-        progress=bar,
-        hosts=hosts,
-        forks=plan.forks,
-        requested=display.workers,
+    plan = fleet.plan(job.kind, what, loaded.run)
+    per_host, resources = carriers(
+        job, connector, hosts, forks=plan.forks, requested=display.workers, debug=app.debug
     )
-
-    def noted(op_id: int | None) -> None:
-        if op_id is not None:
-            totals.recorded = f"recorded as operation {op_id}: herd log show {op_id}"
-
-    batch = run_operation(
-        app, plan, hosts, per_host, Renderers(renderers), on_begin=noted, resources=resources
+    batch = drive(
+        app,
+        plan,
+        hosts,
+        per_host,
+        transfer_sinks(fleet.output_mode(progress=display.progress), reader, job.kind),
+        record=not fleet.no_log,
+        syslog=fleet.syslog_target(loaded.log),
+        resources=resources,
     )
     return batch.exit_code
 

@@ -49,8 +49,7 @@ from herd.core.audit_records import (
 from herd.core.audit_schema import APPLICATION_ID, SCHEMA_VERSION, create, upgrade
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
 from herd.core.model import HostResult
-from herd.core.paths import HerdPaths, private_dir, private_file
-from herd.core.settings import load_settings
+from herd.core.paths import private_dir, private_file
 from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError
 
@@ -79,9 +78,9 @@ class AuditLog:
 
     ``check_writable`` (the default, for commands that record) makes opening fail
     at once when the log could not be written. ``syslog`` sends a one-line
-    summary of each completed operation to the local syslog; ``None`` means as
-    the ``[log] syslog`` setting in the home's ``herd.toml`` says (and
-    ``[log] syslog_address`` names the socket, ``/dev/log`` by default).
+    summary of each completed operation to the local syslog at
+    ``syslog_address`` (the caller decides, from the ``[log]`` settings and the
+    command line: the log reads no settings itself).
     """
 
     def __init__(
@@ -89,7 +88,7 @@ class AuditLog:
         path: Path,
         *,
         check_writable: bool = True,
-        syslog: bool | None = None,
+        syslog: bool = False,
         syslog_address: str | None = None,
     ) -> None:
         self.path = path
@@ -102,10 +101,6 @@ class AuditLog:
         try:
             if check_writable:
                 self._check_writable()
-            if syslog is None or (syslog and syslog_address is None):
-                settings = load_settings(HerdPaths(path.parent).settings_file).log
-                syslog = settings.syslog if syslog is None else syslog
-                syslog_address = syslog_address or settings.syslog_address
             if syslog:
                 self._sink = SyslogSink(syslog_address or DEFAULT_SYSLOG_ADDRESS)
         except HerdError:

@@ -90,6 +90,11 @@ class LogSettings:
     syslog: bool = False  # also send a one-line summary of each operation to syslog
     syslog_address: str = "/dev/log"  # the local syslog's unix datagram socket
 
+    def syslog_target(self, given: bool | None = None) -> str | None:
+        """Where summaries go: the socket, or None; ``given`` is --syslog/--no-syslog."""
+        wanted = self.syslog if given is None else given
+        return self.syslog_address if wanted else None
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:

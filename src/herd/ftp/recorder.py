@@ -70,8 +70,10 @@ class AuditSink:
         *,
         argv: tuple[str, ...] = ("herd", "ftp", "serve"),
         linger: float = _LINGER,
+        syslog: str | None = None,
     ) -> None:
         self.path = path
+        self._syslog = syslog  # the socket a summary of each session goes to, if any
         self._argv = argv
         self._linger = linger
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -92,7 +94,7 @@ class AuditSink:
     # -- the writer thread ---------------------------------------------------------
 
     def _write_all(self) -> None:
-        audit = AuditLog(self.path)
+        audit = AuditLog(self.path, syslog=self._syslog is not None, syslog_address=self._syslog)
         try:
             try:
                 audit.seal_interrupted()  # once: begin() below skips the look at every session

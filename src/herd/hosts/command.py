@@ -13,8 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
+from herd.core.events import HostOutput
 from herd.core.model import CappedOutput, Host, HostResult, Output, Status
 from herd.hosts.become import Become, become_for
 
@@ -29,8 +30,8 @@ __all__ = [
     "stopped",
 ]
 
-# (host name, "stdout" or "stderr", bytes as they arrive)
-OutputSink = Callable[[str, str, bytes], None]
+# where a host's output goes as it arrives: HostOutput events, or nowhere (None)
+OutputSink = Callable[[HostOutput], None]
 
 _CHUNK = 64 * 1024
 
@@ -143,7 +144,11 @@ class Streams:
 
 
 async def _pump(
-    reader: _Reader, sink: CappedOutput, host: str, stream: str, emit: OutputSink | None
+    reader: _Reader,
+    sink: CappedOutput,
+    host: str,
+    stream: Literal["stdout", "stderr"],
+    emit: OutputSink | None,
 ) -> None:
     while True:
         chunk = await reader.read(_CHUNK)
@@ -151,7 +156,7 @@ async def _pump(
             return
         sink.write(chunk)
         if emit is not None:
-            emit(host, stream, chunk)
+            emit(HostOutput(host, stream, chunk))
 
 
 async def collect(

@@ -19,7 +19,6 @@ import asyncssh
 
 from herd.core.model import Host, Status
 from herd.errors import SourceError
-from herd.hosts.fanout import current_slot, leaf_errors
 from herd.hosts.hostkeys import (
     HostKeyMode,
     HostKeyPolicy,
@@ -29,8 +28,10 @@ from herd.hosts.hostkeys import (
 )
 from herd.hosts.ssh_config import SshOptions, SshSettings
 from herd.hosts.wire import batch_writes, skip_packet_logs
+from herd.operation.fanout import HostSlot, leaf_errors
 
 __all__ = [
+    "SPOKEN_CONNECTIONS",
     "ClientKeys",
     "ConnectOptions",
     "Connector",
@@ -39,6 +40,11 @@ __all__ = [
     "connect",
     "connection_lost",
 ]
+
+
+# ansible_connection values herd speaks over SSH (Ansible's ssh, paramiko, smart); "local"
+# hosts run on this machine without connecting
+SPOKEN_CONNECTIONS = frozenset({"ssh", "paramiko", "smart"})
 
 
 class HostFailure(Exception):
@@ -185,6 +191,7 @@ async def connect(
     *,
     budget: float | None = None,
     fallback_user: str | None = None,
+    slot: HostSlot | None = None,
 ) -> asyncssh.SSHClientConnection:
     """Connect and log in to ``host`` within its connect timeout, or raise HostFailure.
 
@@ -192,6 +199,9 @@ async def connect(
     and a failure there names the jump host: every host behind a dead bastion
     says "jump host bastion1: connection refused", and ``-b`` gathers them.
     """
+    if host.connection not in SPOKEN_CONNECTIONS:
+        reason = f"ansible_connection={host.connection} is not something herd speaks"
+        raise HostFailure(Status.ERROR, reason)
     route = connector.route(host, fallback_user)
     timeout = route.timeout if budget is None else min(route.timeout, budget)
     loop = asyncio.get_running_loop()
@@ -200,7 +210,9 @@ async def connect(
     if route.jump:
         jump = _jump_host(route.jump, host)
         try:
-            tunnel = await connect(jump, connector, budget=timeout, fallback_user=route.user)
+            tunnel = await connect(
+                jump, connector, budget=timeout, fallback_user=route.user, slot=slot
+            )
         except HostFailure as failure:
             raise HostFailure(failure.status, f"jump host {jump.name}: {failure.reason}") from None
     progress = _Progress()
@@ -211,7 +223,7 @@ async def connect(
                 _open(host, route, connector, progress=progress, tunnel=tunnel)
             )
             try:
-                await _park_while_silent(opening, progress, deadline)
+                await _park_while_silent(opening, progress, deadline, slot)
                 conn = await opening
             finally:
                 opening.cancel()  # a no-op once it is done
@@ -283,6 +295,7 @@ async def _park_while_silent(
     opening: asyncio.Future[asyncssh.SSHClientConnection],
     progress: _Progress,
     deadline: asyncio.Timeout,
+    slot: HostSlot | None,
 ) -> None:
     """Wait for the TCP answer; past a short while, wait without holding a fork slot.
 
@@ -290,7 +303,6 @@ async def _park_while_silent(
     slot does not count against its connect timeout.
     """
     await asyncio.wait({opening}, timeout=_LIVENESS)
-    slot = current_slot()
     if opening.done() or progress.tcp or slot is None or not slot.step_out():
         return
     while not opening.done() and not progress.tcp:
@@ -543,22 +555,26 @@ class Connector:
             hashed=ssh.hash_known_hosts,
         )
 
-    async def connect(self, host: Host) -> asyncssh.SSHClientConnection:
-        return await connect(host, self)
+    async def connect(
+        self, host: Host, slot: HostSlot | None = None
+    ) -> asyncssh.SSHClientConnection:
+        """Connect to ``host``; ``slot`` is its fork slot, given up while the host is silent."""
+        return await connect(host, self, slot=slot)
 
-    def session(self, host: Host) -> _Session:
+    def session(self, host: Host, slot: HostSlot | None = None) -> _Session:
         """Connect on entry (HostFailure if that fails), close on exit."""
-        return _Session(self, host)
+        return _Session(self, host, slot)
 
 
 class _Session:
-    def __init__(self, connector: Connector, host: Host) -> None:
+    def __init__(self, connector: Connector, host: Host, slot: HostSlot | None) -> None:
         self._connector = connector
         self._host = host
+        self._slot = slot
         self._conn: asyncssh.SSHClientConnection | None = None
 
     async def __aenter__(self) -> asyncssh.SSHClientConnection:
-        self._conn = await self._connector.connect(self._host)
+        self._conn = await self._connector.connect(self._host, self._slot)
         return self._conn
 
     async def __aexit__(self, *exc: object) -> None:

@@ -15,6 +15,7 @@ import time
 
 import asyncssh
 
+from herd.core.events import HostOutput
 from herd.core.model import Host, HostResult, Status
 from herd.errors import ConfigError
 from herd.hosts.command import (
@@ -29,15 +30,17 @@ from herd.hosts.command import (
 )
 from herd.hosts.connect import Connector, HostFailure, connection_lost
 from herd.hosts.remote_stop import Mark, doubt, parse_mark, start_line, stop_remote
+from herd.operation.driver import HostWork
 
 __all__ = ["feed_stdin", "run_on_host"]
 
 
 async def run_on_host(
-    host: Host, command: RemoteCommand, connector: Connector, emit: OutputSink | None = None
+    host: Host, command: RemoteCommand, connector: Connector, work: HostWork
 ) -> HostResult:
     """Run ``command`` on ``host`` (over SSH, or locally for a local host); never raises for it."""
     started = time.monotonic()
+    emit = work.emit if work.wants_output else None
     try:
         command = command.for_host(host)
     except ConfigError as exc:  # checked before the run; a host's own variables, here
@@ -47,7 +50,7 @@ async def run_on_host(
 
         return await run_locally(host, command, emit)
     try:
-        async with connector.session(host) as conn:
+        async with connector.session(host, work.slot) as conn:
             return await _run(host, command, conn, emit, started)
     except HostFailure as exc:
         return failure(host, started, exc.status, exc.reason)
@@ -127,7 +130,7 @@ async def _read_mark(
     if kept:  # what a login shell printed first, if anything
         streams.stderr.write(kept)
         if emit is not None:
-            emit(host, "stderr", kept)
+            emit(HostOutput(host, "stderr", kept))
     return mark
 
 

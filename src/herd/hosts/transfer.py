@@ -17,26 +17,39 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-import asyncssh
-
+from herd.core.events import BytesExpected, BytesMoved, Event
 from herd.core.model import Host, HostResult, Status
-from herd.hosts.command import OutputSink
 from herd.hosts.connect import Connector, HostFailure
 from herd.hosts.pull import pull_host
 from herd.hosts.push import push_host
-from herd.hosts.transfer_plan import PushPlan, TransferOptions, TransferProgress
+from herd.hosts.transfer_plan import PushPlan, TransferOptions
 from herd.hosts.transfer_stream import BlockSource
+from herd.operation.driver import HostWork
 
-__all__ = ["HostJob", "PullJob", "PushJob", "TransferJob"]
+__all__ = ["EventProgress", "HostJob", "PullJob", "PushJob", "TransferJob"]
 
-HostJob = Callable[[Host, OutputSink | None], Awaitable[HostResult]]
-Transfer = Callable[[asyncssh.SSHClientConnection, Host], Awaitable[HostResult]]
+HostJob = Callable[[Host, HostWork], Awaitable[HostResult]]
+# push_host or pull_host with their job bound: (conn, host, *, progress) -> result
+Transfer = Callable[..., Awaitable[HostResult]]
+
+
+class EventProgress:
+    """A transfer's bytes as events: ``BytesExpected`` and ``BytesMoved`` for its host."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self._emit = emit
+
+    def expect(self, host: str, nbytes: int) -> None:
+        self._emit(BytesExpected(host, nbytes))
+
+    def advance(self, host: str, nbytes: int) -> None:
+        self._emit(BytesMoved(host, nbytes))
 
 
 def _job(connector: Connector, verb: str, transfer: Transfer) -> HostJob:
     """Connect to each host with ``connector`` and run ``transfer`` on the connection."""
 
-    async def one(host: Host, _emit: OutputSink | None) -> HostResult:
+    async def one(host: Host, work: HostWork) -> HostResult:
         started = time.monotonic()
 
         def failed(status: Status, reason: str) -> HostResult:
@@ -46,8 +59,8 @@ def _job(connector: Connector, verb: str, transfer: Transfer) -> HostJob:
         if host.local:
             return failed(Status.ERROR, f"{verb} needs SSH (ansible_connection=local)")
         try:
-            async with connector.session(host) as conn:
-                return await transfer(conn, host)
+            async with connector.session(host, work.slot) as conn:
+                return await transfer(conn, host, progress=EventProgress(work.emit))
         except HostFailure as failure:
             return failed(failure.status, failure.reason)
 
@@ -63,7 +76,7 @@ class PushJob:
     options: TransferOptions
     kind: ClassVar[str] = "push"
 
-    def per_host(self, connector: Connector, progress: TransferProgress) -> HostJob:
+    def per_host(self, connector: Connector) -> HostJob:
         """The per-host work: connect, then ``push_host``, blocks read once per process."""
         source = BlockSource(self.options.block_size, self.options.cache_budget)
         transfer = partial(
@@ -72,7 +85,6 @@ class PushJob:
             dest=self.dest,
             options=self.options,
             source=source,
-            progress=progress,
         )
         return _job(connector, self.kind, transfer)
 
@@ -86,14 +98,13 @@ class PullJob:
     options: TransferOptions
     kind: ClassVar[str] = "pull"
 
-    def per_host(self, connector: Connector, progress: TransferProgress) -> HostJob:
+    def per_host(self, connector: Connector) -> HostJob:
         """The per-host work: connect, then ``pull_host``."""
         transfer = partial(
             pull_host,
             sources=list(self.sources),
             dest_dir=self.dest_dir,
             options=self.options,
-            progress=progress,
         )
         return _job(connector, self.kind, transfer)
 

@@ -10,6 +10,7 @@ goes to stderr, so nothing can break the message stream.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -17,36 +18,43 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from herd.core.events import BytesExpected, BytesMoved, Event, HostFinished, encode
 from herd.core.model import Host
+from herd.core.plain import typed
 from herd.hosts.connect import Connector
-from herd.hosts.fanout import error_result, use_slot
 from herd.hosts.sshlib import run_loop
 from herd.hosts.transfer import HostJob
-from herd.hosts.workers import WorkerJob, pack, unpack
+from herd.hosts.workers import WorkerJob, control, job_from, read_line
+from herd.operation.driver import HostWork
+from herd.operation.fanout import error_result
 
 __all__ = ["main"]
 
 _PROGRESS_SECONDS = 0.1  # how often bytes moved go to the main process
-Send = Callable[..., None]
+Send = Callable[[bytes], None]
 
 
 class _Progress:
-    """Bytes expected and moved per host, sent to the main process in batches."""
+    """Bytes expected and moved per host, sent to the main process as events, in batches."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._pending: dict[str, list[int]] = {}
 
-    def expect(self, host: str, nbytes: int) -> None:
-        self._pending.setdefault(host, [0, 0])[0] += nbytes
-
-    def advance(self, host: str, nbytes: int) -> None:
-        self._pending.setdefault(host, [0, 0])[1] += nbytes
+    def handle(self, event: Event) -> None:
+        if isinstance(event, BytesExpected):
+            self._pending.setdefault(event.host, [0, 0])[0] += event.nbytes
+        elif isinstance(event, BytesMoved):
+            self._pending.setdefault(event.host, [0, 0])[1] += event.nbytes
 
     def flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, {}
-            self._send("progress", {name: tuple(counts) for name, counts in pending.items()})
+            for host, (expected, moved) in pending.items():
+                if expected:
+                    self._send(encode(BytesExpected(host, expected)).encode() + b"\n")
+                if moved:
+                    self._send(encode(BytesMoved(host, moved)).encode() + b"\n")
 
     async def flush_often(self) -> None:
         while True:
@@ -57,61 +65,62 @@ class _Progress:
 class _RemoteSlot:
     """The host's fork slot, which lives in the main process: stepping out and in are messages."""
 
-    def __init__(self, seq: int, send: Send, stepped_in: dict[int, asyncio.Future[None]]) -> None:
-        self._seq = seq
+    def __init__(self, host: str, send: Send, stepped_in: dict[str, asyncio.Future[None]]) -> None:
+        self._host = host
         self._send = send
         self._stepped_in = stepped_in
 
     def step_out(self) -> bool:
-        self._send("step_out", self._seq)
+        self._send(control("step_out", host=self._host))
         return True
 
     async def step_in(self) -> None:
         answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._stepped_in[self._seq] = answer
-        self._send("step_in", self._seq)
+        self._stepped_in[self._host] = answer
+        self._send(control("step_in", host=self._host))
         try:
             await answer
         finally:
-            self._stepped_in.pop(self._seq, None)
+            self._stepped_in.pop(self._host, None)
 
 
 class _Hosts:
-    """The hosts this worker runs, by the main process's sequence number."""
+    """The hosts this worker runs, by name."""
 
     def __init__(self, setup: WorkerJob, send: Send) -> None:
         self._send = send
         self.progress = _Progress(send)
-        self._per_host: HostJob = setup.job.per_host(Connector(setup.connect), self.progress)
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self.stepped_in: dict[int, asyncio.Future[None]] = {}
+        self._per_host: HostJob = setup.job.per_host(Connector(setup.connect))
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.stepped_in: dict[str, asyncio.Future[None]] = {}
 
-    def handle(self, message: tuple[Any, ...]) -> None:
-        kind, seq = message[0], message[1]
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message["control"]
         if kind == "host":
-            task = asyncio.get_running_loop().create_task(self._one(seq, message[2]))
-            self._tasks[seq] = task
-            task.add_done_callback(lambda _: self._tasks.pop(seq, None))
-        elif kind == "cancel" and seq in self._tasks:
-            self._tasks[seq].cancel()
+            host = typed(Host, message["host"])
+            task = asyncio.get_running_loop().create_task(self._one(host))
+            self._tasks[host.name] = task
+            task.add_done_callback(lambda _: self._tasks.pop(host.name, None))
+        elif kind == "cancel" and message["host"] in self._tasks:
+            self._tasks[message["host"]].cancel()
         elif kind == "stepped_in":
-            answer = self.stepped_in.get(seq)
+            answer = self.stepped_in.get(message["host"])
             if answer is not None and not answer.done():
                 answer.set_result(None)
 
-    async def _one(self, seq: int, host: Host) -> None:
-        use_slot(_RemoteSlot(seq, self._send, self.stepped_in))
+    async def _one(self, host: Host) -> None:
+        slot = _RemoteSlot(host.name, self._send, self.stepped_in)
         started = time.monotonic()
         try:
-            result = await self._per_host(host, None)
+            result = await self._per_host(host, HostWork(slot, self.progress.handle, False))
         except asyncio.CancelledError:
             self.progress.flush()
-            self._send("cancelled", seq)
+            self._send(control("cancelled", host=host.name))
             return  # this task's own end: nothing above it waits for the cancellation
         except Exception as exc:  # a surprise on one host is that host's error, as in-process
             result = error_result(host, exc, started)
         self.progress.flush()
-        self._send("result", seq, result)
+        self._send(encode(HostFinished(result)).encode() + b"\n")
 
     async def finish(self) -> None:
         """The main process is done or gone: cancel what is left and wait for its cleanup."""
@@ -124,24 +133,24 @@ class _Hosts:
 
 async def _serve(messages_out: int) -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
     stdin = os.fdopen(0, "rb", buffering=0)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
     stdout = os.fdopen(messages_out, "wb", buffering=0)
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, stdout)
 
-    def send(*message: Any) -> None:
+    def send(line: bytes) -> None:
         if not transport.is_closing():
-            transport.write(pack(*message))
+            transport.write(line)
 
-    first = await unpack(reader)
+    first = await read_line(reader)
     if first is None:
         return
-    hosts = _Hosts(first[1], send)
+    hosts = _Hosts(job_from(json.loads(first)), send)
     flusher = loop.create_task(hosts.progress.flush_often())
     try:
-        while (message := await unpack(reader)) is not None:
-            hosts.handle(message)
+        while (line := await read_line(reader)) is not None:
+            hosts.handle(json.loads(line))
         await hosts.finish()
     finally:
         flusher.cancel()

@@ -26,31 +26,36 @@ default herd uses them only where they pay: up to one per core, each with at
 least ``HOSTS_PER_WORKER`` hosts, and for a push only when it moves at least
 ``WORKER_MIN_BYTES`` in all (``worker_count``).
 
-Messages are pickled tuples behind a 4-byte length, between herd and the
-children it started: ``("job", WorkerJob)``, ``("host", seq, Host)``,
-``("cancel", seq)`` and ``("stepped_in", seq)`` go to a worker;
-``("progress", {host: (expected, moved)})``, ``("result", seq, HostResult)``,
-``("cancelled", seq)``, ``("step_out", seq)`` and ``("step_in", seq)`` come back.
+Everything between herd and a worker is one JSON line: the operation's own
+events (``herd.core.events``: a host's ``host_finished`` result, its
+``bytes_expected`` and ``bytes_moved``) and a few control messages, each a
+``{"control": ...}`` object naming its host: ``job`` (the whole job, as plain
+data: ``herd.core.plain``), ``host``, ``cancel`` and ``stepped_in`` go to a
+worker; ``cancelled``, ``step_out`` and ``step_in`` come back. Nothing is
+unpickled: a worker that goes wrong can send bad data, never code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-import pickle
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from herd.core.events import Event, EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
-from herd.hosts.command import OutputSink
-from herd.hosts.connect import ConnectOptions
-from herd.hosts.fanout import HostSlot, current_slot
-from herd.hosts.transfer import TransferJob
-from herd.hosts.transfer_plan import TransferProgress
+from herd.core.plain import plain, typed
+from herd.hosts.connect import ConnectOptions, Connector
+from herd.hosts.transfer import HostJob, PushJob, TransferJob
+from herd.hosts.transfer_plan import requests_per_host
+from herd.operation.driver import HostWork
+from herd.operation.fanout import HostSlot
 
 __all__ = [
     "FILE_COST_BYTES",
@@ -58,9 +63,11 @@ __all__ = [
     "WORKER_MIN_BYTES",
     "TransferWorkers",
     "WorkerJob",
-    "pack",
+    "carriers",
+    "control",
+    "host_for_worker",
     "push_payload",
-    "unpack",
+    "read_line",
     "worker_count",
 ]
 
@@ -72,6 +79,8 @@ WORKER_MIN_BYTES = 256 * 1024 * 1024
 FILE_COST_BYTES = 256 * 1024
 _CANCEL_GRACE = 10.0  # seconds a cancelled host gets to remove its temporary files
 _EXIT_GRACE = 10.0  # seconds a worker gets to exit once its work is done
+# A line may carry a host's whole result (its file list): far longer than asyncio's 64 KiB.
+_LINE_LIMIT = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,21 +91,36 @@ class WorkerJob:
     connect: ConnectOptions
 
 
-def pack(*message: Any) -> bytes:
-    """One message, framed for the pipe."""
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return len(body).to_bytes(4, "big") + body
+# The variables a worker needs to reach a host as herd's own process would: ssh's
+# arguments and become. The rest of the inventory's variables stay here.
+_REACH_VARIABLES = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_become")
 
 
-async def unpack(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
-    """The next message, or None at the end of the pipe."""
-    try:
-        header = await reader.readexactly(4)
-        body = await reader.readexactly(int.from_bytes(header, "big"))
-    except asyncio.IncompleteReadError:
-        return None
-    message: tuple[Any, ...] = pickle.loads(body)  # our own child, over our own pipe
-    return message
+def host_for_worker(host: Host) -> Host:
+    """``host`` with only the variables that decide how it is reached."""
+    kept = {k: v for k, v in host.vars.items() if k.startswith(_REACH_VARIABLES)}
+    return replace(host, vars=kept)
+
+
+def control(kind: str, **fields: Any) -> bytes:
+    """One control message, as the line that carries it."""
+    return json.dumps({"control": kind, **fields}, separators=(",", ":")).encode() + b"\n"
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line from a peer, or None at the end of the pipe."""
+    line = await reader.readline()
+    return line if line.endswith(b"\n") else None
+
+
+def job_data(job: WorkerJob) -> dict[str, Any]:
+    """The job as the ``job`` control message carries it."""
+    return {"job": plain(job.job), "connect": plain(job.connect)}
+
+
+def job_from(data: dict[str, Any]) -> WorkerJob:
+    """The job a ``job`` control message carries (PlainError if it is not one)."""
+    return WorkerJob(typed(TransferJob, data["job"]), typed(ConnectOptions, data["connect"]))
 
 
 def worker_count(requested: int | None, hosts: int, payload: int | None = None) -> int:
@@ -132,7 +156,8 @@ class _Away:
 
     host: Host
     answer: asyncio.Future[HostResult | None]
-    slot: HostSlot | None  # its fork slot in the main process
+    slot: HostSlot  # its fork slot in the main process
+    emit: Callable[[Event], None]  # where its bytes moved go
     outside: bool = False  # the slot was given away while the host waits for a TCP answer
     stepping: asyncio.Task[None] | None = None  # waiting here to take a slot again
 
@@ -140,13 +165,12 @@ class _Away:
 class _Worker:
     """One worker process as the main process sees it: its hosts in flight and its pipes."""
 
-    def __init__(self, process: asyncio.subprocess.Process, progress: TransferProgress) -> None:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdin is not None and process.stdout is not None
         self._process = process
         self._stdin = process.stdin
         self._stdout = process.stdout
-        self._progress = progress
-        self._away: dict[int, _Away] = {}  # by the sequence number the worker knows it by
+        self._away: dict[str, _Away] = {}  # by host name: unique in one operation
         self.gone: str | None = None  # why the worker can take no more hosts, once it exited
         self._reader = asyncio.create_task(self._read())
 
@@ -154,25 +178,26 @@ class _Worker:
     def active(self) -> int:
         return len(self._away)
 
-    def send(self, *message: Any) -> None:
+    def send(self, line: bytes) -> None:
         if not self._stdin.is_closing():
-            self._stdin.write(pack(*message))
+            self._stdin.write(line)
 
-    async def run(self, seq: int, host: Host) -> HostResult:
+    async def run(self, host: Host, work: HostWork) -> HostResult:
         """``host``'s result from this worker; cancelling it cancels the host there."""
         if self.gone is not None:
             return HostResult(host.name, host.address, Status.ERROR, error=self.gone)
-        away = _Away(host, asyncio.get_running_loop().create_future(), current_slot())
-        self._away[seq] = away
-        self.send("host", seq, replace(host, vars={}))  # how to reach it is all a worker needs
+        answer = asyncio.get_running_loop().create_future()
+        away = _Away(host, answer, work.slot, work.emit)
+        self._away[host.name] = away
+        self.send(control("host", host=plain(host_for_worker(host))))
         try:
             result = await asyncio.shield(away.answer)
         except asyncio.CancelledError:
-            self.send("cancel", seq)
+            self.send(control("cancel", host=host.name))
             await asyncio.wait({away.answer}, timeout=_CANCEL_GRACE)  # its temp files go first
             raise
         finally:
-            del self._away[seq]
+            del self._away[host.name]
             if away.stepping is not None:
                 away.stepping.cancel()  # a done host must not take a fork slot afterwards
         if result is None:  # cancelled there without being asked: the worker is stopping
@@ -180,35 +205,47 @@ class _Worker:
         return result
 
     async def _read(self) -> None:
-        while (message := await unpack(self._stdout)) is not None:
-            self._dispatch(message)
-        self._orphan(await self._exit_code())
-
-    def _dispatch(self, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "progress":
-            for name, (expected, moved) in message[1].items():
-                if expected:
-                    self._progress.expect(name, expected)
-                if moved:
-                    self._progress.advance(name, moved)
+        try:
+            while (line := await read_line(self._stdout)) is not None:
+                self._dispatch(line)
+        except (EventError, ValueError, KeyError) as exc:
+            self._process.kill()
+            reason = f"transfer worker {self._process.pid} sent what herd cannot read: {exc}"
+            self._orphan(reason)
             return
-        away = self._away.get(message[1])
-        if away is None:
-            return  # a host already ended here (cancelled, or its worker gone)
-        if kind in ("result", "cancelled") and not away.answer.done():
-            away.answer.set_result(message[2] if kind == "result" else None)
-        elif kind == "step_out":
-            away.outside = away.slot is not None and away.slot.step_out()
-        elif kind == "step_in":
-            away.stepping = asyncio.get_running_loop().create_task(self._step_in(message[1], away))
+        self._orphan(self._exit_reason(await self._exit_code()))
 
-    async def _step_in(self, seq: int, away: _Away) -> None:
-        if away.slot is not None and away.outside:
+    def _dispatch(self, line: bytes) -> None:
+        message = json.loads(line)
+        kind = message.get("control") if isinstance(message, dict) else None
+        if kind is None:
+            event = decode(line)
+            name = event.result.host if isinstance(event, HostFinished) else event.host  # type: ignore[union-attr]
+            away = self._away.get(name)
+            if away is None:
+                return  # a host already ended here (cancelled, or its worker gone)
+            if isinstance(event, HostFinished):
+                if not away.answer.done():
+                    away.answer.set_result(event.result)
+            else:
+                away.emit(event)
+            return
+        away = self._away.get(message["host"])
+        if away is None:
+            return
+        if kind == "cancelled" and not away.answer.done():
+            away.answer.set_result(None)
+        elif kind == "step_out":
+            away.outside = away.slot.step_out()
+        elif kind == "step_in":
+            away.stepping = asyncio.get_running_loop().create_task(self._step_in(away))
+
+    async def _step_in(self, away: _Away) -> None:
+        if away.outside:
             away.outside = False
             await away.slot.step_in()
         away.stepping = None
-        self.send("stepped_in", seq)
+        self.send(control("stepped_in", host=away.host.name))
 
     async def _exit_code(self) -> int | None:
         try:
@@ -217,11 +254,13 @@ class _Worker:
         except TimeoutError:
             return None
 
-    def _orphan(self, code: int | None) -> None:
-        """The worker is gone: every host it still had gets an error saying so."""
+    def _exit_reason(self, code: int | None) -> str:
         how = "exited" if code is None or code >= 0 else "was killed"
         detail = "" if code is None else f" ({code if code >= 0 else f'signal {-code}'})"
-        reason = f"transfer worker {self._process.pid} {how}{detail} during the transfer"
+        return f"transfer worker {self._process.pid} {how}{detail} during the transfer"
+
+    def _orphan(self, reason: str) -> None:
+        """The worker is gone: every host it still had gets an error saying so."""
         self.gone = reason
         for away in self._away.values():
             if not away.answer.done():
@@ -253,13 +292,7 @@ class TransferWorkers:
     """
 
     def __init__(
-        self,
-        job: TransferJob,
-        connect: ConnectOptions,
-        progress: TransferProgress,
-        count: int,
-        *,
-        debug: bool = False,
+        self, job: TransferJob, connect: ConnectOptions, count: int, *, debug: bool = False
     ) -> None:
         if count < 1:
             raise ValueError("TransferWorkers needs at least one worker")
@@ -267,34 +300,61 @@ class TransferWorkers:
         options = replace(job.options, cache_budget=job.options.cache_budget // count)
         self._job = WorkerJob(replace(job, options=options), connect)
         self._argv = [sys.executable, "-m", "herd.hosts.worker", *(["--debug"] if debug else [])]
-        self._progress = progress
         self._count = count
         self._workers: list[_Worker] = []
-        self._seq = 0
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Start the workers, hand them the job, and stop them at the end."""
         try:
+            job = control("job", **job_data(self._job))
             for _ in range(self._count):
                 process = await asyncio.create_subprocess_exec(
                     *self._argv,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     env=_worker_environment(),
+                    limit=_LINE_LIMIT,
                 )
-                worker = _Worker(process, self._progress)
-                worker.send("job", self._job)
+                worker = _Worker(process)
+                worker.send(job)
                 self._workers.append(worker)
             yield
         finally:
             await asyncio.gather(*(w.stop() for w in self._workers))
             self._workers.clear()
 
-    async def per_host(self, host: Host, _emit: OutputSink | None) -> HostResult:
+    async def per_host(self, host: Host, work: HostWork) -> HostResult:
         """Run ``host`` on the least busy worker still running."""
         if not self._workers:
             raise RuntimeError("TransferWorkers.per_host outside running()")
-        self._seq += 1
         worker = min(self._workers, key=lambda w: (w.gone is not None, w.active))
-        return await worker.run(self._seq, host)
+        return await worker.run(host, work)
+
+
+def carriers(
+    job: TransferJob,
+    connector: Connector,
+    hosts: Sequence[Host],
+    *,
+    forks: int,
+    requested: int | None,
+    debug: bool = False,
+) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
+    """The per-host work, in this process or on worker processes, and what it needs running.
+
+    Workers only where they pay (``worker_count``); each host's requests in flight
+    are sized by how many hosts its process carries at once (``requests_per_host``).
+    """
+    over_ssh = sum(1 for h in hosts if not h.local)
+    payload = None
+    if isinstance(job, PushJob):
+        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
+    count = worker_count(requested, over_ssh, payload)
+    per_process = -(-min(forks, over_ssh) // max(1, count))
+    requests = requests_per_host(per_process, job.options.block_size)
+    job = replace(job, options=replace(job.options, requests=requests))
+    if not count:
+        return job.per_host(connector), None
+    workers = TransferWorkers(job, connector.options, count, debug=debug)
+    return workers.per_host, workers.running

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from herd.core.hostset import FoldReader, fold, sort_key
-from herd.core.model import BatchResult, Host, HostResult, Status
+from herd.core.model import BatchResult, HostResult, Status
 from herd.ui.console import Printer, Segment, as_printer
+from herd.ui.render import BatchRenderer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,23 +80,13 @@ def render_gathered(
                 printer.line((f"[{dropped} more bytes not kept; sha256 {stream.sha256}]", "dim"))
 
 
-class GatherRenderer:
+class GatherRenderer(BatchRenderer):
     """Collects results and prints the gathered blocks when the batch ends."""
 
-    wants_output = False
-
     def __init__(self, target: Printer | Console, reader: FoldReader) -> None:
+        super().__init__()
         self._printer = as_printer(target)
         self._reader = reader
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        pass
-
-    def output(self, host: str, stream: str, data: bytes) -> None:
-        pass
-
-    def result(self, result: HostResult) -> None:
-        pass
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
+    def done(self, batch: BatchResult, elapsed: float) -> None:
         render_gathered(self._printer, batch.results, self._reader)

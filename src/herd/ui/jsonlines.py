@@ -7,31 +7,20 @@ duration, error. stdout and stderr are the kept (capped) text.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import TextIO
 
-from herd.core.model import BatchResult, Host, HostResult
+from herd.core.model import HostResult
+from herd.ui.render import Renderer
 
 __all__ = ["JsonLines"]
 
 
-class JsonLines:
+class JsonLines(Renderer):
     """Writes a JSON line per host result to ``stream``."""
-
-    wants_output = False
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        pass
-
-    def output(self, host: str, stream: str, data: bytes) -> None:
-        pass
-
     def result(self, result: HostResult) -> None:
         self._stream.write(json.dumps(result.json_fields(), ensure_ascii=False) + "\n")
         self._stream.flush()
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
-        pass

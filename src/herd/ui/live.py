@@ -8,11 +8,12 @@ marked with ``!`` instead of ``|``, so a pipe gets the hosts' stdout only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from herd.core.model import BatchResult, Host, HostResult, Status
+from herd.core.events import OperationStarted
+from herd.core.model import HostResult, Status
 from herd.ui.console import Printer, as_printer
+from herd.ui.render import Renderer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,7 +35,7 @@ _PALETTE = (
 _MAX_PARTIAL = 64 * 1024  # an unterminated line longer than this is printed in pieces
 
 
-class LiveLines:
+class LiveLines(Renderer):
     """Prints each host's output line by line as it arrives."""
 
     wants_output = True
@@ -46,10 +47,10 @@ class LiveLines:
         self._colours: dict[str, str] = {}
         self._width = 0
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        self._width = max((len(h.name) for h in hosts), default=0)
-        for index, host in enumerate(hosts):
-            self._colours[host.name] = _PALETTE[index % len(_PALETTE)]
+    def started(self, event: OperationStarted) -> None:
+        self._width = max((len(name) for name in event.hosts), default=0)
+        for index, name in enumerate(event.hosts):
+            self._colours[name] = _PALETTE[index % len(_PALETTE)]
 
     def _line(self, host: str, stream: str, raw: bytes) -> None:
         name = (host.ljust(self._width), self._colours.get(host, ""))
@@ -96,6 +97,3 @@ class LiveLines:
             self._line(result.host, "stderr", f"{result.status.value}: {result.error}".encode())
         self._printer.flush()
         self._err.flush()
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
-        pass

@@ -10,17 +10,18 @@ its own (``herd: unreachable: connection refused``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from herd.core.model import BatchResult, Host, HostResult
+from herd.core.events import OperationFinished
+from herd.core.model import HostResult
 from herd.errors import ConfigError
+from herd.ui.render import Renderer
 
 __all__ = ["OutDir"]
 
 
-class OutDir:
+class OutDir(Renderer):
     """Streams each host's output into its files under one directory."""
 
     wants_output = True
@@ -46,9 +47,6 @@ class OutDir:
                 return None
             self._open[(host, stream)] = handle
         return handle
-
-    def start(self, hosts: Sequence[Host]) -> None:
-        pass
 
     def output(self, host: str, stream: str, data: bytes) -> None:
         handle = self._file(host, stream)
@@ -77,7 +75,7 @@ class OutDir:
         except OSError as exc:
             self.errors.append(f"{self.directory}/{result.host}.exit: {exc.strerror}")
 
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
+    def finished(self, event: OperationFinished) -> None:
         for handle in self._open.values():
             with contextlib.suppress(OSError):
                 handle.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from herd.core.model import BatchResult, Host, HostResult
+from herd.core.events import OperationFinished, OperationStarted
+from herd.core.model import HostResult
 from herd.ui.console import Printer, as_printer
+from herd.ui.render import Renderer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -15,10 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["ProgressBar"]
 
 
-class ProgressBar:
+class ProgressBar(Renderer):
     """done / failed / running, elapsed and ETA; draws nothing when stderr is not a terminal."""
-
-    wants_output = False
 
     def __init__(self, target: Printer | Console, label: str = "run") -> None:
         self._printer = as_printer(target)
@@ -29,8 +28,8 @@ class ProgressBar:
         self._done = 0
         self._failed = 0
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        self._total = len(hosts)
+    def started(self, event: OperationStarted) -> None:
+        self._total = len(event.hosts)
         if not self._printer.is_terminal:
             return  # nothing to draw: not even rich.progress is imported
         from rich.progress import (
@@ -60,9 +59,6 @@ class ProgressBar:
         running = self._total - self._done
         return f"[red]{self._failed} failed[/] {running} running"
 
-    def output(self, host: str, stream: str, data: bytes) -> None:
-        pass
-
     def result(self, result: HostResult) -> None:
         self._done += 1
         if not result.ok:
@@ -70,7 +66,7 @@ class ProgressBar:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=self._done, detail=self._detail())
 
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
+    def finished(self, event: OperationFinished) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

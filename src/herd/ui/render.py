@@ -1,51 +1,98 @@
-"""What every renderer of a batch (run, push, pull) listens to, and a fan-out to several.
+"""The renderers are sinks of an operation's events, each event to a method of its kind.
 
-The engine emits three kinds of events: output bytes as they arrive, one
-result per host as it finishes, and the end of the batch. Renderers are the
-sinks; the operation log is another.
+As ClusterShell's ``EventHandler`` does (``ev_start``, ``ev_read``, ``ev_hup``,
+``ev_close``), ``Renderer.handle`` hands each event to the method for it;
+a renderer overrides the ones it draws. ``BatchRenderer`` also keeps the
+batch as it finishes, for those that draw at the end (the summary, ``-b``).
+Every method must be cheap: it runs on the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from herd.core.events import (
+    BytesExpected,
+    BytesMoved,
+    Event,
+    HostFinished,
+    HostOutput,
+    HostSkipped,
+    HostStarted,
+    OperationFinished,
+    OperationStarted,
+)
+from herd.core.model import BatchResult, HostResult
 
-from herd.core.model import BatchResult, Host, HostResult
-
-__all__ = ["Renderer", "Renderers"]
-
-
-class Renderer(Protocol):
-    """A sink for a batch's events; every method must be cheap (it runs on the event loop)."""
-
-    def start(self, hosts: Sequence[Host]) -> None: ...
-
-    def output(self, host: str, stream: str, data: bytes) -> None: ...
-
-    def result(self, result: HostResult) -> None: ...
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None: ...
+__all__ = ["BatchRenderer", "Renderer"]
 
 
-class Renderers:
-    """Several renderers behaving as one, called in order."""
+class Renderer:
+    """A sink that draws; the default for every kind of event is to draw nothing."""
 
-    def __init__(self, renderers: Sequence[Renderer]) -> None:
-        self._renderers = list(renderers)
-        self.wants_output = any(getattr(r, "wants_output", True) for r in self._renderers)
+    wants_output = False
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        for renderer in self._renderers:
-            renderer.start(hosts)
+    def handle(self, event: Event) -> None:
+        match event:
+            case HostOutput(host, stream, data):
+                self.output(host, stream, data)
+            case BytesMoved(host, nbytes):
+                self.moved(host, nbytes)
+            case BytesExpected(host, nbytes):
+                self.expected(host, nbytes)
+            case HostFinished(result):
+                self.result(result)
+            case HostStarted(host):
+                self.host_started(host)
+            case HostSkipped():
+                self.skipped(event)
+            case OperationStarted():
+                self.started(event)
+            case OperationFinished():
+                self.finished(event)
+
+    def started(self, event: OperationStarted) -> None:
+        """The operation begins: its hosts, in order, and its number in the log."""
+
+    def host_started(self, host: str) -> None:
+        """A host's work begins."""
 
     def output(self, host: str, stream: str, data: bytes) -> None:
-        for renderer in self._renderers:
-            renderer.output(host, stream, data)
+        """A host's command wrote ``data`` (only when ``wants_output``)."""
+
+    def expected(self, host: str, nbytes: int) -> None:
+        """A host's transfer will move ``nbytes`` more."""
+
+    def moved(self, host: str, nbytes: int) -> None:
+        """A host's transfer moved ``nbytes``."""
 
     def result(self, result: HostResult) -> None:
-        for renderer in self._renderers:
-            renderer.result(result)
+        """A host is done."""
 
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
-        for renderer in self._renderers:
-            renderer.finish(batch, elapsed)
+    def skipped(self, event: HostSkipped) -> None:
+        """A host was never started."""
+
+    def finished(self, event: OperationFinished) -> None:
+        """The operation is over."""
+
+
+class BatchRenderer(Renderer):
+    """A renderer that draws at the end, from the whole batch: ``done`` is called then."""
+
+    def __init__(self) -> None:
+        self.batch = BatchResult()
+        self.targeted = 0
+        self.op_id: int | None = None
+
+    def started(self, event: OperationStarted) -> None:
+        self.targeted = len(event.hosts)
+        self.op_id = event.op_id
+
+    def result(self, result: HostResult) -> None:
+        self.batch.add(result)
+
+    def finished(self, event: OperationFinished) -> None:
+        if event.interrupted:
+            self.batch.interrupt(event.stop_signal)
+        self.done(self.batch, event.elapsed)
+
+    def done(self, batch: BatchResult, elapsed: float) -> None:
+        """Draw the batch, ``elapsed`` seconds after it started."""

@@ -9,12 +9,13 @@ folded sets are patterns of the inventory at hand (the ``FoldReader``), so
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from herd.core.hostset import FoldReader, fold, sort_key
-from herd.core.model import BatchResult, Host, HostResult, Status
+from herd.core.model import BatchResult, HostResult, Status
 from herd.ui.console import Printer, Segment, as_printer
+from herd.ui.render import BatchRenderer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -106,36 +107,38 @@ def _status_block(
         printer.line((f"    ... and {len(ordered) - limit} more (-v for all)", "dim"))
 
 
-class Summary:
-    """Prints the summary when the batch ends."""
+class Summary(BatchRenderer):
+    """Prints the summary when the batch ends, and where the operation was recorded.
 
-    wants_output = False
+    ``totals`` adds a transfer's files and bytes to the closing line.
+    """
 
     def __init__(
-        self, target: Printer | Console, *, reader: FoldReader, verbose: bool = False
+        self,
+        target: Printer | Console,
+        *,
+        reader: FoldReader,
+        verbose: bool = False,
+        totals: Callable[[BatchResult], str] | None = None,
     ) -> None:
+        super().__init__()
         self._printer = as_printer(target)
         self._reader = reader
         self._verbose = verbose
-        self._targeted = 0
-        self.note = ""
+        self._totals = totals
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        self._targeted = len(hosts)
-
-    def output(self, host: str, stream: str, data: bytes) -> None:
-        pass
-
-    def result(self, result: HostResult) -> None:
-        pass
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
+    def done(self, batch: BatchResult, elapsed: float) -> None:
+        recorded = f"recorded as operation {self.op_id}: herd log show {self.op_id}"
+        parts = [
+            self._totals(batch) if self._totals else "",
+            recorded if self.op_id is not None else "",
+        ]
         render_summary(
             self._printer,
             batch,
             reader=self._reader,
-            targeted=self._targeted,
+            targeted=self.targeted,
             elapsed=elapsed,
             verbose=self._verbose,
-            note=self.note,
+            note="; ".join(p for p in parts if p),
         )

@@ -8,14 +8,14 @@ how many were skipped because they were already in place.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from herd.core.events import OperationFinished, OperationStarted
 from herd.core.hostset import FoldReader, fold, sort_key
-from herd.core.model import BatchResult, Host, HostResult
+from herd.core.model import BatchResult, HostResult
 from herd.ui.console import Printer
-from herd.ui.summary import Summary
+from herd.ui.render import BatchRenderer, Renderer
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -26,7 +26,6 @@ __all__ = [
     "TransferLines",
     "TransferOutDir",
     "TransferProgressBar",
-    "TransferTotals",
     "batch_totals",
     "describe_files",
     "transfer_json",
@@ -61,23 +60,7 @@ def transfer_json(result: HostResult) -> dict[str, object]:
     return data
 
 
-class _Quiet:
-    wants_output = False
-
-    def start(self, hosts: Sequence[Host]) -> None:
-        pass
-
-    def output(self, host: str, stream: str, data: bytes) -> None:
-        pass
-
-    def result(self, result: HostResult) -> None:
-        pass
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
-        pass
-
-
-class TransferLines(_Quiet):
+class TransferLines(Renderer):
     """``web01 | 3 files sent (1.2 MB), 5 skipped`` as each host finishes."""
 
     def __init__(self, printer: Printer, verb: str) -> None:
@@ -85,8 +68,8 @@ class TransferLines(_Quiet):
         self._verb = verb
         self._width = 0
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        self._width = max((len(h.name) for h in hosts), default=0)
+    def started(self, event: OperationStarted) -> None:
+        self._width = max((len(name) for name in event.hosts), default=0)
 
     def result(self, result: HostResult) -> None:
         name = (result.host.ljust(self._width), "cyan")
@@ -100,15 +83,16 @@ class TransferLines(_Quiet):
             self._printer.line(name, reason)
 
 
-class TransferGather(_Quiet):
+class TransferGather(BatchRenderer):
     """``--gather``: hosts with the same outcome and the same files under one folded header."""
 
     def __init__(self, printer: Printer, verb: str, reader: FoldReader) -> None:
+        super().__init__()
         self._printer = printer
         self._verb = verb
         self._reader = reader
 
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
+    def done(self, batch: BatchResult, elapsed: float) -> None:
         groups: dict[tuple[object, ...], list[HostResult]] = {}
         for result in batch.results:
             key = (result.status, result.error, result.files)
@@ -130,7 +114,7 @@ class TransferGather(_Quiet):
                 self._printer.line(f"{mark} {f.path}  {_size(f.size)}  {f.sha256[:12]}")
 
 
-class TransferJsonLines(_Quiet):
+class TransferJsonLines(Renderer):
     """``--json``: one object per host with ``files``, ``bytes`` and ``skipped``."""
 
     def __init__(self, stream: TextIO) -> None:
@@ -141,7 +125,7 @@ class TransferJsonLines(_Quiet):
         self._stream.flush()
 
 
-class TransferOutDir(_Quiet):
+class TransferOutDir(Renderer):
     """``-o DIR``: DIR/HOST.json (the JSON object) and DIR/HOST.exit (status and reason)."""
 
     def __init__(self, directory: Path) -> None:
@@ -169,24 +153,10 @@ def batch_totals(batch: BatchResult, verb: str) -> str:
     return f"{text}, {skipped} skipped (already in place)"
 
 
-class TransferTotals(_Quiet):
-    """Puts the batch's totals, and where it was recorded, in the summary's closing note."""
-
-    def __init__(self, summary: Summary, verb: str) -> None:
-        self._summary = summary
-        self._verb = verb
-        self.recorded = ""  # "recorded as operation 12: ...", once the log has an id
-
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
-        parts = [batch_totals(batch, self._verb), self.recorded]
-        self._summary.note = "; ".join(p for p in parts if p)
-
-
-class TransferProgressBar(_Quiet):
+class TransferProgressBar(Renderer):
     """Bytes moved across all hosts with rate and ETA, and hosts done (stderr, terminal only).
 
-    Also the engine's ``TransferProgress``: ``expect`` and ``advance`` come from
-    the transfers, ``result`` from the fan-out. Off a terminal it only counts.
+    Off a terminal it only counts.
     """
 
     def __init__(self, printer: Printer, label: str) -> None:
@@ -201,8 +171,8 @@ class TransferProgressBar(_Quiet):
         self._expected: dict[str, int] = {}
         self._moved: dict[str, int] = {}
 
-    def start(self, hosts: Sequence[Host]) -> None:
-        self._hosts = len(hosts)
+    def started(self, event: OperationStarted) -> None:
+        self._hosts = len(event.hosts)
         if not self._printer.is_terminal:
             return
         from rich.progress import (
@@ -232,13 +202,13 @@ class TransferProgressBar(_Quiet):
         failed = f", [red]{self._failed} failed[/]" if self._failed else ""
         return f"hosts {self._done}/{self._hosts} done{failed}"
 
-    def expect(self, host: str, nbytes: int) -> None:
+    def expected(self, host: str, nbytes: int) -> None:
         self._expected[host] = self._expected.get(host, 0) + nbytes
         self._total += nbytes
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=self._total)
 
-    def advance(self, host: str, nbytes: int) -> None:
+    def moved(self, host: str, nbytes: int) -> None:
         self._moved[host] = self._moved.get(host, 0) + nbytes
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, nbytes)
@@ -251,7 +221,7 @@ class TransferProgressBar(_Quiet):
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=self._total, hosts=self._hosts_text())
 
-    def finish(self, batch: BatchResult, elapsed: float) -> None:
+    def finished(self, event: OperationFinished) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -7,7 +7,9 @@ cancellation — and the batch comes back marked interrupted by that signal,
 with the hosts that completed.
 
 A host whose TCP connection is not answered (powered off, firewalled) steps
-out of its slot while it waits (see ``current_slot``): such hosts wait out
+out of its slot while it waits (the slot is handed to the per-host work, which
+hands it to the connector, as trio's limiters are passed, not discovered):
+such hosts wait out
 their connect timeouts side by side instead of holding the forks, so a run
 ends within one connect timeout + the command timeout even when up to four
 times ``forks`` of its hosts are dead that way (beyond that, in waves that
@@ -23,7 +25,6 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,11 +35,9 @@ __all__ = [
     "HostSlot",
     "ResultSink",
     "Slot",
-    "current_slot",
     "error_result",
     "fanout",
     "leaf_errors",
-    "use_slot",
 ]
 
 ResultSink = Callable[[HostResult], None]
@@ -106,19 +105,6 @@ class HostSlot(Protocol):
     async def step_in(self) -> None: ...
 
 
-_SLOT: ContextVar[HostSlot | None] = ContextVar("herd_fanout_slot", default=None)
-
-
-def current_slot() -> HostSlot | None:
-    """The slot of the host this task works on, when running under ``fanout``."""
-    return _SLOT.get()
-
-
-def use_slot(slot: HostSlot) -> None:
-    """Make ``slot`` the current task's slot (a transfer worker's stand-in for the main's)."""
-    _SLOT.set(slot)
-
-
 def leaf_errors(exc: BaseException) -> list[BaseException]:
     """The errors inside ``exc``: itself, or every error of an exception group, nested or not."""
     if isinstance(exc, BaseExceptionGroup):
@@ -148,13 +134,13 @@ def error_result(host: Host, exc: Exception, started: float) -> HostResult:
 
 async def fanout(
     hosts: Sequence[Host],
-    per_host: Callable[[Host], Awaitable[HostResult]],
+    per_host: Callable[[Host, HostSlot], Awaitable[HostResult]],
     forks: int,
     on_result: ResultSink | None = None,
     *,
     handle_sigint: bool = True,
 ) -> BatchResult:
-    """Run ``per_host`` for every host; ``on_result`` sees each result as it finishes.
+    """Run ``per_host(host, slot)`` for every host; ``on_result`` sees each result as it finishes.
 
     A ``per_host`` that raises is reported as that host's ``error``, never as
     the batch's failure. With ``handle_sigint`` (on the main thread), Ctrl-C,
@@ -173,11 +159,10 @@ async def fanout(
     async def one(host: Host) -> None:
         slot = Slot(gate, parking)
         await slot.acquire()
-        _SLOT.set(slot)  # this task's own context: visible to per_host only
         try:
             started = time.monotonic()
             try:
-                result = await per_host(host)
+                result = await per_host(host, slot)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug or a surprise on one host must not sink the batch
