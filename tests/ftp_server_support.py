@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
+import os
 import socket
 import threading
 import time
@@ -72,6 +73,11 @@ class RunningServer:
             time.sleep(0.01)
 
 
+def os_thread_count() -> int:
+    """The process's real OS threads, those ``threading`` does not know of included."""
+    return len(os.listdir("/proc/self/task"))
+
+
 @contextlib.contextmanager
 def running_server(
     root: Path, quota: int | None = None, *, tls: bool = False, **settings: Any
@@ -81,6 +87,7 @@ def running_server(
     ``tls`` sets up FTPS with ``certificate()`` and an implicit-TLS port.
     """
     before = set(threading.enumerate())
+    os_threads = os_thread_count()
     if tls:
         cert, key = certificate(root.parent)
         settings = {"tls_cert": cert, "tls_key": key,
@@ -106,6 +113,11 @@ def running_server(
                 break
             time.sleep(0.02)
         assert not leaked, f"threads left running: {leaked}"
+        # the server's bare threads (sessions, transfers) are invisible to threading:
+        # count the process's real OS threads too
+        while os_thread_count() > os_threads and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os_thread_count() <= os_threads, "OS threads left running (sessions, transfers)"
         assert len(server.sessions) == 0
         assert server.connections == 0
 

@@ -38,6 +38,7 @@ __all__ = [
     "PatternError",
     "SourceError",
     "UsageError",
+    "signal_exit_code",
 ]
 
 
@@ -103,10 +104,16 @@ class FtpClientError(FtpError):
     exit_code = 1
 
 
+def signal_exit_code(signum: int) -> int:
+    """The exit code of herd stopped by signal ``signum``: 128+N, as shells report it (130
+    for Ctrl-C). The one place this rule is written."""
+    return 128 + signum
+
+
 class Interrupted(HerdError):
     """A signal asked herd to stop (SIGTERM, SIGHUP; Ctrl-C is Python's KeyboardInterrupt)."""
 
     def __init__(self, signum: int, name: str) -> None:
         super().__init__(f"interrupted by {name}")
         self.signum = signum
-        self.exit_code = 128 + signum
+        self.exit_code = signal_exit_code(signum)

@@ -6,13 +6,13 @@ import io
 
 from rich.console import Console
 
-from herd.ftp.client import NoProgress, TransferProgress
+from herd.ftp.client import FileProgress, NoFileProgress
 from herd.ui.ftp_progress import TransferBar
 
 
 def test_bar_shows_file_name_and_bytes_on_a_terminal() -> None:
     out = io.StringIO()
-    bar: TransferProgress = TransferBar(Console(file=out, force_terminal=True, width=100))
+    bar: FileProgress = TransferBar(Console(file=out, force_terminal=True, width=100))
     bar.start("backup.tar", total=4 << 20, done=1 << 20)
     bar.advance(3 << 20)
     bar.finish()
@@ -31,7 +31,7 @@ def test_bar_draws_nothing_when_not_a_terminal() -> None:
 
 
 def test_no_progress_accepts_the_same_calls() -> None:
-    quiet: TransferProgress = NoProgress()
+    quiet: FileProgress = NoFileProgress()
     quiet.start("x", None, 0)
     quiet.advance(10)
     quiet.finish()

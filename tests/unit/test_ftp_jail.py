@@ -70,7 +70,7 @@ def test_symlinks_pointing_outside_are_refused_with_550(
     jail, _home, _outside = tree
     with pytest.raises(PathRefused) as refused:
         jail.open_read(path) if "secret" in path or path.endswith("up") else jail.entries(path, 10)
-    assert refused.value.code == 550
+    assert not refused.value.bad_name  # the session answers 550
 
 
 def test_symlinks_inside_the_home_are_followed(tree: tuple[Jail, Path, Path]) -> None:
@@ -91,7 +91,7 @@ def test_unsafe_names_are_refused_with_553(tree: tuple[Jail, Path, Path], name: 
     jail, _home, _outside = tree
     with pytest.raises(PathRefused) as refused:
         jail.normalize("/", name)
-    assert refused.value.code == 553
+    assert refused.value.bad_name  # the session answers 553
 
 
 def test_listings_leave_out_entries_that_resolve_outside(tree: tuple[Jail, Path, Path]) -> None:
@@ -166,8 +166,8 @@ def _attempt(jail: Jail, operation: str, cwd: str, path: str, other: str) -> Non
     try:
         target = jail.normalize(cwd, path)
         _ACTIONS[operation](jail, target, jail.normalize(cwd, other))
-    except PathRefused as refused:
-        assert refused.code in (550, 553)
+    except PathRefused:
+        pass  # a refusal is an answer; only an escape is a failure
 
 
 @settings(

@@ -11,7 +11,7 @@ from herd.ftp.commands_transfer import _to_crlf
 from herd.ftp.datachannel import ActiveTarget, DataRefused, parse_eprt, parse_port, same_address
 from herd.ftp.listing import facts_line, list_line, mdtm, parse_mdtm
 from herd.ftp.quota import QuotaAccount, QuotaBook
-from herd.ftp.server import LoginGuard
+from herd.ftp.serving import LoginGuard
 from herd.ftp.session import _strip_telnet
 
 

@@ -18,7 +18,7 @@ import click
 from herd.cli.context import AppContext, pass_app
 from herd.cli.ftp_users import user
 from herd.errors import UsageError
-from herd.ftp.client import FtpClient, NoProgress, Transfer, TransferProgress
+from herd.ftp.client import FileProgress, FtpClient, NoFileProgress, Transfer
 from herd.ftp.client_tls import TlsOptions
 from herd.ftp.client_url import PASSWORD_ENV, FtpUrl, parse_url, resolve_credentials
 
@@ -153,7 +153,7 @@ def _session(
         yield client, url
 
 
-def _progress() -> TransferProgress:
+def _progress() -> FileProgress:
     from herd.ui.ftp_progress import TransferBar
 
     return TransferBar()
@@ -209,7 +209,7 @@ def get(  # noqa: PLR0917 (click passes one parameter per option)
     if target.is_dir():
         target /= name
     with _session(url, timeout, cacert, insecure) as (client, _):
-        progress = _progress() if sys.stderr.isatty() else NoProgress()
+        progress = _progress() if sys.stderr.isatty() else NoFileProgress()
         transfer = client.get(parsed.path, target, resume=resume, verify=verify, progress=progress)
     _report(transfer, "->")
     return 0
@@ -239,7 +239,7 @@ def put(  # noqa: PLR0917 (click passes one parameter per option)
         remote = parsed.path
         if not remote or remote.endswith("/") or client.is_directory(remote):
             remote = f"{remote.rstrip('/')}/{local.name}" if remote.strip("/") else local.name
-        progress = _progress() if sys.stderr.isatty() else NoProgress()
+        progress = _progress() if sys.stderr.isatty() else NoFileProgress()
         transfer = client.put(local, remote, resume=resume, verify=verify, progress=progress)
     _report(transfer, "<-")
     return 0
@@ -268,6 +268,6 @@ def shell(url: str, timeout: float, cacert: Path | None, insecure: bool) -> int:
             stdin=sys.stdin,
             stdout=sys.stdout,
             interactive=interactive,
-            progress=_progress if sys.stderr.isatty() else NoProgress,
+            progress=_progress if sys.stderr.isatty() else NoFileProgress,
         )
         return runner.run()

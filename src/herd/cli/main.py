@@ -17,7 +17,7 @@ import click
 
 from herd import __version__
 from herd.cli.context import AppContext, default_home
-from herd.errors import HerdError, Interrupted
+from herd.errors import HerdError, Interrupted, signal_exit_code
 
 __all__ = ["main", "run"]
 
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except (KeyboardInterrupt, click.Abort):
         click.echo("herd: interrupted", err=True)
-        return 128 + signal.SIGINT
+        return signal_exit_code(signal.SIGINT)
     return result if isinstance(result, int) else 0
 
 

@@ -48,7 +48,7 @@ from herd.core.audit_records import (
 )
 from herd.core.audit_schema import APPLICATION_ID, SCHEMA_VERSION, create, upgrade
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
-from herd.core.model import HostResult
+from herd.core.model import HostResult, OperationStatus
 from herd.core.paths import private_dir, private_file
 from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError
@@ -350,9 +350,10 @@ class AuditLog:
         """
         results = list(results)
         if status is None:
-            status = "ok" if all(r.ok for r in results) else "failed"
+            ok = all(r.ok for r in results)
+            status = (OperationStatus.OK if ok else OperationStatus.FAILED).value
         if exit_code is None:
-            exit_code = 0 if status == "ok" else 1
+            exit_code = 0 if status == OperationStatus.OK else 1
         now = time.time()
         with self._write() as db:
             op_id = _insert_operation(
@@ -426,7 +427,7 @@ class AuditLog:
                 db, "prune", argv=argv, hosts=[], pattern=None, command=summary,
                 operator=operator, started=None, detail=detail,
             )  # fmt: skip
-            seal(db, self.path, op_id, status="ok", exit_code=0, ended=time.time())
+            seal(db, self.path, op_id, status=OperationStatus.OK, exit_code=0, ended=time.time())
         self._announce(op_id)
         return PruneResult(removed, removed_results, cut_seq, cut_hash, op_id)
 

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from herd.core.model import FileRecord, HostResult, Output, Status
+from herd.core.model import FileRecord, HostResult, OperationStatus, Output, Status
 
 __all__ = [
     "INTERRUPTED",
@@ -29,8 +29,8 @@ __all__ = [
     "pid_alive",
 ]
 
-RUNNING = "running"
-INTERRUPTED = "interrupted"
+RUNNING = OperationStatus.RUNNING.value
+INTERRUPTED = OperationStatus.INTERRUPTED.value
 
 
 @dataclass(frozen=True, slots=True)

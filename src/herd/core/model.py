@@ -14,12 +14,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from herd.errors import signal_exit_code
+
 __all__ = [
     "BatchResult",
     "CappedOutput",
     "FileRecord",
     "Host",
     "HostResult",
+    "OperationStatus",
     "Output",
     "Status",
 ]
@@ -60,6 +63,22 @@ class Status(StrEnum):
     HOSTKEY_UNKNOWN = "hostkey_unknown"  # first contact: no known_hosts entry for the host
     HOSTKEY_MISMATCH = "hostkey_mismatch"  # the host's key differs from the recorded one
     ERROR = "error"  # anything else: a transfer error, a protocol error
+
+
+class OperationStatus(StrEnum):
+    """How an operation stands in the log: running, then ok, failed or interrupted."""
+
+    RUNNING = "running"
+    OK = "ok"  # every host ok
+    FAILED = "failed"  # one host or more not ok
+    INTERRUPTED = "interrupted"  # stopped by a signal, or its process died
+
+    @classmethod
+    def ending(cls, exit_code: int, interrupted: bool) -> OperationStatus:
+        """The status an operation that ended with ``exit_code`` is recorded with."""
+        if interrupted:
+            return cls.INTERRUPTED
+        return cls.OK if exit_code == 0 else cls.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,5 +221,5 @@ class BatchResult:
     def exit_code(self) -> int:
         """DESIGN.md's contract: 0 all ok, 1 any host not ok, 128+N stopped by signal N."""
         if self.interrupted:
-            return 128 + self.stop_signal
+            return signal_exit_code(self.stop_signal)
         return 0 if all(r.ok for r in self.results) else 1

@@ -28,10 +28,10 @@ from herd.ftp.client_url import Credentials, FtpUrl
 
 __all__ = [
     "BLOCK_SIZE",
+    "FileProgress",
     "FtpClient",
-    "NoProgress",
+    "NoFileProgress",
     "Transfer",
-    "TransferProgress",
     "Verdict",
 ]
 
@@ -41,7 +41,7 @@ _HASH_NAMES = {"SHA-256": "sha256", "SHA-512": "sha512", "SHA-1": "sha1", "MD5":
 _PREFERRED = ("SHA-256", "SHA-512", "SHA-1", "MD5")
 
 
-class TransferProgress(Protocol):
+class FileProgress(Protocol):
     """What a progress display is told while a file moves (the UI implements it)."""
 
     def start(self, name: str, total: int | None, done: int) -> None: ...
@@ -51,7 +51,7 @@ class TransferProgress(Protocol):
     def finish(self) -> None: ...
 
 
-class NoProgress:
+class NoFileProgress:
     """A progress display that shows nothing (scripts, tests, the shell's quiet mode)."""
 
     def start(self, name: str, total: int | None, done: int) -> None:
@@ -319,10 +319,10 @@ class FtpClient:
         *,
         resume: bool = False,
         verify: bool = True,
-        progress: TransferProgress | None = None,
+        progress: FileProgress | None = None,
     ) -> Transfer:
         """Download ``remote`` into ``local``; with ``resume`` continue a partial file."""
-        shown = progress or NoProgress()
+        shown = progress or NoFileProgress()
         total = self.size(remote)
         offset = local.stat().st_size if resume and local.is_file() else 0
         if total is not None and offset > total:
@@ -364,10 +364,10 @@ class FtpClient:
         *,
         resume: bool = False,
         verify: bool = True,
-        progress: TransferProgress | None = None,
+        progress: FileProgress | None = None,
     ) -> Transfer:
         """Upload ``local`` to ``remote``; with ``resume`` append what the server lacks."""
-        shown = progress or NoProgress()
+        shown = progress or NoFileProgress()
         try:
             handle = local.open("rb")
             total = local.stat().st_size

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from herd.errors import HerdError
-from herd.ftp.client import FtpClient, Transfer, TransferProgress
+from herd.ftp.client import FileProgress, FtpClient, Transfer
 
 __all__ = ["FtpShell"]
 
@@ -48,7 +48,7 @@ class FtpShell:
         stdin: TextIO,
         stdout: TextIO,
         interactive: bool,
-        progress: Callable[[], TransferProgress],
+        progress: Callable[[], FileProgress],
         local_dir: Path | None = None,
     ) -> None:
         self.client = client

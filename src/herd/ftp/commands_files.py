@@ -15,7 +15,8 @@ import time
 from herd.ftp.events import FileEvent, RenameEvent
 from herd.ftp.jail import PathRefused
 from herd.ftp.listing import facts_line, mdtm, parse_mdtm
-from herd.ftp.session import Reply, Session
+from herd.ftp.replies import FtpReply
+from herd.ftp.session import Session
 
 __all__ = ["ASCII_SIZE_LIMIT", "FileCommands", "ascii_transfer_size", "file_digest"]
 
@@ -70,7 +71,7 @@ class FileCommands(Session):
         assert self.jail is not None
         target = self.path(arg)
         if not stat.S_ISDIR(self.jail.stat(target).st_mode):
-            raise Reply(550, f"{target}: not a directory.")
+            raise FtpReply(550, f"{target}: not a directory.")
         self.cwd = target
         self.reply(250, f"Directory changed to {target}.")
 
@@ -133,14 +134,14 @@ class FileCommands(Session):
         source = self.path(arg)
         assert self.jail is not None
         if not self.jail.exists(source):
-            raise Reply(550, f"{source}: no such file or directory.")
+            raise FtpReply(550, f"{source}: no such file or directory.")
         self.rename_from = source
         self.reply(350, "Ready for RNTO.")
 
     def cmd_RNTO(self, arg: str) -> None:
         source = self.rename_from
         if source is None:
-            raise Reply(503, "RNFR first.")
+            raise FtpReply(503, "RNFR first.")
         self.need("rename")
         target = self.path(arg)
         assert self.jail is not None
@@ -174,7 +175,7 @@ class FileCommands(Session):
         assert self.jail is not None
         info = self.jail.stat(target)
         if not stat.S_ISREG(info.st_mode):
-            raise Reply(550, f"{target}: not a regular file.")
+            raise FtpReply(550, f"{target}: not a regular file.")
         return target, info
 
     def cmd_SIZE(self, arg: str) -> None:
@@ -186,7 +187,7 @@ class FileCommands(Session):
         # which means reading the file: counted up to a bound, refused above it.
         self.need("read")
         if info.st_size > ASCII_SIZE_LIMIT:
-            raise Reply(
+            raise FtpReply(
                 550,
                 f"{target}: SIZE in ASCII mode is counted only up to "
                 f"{ASCII_SIZE_LIMIT >> 20} MiB; use TYPE I.",
@@ -204,9 +205,9 @@ class FileCommands(Session):
         try:
             seconds = parse_mdtm(when)
         except ValueError:
-            raise Reply(501, "MFMT needs YYYYMMDDHHMMSS and a path.") from None
+            raise FtpReply(501, "MFMT needs YYYYMMDDHHMMSS and a path.") from None
         if not name:
-            raise Reply(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
+            raise FtpReply(501, "MFMT needs YYYYMMDDHHMMSS and a path.")
         target, _info = self._regular(name)
         assert self.jail is not None
         self.jail.set_mtime(target, seconds)

@@ -9,7 +9,8 @@ connection must be ``PROT P``.
 
 from __future__ import annotations
 
-from herd.ftp.session import Reply, Session
+from herd.ftp.replies import FtpReply
+from herd.ftp.session import Session
 
 __all__ = ["TLS_FEATURES", "SecurityCommands"]
 
@@ -23,11 +24,11 @@ class SecurityCommands(Session):
     def cmd_AUTH(self, arg: str) -> None:
         mechanism = arg.strip().upper()
         if self.server.tls is None:
-            raise Reply(502, "AUTH not available: this server has no TLS certificate.")
+            raise FtpReply(502, "AUTH not available: this server has no TLS certificate.")
         if self.secure:
-            raise Reply(503, "The control connection is under TLS already.")
+            raise FtpReply(503, "The control connection is under TLS already.")
         if mechanism not in _MECHANISMS:
-            raise Reply(504, f"AUTH {arg.strip()} not supported; use AUTH TLS.")
+            raise FtpReply(504, f"AUTH {arg.strip()} not supported; use AUTH TLS.")
         self.reply(234, f"AUTH {mechanism} ok; start the TLS handshake.")
         if not self.start_tls():
             self.close_control()
@@ -37,25 +38,25 @@ class SecurityCommands(Session):
 
     def cmd_PBSZ(self, arg: str) -> None:
         if not self.secure:
-            raise Reply(503, "PBSZ comes after AUTH TLS.")
+            raise FtpReply(503, "PBSZ comes after AUTH TLS.")
         if not arg.strip().isdigit():
-            raise Reply(501, "PBSZ needs a number (0 for TLS).")
+            raise FtpReply(501, "PBSZ needs a number (0 for TLS).")
         self.data_protection = self.data_protection or "C"
         self.reply(200, "PBSZ=0")
 
     def cmd_PROT(self, arg: str) -> None:
         level = arg.strip().upper()
         if not self.secure or not self.data_protection:
-            raise Reply(503, "PROT comes after AUTH TLS and PBSZ.")
+            raise FtpReply(503, "PROT comes after AUTH TLS and PBSZ.")
         if level == "P":
             self.data_protection = "P"
             self.reply(200, "Data connections will be protected (PROT P).")
         elif level == "C":
             if self.tls_required:
-                raise Reply(534, "This login needs protected data connections: PROT P.")
+                raise FtpReply(534, "This login needs protected data connections: PROT P.")
             self.data_protection = "C"
             self.reply(200, "Data connections will be in clear (PROT C).")
         elif level in ("S", "E"):
-            raise Reply(536, f"PROT {level} not supported; use P or C.")
+            raise FtpReply(536, f"PROT {level} not supported; use P or C.")
         else:
-            raise Reply(504, f"Unknown PROT level {arg.strip()}.")
+            raise FtpReply(504, f"Unknown PROT level {arg.strip()}.")

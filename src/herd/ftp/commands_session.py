@@ -15,7 +15,8 @@ from herd.ftp.commands_security import TLS_FEATURES
 from herd.ftp.events import LoginEvent
 from herd.ftp.jail import PathRefused
 from herd.ftp.listing import ALL_FACTS
-from herd.ftp.session import Reply, Session
+from herd.ftp.replies import FtpReply
+from herd.ftp.session import Session
 from herd.ftp.users import READ_ONLY, FtpUser, format_size
 
 __all__ = ["ANONYMOUS_NAMES", "SessionCommands"]
@@ -47,7 +48,7 @@ def _mlst_facts(value: str) -> tuple[str, ...]:
         return ()
     names = value.split(";")
     if names[-1] != "" or not all(_FACT_NAME.fullmatch(n) for n in names[:-1]):
-        raise Reply(501, f"Bad fact list {value!r}: use OPTS MLST type;size;modify;")
+        raise FtpReply(501, f"Bad fact list {value!r}: use OPTS MLST type;size;modify;")
     asked = {n.lower() for n in names[:-1]}
     return tuple(f for f in ALL_FACTS if f in asked)
 
@@ -65,8 +66,8 @@ class SessionCommands(Session):
         if not self.secure and self._needs_tls(name):
             # Refused here, before the client sends its password in clear.
             if self.server.tls is None:
-                raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
-            raise Reply(530, f"TLS required for {name}: use AUTH TLS (ftpes://) or ftps://.")
+                raise FtpReply(530, f"TLS required for {name}, and this server has no TLS set up.")
+            raise FtpReply(530, f"TLS required for {name}: use AUTH TLS (ftpes://) or ftps://.")
         self.pending_user = name
         if self.anonymous_allowed(self.pending_user):
             self.reply(331, "Anonymous login ok, send your e-mail address as password.")
@@ -85,10 +86,10 @@ class SessionCommands(Session):
 
     def cmd_PASS(self, arg: str) -> None:
         if self.user is not None:
-            raise Reply(503, "Already logged in.")
+            raise FtpReply(503, "Already logged in.")
         name = self.pending_user
         if name is None:
-            raise Reply(503, "Log in with USER first.")
+            raise FtpReply(503, "Log in with USER first.")
         self.pending_user = None
         started = time.time()
         if self.server.logins.locked_out(self.client):
@@ -102,12 +103,12 @@ class SessionCommands(Session):
         user = self.server.known_user(user)
         if user.require_tls and not self.secure:  # only when the server has no TLS at all
             self.report(LoginEvent, user=name, ok=False, error="TLS required")
-            raise Reply(530, f"TLS required for {name}, and this server has no TLS set up.")
+            raise FtpReply(530, f"TLS required for {name}, and this server has no TLS set up.")
         try:
             jail = self.server.jail_for(user)
         except PathRefused:
             self.report(LoginEvent, user=name, ok=False, error="home missing")
-            raise Reply(530, "Login incorrect: your home directory is missing.") from None
+            raise FtpReply(530, "Login incorrect: your home directory is missing.") from None
         if not self.anonymous_allowed(name):  # anonymous sessions are read-only
             quota = self.server.quota
             self.account = quota.known(user.name, user.quota) or self.server.on_helper(
@@ -130,7 +131,7 @@ class SessionCommands(Session):
             started=started,
             duration=time.time() - started,
         )
-        raise Reply(530, "Login incorrect.")
+        raise FtpReply(530, "Login incorrect.")
 
     def check_password(self, name: str, password: str) -> FtpUser | None:
         if self.anonymous_allowed(name):
@@ -162,9 +163,9 @@ class SessionCommands(Session):
             self.ascii = False
             self.reply(200, "Type set to I.")
         elif words and words[0] in ("A", "E", "L"):
-            raise Reply(504, f"Type {arg} not supported.")
+            raise FtpReply(504, f"Type {arg} not supported.")
         else:
-            raise Reply(501, f"Unknown type {arg}.")
+            raise FtpReply(501, f"Unknown type {arg}.")
 
     def cmd_MODE(self, arg: str) -> None:
         self._one_of("MODE", arg, "S", "BC")
@@ -177,17 +178,17 @@ class SessionCommands(Session):
         if value == supported:
             self.reply(200, f"{verb} set to {value}.")
         elif len(value) == 1 and value in known:
-            raise Reply(504, f"{verb} {value} not supported.")
+            raise FtpReply(504, f"{verb} {value} not supported.")
         else:
-            raise Reply(501, f"Unknown {verb} {arg}.")
+            raise FtpReply(501, f"Unknown {verb} {arg}.")
 
     def cmd_ALLO(self, arg: str) -> None:
         words = arg.split()
         if not words or not words[0].isdigit():
-            raise Reply(501, "ALLO needs a byte count.")
+            raise FtpReply(501, "ALLO needs a byte count.")
         available = None if self.account is None else self.account.available
         if available is not None and int(words[0]) > available:
-            raise Reply(552, f"Not enough quota left: {available} bytes available.")
+            raise FtpReply(552, f"Not enough quota left: {available} bytes available.")
         self.reply(202, "No storage allocation necessary.")
 
     # -- information -----------------------------------------------------------------------
@@ -218,21 +219,21 @@ class SessionCommands(Session):
             if value:
                 chosen = value.strip().upper()
                 if chosen not in HASH_NAMES:
-                    raise Reply(
+                    raise FtpReply(
                         501,
                         f"Unknown algorithm {value.strip()}; use one of {', '.join(HASH_NAMES)}.",
                     )
                 self.hash_name = chosen
             self.reply(200, self.hash_name)
         else:
-            raise Reply(501, f"Option {option} not understood.")
+            raise FtpReply(501, f"Option {option} not understood.")
 
     def cmd_HELP(self, arg: str) -> None:
         verb = arg.strip().upper()
         if verb:
             command = self.commands.get(verb)
             if command is None:
-                raise Reply(501, f"Unknown command {verb}.")
+                raise FtpReply(501, f"Unknown command {verb}.")
             self.reply(214, f"Syntax: {verb} {command.help}")
             return
         names = sorted(self.commands)
@@ -265,7 +266,7 @@ class SessionCommands(Session):
         elif word == "HELP":
             self.reply(214, "SITE commands:\n QUOTA  your disk usage against your quota\nEnd.")
         else:
-            raise Reply(501, f"Unknown SITE command {word}.")
+            raise FtpReply(501, f"Unknown SITE command {word}.")
 
     def quota_report(self) -> str:
         account = self.account

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from herd.ftp.datachannel import ActiveTarget, PassiveListener, parse_eprt, parse_port
 from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
-from herd.ftp.session import Aborted, Reply, Session, TransferJob
+from herd.ftp.replies import Aborted, FtpReply
+from herd.ftp.session import DataTransfer, Session
 from herd.ftp.upload import UploadDigest
 
 __all__ = ["TransferCommands"]
@@ -59,10 +60,10 @@ class TransferCommands(Session):
 
     def cmd_PASV(self, arg: str) -> None:
         if self.epsv_all:
-            raise Reply(503, "EPSV ALL in effect: use EPSV.")
+            raise FtpReply(503, "EPSV ALL in effect: use EPSV.")
         announce = self.settings.masquerade_address or self.local_address
         if ":" in announce:
-            raise Reply(425, "PASV is for IPv4; use EPSV.")
+            raise FtpReply(425, "PASV is for IPv4; use EPSV.")
         self.drop_data_source()
         listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
         self.data_source = listener
@@ -79,7 +80,7 @@ class TransferCommands(Session):
             return
         family = "2" if ":" in self.local_address else "1"
         if value and value != family:
-            raise Reply(522, f"Network protocol not supported, use ({family}).")
+            raise FtpReply(522, f"Network protocol not supported, use ({family}).")
         self.drop_data_source()
         listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
         self.data_source = listener
@@ -93,7 +94,7 @@ class TransferCommands(Session):
 
     def _active(self, address: str, port: int) -> None:
         if self.epsv_all:
-            raise Reply(503, "EPSV ALL in effect: use EPSV.")
+            raise FtpReply(503, "EPSV ALL in effect: use EPSV.")
         target = ActiveTarget(address, port, self.client)
         self.drop_data_source()
         self.data_source = target
@@ -102,19 +103,19 @@ class TransferCommands(Session):
     def cmd_REST(self, arg: str) -> None:
         value = arg.strip()
         if not value.isdigit():
-            raise Reply(501, "REST needs a byte offset.")
+            raise FtpReply(501, "REST needs a byte offset.")
         if self.ascii and value != "0":
             # In TYPE A the marker would count transfer octets (CRLF), not file bytes
             # (RFC 3659 5): refused rather than resumed at the wrong place.
-            raise Reply(504, "REST is not supported in ASCII mode; use TYPE I.")
+            raise FtpReply(504, "REST is not supported in ASCII mode; use TYPE I.")
         self.rest = int(value)
         self.reply(350, f"Restarting at {self.rest}. Send STORE or RETRIEVE.")
 
     def _need_data_source(self) -> None:
         if self.tls_required and self.data_protection != "P":  # RFC 4217 9
-            raise Reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
+            raise FtpReply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
         if self.data_source is None:
-            raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
+            raise FtpReply(425, "Use PASV, EPSV, PORT or EPRT first.")
 
     # -- downloads -------------------------------------------------------------------------
 
@@ -128,12 +129,14 @@ class TransferCommands(Session):
         offset = self.rest
         if offset > size:
             os.close(fd)
-            raise Reply(554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes).")
+            raise FtpReply(
+                554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes)."
+            )
         mode = "ASCII" if self.ascii else "BINARY"
         ascii_mode = self.ascii
         started = time.time()
 
-        def send(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
+        def send(sock: socket.socket, job: DataTransfer) -> tuple[int, str]:
             try:
                 sent = self._send_file(sock, job, fd, offset, size, ascii_mode=ascii_mode)
             except Exception as exc:  # Aborted, OSError, Reply or a bug: logged as failed
@@ -154,7 +157,7 @@ class TransferCommands(Session):
     def _send_file(
         self,
         sock: socket.socket,
-        job: TransferJob,
+        job: DataTransfer,
         fd: int,
         offset: int,
         size: int,
@@ -185,7 +188,7 @@ class TransferCommands(Session):
             return job.bytes
 
     def _send_encrypted(
-        self, sock: ssl.SSLSocket, job: TransferJob, fd: int, offset: int, size: int
+        self, sock: ssl.SSLSocket, job: DataTransfer, fd: int, offset: int, size: int
     ) -> int:
         """A binary download under TLS: large reads, each written whole (TLS cannot sendfile).
 
@@ -213,12 +216,12 @@ class TransferCommands(Session):
         assert self.jail is not None
         if self.rest:
             if not self.jail.exists(target):
-                raise Reply(554, f"Invalid REST parameter: {target} does not exist yet.")
+                raise FtpReply(554, f"Invalid REST parameter: {target} does not exist yet.")
             fd = self.jail.open_write(target, create=False)
             size = os.fstat(fd).st_size
             if self.rest > size:
                 os.close(fd)
-                raise Reply(
+                raise FtpReply(
                     554, f"Invalid REST parameter: {self.rest} is beyond the end ({size} bytes)."
                 )
             self._upload(_Upload("STOR", target, fd, self.rest, size))
@@ -232,14 +235,16 @@ class TransferCommands(Session):
         self._need_data_source()
         assert self.jail is not None
         if self.rest and not self.jail.exists(target):
-            raise Reply(554, f"Invalid REST parameter: {target} does not exist yet.")
+            raise FtpReply(554, f"Invalid REST parameter: {target} does not exist yet.")
         fd = self.jail.open_write(target)
         size = os.fstat(fd).st_size
         # RFC 3659 5.3: after REST the data goes at the marker, not at the end.
         offset = size if not self.rest else self.rest
         if offset > size:
             os.close(fd)
-            raise Reply(554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes).")
+            raise FtpReply(
+                554, f"Invalid REST parameter: {offset} is beyond the end ({size} bytes)."
+            )
         self._upload(_Upload("APPE", target, fd, offset, size))
 
     def cmd_STOU(self, arg: str) -> None:
@@ -253,7 +258,7 @@ class TransferCommands(Session):
         started = time.time()
         ascii_mode = self.ascii
 
-        def receive(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
+        def receive(sock: socket.socket, job: DataTransfer) -> tuple[int, str]:
             digest = UploadDigest(self.settings.buffer_size)
             try:
                 self._receive(sock, job, upload, digest, ascii_mode)
@@ -279,7 +284,7 @@ class TransferCommands(Session):
     def _receive(
         self,
         sock: socket.socket,
-        job: TransferJob,
+        job: DataTransfer,
         upload: _Upload,
         digest: UploadDigest,
         ascii_mode: bool,
@@ -309,13 +314,13 @@ class TransferCommands(Session):
             position += fits
             high = max(high, position)
             if fits < n:
-                raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
+                raise FtpReply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
         if job.abort.is_set():
             raise Aborted
         if pending_cr:
             fits = self._charge(upload, position, 1, high)
             if not fits:
-                raise Reply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
+                raise FtpReply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
             _write_all(upload.fd, pending_cr)
             last = digest.buffer()
             last[:1] = pending_cr
@@ -342,7 +347,7 @@ class TransferCommands(Session):
             try:
                 replaced = self.jail.replace(upload.temp, upload.final)
             except OSError as exc:  # e.g. a directory appeared under that name meanwhile
-                raise Reply(451, f"Cannot put the file in place: {exc.strerror}.") from None
+                raise FtpReply(451, f"Cannot put the file in place: {exc.strerror}.") from None
             if self.account is not None:
                 self.account.credit(replaced)
 
@@ -420,8 +425,8 @@ class TransferCommands(Session):
         assert self.jail is not None and self.user is not None
         if not self.jail.is_dir(target):
             if not self.jail.exists(target):  # RFC 3659 7.2.1: a missing path is 550
-                raise Reply(550, f"{target}: no such directory.")
-            raise Reply(501, f"{target}: not a directory.")
+                raise FtpReply(550, f"{target}: no such directory.")
+            raise FtpReply(501, f"{target}: not a directory.")
         perms = self.user.perms
         lines = [
             facts_line(name, info, perms, self.mlst_facts) for name, info in self._entries(target)
@@ -431,7 +436,7 @@ class TransferCommands(Session):
     def _send_listing(self, lines: list[str]) -> None:
         data = "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
 
-        def send(sock: socket.socket, job: TransferJob) -> tuple[int, str]:
+        def send(sock: socket.socket, job: DataTransfer) -> tuple[int, str]:
             sock.sendall(data)
             job.bytes = len(data)
             return 226, "Directory send OK."
@@ -488,12 +493,12 @@ def _write_all(fd: int, data: memoryview | bytes) -> None:
             view = view[written:]
     except OSError as exc:
         code = 452 if exc.errno in (28, 122) else 451  # ENOSPC, EDQUOT
-        raise Reply(code, f"Local error writing the file: {exc.strerror}.") from None
+        raise FtpReply(code, f"Local error writing the file: {exc.strerror}.") from None
 
 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, Aborted):
         return "aborted"
-    if isinstance(exc, Reply):
+    if isinstance(exc, FtpReply):
         return exc.text
     return str(exc) or type(exc).__name__

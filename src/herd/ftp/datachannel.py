@@ -18,6 +18,8 @@ import socket
 import time
 from typing import Protocol
 
+from herd.ftp.replies import FtpReply
+
 __all__ = [
     "ActiveTarget",
     "DataRefused",
@@ -35,13 +37,8 @@ class AbortFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
-class DataRefused(Exception):
-    """A data connection request refused or failed; ``code`` is the FTP reply."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class DataRefused(FtpReply):
+    """A data connection request refused or failed: the reply that says so."""
 
 
 def _canonical(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -16,7 +16,7 @@ from herd.ftp.commands_files import FileCommands
 from herd.ftp.commands_security import SecurityCommands
 from herd.ftp.commands_session import SessionCommands
 from herd.ftp.commands_transfer import TransferCommands
-from herd.ftp.session import Command
+from herd.ftp.replies import Command
 
 __all__ = ["COMMANDS", "FtpHandler"]
 

@@ -24,7 +24,6 @@ import os
 import posixpath
 import stat
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +35,16 @@ _TEMP_PREFIX = ".herd-upload-"
 
 
 class PathRefused(Exception):
-    """A path the jail will not serve; ``code`` is the FTP reply (550 or 553)."""
+    """A path the jail will not serve, and why; ``bad_name`` when the name itself is refused.
 
-    def __init__(self, code: int, message: str) -> None:
+    A filesystem error, not a reply: the session says 553 for a refused name and
+    550 for the rest (RFC 959).
+    """
+
+    def __init__(self, message: str, *, bad_name: bool = False) -> None:
         super().__init__(message)
-        self.code = code
         self.message = message
+        self.bad_name = bad_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class Jail:
     def __init__(self, home: Path) -> None:
         self.root = os.path.realpath(home)
         if not os.path.isdir(self.root):
-            raise PathRefused(550, "home directory is missing")
+            raise PathRefused("home directory is missing")
 
     # -- mapping -------------------------------------------------------------------
 
@@ -74,9 +77,11 @@ class Jail:
         if not path:
             return cwd
         if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-            raise PathRefused(553, "path too long")
+            raise PathRefused("path too long", bad_name=True)
         if _bad_char(path):
-            raise PathRefused(553, "file name not allowed (control characters or not UTF-8)")
+            raise PathRefused(
+                "file name not allowed (control characters or not UTF-8)", bad_name=True
+            )
         joined = posixpath.join(cwd, path)
         parts: list[str] = []
         for part in joined.split("/"):
@@ -87,7 +92,7 @@ class Jail:
                     parts.pop()
                 continue
             if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-                raise PathRefused(553, "file name too long")
+                raise PathRefused("file name too long", bad_name=True)
             parts.append(part)
         return "/" + "/".join(parts)
 
@@ -104,13 +109,13 @@ class Jail:
             return self.root
         parent = os.path.realpath(os.path.dirname(host))
         if not self._inside(parent):
-            raise PathRefused(550, f"{vpath}: no such file or directory")
+            raise PathRefused(f"{vpath}: no such file or directory")
         name = os.path.basename(host)
         if not follow:
             return os.path.join(parent, name)
         resolved = os.path.realpath(os.path.join(parent, name))
         if not self._inside(resolved):
-            raise PathRefused(550, f"{vpath}: no such file or directory")
+            raise PathRefused(f"{vpath}: no such file or directory")
         return resolved
 
     def virtual(self, real: str) -> str:
@@ -124,7 +129,7 @@ class Jail:
         try:
             return os.stat(self.real(vpath))
         except OSError as exc:
-            raise PathRefused(550, f"{vpath}: {exc.strerror or 'cannot stat'}") from None
+            raise PathRefused(f"{vpath}: {exc.strerror or 'cannot stat'}") from None
 
     def is_dir(self, vpath: str) -> bool:
         try:
@@ -151,9 +156,9 @@ class Jail:
                         if len(found) >= limit:
                             break
         except NotADirectoryError:
-            raise PathRefused(550, f"{vpath}: not a directory") from None
+            raise PathRefused(f"{vpath}: not a directory") from None
         except OSError as exc:
-            raise PathRefused(550, f"{vpath}: {exc.strerror or 'cannot list'}") from None
+            raise PathRefused(f"{vpath}: {exc.strerror or 'cannot list'}") from None
         found.sort(key=lambda e: e.name)
         return found
 
@@ -197,11 +202,11 @@ class Jail:
         try:
             fd = os.open(real, flags, 0o644)
         except OSError as exc:
-            raise PathRefused(550, f"{vpath}: {exc.strerror or 'cannot open'}") from None
+            raise PathRefused(f"{vpath}: {exc.strerror or 'cannot open'}") from None
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
-            raise PathRefused(550, f"{vpath}: not a regular file")
+            raise PathRefused(f"{vpath}: not a regular file")
         os.set_blocking(fd, True)
         return fd
 
@@ -209,13 +214,13 @@ class Jail:
         """A new temporary file beside ``vpath``: (descriptor, temp path, final path)."""
         final = self.real(vpath, follow=False)
         if os.path.isdir(final):
-            raise PathRefused(550, f"{vpath}: is a directory")
+            raise PathRefused(f"{vpath}: is a directory")
         try:
             fd, temp = tempfile.mkstemp(
                 prefix=_TEMP_PREFIX, suffix=".part", dir=os.path.dirname(final)
             )
         except OSError as exc:
-            raise PathRefused(550, f"{vpath}: {exc.strerror or 'cannot create'}") from None
+            raise PathRefused(f"{vpath}: {exc.strerror or 'cannot create'}") from None
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; an uploaded file reads like any other
         return fd, temp, final
 
@@ -229,9 +234,9 @@ class Jail:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise PathRefused(550, f"{vpath}: {exc.strerror or 'cannot create'}") from None
+                raise PathRefused(f"{vpath}: {exc.strerror or 'cannot create'}") from None
             return fd, self.virtual(candidate)
-        raise PathRefused(550, f"{vpath}: no unique name left")
+        raise PathRefused(f"{vpath}: no unique name left")
 
     # -- changing the tree -------------------------------------------------------------
 
@@ -247,14 +252,14 @@ class Jail:
 
     def rmdir(self, vpath: str) -> None:
         if vpath == "/":
-            raise PathRefused(550, "/: cannot remove the home directory")
+            raise PathRefused("/: cannot remove the home directory")
         self._change(vpath, os.rmdir, self.real(vpath, follow=False))
 
     def remove(self, vpath: str) -> int:
         """Delete the file (or symlink) ``vpath``; returns the bytes it freed."""
         real = self.real(vpath, follow=False)
         if os.path.isdir(real) and not os.path.islink(real):
-            raise PathRefused(550, f"{vpath}: is a directory")
+            raise PathRefused(f"{vpath}: is a directory")
         freed = _regular_size(real)
         self._change(vpath, os.unlink, real)
         return freed
@@ -262,11 +267,11 @@ class Jail:
     def rename(self, source: str, target: str) -> int:
         """Rename within the home; returns the bytes of a file the target replaced."""
         if "/" in (source, target):
-            raise PathRefused(550, "/: cannot rename the home directory")
+            raise PathRefused("/: cannot rename the home directory")
         real_source = self.real(source, follow=False)
         real_target = self.real(target, follow=False)
         if not os.path.lexists(real_source):
-            raise PathRefused(550, f"{source}: no such file or directory")
+            raise PathRefused(f"{source}: no such file or directory")
         replaced = _regular_size(real_target)
         self._change(source, os.rename, real_source, real_target)
         return replaced
@@ -281,14 +286,7 @@ class Jail:
         try:
             action(*args, **kwargs)
         except OSError as exc:
-            raise PathRefused(550, f"{vpath}: {exc.strerror or 'refused'}") from None
-
-    def temp_files(self) -> Iterator[str]:
-        """Leftover upload temporaries in the home (a crash mid-upload), for cleaning."""
-        for directory, _dirs, files in os.walk(self.root):
-            for name in files:
-                if name.startswith(_TEMP_PREFIX):
-                    yield os.path.join(directory, name)
+            raise PathRefused(f"{vpath}: {exc.strerror or 'refused'}") from None
 
 
 def _regular_size(real: str) -> int:

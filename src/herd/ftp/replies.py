@@ -1,14 +1,19 @@
 """The FTP session's shared vocabulary: a reply that ends a command, an aborted transfer,
-a line of the command table."""
+a line of the command table.
+
+Every error that answers a client is an ``FtpReply`` (code, text), turned into
+the reply in one place, the session's dispatch. Lower layers raise plain errors
+without reply codes (the jail's ``PathRefused``); dispatch maps them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Aborted", "Command", "Reply"]
+__all__ = ["Aborted", "Command", "FtpReply"]
 
 
-class Reply(Exception):
+class FtpReply(Exception):
     """Stop the command and answer ``code text`` (an error reply, usually)."""
 
     def __init__(self, code: int, text: str) -> None:

@@ -23,103 +23,31 @@ import socketserver
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from herd.errors import FtpError
 from herd.ftp.events import EventSink, NullSink
 from herd.ftp.handler import FtpHandler
 from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.quota import QuotaBook
+from herd.ftp.serving import (
+    LoginGuard,
+    Sessions,
+    SessionServer,
+    TransferThreads,
+    UserAuthority,
+)
 from herd.ftp.session import Session, log
 from herd.ftp.settings import FtpSettings
 from herd.ftp.tls import ServerTls
 from herd.ftp.users import FtpUser
 
-__all__ = ["FtpServer", "LoginGuard", "TransferThreads", "UserAuthority"]
+__all__ = ["FtpServer"]
 
 T = TypeVar("T")
-
-
-class UserAuthority(Protocol):
-    """What the server needs from the users database (``herd.ftp.users.UserStore``)."""
-
-    def authenticate(self, name: str, password: str) -> FtpUser | None: ...
-
-    def get(self, name: str) -> FtpUser | None: ...
-
-    def usage(self, name: str) -> int | None: ...
-
-    def set_usage(self, name: str, used: int) -> None: ...
-
-    def requires_tls(self, name: str) -> bool: ...
-
-    def list(self) -> list[tuple[FtpUser, int]]: ...
-
-
-class LoginGuard:
-    """Counts failed logins per address; too many within the window lock the address out."""
-
-    def __init__(
-        self, failures: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._limit = failures
-        self._window = window
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def locked_out(self, address: str) -> bool:
-        with self._lock:
-            until = self._locked_until.get(address)
-            if until is None:
-                return False
-            if until > self._clock():
-                return True
-            del self._locked_until[address]
-            return False
-
-    def failed(self, address: str) -> None:
-        now = self._clock()
-        with self._lock:
-            recent = self._failures.setdefault(address, deque())
-            recent.append(now)
-            while recent and recent[0] < now - self._window:
-                recent.popleft()
-            if len(recent) >= self._limit:
-                self._locked_until[address] = now + self._window
-                del self._failures[address]
-            if len(self._failures) > 10_000:  # keep the table bounded under a spray of addresses
-                stale = [a for a, q in self._failures.items() if q[-1] < now - self._window]
-                for gone in stale:
-                    del self._failures[gone]
-
-
-class _Sessions:
-    """The live sessions, for shutdown and for the tests' leak checks."""
-
-    def __init__(self) -> None:
-        self._items: set[Session] = set()
-        self._lock = threading.Lock()
-
-    def add(self, session: Session) -> None:
-        with self._lock:
-            self._items.add(session)
-
-    def discard(self, session: Session) -> None:
-        with self._lock:
-            self._items.discard(session)
-
-    def snapshot(self) -> list[Session]:
-        with self._lock:
-            return list(self._items)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
 
 
 class _HelperPool:
@@ -179,49 +107,6 @@ class _HelperJob:
         self.done.acquire()
 
 
-class TransferThreads:
-    """Bare threads that run transfers, kept a few seconds after one ends for the next.
-
-    Starting a thread costs tens of microseconds and a session of a LIST and a
-    RETR needs two; an idle one waits here instead (at most ``keep`` of them,
-    each for ``idle`` seconds). Invariant: threads waiting = ``_idle`` + jobs queued.
-    """
-
-    def __init__(self, keep: int = 16, idle: float = 5.0) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
-            queue.SimpleQueue()
-        )
-        self._lock = _thread.allocate_lock()
-        self._idle = 0
-        self._keep = keep
-        self._idle_seconds = idle
-
-    def start(self, step: Callable[..., None], *args: Any) -> None:
-        """Run ``step(*args)`` in a thread of its own (RuntimeError if none can start)."""
-        with self._lock:
-            if self._idle:
-                self._idle -= 1
-                self._jobs.put((step, args))
-                return
-        _thread.start_new_thread(self._run, (step, args))
-
-    def _run(self, step: Callable[..., None], args: tuple[Any, ...]) -> None:
-        while True:
-            step(*args)
-            with self._lock:
-                if self._idle >= self._keep:
-                    return
-                self._idle += 1
-            try:
-                step, args = self._jobs.get(timeout=self._idle_seconds)
-            except queue.Empty:
-                with self._lock:
-                    if self._idle:  # nobody was promised this thread: it may go
-                        self._idle -= 1
-                        return
-                step, args = self._jobs.get()  # a job was queued for a waiting thread
-
-
 def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -237,7 +122,7 @@ def _listen_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-class FtpServer(socketserver.ThreadingTCPServer):
+class FtpServer(socketserver.ThreadingTCPServer, SessionServer):
     """A multi-user FTP server; ``addresses`` are the bound (host, port) pairs."""
 
     def __init__(
@@ -257,7 +142,7 @@ class FtpServer(socketserver.ThreadingTCPServer):
         self.quota = QuotaBook(users)
         self.logins = LoginGuard(settings.lockout_failures, settings.lockout_window)
         self._helpers = _HelperPool(max(2, os.cpu_count() or 2))
-        self.sessions = _Sessions()
+        self.sessions: Sessions[Session] = Sessions()
         self.transfer_threads = TransferThreads()
         self.session_numbers = itertools.count(1)  # next() is atomic: one per connection
         # socketserver reads these from the instance: never class attributes (see settings.py).
@@ -513,4 +398,5 @@ class FtpServer(socketserver.ThreadingTCPServer):
             listener.close()
         if hasattr(self, "_helpers"):
             self._helpers.close()
+        self.transfer_threads.close()
         super().server_close()

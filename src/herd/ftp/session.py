@@ -21,20 +21,20 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener, plain_address
+from herd.ftp.datachannel import ActiveTarget, PassiveListener, plain_address
 from herd.ftp.events import FtpEvent, SessionEnded
 from herd.ftp.jail import Jail, PathRefused
-from herd.ftp.replies import Aborted, Command, Reply
+from herd.ftp.replies import Command, FtpReply
 from herd.ftp.tls import TlsFailed, handshake
-from herd.ftp.transfers import Flag, TransferJob, Transfers
+from herd.ftp.transfers import DataTransfer, Flag, Transfers
 
 if TYPE_CHECKING:
     from herd.ftp.quota import QuotaAccount
-    from herd.ftp.server import FtpServer
+    from herd.ftp.serving import SessionServer
     from herd.ftp.settings import FtpSettings
     from herd.ftp.users import FtpUser
 
-__all__ = ["Aborted", "Command", "Flag", "Reply", "Session", "TransferJob"]
+__all__ = ["DataTransfer", "Flag", "Session"]
 
 log = logging.getLogger("herd.ftp")
 
@@ -50,7 +50,7 @@ class Session(Transfers, socketserver.BaseRequestHandler):
     """The state and machinery of one control connection."""
 
     commands: ClassVar[Mapping[str, Command]] = {}
-    server: FtpServer
+    server: SessionServer
     request: socket.socket
     # Came in on an implicit-TLS address: TLS before the banner. Set on the instance only
     # when true: an idle session's attributes must stay few enough for CPython to share
@@ -70,7 +70,7 @@ class Session(Transfers, socketserver.BaseRequestHandler):
         self._inbuf = bytearray()
         self._discarding = False
         self.closing = False
-        self.transfer: TransferJob | None = None
+        self.transfer: DataTransfer | None = None
         self.data_source: PassiveListener | ActiveTarget | None = None
         self.epsv_all = False
         self.session_id = next(self.server.session_numbers)  # names its events
@@ -314,12 +314,10 @@ class Session(Transfers, socketserver.BaseRequestHandler):
         try:
             self._check(verb, command, arg)
             getattr(self, f"cmd_{verb}")(arg)
-        except Reply as answer:
+        except FtpReply as answer:  # DataRefused, quota, permissions: the command's own reply
             self.reply(answer.code, answer.text)
-        except PathRefused as refused:
-            self.reply(refused.code, refused.message)
-        except DataRefused as refused:
-            self.reply(refused.code, refused.message)
+        except PathRefused as refused:  # the jail's refusal: a name (553) or a path (550)
+            self.reply(553 if refused.bad_name else 550, refused.message)
         except OSError as exc:  # a local file error outside the jail's own checks
             self.reply(550, f"{verb} failed: {exc.strerror or type(exc).__name__}.")
         except Exception as exc:  # a bug must cost one reply, not the session
@@ -333,19 +331,19 @@ class Session(Transfers, socketserver.BaseRequestHandler):
 
     def _check(self, verb: str, command: Command, arg: str) -> None:
         if command.auth and self.user is None:
-            raise Reply(530, "Log in with USER and PASS first.")
+            raise FtpReply(530, "Log in with USER and PASS first.")
         if command.arg == "required" and not arg.strip():
-            raise Reply(501, f"{verb} needs an argument.")
+            raise FtpReply(501, f"{verb} needs an argument.")
         if command.arg == "none" and arg.strip():
-            raise Reply(501, f"{verb} takes no argument.")
+            raise FtpReply(501, f"{verb} takes no argument.")
 
     # -- paths and permissions -----------------------------------------------------------
 
     def need(self, permission: str) -> None:
         if self.user is None:  # STAT <path> needs no login to be parsed, but does to run
-            raise Reply(530, "Log in with USER and PASS first.")
+            raise FtpReply(530, "Log in with USER and PASS first.")
         if permission not in self.user.perms:
-            raise Reply(550, f"Permission denied ({permission}).")
+            raise FtpReply(550, f"Permission denied ({permission}).")
 
     def path(self, arg: str) -> str:
         """The virtual path an argument names (553 for names the jail refuses)."""

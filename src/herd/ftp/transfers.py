@@ -20,13 +20,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from herd.ftp.datachannel import ActiveTarget, DataRefused, PassiveListener, plain_address
-from herd.ftp.replies import Aborted, Reply
+from herd.ftp.replies import Aborted, FtpReply
 from herd.ftp.tls import TlsFailed, close_notify, handshake
 
 if TYPE_CHECKING:
-    from herd.ftp.server import FtpServer
+    from herd.ftp.serving import SessionServer
 
-__all__ = ["Flag", "TransferJob", "Transfers"]
+__all__ = ["DataTransfer", "Flag", "Transfers"]
 
 log = logging.getLogger("herd.ftp")
 
@@ -65,7 +65,7 @@ class Flag:
         return self._set
 
 
-class TransferJob:
+class DataTransfer:
     """A running data transfer: its thread, its data socket, and the abort flag."""
 
     def __init__(self) -> None:
@@ -99,9 +99,9 @@ class TransferJob:
 class Transfers:
     """The transfer half of a session (``herd.ftp.session.Session`` has the control half)."""
 
-    server: FtpServer
+    server: SessionServer
     sock: socket.socket  # the control connection
-    transfer: TransferJob | None
+    transfer: DataTransfer | None
     data_source: PassiveListener | ActiveTarget | None
     closing: bool
     tls_context: ssl.SSLContext | None
@@ -117,14 +117,14 @@ class Transfers:
     def take_data_source(self) -> PassiveListener | ActiveTarget:
         source = self.data_source
         if source is None:
-            raise Reply(425, "Use PASV, EPSV, PORT or EPRT first.")
+            raise FtpReply(425, "Use PASV, EPSV, PORT or EPRT first.")
         self.data_source = None
         return source
 
     def start_transfer(
         self,
         opening: str,
-        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+        work: Callable[[socket.socket, DataTransfer], tuple[int, str]],
         unused: Callable[[], None] = lambda: None,
         *,
         outgoing: bool = False,
@@ -138,10 +138,10 @@ class Transfers:
         """
         try:
             source = self.take_data_source()
-        except Reply:
+        except FtpReply:
             unused()
             raise
-        job = TransferJob()
+        job = DataTransfer()
         job.description = opening
         job.outgoing = outgoing
         self.transfer = job
@@ -156,14 +156,14 @@ class Transfers:
             self.transfer = None
             source.close()
             unused()
-            raise Reply(425, "Server busy, cannot start the transfer now.") from None
+            raise FtpReply(425, "Server busy, cannot start the transfer now.") from None
 
     def _run_transfer(
         self,
-        job: TransferJob,
+        job: DataTransfer,
         source: PassiveListener | ActiveTarget,
         opening: str,
-        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+        work: Callable[[socket.socket, DataTransfer], tuple[int, str]],
         unused: Callable[[], None],
     ) -> None:
         timeout = self.server.settings.data_idle_timeout
@@ -188,7 +188,7 @@ class Transfers:
                 self.close_control()
         except DataRefused as refused:
             unused()
-            self.reply(refused.code, refused.message)
+            self.reply(refused.code, refused.text)
         finally:
             self.transfer = None
             job.done.set()
@@ -197,7 +197,7 @@ class Transfers:
                 self.close_control()
 
     def _open_data(
-        self, source: PassiveListener | ActiveTarget, job: TransferJob, opening: str
+        self, source: PassiveListener | ActiveTarget, job: DataTransfer, opening: str
     ) -> socket.socket:
         """The data connection, under TLS in PROT P; 150 is sent once it is there.
 
@@ -269,15 +269,15 @@ class Transfers:
 
     def _work(  # noqa: PLR0911 (one reply per way a transfer ends)
         self,
-        job: TransferJob,
+        job: DataTransfer,
         sock: socket.socket,
-        work: Callable[[socket.socket, TransferJob], tuple[int, str]],
+        work: Callable[[socket.socket, DataTransfer], tuple[int, str]],
     ) -> tuple[int, str]:
         try:
             return work(sock, job)  # it runs even when aborted already: it cleans up
         except Aborted:
             return 426, "Connection closed; transfer aborted."
-        except Reply as answer:
+        except FtpReply as answer:
             return answer.code, answer.text
         except TimeoutError:
             return 421, "Data connection timed out."

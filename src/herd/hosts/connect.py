@@ -123,7 +123,7 @@ class ClientKeys:
 
 
 @dataclass(slots=True)
-class _Progress:
+class _Handshake:
     """How far one connection got, to explain a timeout."""
 
     tcp: bool = False
@@ -133,7 +133,7 @@ class _Progress:
 
 
 def _client_factory(
-    host: Host, policy: HostKeyPolicy, route: Route, progress: _Progress
+    host: Host, policy: HostKeyPolicy, route: Route, progress: _Handshake
 ) -> type[asyncssh.SSHClient]:
     class _Client(asyncssh.SSHClient):
         def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
@@ -215,7 +215,7 @@ async def connect(
             )
         except HostFailure as failure:
             raise HostFailure(failure.status, f"jump host {jump.name}: {failure.reason}") from None
-    progress = _Progress()
+    progress = _Handshake()
     remaining = max(ends - loop.time(), 0.001)
     try:
         async with asyncio.timeout(remaining) as deadline:
@@ -246,7 +246,7 @@ async def _open(
     route: Route,
     connector: Connector,
     *,
-    progress: _Progress,
+    progress: _Handshake,
     tunnel: asyncssh.SSHClientConnection | None,
 ) -> asyncssh.SSHClientConnection:
     options = connector.options
@@ -293,7 +293,7 @@ _PARKED_POLL = 0.2  # seconds between looks at a host waiting outside the forks
 
 async def _park_while_silent(
     opening: asyncio.Future[asyncssh.SSHClientConnection],
-    progress: _Progress,
+    progress: _Handshake,
     deadline: asyncio.Timeout,
     slot: HostSlot | None,
 ) -> None:
@@ -396,7 +396,7 @@ def _first_contact_host_key_algs(
     return _openssh_host_key_order()
 
 
-def _timeout_reason(progress: _Progress, timeout: float) -> str:
+def _timeout_reason(progress: _Handshake, timeout: float) -> str:
     seconds = f"{timeout:g} s"
     if not progress.tcp:
         return f"no TCP connection within {seconds}"
@@ -417,7 +417,7 @@ _ERRNO_REASONS = {
 }
 
 
-def _classify(host: Host, route: Route, exc: BaseException, progress: _Progress) -> HostFailure:
+def _classify(host: Host, route: Route, exc: BaseException, progress: _Handshake) -> HostFailure:
     if isinstance(exc, asyncssh.Error):
         return _classify_ssh(host, route, exc, progress)
     if isinstance(exc, socket.gaierror):
@@ -431,7 +431,7 @@ def _classify(host: Host, route: Route, exc: BaseException, progress: _Progress)
 
 
 def _classify_ssh(
-    host: Host, route: Route, exc: asyncssh.Error, progress: _Progress
+    host: Host, route: Route, exc: asyncssh.Error, progress: _Handshake
 ) -> HostFailure:
     conn = progress.connection
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):

@@ -3,7 +3,7 @@
 One Python process encrypts for every host on one core: a push of a big file
 to many hosts is bound by that core, where ``scp`` run in parallel spreads
 over all of them. So herd hands the hosts of a push or pull to worker
-processes (``python -m herd.hosts.worker``):
+processes (``python -m herd.hosts.transfer_worker``):
 
 - the main process keeps everything else: the plan (walked and hashed once),
   the fan-out and its forks, the output, the progress bar and the operation log;
@@ -299,7 +299,12 @@ class TransferWorkers:
         # the blocks kept for lagging hosts are a per-process cache: share the budget out
         options = replace(job.options, cache_budget=job.options.cache_budget // count)
         self._job = WorkerJob(replace(job, options=options), connect)
-        self._argv = [sys.executable, "-m", "herd.hosts.worker", *(["--debug"] if debug else [])]
+        self._argv = [
+            sys.executable,
+            "-m",
+            "herd.hosts.transfer_worker",
+            *(["--debug"] if debug else []),
+        ]
         self._count = count
         self._workers: list[_Worker] = []
 

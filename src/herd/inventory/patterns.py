@@ -24,15 +24,32 @@ import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from herd.core.hostset import FoldReader, expand, split_outside_brackets
 from herd.errors import NoHostsMatched, PatternError
 
-if TYPE_CHECKING:
-    from herd.inventory.graph import Inventory
 
-__all__ = ["fold_reader", "select_names", "split_pattern"]
+class HostUniverse(Protocol):
+    """What the pattern engine needs of an inventory (``herd.inventory.graph.HostUniverse``)."""
+
+    @property
+    def group_names(self) -> list[str]: ...
+
+    @property
+    def host_names(self) -> list[str]: ...
+
+    def has_host(self, name: str) -> bool: ...
+
+    def has_group(self, name: str) -> bool: ...
+
+    def members(self, group: str) -> list[str]: ...
+
+    def position(self, name: str) -> int: ...
+
+
+__all__ = [
+    "HostUniverse","fold_reader", "select_names", "split_pattern"]
 
 FailedHosts = Callable[[int | None], list[str]]
 
@@ -83,7 +100,7 @@ def _ordered(terms: list[str]) -> list[str]:
 
 
 def select_names(
-    inventory: Inventory,
+    inventory: HostUniverse,
     pattern: str,
     limit: str | None,
     failed: FailedHosts | None,
@@ -131,7 +148,7 @@ def _limit_terms(limit: str) -> list[str]:
 class _Matcher:
     """Evaluates terms against one inventory, caching each term's match."""
 
-    def __init__(self, inventory: Inventory, failed: FailedHosts | None) -> None:
+    def __init__(self, inventory: HostUniverse, failed: FailedHosts | None) -> None:
         self.inventory = inventory
         self.failed = failed
         self.cache: dict[str, list[str]] = {}
@@ -336,7 +353,7 @@ def _apply_subscript(term: str, hosts: list[str], subscript: re.Match[str]) -> l
     return hosts[first : last + 1]
 
 
-def _unknown(name: str, inventory: Inventory) -> str:
+def _unknown(name: str, inventory: HostUniverse) -> str:
     known = inventory.group_names + inventory.host_names
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -347,7 +364,7 @@ def _unknown(name: str, inventory: Inventory) -> str:
 # folding host sets into patterns
 
 
-def fold_reader(inventory: Inventory | None) -> FoldReader:
+def fold_reader(inventory: HostUniverse | None) -> FoldReader:
     """How a folded host set pasted as a pattern is read: in ``inventory``, or in any.
 
     With an inventory, ``fold`` writes a pattern that selects exactly the names
@@ -366,7 +383,7 @@ _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 class _InventoryReader:
     """herd's pattern engine over one inventory, as ``fold`` asks it."""
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: HostUniverse) -> None:
         self._inventory = inventory
         self._matcher = _Matcher(inventory, None)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from herd.core.audit import AuditLog
 from herd.core.events import Event, HostFinished, OperationFinished
-from herd.core.model import HostResult
+from herd.core.model import HostResult, OperationStatus
 from herd.core.secrets import mask_argv, mask_secrets
 from herd.errors import AuditError, HerdError
 
@@ -110,13 +110,7 @@ class Recorder:
                     continue
                 if isinstance(item, OperationFinished):
                     self._flush(log, pending)
-                    status = (
-                        "interrupted"
-                        if item.interrupted
-                        else "ok"
-                        if item.exit_code == 0
-                        else "failed"
-                    )
+                    status = OperationStatus.ending(item.exit_code, item.interrupted)
                     log.finish(self.op_id, status=status, exit_code=item.exit_code)
                     return
                 pending.append(item)

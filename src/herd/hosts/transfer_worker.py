@@ -1,4 +1,4 @@
-"""A transfer worker: ``python -m herd.hosts.worker``, started by ``TransferWorkers``.
+"""A transfer worker: ``python -m herd.hosts.transfer_worker``, started by ``TransferWorkers``.
 
 It reads its job and then hosts from stdin, runs each host's push or pull on
 its own event loop (the same per-host work as in herd's own process) and
@@ -34,7 +34,7 @@ _PROGRESS_SECONDS = 0.1  # how often bytes moved go to the main process
 Send = Callable[[bytes], None]
 
 
-class _Progress:
+class _BytesMoved:
     """Bytes expected and moved per host, sent to the main process as events, in batches."""
 
     def __init__(self, send: Send) -> None:
@@ -89,7 +89,7 @@ class _Hosts:
 
     def __init__(self, setup: WorkerJob, send: Send) -> None:
         self._send = send
-        self.progress = _Progress(send)
+        self.progress = _BytesMoved(send)
         self._per_host: HostJob = setup.job.per_host(Connector(setup.connect))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.stepped_in: dict[str, asyncio.Future[None]] = {}
