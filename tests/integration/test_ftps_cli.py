@@ -83,11 +83,11 @@ def test_tls_settings_are_checked_and_name_the_key(tmp_path: Path) -> None:
     )  # fmt: skip
     assert settings.tls and settings.listen_implicit == (("127.0.0.1", 9990),)
     assert settings.require_tls and not settings.require_tls_session_reuse
-    with pytest.raises(ConfigError, match=r"ftp.toml: require_tls needs tls_cert"):
+    with pytest.raises(ConfigError, match=r"ftp.toml: \[ftp\]: require_tls needs tls_cert"):
         settings_from_mapping({"require_tls": True}, "ftp.toml")
-    with pytest.raises(ConfigError, match=r"ftp.toml: tls_cert and tls_key go together"):
+    with pytest.raises(ConfigError, match=r"ftp.toml: \[ftp\]: tls_cert and tls_key go together"):
         settings_from_mapping({"tls_cert": str(cert)}, "ftp.toml")
-    with pytest.raises(ConfigError, match=r"ftp.toml: require_tls must be bool"):
+    with pytest.raises(ConfigError, match=r"ftp.toml: \[ftp\] require_tls must be true or false"):
         settings_from_mapping({"require_tls": "yes"}, "ftp.toml")
 
 

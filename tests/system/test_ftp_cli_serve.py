@@ -152,7 +152,7 @@ def test_serve_with_a_bad_config_exits_2_with_one_line(isolated_env: Path, tmp_p
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
-    assert "bad.toml: max_connections must be int" in done.stderr
+    assert "bad.toml: [ftp] max_connections must be a whole number" in done.stderr
 
 
 def test_serve_on_a_busy_port_exits_2_naming_the_address(

@@ -45,12 +45,12 @@ def test_settings_may_live_under_an_ftp_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("nonsense = 1\n", "unknown FTP setting 'nonsense'"),
-        ('max_connections = "many"\n', "max_connections must be int"),
-        ("max_connections = true\n", "max_connections must be int"),
+        ("nonsense = 1\n", r"\[ftp\] has no setting 'nonsense'"),
+        ('max_connections = "many"\n', "max_connections must be a whole number"),
+        ("max_connections = true\n", "max_connections must be a whole number"),
         ("passive_ports = [1, 2, 3]\n", "passive_ports must be a range"),
         ('passive_ports = "80-90"\n', "bad passive port range"),
-        ('listen = ["127.0.0.1:99999"]\n', "port must be 0-65535"),
+        ('listen = ["127.0.0.1:99999"]\n', "port is 0-65535"),
         ("listen = [\n", "ftp.toml"),
     ],
 )

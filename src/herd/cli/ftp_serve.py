@@ -8,7 +8,6 @@ the grace period to finish, and the operation log writer drains its queue.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import signal
 import sys
@@ -19,7 +18,8 @@ from types import FrameType
 import click
 
 from herd.cli.context import AppContext
-from herd.errors import FtpError
+from herd.core.settings import merged
+from herd.errors import ConfigError, FtpError
 from herd.ftp.config import load_ftp_settings, parse_listen
 from herd.ftp.recorder import AuditSink
 from herd.ftp.server import FtpServer
@@ -34,7 +34,11 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def _settings(config_file: Path | None, listen: tuple[str, ...]) -> FtpSettings:
     settings = load_ftp_settings(config_file)
     if listen:
-        settings = dataclasses.replace(settings, listen=tuple(parse_listen(a) for a in listen))
+        try:
+            addresses = tuple(parse_listen(a) for a in listen)
+        except ValueError as exc:
+            raise ConfigError(f"--listen: must be {exc}") from None
+        settings = merged(settings, listen=addresses)
     return settings
 
 

@@ -7,14 +7,61 @@ process can run with different settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from herd.errors import ConfigError
 
-__all__ = ["DEFAULT_PORT", "FtpSettings"]
+__all__ = ["DEFAULT_PORT", "FtpSettings", "listen_addresses", "parse_listen", "port_range"]
 
 DEFAULT_PORT = 2121
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:2121``, ``[::1]:2121``, ``::1`` or ``host`` (default port) -> (host, port)."""
+    value = text.strip()
+    host, port_text = value, ""
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0 or (end + 1 < len(value) and value[end + 1] != ":"):
+            raise ValueError(f"a listen address like [IPv6]:PORT (bad: {text!r})")
+        host, port_text = value[1:end], value[end + 2 :]
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    if not host:
+        raise ValueError(f"a listen address with a host (bad: {text!r})")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"a listen address whose port is 0-65535 (bad: {text!r})")
+    return host, int(port_text)
+
+
+def listen_addresses(value: object) -> tuple[tuple[str, int], ...]:
+    """A listen setting: one address or a list, as text or [host, port] pairs."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise TypeError('a list of addresses like "127.0.0.1:2121" or "[::1]:2121"')
+    result: list[tuple[str, int]] = []
+    for item in items:
+        if isinstance(item, str):
+            result.append(parse_listen(item))
+        elif isinstance(item, list) and len(item) == 2 and isinstance(item[1], int):
+            result.append((str(item[0]), int(item[1])))
+        else:
+            raise TypeError('a list of addresses like "127.0.0.1:2121" or "[::1]:2121"')
+    return tuple(result)
+
+
+def port_range(value: object) -> tuple[int, int]:
+    """A passive port range: ``"60000-60099"`` or ``[60000, 60099]``."""
+    if isinstance(value, str):
+        low, sep, high = value.partition("-")
+        if sep and low.strip().isdigit() and high.strip().isdigit():
+            return int(low), int(high)
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        return int(value[0]), int(value[1])
+    raise TypeError('a range like "60000-60099" or [60000, 60099]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +70,11 @@ class FtpSettings:
 
     # (host, port) pairs to listen on; port 0 picks a free port. IPv6 sockets ("::1", "::")
     # are IPv6-only: list both "0.0.0.0" and "::" to serve both families.
-    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", DEFAULT_PORT),)
+    listen: tuple[tuple[str, int], ...] = field(
+        default=(("127.0.0.1", DEFAULT_PORT),), metadata={"parse": listen_addresses}
+    )
     # Inclusive passive port range; None lets the kernel pick any free port.
-    passive_ports: tuple[int, int] | None = None
+    passive_ports: tuple[int, int] | None = field(default=None, metadata={"parse": port_range})
     # The address PASV announces instead of the control connection's (servers behind NAT).
     masquerade_address: str | None = None
     banner: str = "herd FTP server ready"
@@ -49,7 +98,9 @@ class FtpSettings:
     # address, and `listen_implicit` addresses speak TLS from the first byte (ftps://).
     tls_cert: Path | None = None  # PEM certificate (chain); `herd ftp cert` writes one
     tls_key: Path | None = None  # its PEM private key (keep it 0600)
-    listen_implicit: tuple[tuple[str, int], ...] = ()
+    listen_implicit: tuple[tuple[str, int], ...] = field(
+        default=(), metadata={"parse": listen_addresses}
+    )
     require_tls: bool = False  # refuse logins and data connections without TLS
     # PROT P data connections must resume the control connection's TLS session (on:
     # a stranger cannot take over a data port); off only for clients that cannot.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import math
 import os
 import re
 import secrets
@@ -31,6 +30,8 @@ from typing import Any, Final, Literal
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from herd.core.sizes import format_size as format_bytes
+from herd.core.sizes import parse_size
 from herd.core.sqlite_wal import use_wal
 from herd.errors import ConfigError, FtpError
 
@@ -55,8 +56,6 @@ ARGON2_TIME_COST: Final = 2
 ARGON2_PARALLELISM: Final = 1
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}")
-_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGTP]?)(?:i?B)?", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -138,32 +137,19 @@ def check_user_name(name: str) -> str:
 
 def parse_quota(text: str) -> int | None:
     """``500M``, ``2G``, ``1.5T``, ``1048576`` -> bytes (binary units); ``none`` -> unlimited."""
-    value = text.strip()
-    if value.lower() in {"none", "unlimited"}:
+    if text.strip().lower() in {"none", "unlimited"}:
         return None
-    match = _SIZE.fullmatch(value)
-    if not match:
+    size = parse_size(text)
+    if size is None:
         raise ConfigError(f"bad quota {text!r}: use a size like 500M, 2G, 1.5T, or 'none'")
-    size = float(match["number"]) * _UNITS[match["unit"].upper()]
-    if not math.isfinite(size) or size < 1 or size > 1 << 62:
+    if size < 1:
         raise ConfigError(f"bad quota {text!r}: out of range")
-    return int(size)
+    return size
 
 
 def format_size(size: int | None) -> str:
     """Bytes as a sysadmin reads them: ``512 B``, ``1.5 MiB``; None -> ``unlimited``."""
-    if size is None:
-        return "unlimited"
-    if abs(size) < 1024:
-        return f"{size} B"
-    value = float(size)
-    units = ("KiB", "MiB", "GiB", "TiB")
-    index = 0
-    value /= 1024
-    while abs(value) >= 1024 and index < len(units) - 1:
-        value /= 1024
-        index += 1
-    return f"{value:.1f} {units[index]}"
+    return "unlimited" if size is None else format_bytes(size)
 
 
 def parse_permissions(text: str) -> frozenset[str]:

@@ -48,8 +48,7 @@ class HostUniverse(Protocol):
     def position(self, name: str) -> int: ...
 
 
-__all__ = [
-    "HostUniverse","fold_reader", "select_names", "split_pattern"]
+__all__ = ["HostUniverse", "fold_reader", "select_names", "split_pattern"]
 
 FailedHosts = Callable[[int | None], list[str]]
 
