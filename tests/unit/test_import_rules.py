@@ -59,3 +59,18 @@ def test_heavy_libraries_stay_in_their_packages(library: str) -> None:
             continue
         for name in imports_of(path):
             assert name.split(".")[0] != library, f"{path}: imports {name}"
+
+
+def test_the_operation_layer_loads_neither_asyncssh_nor_rich() -> None:
+    import subprocess
+
+    probe = (
+        "import sys, herd.operation.driver, herd.operation.recorder, herd.core.events;"
+        " print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'asyncssh', 'rich', 'cryptography'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", probe],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]"
