@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from herd.core.events import (
+    BatchStarted,
     BytesExpected,
     BytesMoved,
     Event,
     EventError,
     HostFinished,
     HostOutput,
-    HostSkipped,
     HostStarted,
     OperationFinished,
     OperationStarted,
@@ -45,6 +45,7 @@ results = st.builds(
     error=texts,
     files=st.lists(files, max_size=3).map(tuple),
     signal=st.none() | st.sampled_from(["KILL", "TERM"]),
+    batch=st.integers(0, 50),
 )
 events: st.SearchStrategy[Event] = st.one_of(
     st.builds(OperationStarted, kind=names, hosts=st.lists(names, max_size=5).map(tuple),
@@ -54,8 +55,9 @@ events: st.SearchStrategy[Event] = st.one_of(
               data=st.binary(max_size=200)),
     st.builds(BytesExpected, host=names, nbytes=counts),
     st.builds(BytesMoved, host=names, nbytes=counts),
-    st.builds(HostFinished, result=results, batch=st.integers(0, 50)),
-    st.builds(HostSkipped, host=names, address=names, reason=texts),
+    st.builds(HostFinished, result=results),
+    st.builds(BatchStarted, index=st.integers(1, 50), count=st.integers(1, 50),
+              hosts=st.lists(names, max_size=5).map(tuple)),
     st.builds(OperationFinished, exit_code=st.integers(0, 255),
               elapsed=st.floats(min_value=0, max_value=1e6, allow_nan=False),
               interrupted=st.booleans(), stop_signal=st.integers(0, 64)),

@@ -210,14 +210,23 @@ def test_a_bracket_on_an_unknown_name_is_a_host_range(tmp_path: Path) -> None:
 def test_failed_asks_the_operation_log_for_the_last_or_a_given_operation(docs: Inventory) -> None:
     asked: list[int | None] = []
 
-    def failed(op_id: int | None) -> list[str]:
+    def failed(op_id: int | None, ok: bool) -> list[str]:
         asked.append(op_id)
+        assert not ok
         return ["weber", "gone-from-inventory", "db1.example.com"]
 
     assert names(docs, "@failed", failed=failed) == ["weber", "db1.example.com"]
     assert names(docs, "webservers:&@12:failed", failed=failed) == ["weber"]
     assert names(docs, "all:!@failed", failed=failed)[:2] == ["cobweb", "webbing"]
     assert asked == [None, 12, None]
+
+
+def test_ok_asks_the_log_for_the_hosts_that_were_ok(docs: Inventory) -> None:
+    def recorded(op_id: int | None, ok: bool) -> list[str]:
+        return ["cobweb"] if ok and op_id == 7 else []
+
+    assert names(docs, "@7:ok", failed=recorded) == ["cobweb"]
+    assert names(docs, "all:!@7:ok", failed=recorded)[0] == "webbing"
 
 
 def test_failed_without_an_operation_log_is_bad_usage(docs: Inventory) -> None:

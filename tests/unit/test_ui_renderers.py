@@ -121,7 +121,7 @@ def test_json_lines_carry_the_design_keys_and_the_added_ones() -> None:
     rows = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert set(rows[0]) == {
         "host", "address", "status", "exit_status", "stdout", "stderr", "duration", "error",
-        "signal", "stdout_truncated", "stderr_truncated", "stdout_bytes", "stderr_bytes",
+        "signal", "stdout_truncated", "stderr_truncated", "stdout_bytes", "stderr_bytes", "batch",
     }  # fmt: skip
     assert rows[0]["stdout_bytes"] == 3 and rows[0]["stdout_truncated"] is False
     assert rows[0]["stdout"] == "hi\n" and rows[0]["duration"] == 1.235

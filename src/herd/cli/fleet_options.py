@@ -68,10 +68,15 @@ class FleetOptions:
     confirm_over: int | None = None
     out_dir: Path | None = None
     gather: bool = False
+    diff: bool = False  # run's --diff: -b, with the groups after the largest as diffs
     as_json: bool = False
     verbose: bool = False
     no_log: bool = False
     syslog: bool | None = None
+    batch: str | None = None
+    batch_pause: float = 0.0
+    max_fail: str | None = None
+    pick: int | None = None
 
     @classmethod
     def take(cls, pattern: str, opts: dict[str, Any]) -> FleetOptions:
@@ -79,12 +84,20 @@ class FleetOptions:
         mine = {f.name: opts.pop(f.name) for f in fields(cls) if f.name in opts}
         return cls(pattern=pattern, **mine)
 
-    def plan(self, kind: str, command: str | None, settings: RunSettings) -> Plan:
-        """What the operation driver needs to fan out (the command line over herd.toml)."""
+    def plan(self, kind: str, command: str | None, settings: RunSettings, hosts: int) -> Plan:
+        """What the operation driver needs (the command line over herd.toml), for ``hosts``."""
         from herd.operation.driver import Plan
+        from herd.operation.rollout import Threshold, batch_sizes
 
-        forks = merged(settings, forks=self.forks).forks
-        return Plan(kind=kind, forks=forks, pattern=self.pattern, command=command)
+        return Plan(
+            kind=kind,
+            forks=merged(settings, forks=self.forks).forks,
+            pattern=self.pattern,
+            command=command,
+            batches=tuple(batch_sizes(self.batch, hosts)) if self.batch else (),
+            batch_pause=self.batch_pause,
+            max_fail=Threshold.parse(self.max_fail, hosts) if self.max_fail else None,
+        )
 
     def output_mode(self, *, progress: bool = True) -> OutputMode:
         """How the operator asked to see the operation."""
@@ -92,7 +105,8 @@ class FleetOptions:
 
         return OutputMode(
             as_json=self.as_json,
-            gather=self.gather,
+            gather=self.gather or self.diff,
+            diff=self.diff,
             out_dir=self.out_dir,
             verbose=self.verbose,
             progress=progress,
@@ -167,6 +181,18 @@ _OPTIONS = [
     click.option("-y", "--yes", is_flag=True, help="Do not ask before working on many hosts."),
     click.option("--confirm-over", type=click.IntRange(min=0), default=None, cls=SettingOption,
                  help="Ask before working on more hosts than this (default {confirm_over})."),
+    click.option("--batch", default=None, metavar="SIZES",
+                 help="Roll out in batches: counts or percentages of the hosts, the last"
+                      " repeated (1,10%,50%: one host, then 10%, then half at a time); a batch"
+                      " starts when the one before has ended."),
+    click.option("--batch-pause", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+                 help="Wait this long between batches."),
+    click.option("--max-fail", default=None, metavar="N|N%",
+                 help="Once more than N hosts (or N% of them) are not ok, over the whole"
+                      " operation, start no further host: the rest are skipped."),
+    click.option("--pick", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Run on N hosts chosen at random among those matched (a canary);"
+                      " they are named, and logged."),
     click.option("-o", "--out-dir", type=click.Path(path_type=Path, file_okay=False),
                  default=None, help="Write one file per host and outcome into DIR."),
     click.option("-b", "--gather", is_flag=True,
@@ -305,6 +331,14 @@ def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reache
 
     fleet.output_mode()  # two output formats at once: exit 2 before the inventory is read
     hosts, reader = select_targets(app, fleet.pattern, fleet.limit, fleet.extra_vars)
+    if fleet.pick is not None:
+        from herd.core.hostset import fold
+        from herd.operation.rollout import pick
+
+        matched = len(hosts)
+        hosts = pick(hosts, fleet.pick)
+        names = fold([h.name for h in hosts], reader)
+        click.echo(f"herd: picked {len(hosts)} of {matched} hosts: {names}", err=True)
     options = ConnectOptions(
         connect_timeout=fleet.connect_timeout,
         host_keys=HostKeyMode(fleet.host_keys) if fleet.host_keys else None,

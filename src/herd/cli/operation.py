@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
+from typing import Any
 
 from herd.cli.context import AppContext
 from herd.core.events import Sink, Sinks
@@ -29,11 +30,13 @@ def drive(
     *,
     record: bool = True,
     syslog: str | None = None,
+    detail: dict[str, Any] | None = None,
     resources: Callable[[], AbstractAsyncContextManager[object]] | None = None,
 ) -> BatchResult:
     """Record (unless ``record`` is false), run ``per_host`` on every host, render; the batch.
 
-    ``syslog`` is the socket the operation's one-line summary goes to, if any.
+    ``syslog`` is the socket the operation's one-line summary goes to, if any; the
+    record keeps the rollout's batches and ``detail``.
     """
     from herd.hosts.sshlib import run_loop
     from herd.operation.recorder import Recorder
@@ -48,6 +51,7 @@ def drive(
             hosts=[h.name for h in hosts],
             command=plan.command,
             syslog=syslog,
+            detail={**rollout_detail(plan, hosts), **(detail or {})} or None,
         )
         plan = replace(plan, op_id=recorder.op_id)
     sinks = Sinks([*([recorder] if recorder else []), *renderers])
@@ -56,3 +60,13 @@ def drive(
     finally:
         if recorder is not None:
             recorder.close()
+
+
+def rollout_detail(plan: Plan, hosts: Sequence[Host]) -> dict[str, Any]:
+    """What the log keeps of a rollout: its batches (host names) and its threshold."""
+    detail: dict[str, Any] = {}
+    if plan.batches:
+        detail["batches"] = [[h.name for h in batch] for batch in plan.batches_of(hosts)]
+    if plan.max_fail is not None:
+        detail["max_fail"] = plan.max_fail.text
+    return detail

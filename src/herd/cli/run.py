@@ -15,7 +15,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +113,8 @@ class RunRequest:
     ask_become_pass: bool = False
     stdin: str | None = None  # a file, or "-" for herd's own stdin
     output_cap: int | None = None
+    shown: str = ""  # the command as the log and the summary name it (a --script's name)
+    script_text: str | None = field(default=None, repr=False)
 
 
 def execute(app: AppContext, request: RunRequest) -> int:
@@ -136,22 +138,24 @@ def execute(app: AppContext, request: RunRequest) -> int:
             stdin=stdin,
             timeout=settings.command_timeout or None,  # 0 means none, as in pssh and clush
             output_cap=settings.output_cap,
+            script_text=request.script_text,
         )
         batch = drive(
             app,
-            fleet.plan("run", request.command, settings),
+            fleet.plan("run", request.shown or request.command, settings, len(hosts)),
             hosts,
             lambda host, work: run_on_host(host, remote, connector, work),
             run_sinks(fleet.output_mode(), reader),
             record=not fleet.no_log,
             syslog=fleet.syslog_target(loaded.log),
+            detail={"pick": fleet.pick} if fleet.pick else None,
         )
     return batch.exit_code
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("pattern")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1)
 @click.option(
     "-t",
     "--timeout",
@@ -186,6 +190,23 @@ def execute(app: AppContext, request: RunRequest) -> int:
     help="Bytes of stdout and of stderr kept per host for the summary, --json and the log"
     " (default {output_cap}); -o DIR always gets everything.",
 )
+@click.option(
+    "--script",
+    "script_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Send this local script to every host and run it there through its shebang line,"
+    " with the words after -- as its arguments; it is removed whatever happens. CRLF line"
+    " endings are fine (sent as LF); the log keeps its sha256.",
+)
+@click.option(
+    "--diff",
+    "as_diff",
+    is_flag=True,
+    help="Like -b, but every group after the largest is shown as a unified diff against it:"
+    " the odd host out stands out.",
+)
 @fleet_options
 @pass_app
 def run(
@@ -202,6 +223,8 @@ def run(
     ask_become_pass: bool,
     stdin_file: str | None,
     output_cap: str | None,
+    script_file: Path | None,
+    as_diff: bool,
     **opts: Any,
 ) -> int:
     """Run a shell command on every host PATTERN matches, in parallel.
@@ -212,12 +235,25 @@ def run(
     the remote commands the same way). Hosts' stderr lines go to herd's
     stderr, marked with `!`; -o writes DIR/HOST.out, HOST.err and HOST.exit.
     """
-    line = " ".join(command).strip()
-    if not line:
+    shown = line = " ".join(command).strip()
+    script = None
+    if script_file is not None:
+        from herd.hosts.script import LocalScript
+
+        if stdin_file is not None:
+            raise UsageError("--script reads the script on stdin: it cannot take --stdin too")
+        script = LocalScript.read(script_file)
+        line, shown = script.command(command), script.describe(command)
+    elif not line:
         raise UsageError("empty command: give the command after --")
+    fleet = FleetOptions.take(pattern, opts)
+    if as_diff:
+        fleet = replace(fleet, diff=True)
     request = RunRequest(
-        fleet=FleetOptions.take(pattern, opts),
+        fleet=fleet,
         command=line,
+        shown=shown,
+        script_text=None if script is None else script.text,
         timeout=timeout,
         env=parse_env(env),
         become=given_become(

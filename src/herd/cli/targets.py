@@ -23,11 +23,11 @@ from herd.inventory.patterns import fold_reader
 
 __all__ = ["load_app_inventory", "select_hosts", "select_targets", "uses_failed"]
 
-_FAILED_TERM = re.compile(r"(^|[,:&!])\s*[&!]?@(\d+:)?failed\s*($|[,:])")
+_FAILED_TERM = re.compile(r"(^|[,:&!])\s*[&!]?@(\d+:)?(failed|ok)\s*($|[,:])")
 
 
 def uses_failed(pattern: str | None) -> bool:
-    """Whether ``pattern`` names ``@failed`` or ``@ID:failed`` (so the operation log is needed)."""
+    """Whether ``pattern`` names ``@failed``, ``@ok`` or their ``@ID:`` forms (needs the log)."""
     return bool(pattern) and bool(_FAILED_TERM.search(pattern or ""))
 
 
@@ -61,4 +61,4 @@ def select_targets(
     from herd.core.audit import AuditLog
 
     with AuditLog(app.paths.audit_db, check_writable=False) as log:  # only read here
-        return inventory.select(pattern, limit=limit, failed=log.failed_hosts), reader
+        return inventory.select(pattern, limit=limit, failed=log.recorded_hosts), reader

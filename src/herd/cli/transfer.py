@@ -127,7 +127,7 @@ def _execute(
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)
         job = replace(job, options=replace(job.options, become=become))
-    plan = fleet.plan(job.kind, what, loaded.run)
+    plan = fleet.plan(job.kind, what, loaded.run, len(hosts))
     per_host, resources = carriers(
         job, connector, hosts, forks=plan.forks, requested=display.workers, debug=app.debug
     )
@@ -139,6 +139,7 @@ def _execute(
         transfer_sinks(fleet.output_mode(progress=display.progress), reader, job.kind),
         record=not fleet.no_log,
         syslog=fleet.syslog_target(loaded.log),
+        detail={"pick": fleet.pick} if fleet.pick else None,
         resources=resources,
     )
     return batch.exit_code

@@ -520,22 +520,28 @@ class AuditLog:
     def failed_hosts(self, op_id: int | None = None) -> list[str]:
         """Hosts that were not ok in operation ``op_id`` (default: the last one), in target order.
 
-        A host the operation targeted but never finished (interrupted) counts as not ok.
+        A host the operation targeted but never finished (interrupted) or never started
+        (skipped) counts as not ok: ``@failed`` finishes a stopped rollout.
         """
+        return self.recorded_hosts(op_id, ok=False)
+
+    def recorded_hosts(self, op_id: int | None, ok: bool) -> list[str]:
+        """The hosts of operation ``op_id`` (default: the last) that were ok, or were not."""
+        which = "@ok" if ok else "@failed"
         if op_id is None:
             op_id = self.last_operation_id()
             if op_id is None:
-                raise AuditError(f"{self.path}: no operation recorded yet, so no @failed hosts")
+                raise AuditError(f"{self.path}: no operation recorded yet, so no {which} hosts")
         record = self.operation(op_id)
         if record is None:
             raise AuditError(f"{self.path}: no operation {op_id} in the log")
-        ok = {
+        done = {
             host
             for (host,) in self._db.execute(
                 "SELECT host FROM host_results WHERE op_id = ? AND status = 'ok'", (op_id,)
             )
         }
-        return [h for h in record.hosts if h not in ok]
+        return [h for h in record.hosts if (h in done) == ok]
 
 
 def _insert_operation(

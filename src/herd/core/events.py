@@ -1,9 +1,10 @@
 """What happens in an operation, as typed events, and the one protocol every consumer has.
 
 An operation (a run, a push, a pull, a shell line, an FTP session's actions) is
-a stream of frozen events: it started, a host started, a host wrote output,
-bytes were expected and moved, a host finished (its ``HostResult``) or was
-skipped, the operation finished. The live lines, ``-b``, ``--json``, ``-o``,
+a stream of frozen events: it started, a rollout batch started, a host started,
+a host wrote output, bytes were expected and moved, a host finished (its
+``HostResult``; a host never started finishes ``skipped``, with the reason),
+the operation finished. The live lines, ``-b``, ``--json``, ``-o``,
 the progress bar, the summary and the operation log's recorder are all sinks
 of the same stream (ClusterShell's ``EventHandler``, structlog's processors).
 
@@ -23,13 +24,13 @@ from typing import Any, Literal, Protocol
 from herd.core.model import FileRecord, HostResult, Output, Status
 
 __all__ = [
+    "BatchStarted",
     "BytesExpected",
     "BytesMoved",
     "Event",
     "EventError",
     "HostFinished",
     "HostOutput",
-    "HostSkipped",
     "HostStarted",
     "OperationFinished",
     "OperationStarted",
@@ -88,19 +89,18 @@ class BytesMoved:
 
 @dataclass(frozen=True, slots=True)
 class HostFinished:
-    """A host is done: its result, whatever happened."""
+    """A host is done: its result, whatever happened (``result.batch`` says which batch)."""
 
     result: HostResult
-    batch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
-class HostSkipped:
-    """A host was never started (a failure threshold, an interruption) and why."""
+class BatchStarted:
+    """A rollout batch begins: its number, how many there are, and its hosts."""
 
-    host: str
-    address: str
-    reason: str
+    index: int
+    count: int
+    hosts: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ Event = (
     | BytesExpected
     | BytesMoved
     | HostFinished
-    | HostSkipped
+    | BatchStarted
     | OperationFinished
 )
 
@@ -162,7 +162,7 @@ _NAMES: dict[type[Any], str] = {
     BytesExpected: "bytes_expected",
     BytesMoved: "bytes_moved",
     HostFinished: "host_finished",
-    HostSkipped: "host_skipped",
+    BatchStarted: "batch_started",
     OperationFinished: "operation_finished",
 }
 
@@ -172,8 +172,10 @@ def encode(event: Event) -> str:
     match event:
         case HostOutput(host, stream, data):
             body: dict[str, Any] = {"host": host, "stream": stream, "data": _b64(data)}
-        case HostFinished(result, batch):
-            body = {"result": _result(result), "batch": batch}
+        case HostFinished(result):
+            body = {"result": _result(result)}
+        case BatchStarted(index, count, hosts):
+            body = {"index": index, "count": count, "hosts": list(hosts)}
         case OperationStarted(kind, hosts, op_id, pattern, command):
             body = {"kind": kind, "hosts": list(hosts), "op_id": op_id, "pattern": pattern,
                     "command": command}  # fmt: skip
@@ -213,6 +215,7 @@ def _result(result: HostResult) -> dict[str, Any]:
         "error": result.error,
         "files": [[f.path, f.size, f.sha256, f.skipped] for f in result.files],
         "signal": result.signal,
+        "batch": result.batch,
     }
 
 
@@ -232,6 +235,7 @@ def _read_result(body: Mapping[str, Any]) -> HostResult:
         error=str(body["error"]),
         files=tuple(FileRecord(str(p), int(s), str(h), bool(k)) for p, s, h, k in body["files"]),
         signal=body["signal"],
+        batch=int(body.get("batch", 0)),
     )
 
 
@@ -249,8 +253,10 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     ),
     "bytes_expected": lambda b: BytesExpected(host=b["host"], nbytes=int(b["nbytes"])),
     "bytes_moved": lambda b: BytesMoved(host=b["host"], nbytes=int(b["nbytes"])),
-    "host_finished": lambda b: HostFinished(result=_read_result(b["result"]), batch=b["batch"]),
-    "host_skipped": lambda b: HostSkipped(host=b["host"], address=b["address"], reason=b["reason"]),
+    "host_finished": lambda b: HostFinished(result=_read_result(b["result"])),
+    "batch_started": lambda b: BatchStarted(
+        index=int(b["index"]), count=int(b["count"]), hosts=tuple(b["hosts"])
+    ),
     "operation_finished": lambda b: OperationFinished(
         exit_code=int(b["exit_code"]),
         elapsed=float(b["elapsed"]),

@@ -63,6 +63,7 @@ class Status(StrEnum):
     HOSTKEY_UNKNOWN = "hostkey_unknown"  # first contact: no known_hosts entry for the host
     HOSTKEY_MISMATCH = "hostkey_mismatch"  # the host's key differs from the recorded one
     ERROR = "error"  # anything else: a transfer error, a protocol error
+    SKIPPED = "skipped"  # never started: a failure threshold was crossed, or an interruption
 
 
 class OperationStatus(StrEnum):
@@ -144,6 +145,7 @@ class HostResult:
     error: str = ""  # one line a person understands, empty when ok
     files: tuple[FileRecord, ...] = ()
     signal: str | None = None  # the signal that killed the command ("KILL"); exit_status is None
+    batch: int = 0  # the rollout batch the host ran in (1, 2, ...); 0 when there were none
 
     @property
     def ok(self) -> bool:
@@ -170,6 +172,7 @@ class HostResult:
             "error": self.error,
             # added keys: a stream cut at the output cap says so, with its full size
             "signal": f"SIG{self.signal}" if self.signal else None,
+            "batch": self.batch,
             "stdout_truncated": self.stdout.truncated,
             "stderr_truncated": self.stderr.truncated,
             "stdout_bytes": self.stdout.total,

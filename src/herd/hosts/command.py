@@ -52,11 +52,18 @@ class RemoteCommand:
     stdin: Path | None = None  # a file every host reads as its stdin, streamed in chunks
     timeout: float | None = None
     output_cap: int = 64 * 1024
+    # --script: the local script's text, sent as the last line of the preamble (see
+    # herd.hosts.script: the command then writes it to a private file and runs it)
+    script_text: str | None = field(default=None, repr=False)
 
     def for_host(self, host: Host) -> RemoteCommand:
-        """This command as ``host`` runs it: its inventory's become variables applied."""
-        become = become_for(host, self.become)
-        return self if become == self.become else replace(self, become=become)
+        """This command as ``host`` runs it: ``HERD_HOST`` set to the host's inventory name
+        (``--env`` may say otherwise), and its inventory's become variables applied."""
+        return replace(
+            self,
+            env=(("HERD_HOST", host.name), *self.env),
+            become=become_for(host, self.become),
+        )
 
     def script(self) -> str:
         """The command line sent to the host's login shell (no values, no password in it).
@@ -72,10 +79,14 @@ class RemoteCommand:
         """What the host's shell reads on stdin before the command's own input.
 
         The password line for ``sudo -v``, then one line per variable, each value
-        with its backslashes and newlines escaped for ``printf %b``.
+        with its backslashes and newlines escaped for ``printf %b``, then a
+        ``--script``'s text, escaped the same way.
         """
         lines = [] if self.become is None else self.become.password_line()
-        lines.extend(value.replace("\\", "\\\\").replace("\n", "\\n") for _, value in self.env)
+        values = [value for _, value in self.env]
+        if self.script_text is not None:
+            values.append(self.script_text)
+        lines.extend(value.replace("\\", "\\\\").replace("\n", "\\n") for value in values)
         return "".join(line + "\n" for line in lines).encode("utf-8", errors="surrogateescape")
 
 

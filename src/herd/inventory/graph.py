@@ -258,13 +258,13 @@ class Inventory:
         pattern: str,
         *,
         limit: str | None = None,
-        failed: Callable[[int | None], list[str]] | None = None,
+        failed: Callable[[int | None, bool], list[str]] | None = None,
     ) -> list[Host]:
         """The hosts ``pattern`` (and ``limit``) match, in inventory order, without duplicates.
 
         Raises ``PatternError`` for a malformed pattern or an unknown group or host
         (with the closest known names), ``NoHostsMatched`` when nothing matches.
-        ``@failed`` and ``@ID:failed`` ask ``failed(None)`` / ``failed(ID)`` for names.
+        ``@failed``, ``@ok`` and their ``@ID:`` forms ask ``failed(ID or None, ok)``.
         """
         from herd.inventory.patterns import select_names
 

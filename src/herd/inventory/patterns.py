@@ -1,4 +1,4 @@
-"""Ansible's pattern language over an inventory, plus ``@failed`` from the operation log.
+"""Ansible's pattern language over an inventory, plus ``@failed`` and ``@ok`` from the log.
 
 A pattern is terms joined by ``:`` or ``,``: names, globs (``web*``), regexes
 (``~web\\d+``), each optionally subscripted (``web[0]``, ``web[1:3]``,
@@ -50,12 +50,13 @@ class HostUniverse(Protocol):
 
 __all__ = ["HostUniverse", "fold_reader", "select_names", "split_pattern"]
 
-FailedHosts = Callable[[int | None], list[str]]
+# (operation id or None for the last one, ok) -> the hosts that were ok, or were not
+RecordedHosts = Callable[[int | None, bool], list[str]]
 
 # Ansible's PATTERN_WITH_SUBSCRIPT: name[3], name[-1], name[1:4], name[2:]; plus name[:3],
 # which Ansible's documentation shows but its code reads as a glob matching nothing.
 _SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*)|()(:)([0-9]+))\]$")
-_FAILED = re.compile(r"^@(?:(\d+):)?failed$")
+_FAILED = re.compile(r"^@(?:(\d+):)?(failed|ok)$")
 _OPERATION = re.compile(r"^[&!]?@\d+$")
 _GLOB_CHARS = frozenset("*?[")
 _LOCALHOST = ("localhost", "127.0.0.1", "::1")
@@ -74,8 +75,8 @@ def split_pattern(pattern: str) -> list[str]:
             continue
         first = len(terms)
         for term in split_outside_brackets(part, ":"):
-            if term == "failed" and len(terms) > first and _OPERATION.match(terms[-1]):
-                terms[-1] += ":failed"  # @ID:failed is one term
+            if term in ("failed", "ok") and len(terms) > first and _OPERATION.match(terms[-1]):
+                terms[-1] += f":{term}"  # @ID:failed and @ID:ok are one term
             else:
                 terms.append(term)
     return terms
@@ -102,7 +103,7 @@ def select_names(
     inventory: HostUniverse,
     pattern: str,
     limit: str | None,
-    failed: FailedHosts | None,
+    failed: RecordedHosts | None,
 ) -> list[str]:
     """Host names ``pattern`` and ``limit`` select, in inventory order; see the module doc."""
     matcher = _Matcher(inventory, failed)
@@ -147,7 +148,7 @@ def _limit_terms(limit: str) -> list[str]:
 class _Matcher:
     """Evaluates terms against one inventory, caching each term's match."""
 
-    def __init__(self, inventory: HostUniverse, failed: FailedHosts | None) -> None:
+    def __init__(self, inventory: HostUniverse, failed: RecordedHosts | None) -> None:
         self.inventory = inventory
         self.failed = failed
         self.cache: dict[str, list[str]] = {}
@@ -179,7 +180,7 @@ class _Matcher:
     def _match(self, term: str) -> list[str]:
         failed = _FAILED.match(term)
         if failed:
-            return self._failed(term, failed.group(1))
+            return self._recorded(term, failed.group(1), ok=failed.group(2) == "ok")
         if term[0] == "~":
             return list(dict.fromkeys(self._regex(term)))
         subscript = self._subscript(term)
@@ -286,10 +287,10 @@ class _Matcher:
                 raise PatternError(f"host range {term!r}: {_unknown(name, self.inventory)}")
         return names
 
-    def _failed(self, term: str, op_id: str | None) -> list[str]:
+    def _recorded(self, term: str, op_id: str | None, *, ok: bool) -> list[str]:
         if self.failed is None:
             raise PatternError(f"{term} needs the operation log, which is not available here")
-        names = self.failed(int(op_id) if op_id else None)
+        names = self.failed(int(op_id) if op_id else None, ok)
         return [name for name in names if self.inventory.has_host(name)]
 
 

@@ -14,15 +14,17 @@ or after), they are caught here, so the sinks always see the operation end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from herd.core.events import (
+    BatchStarted,
     Event,
     HostFinished,
     HostStarted,
@@ -30,11 +32,12 @@ from herd.core.events import (
     OperationStarted,
     Sink,
 )
-from herd.core.model import BatchResult, Host, HostResult
+from herd.core.model import BatchResult, Host, HostResult, Status
 from herd.errors import Interrupted
-from herd.operation.fanout import HostSlot, fanout
+from herd.operation.fanout import HostSlot, fanout, stop_signals
+from herd.operation.rollout import Threshold, split_batches
 
-__all__ = ["HostWork", "PerHost", "Plan", "drive", "run_operation"]
+__all__ = ["HostWork", "PerHost", "Plan", "drive", "run_operation", "skipped"]
 
 T = TypeVar("T")
 LoopRunner = Callable[[Callable[[], Coroutine[Any, Any, T]]], T]
@@ -49,6 +52,13 @@ class Plan:
     pattern: str | None = None
     command: str | None = None
     op_id: int | None = None  # its number in the operation log, once begun there
+    batches: tuple[int, ...] = ()  # rollout batch sizes (they add up to the hosts); () one batch
+    batch_pause: float = 0.0  # seconds between batches
+    max_fail: Threshold | None = None  # more hosts not ok than this: no further host starts
+
+    def batches_of(self, hosts: Sequence[T]) -> list[list[T]]:
+        """``hosts`` in their rollout batches, in order (one batch when there are none)."""
+        return split_batches(hosts, self.batches or (len(hosts),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +81,88 @@ async def drive(
     *,
     resources: Callable[[], AbstractAsyncContextManager[object]] | None = None,
 ) -> BatchResult:
-    """Fan ``per_host`` out over ``hosts``, each host's start and result an event to ``sink``.
+    """Run ``per_host`` over ``hosts``, batch after batch; every host ends as an event.
 
-    ``resources`` is what the per-host work needs for the whole batch (transfer
-    workers), entered around the fan-out.
+    Hosts a crossed ``--max-fail`` or an interruption keeps from starting finish
+    ``skipped`` with the reason. ``resources`` is what the per-host work needs for
+    the whole batch (transfer workers), entered around it.
     """
-
-    async def one(host: Host, slot: HostSlot) -> HostResult:
-        sink.handle(HostStarted(host.name))
-        return await per_host(host, HostWork(slot, sink.handle, sink.wants_output))
-
-    def finished(result: HostResult) -> None:
-        sink.handle(HostFinished(result))
-
+    rollout = _Rollout(plan, sink)
+    batches = plan.batches_of(hosts)
     async with resources() if resources else contextlib.nullcontext():
-        return await fanout(hosts, one, plan.forks, finished)
+        for index, group in enumerate(batches, 1):
+            if rollout.stop_reason or rollout.threshold_reason():
+                rollout.skip(group, index)
+                continue
+            if len(batches) > 1:
+                sink.handle(BatchStarted(index, len(batches), tuple(h.name for h in group)))
+            numbered = index if len(batches) > 1 else 0
+
+            async def one(host: Host, slot: HostSlot, batch: int = numbered) -> HostResult:
+                reason = rollout.threshold_reason()
+                if reason:
+                    return skipped(host, reason, batch)
+                sink.handle(HostStarted(host.name, batch))
+                result = await per_host(host, HostWork(slot, sink.handle, sink.wants_output))
+                return replace(result, batch=batch) if batch else result
+
+            part = await fanout(group, one, plan.forks, rollout.finished)
+            if part.interrupted:
+                rollout.interrupted(part.stop_signal, index)
+            elif index < len(batches) and plan.batch_pause > 0:
+                await rollout.pause(plan.batch_pause, index + 1)
+    return rollout.batch
+
+
+def skipped(host: Host, reason: str, batch: int = 0) -> HostResult:
+    """The result of a host never started, and why."""
+    return HostResult(host.name, host.address, Status.SKIPPED, error=reason, batch=batch)
+
+
+class _Rollout:
+    """The whole operation's count of hosts not ok, and whether it may go on."""
+
+    def __init__(self, plan: Plan, sink: Sink) -> None:
+        self.batch = BatchResult()
+        self._plan = plan
+        self._sink = sink
+        self._not_ok = 0
+        self.stop_reason = ""
+
+    def finished(self, result: HostResult) -> None:
+        self.batch.add(result)
+        if not result.ok and result.status is not Status.SKIPPED:
+            self._not_ok += 1
+        self._sink.handle(HostFinished(result))
+
+    def threshold_reason(self) -> str:
+        limit = self._plan.max_fail
+        if limit is not None and limit.crossed(self._not_ok):
+            hosts = f"{self._not_ok} host{'s' if self._not_ok != 1 else ''}"
+            self.stop_reason = f"not started: {hosts} failed, more than --max-fail {limit.text}"
+        return self.stop_reason
+
+    def interrupted(self, signum: int, index: int) -> None:
+        self.batch.interrupt(signum)
+        if index < len(self._plan.batches):
+            self.stop_reason = f"not started: interrupted before batch {index + 1}"
+
+    def skip(self, hosts: Sequence[Host], index: int) -> None:
+        number = index if len(self._plan.batches) > 1 else 0
+        for host in hosts:
+            self.finished(skipped(host, self.stop_reason, number))
+
+    async def pause(self, seconds: float, next_index: int) -> None:
+        """Wait between batches; Ctrl-C, SIGTERM or SIGHUP here stops before the next."""
+        sleeping = asyncio.ensure_future(asyncio.sleep(seconds))
+
+        def interrupt(signum: int) -> None:
+            self.batch.interrupt(signum)
+            self.stop_reason = f"not started: interrupted before batch {next_index}"
+            sleeping.cancel()
+
+        with stop_signals(interrupt), contextlib.suppress(asyncio.CancelledError):
+            await sleeping
 
 
 def run_operation(

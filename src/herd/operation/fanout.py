@@ -38,6 +38,7 @@ __all__ = [
     "error_result",
     "fanout",
     "leaf_errors",
+    "stop_signals",
 ]
 
 ResultSink = Callable[[HostResult], None]
@@ -177,7 +178,7 @@ async def fanout(
             task.cancel()
 
     try:
-        with _stop_signals(interrupt) if handle_sigint else contextlib.nullcontext():
+        with stop_signals(interrupt) if handle_sigint else contextlib.nullcontext():
             async with asyncio.TaskGroup() as group:
                 tasks.extend(group.create_task(one(host)) for host in hosts)
     except asyncio.CancelledError:
@@ -190,7 +191,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
-def _stop_signals(interrupt: Callable[[int], None]) -> Iterator[None]:
+def stop_signals(interrupt: Callable[[int], None]) -> Iterator[None]:
     """Turn Ctrl-C, SIGTERM and SIGHUP into ``interrupt(signum)`` on the running loop.
 
     The handlers in place before (herd's own, or Python's) are put back after: the

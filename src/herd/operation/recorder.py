@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from herd.core.audit import AuditLog
 from herd.core.events import Event, HostFinished, OperationFinished
@@ -55,10 +56,12 @@ class Recorder:
         hosts: Sequence[str],
         command: str | None,
         syslog: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Recorder:
         """Record that the operation starts; AuditError (exit 2) if it could not be recorded.
 
-        ``syslog`` is the socket a one-line summary goes to when the operation ends.
+        ``syslog`` is the socket a one-line summary goes to when the operation ends;
+        ``detail`` what else the record keeps (the rollout's batches, a canary pick).
         Secret-named values in ``argv`` and ``command`` are masked.
         """
         # syslog opened here too: a syslog asked for but missing refuses the run now
@@ -69,6 +72,7 @@ class Recorder:
                 hosts=list(hosts),
                 pattern=pattern,
                 command=None if command is None else mask_secrets(command),
+                detail=detail,
             )
         return cls(path, op_id, syslog=syslog)
 

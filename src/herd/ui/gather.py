@@ -9,6 +9,7 @@ selects exactly the hosts of its block.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -63,17 +64,43 @@ def _header(names: Sequence[str], result: HostResult, reader: FoldReader) -> lis
     return header
 
 
+def _lines(result: HostResult) -> list[str]:
+    """A result's output as one gathered block shows it: stdout, then stderr marked ``!``."""
+    return [
+        *result.stdout.text.splitlines(),
+        *(f"! {line}" for line in result.stderr.text.splitlines()),
+    ]
+
+
 def render_gathered(
-    target: Printer | Console, results: Iterable[HostResult], reader: FoldReader
+    target: Printer | Console,
+    results: Iterable[HostResult],
+    reader: FoldReader,
+    *,
+    diff: bool = False,
 ) -> None:
-    """Print one block per group of identical results, headed by their hosts folded."""
+    """Print one block per group of identical results, headed by their hosts folded.
+
+    With ``diff`` (clush's ``--diff``), the largest group is printed whole and each
+    other group as a unified diff against it, so the odd host out stands out.
+    """
     printer = as_printer(target)
-    for names, result in gather(results):
+    groups = gather(results)
+    largest = groups[0] if groups else None
+    for names, result in groups:
         printer.line(*_header(names, result, reader))
-        for line in result.stdout.text.splitlines():
-            printer.line(line)
-        for line in result.stderr.text.splitlines():
-            printer.line((f"! {line}", "red"))
+        if diff and largest is not None and result is not largest[1]:
+            reference = f"{fold(largest[0], reader)} ({len(largest[0])})"
+            here = f"{fold(names, reader)} ({len(names)})"
+            lines = difflib.unified_diff(
+                _lines(largest[1]), _lines(result), reference, here, lineterm=""
+            )
+            for line in lines:
+                style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
+                printer.line((line, style))
+        else:
+            for line in _lines(result):
+                printer.line((line, "red") if line.startswith("! ") else line)
         for stream in (result.stdout, result.stderr):
             if stream.truncated:
                 dropped = stream.total - len(stream.data)
@@ -83,10 +110,13 @@ def render_gathered(
 class GatherRenderer(BatchRenderer):
     """Collects results and prints the gathered blocks when the batch ends."""
 
-    def __init__(self, target: Printer | Console, reader: FoldReader) -> None:
+    def __init__(
+        self, target: Printer | Console, reader: FoldReader, *, diff: bool = False
+    ) -> None:
         super().__init__()
         self._printer = as_printer(target)
         self._reader = reader
+        self._diff = diff
 
     def done(self, batch: BatchResult, elapsed: float) -> None:
-        render_gathered(self._printer, batch.results, self._reader)
+        render_gathered(self._printer, batch.results, self._reader, diff=self._diff)

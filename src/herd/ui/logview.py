@@ -139,6 +139,15 @@ def _render_header(console: Console, record: OperationRecord, reader: FoldReader
         _field(console, "command", mask_secrets(record.command))
     if record.hosts:
         _field(console, "hosts", f"{fold(record.hosts, reader)} ({len(record.hosts)})")
+    detail = record.detail or {}
+    if isinstance(detail.get("pick"), int):
+        _field(console, "picked", f"{detail['pick']} at random among the hosts matched")
+    batches = detail.get("batches")
+    if isinstance(batches, list):
+        for number, names in enumerate(batches, 1):
+            _field(console, f"batch {number}", f"{fold(names, reader)} ({len(names)})")
+    if detail.get("max_fail"):
+        _field(console, "max-fail", str(detail["max_fail"]))
     seal = f"seq {record.seq}, hash {record.hash}" if record.seq else "not sealed yet"
     _field(console, "chain", seal)
 

@@ -10,12 +10,12 @@ Every method must be cheap: it runs on the event loop.
 from __future__ import annotations
 
 from herd.core.events import (
+    BatchStarted,
     BytesExpected,
     BytesMoved,
     Event,
     HostFinished,
     HostOutput,
-    HostSkipped,
     HostStarted,
     OperationFinished,
     OperationStarted,
@@ -42,8 +42,8 @@ class Renderer:
                 self.result(result)
             case HostStarted(host):
                 self.host_started(host)
-            case HostSkipped():
-                self.skipped(event)
+            case BatchStarted():
+                self.batch_started(event)
             case OperationStarted():
                 self.started(event)
             case OperationFinished():
@@ -67,8 +67,8 @@ class Renderer:
     def result(self, result: HostResult) -> None:
         """A host is done."""
 
-    def skipped(self, event: HostSkipped) -> None:
-        """A host was never started."""
+    def batch_started(self, event: BatchStarted) -> None:
+        """A rollout batch begins."""
 
     def finished(self, event: OperationFinished) -> None:
         """The operation is over."""

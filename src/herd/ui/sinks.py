@@ -13,6 +13,7 @@ from pathlib import Path
 
 from herd.core.hostset import FoldReader
 from herd.errors import ConfigError
+from herd.ui.batches import BatchLines
 from herd.ui.console import Printer
 from herd.ui.render import Renderer
 
@@ -25,6 +26,7 @@ class OutputMode:
 
     as_json: bool = False
     gather: bool = False
+    diff: bool = False  # gathered, the groups after the largest shown as diffs against it
     out_dir: Path | None = None
     verbose: bool = False
     progress: bool = True
@@ -52,7 +54,7 @@ def run_sinks(mode: OutputMode, reader: FoldReader) -> list[Renderer]:
     elif mode.gather:
         from herd.ui.gather import GatherRenderer
 
-        chosen.append(GatherRenderer(Printer(), reader))
+        chosen.append(GatherRenderer(Printer(), reader, diff=mode.diff))
     elif mode.out_dir is None:
         from herd.ui.live import LiveLines
 
@@ -62,6 +64,7 @@ def run_sinks(mode: OutputMode, reader: FoldReader) -> list[Renderer]:
         from herd.ui.progress import ProgressBar
 
         chosen.append(ProgressBar(err, "run"))
+    chosen.append(BatchLines(err, reader))
     chosen.append(Summary(err, reader=reader, verbose=mode.verbose))
     return chosen
 
@@ -95,5 +98,6 @@ def transfer_sinks(mode: OutputMode, reader: FoldReader, kind: str) -> list[Rend
     if mode.progress:
         chosen.append(TransferProgressBar(err, kind))
     totals = lambda batch: batch_totals(batch, verb)  # noqa: E731 (one line, named for the reader)
+    chosen.append(BatchLines(err, reader))
     chosen.append(Summary(err, reader=reader, verbose=mode.verbose, totals=totals))
     return chosen

@@ -31,8 +31,9 @@ STATUS_ORDER = (
     Status.HOSTKEY_UNKNOWN,
     Status.HOSTKEY_MISMATCH,
     Status.ERROR,
+    Status.SKIPPED,
 )
-_STYLE = {Status.OK: "green", Status.FAILED: "yellow"}
+_STYLE = {Status.OK: "green", Status.FAILED: "yellow", Status.SKIPPED: "yellow"}
 
 
 def render_summary(
@@ -102,7 +103,8 @@ def _status_block(
     limit = len(ordered) if verbose else shown
     width = max(len(r.host) for r in ordered[:limit])
     for result in ordered[:limit]:
-        printer.line(f"    {result.host.ljust(width)}  {result.error or status.value}")
+        batch = f"batch {result.batch}: " if result.batch else ""
+        printer.line(f"    {result.host.ljust(width)}  {batch}{result.error or status.value}")
     if len(ordered) > limit:
         printer.line((f"    ... and {len(ordered) - limit} more (-v for all)", "dim"))
 
