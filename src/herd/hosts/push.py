@@ -37,6 +37,7 @@ import asyncssh
 from herd.core.model import FileRecord, Host, HostResult, Status
 from herd.hosts.become import become_for
 from herd.hosts.remote_access import open_sftp
+from herd.hosts.sftp_links import LinkMaker
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -129,6 +130,7 @@ class _Push(HostTransfer):
         self.source = source
         self.temps: set[str] = set()  # temporary files on the host not yet renamed or removed
         self.created: set[str] = set()  # directories this push made: nothing in them to skip
+        self.links = LinkMaker(self.sftp, self.temps)  # the server's argument order, probed
 
     async def run(self, plan: PushPlan, dest: str) -> None:
         dirs, files, links = _entries(await self.landing(plan, dest))
@@ -348,11 +350,11 @@ class _Push(HostTransfer):
                 skipped = await self.sftp.readlink(item.final) == target
             if not skipped:
                 temp = temp_name(item.final)
+                self.temps.add(temp)  # before it exists: a lost connection leaves it named
                 try:
-                    await self.sftp.symlink(target, temp)
+                    await self.links.symlink(target, temp)
                 except asyncssh.SFTPError as exc:
                     raise TransferFailure(f"{item.final}: cannot link: {describe(exc)}") from exc
-                self.temps.add(temp)
                 await self._rename(temp, item.final)
             size = len(target.encode("utf-8", errors="surrogateescape"))
             self.records.append(FileRecord(item.final, size, item.local.sha256, skipped))
