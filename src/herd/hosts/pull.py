@@ -3,8 +3,9 @@
 Sources are remote files, directories (recursive, empty ones too) and globs
 expanded on the host. Each file is written under a temporary name beside its
 final one, hashed as it arrives, checked against the host's own sha256 of the
-file afterwards, and only then renamed into place. A missing source is that
-host's error; the host's other files are still fetched.
+file afterwards (a host without a hash tool has the file read back), and only
+then renamed into place; a local copy already matching the host's is skipped.
+A missing source is that host's error; the host's other files are still fetched.
 
 A file that changes while it is read:
 
@@ -265,7 +266,7 @@ class _Pull(HostTransfer):
                     os.close(fd)
         if not candidates:
             return {}
-        remote = await self.host_hashes(list(candidates), sum(f.size for f in files)) or {}
+        remote = await self.verified_hashes(list(candidates), sum(f.size for f in files))
         return {p: h for p, h in candidates.items() if remote.get(p) == h}
 
     # -- fetching ------------------------------------------------------------------------
@@ -399,10 +400,10 @@ class _Pull(HostTransfer):
         """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
         whole = [f for f in fetched if f.check is _Check.WHOLE]
         paths = [f.item.path for f in whole]
-        remote = await self.host_hashes(paths, sum(f.size for f in whole)) or {}
         # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
-        # where the shell is not) keeps the size and mtime checks alone. One whose hash
-        # differs may have grown since we looked: its first bytes decide.
+        # where the shell is not) is read back. One whose hash differs may have grown
+        # since we looked: its first bytes decide.
+        remote = await self.verified_hashes(paths, sum(f.size for f in whole))
         first_bytes = [f for f in fetched if f.check is _Check.FIRST_BYTES] + [
             f for f in whole if f.item.path in remote and remote[f.item.path] != f.sha256
         ]

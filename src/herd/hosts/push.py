@@ -46,7 +46,6 @@ from herd.hosts.sftp_ops import (
     bounded_gather,
     describe,
     first_error,
-    read_back_sha256,
     remove_quietly,
     stale_temp_of,
     temp_name,
@@ -232,7 +231,9 @@ class _Push(HostTransfer):
             and attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
             and attrs.size == f.local.size
         ]
-        hashes = await self.hashes([f.final for f in same_size], sum(f.local.size for f in files))
+        hashes = await self.verified_hashes(
+            [f.final for f in same_size], sum(f.local.size for f in files)
+        )
         present = {f.final for f in same_size if hashes.get(f.final) == f.local.sha256}
         for f, attrs in zip(files, stats, strict=True):
             if f.final in present and attrs is not None:
@@ -247,19 +248,6 @@ class _Push(HostTransfer):
                 f.final, asyncssh.SFTPAttrs(permissions=mode, atime=mtime, mtime=mtime)
             )
 
-    async def hashes(self, paths: list[str], nbytes: int) -> dict[str, str]:
-        """sha256 of remote files: by the host's own hasher, or read back if it has none."""
-        found = await self.host_hashes(paths, nbytes) or {}
-        # Files the host's shell could not hash (no hasher, or an SFTP server chrooted
-        # where the shell is not, as the builtin lab is) are read back through SFTP.
-        for path in paths:
-            if path not in found:
-                found[path] = await read_back_sha256(
-                    self.sftp, path, self.read_size, self.options.requests
-                )
-                self.dog.kick()
-        return found
-
     async def send(self, files: list[_File]) -> None:
         """Write, verify and rename ``files`` in batches, recording each one that lands."""
         for batch in _batches(files):
@@ -267,7 +255,7 @@ class _Push(HostTransfer):
                 [partial(self._upload, f) for f in batch], self.options.files_in_flight
             )
             if self.options.verify:
-                landed = await self.hashes(temps, sum(f.local.size for f in batch))
+                landed = await self.verified_hashes(temps, sum(f.local.size for f in batch))
                 for f, temp in zip(batch, temps, strict=True):
                     if landed.get(temp) != f.local.sha256:
                         raise TransferFailure(
