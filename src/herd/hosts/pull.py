@@ -1,11 +1,12 @@
 """Fetch files from one host into ``DEST_DIR/<host>/<remote path>``, atomic and verified locally.
 
 Sources are remote files, directories (recursive, empty ones too) and globs
-expanded on the host. Each file is written under a temporary name beside its
-final one, hashed as it arrives, checked against the host's own sha256 of the
-file afterwards (a host without a hash tool has the file read back), and only
-then renamed into place; a local copy already matching the host's is skipped.
-A missing source is that host's error; the host's other files are still fetched.
+matched over the host's listings as the shell would (``herd.hosts.remote_glob``).
+Each file is written under a temporary name beside its final one, hashed as it
+arrives, checked against the host's own sha256 of the file afterwards (a host
+without a hash tool has the file read back), and only then renamed into place;
+a local copy already matching the host's is skipped. A missing source is that
+host's error; the host's other files are still fetched.
 
 A file that changes while it is read:
 
@@ -50,6 +51,7 @@ from herd.hosts.local_tree import (
 )
 from herd.hosts.push import HOST_FIELD, remote_dest
 from herd.hosts.remote_access import open_sftp
+from herd.hosts.remote_glob import expand_glob, is_glob
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -63,7 +65,6 @@ from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 
 __all__ = ["pull_host"]
 
-_GLOB_CHARS = frozenset("*?[")
 _REWRITTEN = "changed while being pulled (rewritten in place)"
 _SHORTER = "changed while being pulled (it got shorter)"
 _LOST = (
@@ -177,10 +178,10 @@ class _Pull(HostTransfer):
         for given in sources:
             source = given.replace(HOST_FIELD, self.host.name)
             path, _ = remote_dest(home, source)
-            if _GLOB_CHARS.intersection(source):
-                try:
-                    names = [str(n) for n in await self.sftp.glob(path)]
-                except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            if is_glob(source):
+                names = await expand_glob(self.sftp, path)
+                self.dog.kick()
+                if not names:
                     self.problems.append(f"{source}: no match")
                     continue
             else:
