@@ -147,3 +147,9 @@ def test_push_and_pull_name_a_host_without_an_sftp_server(
         assert by_host["nohash"]["status"] == "ok"  # the same transfer where SFTP is there
     assert sorted(p.name for p in remote.iterdir()) == ["app.conf", "new.conf"]
     assert not (tmp_path / "back" / "nosftp").exists()
+    # with --become, herd looks for the server program itself, under sudo
+    done = herd(home, odd_hosts.inventory, "push", "nosftp", str(source), f"{remote}/",
+                "--become", "--json")  # fmt: skip
+    assert rows(done.stdout)["nosftp"]["error"] == (
+        "the host has no SFTP server (herd: no sftp-server found in the usual places)"
+    )
