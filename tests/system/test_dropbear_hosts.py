@@ -125,3 +125,31 @@ def test_a_plain_file_is_pushed_and_pulled_on_a_host_without_a_hash_tool(
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     landed = tmp_path / "back" / "nohash" / remote.relative_to("/") / "app.conf"
     assert landed.read_bytes() == source.read_bytes()
+
+
+def test_push_and_pull_name_a_host_without_an_sftp_server(
+    odd_hosts: DropbearFleet, tmp_path: Path
+) -> None:
+    home, remote = tmp_path / "home", tmp_path / "remote"
+    remote.mkdir()
+    (remote / "app.conf").write_text("on the host\n")
+    source = tmp_path / "new.conf"
+    source.write_text("x = 1\n")
+    reason = "the host has no SFTP server (sh: /usr/lib/sftp-server: not found)"
+    for verb, args in [
+        ("push", [str(source), f"{remote}/"]),
+        ("pull", [f"{remote}/app.conf", str(tmp_path / "back")]),
+    ]:
+        done = herd(home, odd_hosts.inventory, verb, "nosftp:nohash", *args, "--json")
+        by_host = rows(done.stdout)
+        assert done.returncode == 1, done.stderr
+        assert (by_host["nosftp"]["status"], by_host["nosftp"]["error"]) == ("error", reason)
+        assert by_host["nohash"]["status"] == "ok"  # the same transfer where SFTP is there
+    assert sorted(p.name for p in remote.iterdir()) == ["app.conf", "new.conf"]
+    assert not (tmp_path / "back" / "nosftp").exists()
+    # with --become, herd looks for the server program itself, under sudo
+    done = herd(home, odd_hosts.inventory, "push", "nosftp", str(source), f"{remote}/",
+                "--become", "--json")  # fmt: skip
+    assert rows(done.stdout)["nosftp"]["error"] == (
+        "the host has no SFTP server (herd: no sftp-server found in the usual places)"
+    )

@@ -356,3 +356,33 @@ def test_pull_keeps_empty_directories(
     mirror = pulled / "web03" / str(remote).lstrip("/")
     assert landed(mirror) == ["empty", "full", "full/also-empty", "full/job"]
     assert (mirror / "empty").stat().st_mode & 0o777 == 0o750
+
+
+@both_engines
+def test_a_glob_pull_takes_backslashes_in_names_as_ordinary_characters(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs = tmp_path / "remote" / "log"
+    (logs / "old").mkdir(parents=True)
+    for name in ("app.log", "we\\ird.log", "C:\\temp.txt", ".hidden.log", "old/rotated.log"):
+        (logs / name).write_text(f"{name}\n")
+    fetched = tmp_path / "fetched"
+    mirror = fetched / "db01" / str(logs).lstrip("/")
+    for pattern, expected in [
+        ("*.log", {"app.log", "we\\ird.log"}),  # as sh: a leading dot only by a dot
+        ("we\\ird.*", {"we\\ird.log"}),  # a backslash in the pattern is one too
+        ("C:\\*", {"C:\\temp.txt"}),
+        ("*/rotated.log", {"old/rotated.log"}),
+        (".*", {".hidden.log"}),
+    ]:
+        code = herd(lab_fleet, "pull", "db01", f"{logs}/{pattern}", str(fetched), "--json")
+        row = json_results(capsys.readouterr().out)["db01"]
+        assert (code, row["status"]) == (0, "ok"), (pattern, row)
+        paths = {str(Path(str(f["path"])).relative_to(logs)) for f in row["files"]}  # type: ignore[attr-defined]
+        assert paths == expected, pattern
+        for name in expected:
+            assert (mirror / name).read_text() == f"{name}\n"
+    code = herd(lab_fleet, "pull", "db01", f"{logs}/*.conf", str(fetched), "--json")
+    row = json_results(capsys.readouterr().out)["db01"]
+    assert (code, row["error"]) == (1, f"{logs}/*.conf: no match")
+    assert not temp_leftovers(fetched)

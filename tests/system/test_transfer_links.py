@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Fleet
+from .conftest import Fleet, both_engines
 from .test_transfer_faults import herd, json_results, leftovers
 
 pytestmark = pytest.mark.system
@@ -142,3 +142,32 @@ def test_push_follows_dest_itself_when_the_operator_made_it_a_link(
     assert (release / "top.conf").read_text() == "top\n"  # tree/ : its contents in DEST
     assert (release / "sub" / "app.conf").read_text() == "workers = 4\n"
     assert (release / "tree" / "top.conf").read_text() == "top\n"  # tree: as DEST/tree
+
+
+@both_engines
+def test_push_makes_links_the_right_way_round_and_leaves_no_probe_link(
+    lab_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "local" / "site"
+    site.mkdir(parents=True)
+    (site / "index.html").write_text("<h1>hi</h1>\n")
+    (site / "link.html").symlink_to("index.html")
+    dest = tmp_path / "remote"
+    dest.mkdir()
+    # where a link made backwards used to land: the SFTP session's directory, the login's home
+    dropbear = getattr(lab_fleet, "userland", None)
+    home = Path(dropbear.home if dropbear is not None else os.path.expanduser("~"))
+    before = {p for p in home.iterdir() if p.is_symlink()}
+    for run in (1, 2):  # the second run finds both in place
+        code = herd(lab_fleet, "push", "web01", str(site), f"{dest}/", "--json")
+        row = json_results(capsys.readouterr().out)["web01"]
+        assert (code, row["status"]) == (0, "ok"), row
+        files = {Path(str(f["path"])).name: f["skipped"] for f in row["files"]}  # type: ignore[attr-defined]
+        assert files == {"index.html": run == 2, "link.html": run == 2}
+        assert os.readlink(dest / "site" / "link.html") == "index.html"
+        assert (dest / "site" / "link.html").read_text() == "<h1>hi</h1>\n"
+        assert not (dest / "site" / "index.html").is_symlink()
+        # no probe link, no link made backwards, no temporary file
+        assert [p for p in dest.rglob("*") if p.is_symlink()] == [dest / "site" / "link.html"]
+        assert not leftovers(dest)
+    assert {p for p in home.iterdir() if p.is_symlink()} == before

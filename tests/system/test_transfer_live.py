@@ -7,11 +7,13 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from .conftest import Fleet
-from .test_transfer_faults import herd, json_results, leftovers, on_first_bytes
+from .dropbear import DropbearFleet
+from .test_transfer_faults import herd, json_results, leftovers, on_first_bytes, sha256
 
 pytestmark = pytest.mark.system
 
@@ -97,4 +99,43 @@ def test_a_file_rewritten_in_place_and_grown_while_pulled_still_fails(
     assert code == 1
     assert row["error"] == f"{log}: changed while being pulled (rewritten in place)"
     assert not (pulled / "web03" / str(log).lstrip("/")).exists()
+    assert not leftovers(pulled)
+
+
+def test_a_host_without_a_hash_tool_catches_a_rewrite_that_keeps_size_and_mtime(
+    odd_hosts: DropbearFleet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    data = remote / "data.bin"
+    data.write_bytes(os.urandom(4 * 1024 * 1024))
+    pulled = tmp_path / "pulled"
+    local = pulled / "nohash" / str(data).lstrip("/")
+    fleet = cast(Fleet, odd_hosts)
+    for run in (1, 2):  # read back, then skipped: the copy in place is the host's
+        code = herd(fleet, "pull", "nohash", str(data), str(pulled), "--json")
+        row = json_results(capsys.readouterr().out)["nohash"]
+        assert (code, row["status"]) == (0, "ok"), row
+        (record,) = row["files"]  # type: ignore[misc]
+        assert (record["sha256"], record["skipped"]) == (sha256(data), run == 2)
+        assert local.read_bytes() == data.read_bytes()
+
+    local.unlink()
+    listed = data.stat()
+
+    def rewrite_keeping_size_and_mtime() -> None:  # what only the bytes themselves show
+        with data.open("r+b") as handle:
+            handle.write(os.urandom(1024 * 1024))
+        os.utime(data, ns=(listed.st_atime_ns, listed.st_mtime_ns))
+
+    fired = on_first_bytes(monkeypatch, "nohash", rewrite_keeping_size_and_mtime, 256 * 1024)
+    code = herd(fleet, "pull", "nohash", str(data), str(pulled), "--json")
+    assert fired
+    row = json_results(capsys.readouterr().out)["nohash"]
+    assert (code, row["status"]) == (1, "error")
+    assert row["error"] == f"{data}: changed while being pulled (rewritten in place)"
+    assert not local.exists()
     assert not leftovers(pulled)

@@ -1,9 +1,11 @@
 """Fetch files from one host into ``DEST_DIR/<host>/<remote path>``, atomic and verified locally.
 
 Sources are remote files, directories (recursive, empty ones too) and globs
-expanded on the host. Each file is written under a temporary name beside its
-final one, hashed as it arrives, checked against the host's own sha256 of the
-file afterwards, and only then renamed into place. A missing source is that
+matched over the host's listings as the shell would (``herd.hosts.remote_glob``).
+Each file is written under a temporary name beside its final one, hashed as it
+arrives, checked against the host's own sha256 of the file afterwards (a host
+without a hash tool has the file read back), and only then renamed into place;
+a local copy already matching the host's is skipped. A missing source is that
 host's error; the host's other files are still fetched.
 
 A file that changes while it is read:
@@ -49,6 +51,7 @@ from herd.hosts.local_tree import (
 )
 from herd.hosts.push import HOST_FIELD, remote_dest
 from herd.hosts.remote_access import open_sftp
+from herd.hosts.remote_glob import expand_glob, is_glob
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -62,7 +65,6 @@ from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 
 __all__ = ["pull_host"]
 
-_GLOB_CHARS = frozenset("*?[")
 _REWRITTEN = "changed while being pulled (rewritten in place)"
 _SHORTER = "changed while being pulled (it got shorter)"
 _LOST = (
@@ -176,10 +178,10 @@ class _Pull(HostTransfer):
         for given in sources:
             source = given.replace(HOST_FIELD, self.host.name)
             path, _ = remote_dest(home, source)
-            if _GLOB_CHARS.intersection(source):
-                try:
-                    names = [str(n) for n in await self.sftp.glob(path)]
-                except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            if is_glob(source):
+                names = await expand_glob(self.sftp, path)
+                self.dog.kick()
+                if not names:
                     self.problems.append(f"{source}: no match")
                     continue
             else:
@@ -265,7 +267,7 @@ class _Pull(HostTransfer):
                     os.close(fd)
         if not candidates:
             return {}
-        remote = await self.host_hashes(list(candidates), sum(f.size for f in files)) or {}
+        remote = await self.verified_hashes(list(candidates), sum(f.size for f in files))
         return {p: h for p, h in candidates.items() if remote.get(p) == h}
 
     # -- fetching ------------------------------------------------------------------------
@@ -399,10 +401,10 @@ class _Pull(HostTransfer):
         """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
         whole = [f for f in fetched if f.check is _Check.WHOLE]
         paths = [f.item.path for f in whole]
-        remote = await self.host_hashes(paths, sum(f.size for f in whole)) or {}
         # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
-        # where the shell is not) keeps the size and mtime checks alone. One whose hash
-        # differs may have grown since we looked: its first bytes decide.
+        # where the shell is not) is read back. One whose hash differs may have grown
+        # since we looked: its first bytes decide.
+        remote = await self.verified_hashes(paths, sum(f.size for f in whole))
         first_bytes = [f for f in fetched if f.check is _Check.FIRST_BYTES] + [
             f for f in whole if f.item.path in remote and remote[f.item.path] != f.sha256
         ]

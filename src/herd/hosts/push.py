@@ -37,6 +37,7 @@ import asyncssh
 from herd.core.model import FileRecord, Host, HostResult, Status
 from herd.hosts.become import become_for
 from herd.hosts.remote_access import open_sftp
+from herd.hosts.sftp_links import LinkMaker
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -45,7 +46,6 @@ from herd.hosts.sftp_ops import (
     bounded_gather,
     describe,
     first_error,
-    read_back_sha256,
     remove_quietly,
     stale_temp_of,
     temp_name,
@@ -129,6 +129,7 @@ class _Push(HostTransfer):
         self.source = source
         self.temps: set[str] = set()  # temporary files on the host not yet renamed or removed
         self.created: set[str] = set()  # directories this push made: nothing in them to skip
+        self.links = LinkMaker(self.sftp, self.temps)  # the server's argument order, probed
 
     async def run(self, plan: PushPlan, dest: str) -> None:
         dirs, files, links = _entries(await self.landing(plan, dest))
@@ -230,7 +231,9 @@ class _Push(HostTransfer):
             and attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
             and attrs.size == f.local.size
         ]
-        hashes = await self.hashes([f.final for f in same_size], sum(f.local.size for f in files))
+        hashes = await self.verified_hashes(
+            [f.final for f in same_size], sum(f.local.size for f in files)
+        )
         present = {f.final for f in same_size if hashes.get(f.final) == f.local.sha256}
         for f, attrs in zip(files, stats, strict=True):
             if f.final in present and attrs is not None:
@@ -245,19 +248,6 @@ class _Push(HostTransfer):
                 f.final, asyncssh.SFTPAttrs(permissions=mode, atime=mtime, mtime=mtime)
             )
 
-    async def hashes(self, paths: list[str], nbytes: int) -> dict[str, str]:
-        """sha256 of remote files: by the host's own hasher, or read back if it has none."""
-        found = await self.host_hashes(paths, nbytes) or {}
-        # Files the host's shell could not hash (no hasher, or an SFTP server chrooted
-        # where the shell is not, as the builtin lab is) are read back through SFTP.
-        for path in paths:
-            if path not in found:
-                found[path] = await read_back_sha256(
-                    self.sftp, path, self.read_size, self.options.requests
-                )
-                self.dog.kick()
-        return found
-
     async def send(self, files: list[_File]) -> None:
         """Write, verify and rename ``files`` in batches, recording each one that lands."""
         for batch in _batches(files):
@@ -265,7 +255,7 @@ class _Push(HostTransfer):
                 [partial(self._upload, f) for f in batch], self.options.files_in_flight
             )
             if self.options.verify:
-                landed = await self.hashes(temps, sum(f.local.size for f in batch))
+                landed = await self.verified_hashes(temps, sum(f.local.size for f in batch))
                 for f, temp in zip(batch, temps, strict=True):
                     if landed.get(temp) != f.local.sha256:
                         raise TransferFailure(
@@ -348,11 +338,11 @@ class _Push(HostTransfer):
                 skipped = await self.sftp.readlink(item.final) == target
             if not skipped:
                 temp = temp_name(item.final)
+                self.temps.add(temp)  # before it exists: a lost connection leaves it named
                 try:
-                    await self.sftp.symlink(target, temp)
+                    await self.links.symlink(target, temp)
                 except asyncssh.SFTPError as exc:
                     raise TransferFailure(f"{item.final}: cannot link: {describe(exc)}") from exc
-                self.temps.add(temp)
                 await self._rename(temp, item.final)
             size = len(target.encode("utf-8", errors="surrogateescape"))
             self.records.append(FileRecord(item.final, size, item.local.sha256, skipped))

@@ -512,6 +512,22 @@ class HostTransfer:
         self.dog.kick()
         return found
 
+    async def verified_hashes(self, paths: list[str], nbytes: int) -> dict[str, str]:
+        """sha256 of remote files: by the host's own hasher, or read back if it has none.
+
+        Files the host's shell could not hash (no hasher, or an SFTP server chrooted
+        where the shell is not, as the builtin lab's) are read back over SFTP: a size
+        and an mtime alone never pass for a verified copy.
+        """
+        found = await self.host_hashes(paths, nbytes) or {}
+        for path in paths:
+            if path not in found:
+                found[path] = await read_back_sha256(
+                    self.sftp, path, self.read_size, self.options.requests
+                )
+                self.dog.kick()
+        return found
+
     async def host_prefix_hashes(self, prefixes: list[tuple[str, int]]) -> dict[str, str]:
         """The sha256 of the first N bytes of each (path, N), read back where the host cannot."""
         if not prefixes:
