@@ -117,6 +117,13 @@ class RunRequest:
     script_text: str | None = field(default=None, repr=False)
 
 
+def run_open_files(stdin: bool, out_dir: bool) -> int:
+    """What one host of a run holds open: its SSH sockets, its --stdin file, its -o files."""
+    from herd.core.open_files import SSH_HOST
+
+    return SSH_HOST + int(stdin) + 2 * int(out_dir)
+
+
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
     from herd.cli.operation import drive
@@ -142,7 +149,13 @@ def execute(app: AppContext, request: RunRequest) -> int:
         )
         batch = drive(
             app,
-            fleet.plan("run", request.shown or request.command, settings, len(hosts)),
+            fleet.plan(
+                "run",
+                request.shown or request.command,
+                settings,
+                len(hosts),
+                open_files=run_open_files(stdin is not None, fleet.out_dir is not None),
+            ),
             hosts,
             lambda host, work: run_on_host(host, remote, connector, work),
             run_sinks(fleet.output_mode(), reader),
