@@ -237,7 +237,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
     type=click.IntRange(min=0),
     default=None,
     metavar="N",
-    help="Worker processes carrying the hosts (default: up to one per core, 50 hosts or"
+    help="Worker processes carrying the hosts (default: up to one per core, 100 hosts or"
     " more each; 0: all in herd's own process).",
 )
 @fleet_options

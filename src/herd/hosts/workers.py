@@ -80,9 +80,10 @@ __all__ = [
 ]
 
 HOSTS_PER_WORKER = 4  # fewer hosts than this per core: the transfer stays in herd's process
-# A run's host costs some 8 ms of herd's CPU (its key exchange, mostly): fewer hosts than
-# this per core take less CPU than starting a worker, and stay in herd's process.
-RUN_HOSTS_PER_WORKER = 50
+# A run's host costs some 4-8 ms of herd's CPU (its key exchange, mostly), 1.35 times that
+# on a worker (the messages), and a worker costs 0.26 s of CPU to start (bench/scale.py):
+# with fewer hosts than this per core, the run ends sooner in herd's own process.
+RUN_HOSTS_PER_WORKER = 100
 # Less work than this in all (a push of a few config files) takes about as long as
 # starting the workers: it stays in herd's process too. A file costs its bytes plus
 # its round trips (open, write, attributes, hash, rename): about 256 KiB's worth.
