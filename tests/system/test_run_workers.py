@@ -139,3 +139,31 @@ def test_a_hosts_inventory_become_variables_reach_the_worker_that_runs_it(
     assert users == {"web01": "nobody", "web02": "daemon", "web03": lab_fleet.user,
                      "web04": lab_fleet.user}  # fmt: skip
     assert json.loads(done.stdout.splitlines()[0])["status"] == "ok"
+
+
+def test_forks_bound_the_hosts_running_at_once_across_the_workers(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    marker = f"herd-forks-{os.getpid()}-{time.monotonic_ns()}"
+    process = subprocess.Popen(
+        [*HERD, "--home", str(tmp_path / "home"), "-i", str(lab_fleet.inventory), "run", "all",
+         "--json", "--workers", "2", "-f", "2", "--env", f"{MARK}={marker}", "--",
+         "sleep 0.5; echo done"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: set[str] = set()
+    most = 0
+    try:
+        while process.poll() is None:
+            running = set(marked(marker, but=process.pid).values()) - {""}
+            seen |= running
+            most = max(most, len(running))
+            time.sleep(0.02)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert len(rows(stdout)) == 8
+    assert 1 <= most <= 2, (most, seen)  # -f 2: never a third host at once, whatever worker
