@@ -1,4 +1,4 @@
-"""TransferWorkers without a fleet: fork slots across processes, and a worker that cannot start."""
+"""Workers without a fleet: fork slots across processes, and a worker that cannot start."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from herd.core.model import Host, HostResult, Status
 from herd.hosts.connect import ConnectOptions
 from herd.hosts.transfer import PullJob
 from herd.hosts.transfer_plan import TransferOptions
-from herd.hosts.workers import TransferWorkers
+from herd.hosts.workers import Workers
 from herd.operation.driver import HostWork
 from herd.operation.fanout import HostSlot, Slot, _Parking, fanout
 
@@ -25,7 +25,7 @@ def test_hosts_in_workers_step_out_of_their_forks_while_no_tcp_answers(tmp_path:
     fillers: list[socket.socket] = []
     listener, port = unanswered_port(fillers)
     connect = ConnectOptions(connect_timeout=1.5, agent=False, ssh_config=())
-    workers = TransferWorkers(_pull_job(tmp_path), connect, 2)
+    workers = Workers(_pull_job(tmp_path), connect, 2)
     hosts = [
         Host(f"off{i:02d}", "127.0.0.1", port=port, known_hosts=str(tmp_path / "kh"))
         for i in range(8)
@@ -54,7 +54,7 @@ def test_hosts_in_workers_step_out_of_their_forks_while_no_tcp_answers(tmp_path:
 
 
 def test_a_worker_that_cannot_start_fails_its_hosts_with_the_reason(tmp_path: Path) -> None:
-    workers = TransferWorkers(_pull_job(tmp_path), ConnectOptions(), 1)
+    workers = Workers(_pull_job(tmp_path), ConnectOptions(), 1)
     workers._argv = [workers._argv[0], "-c", "import sys; sys.exit(3)"]  # dies before its job
 
     async def main() -> list[HostResult]:

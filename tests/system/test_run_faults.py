@@ -39,6 +39,13 @@ def herd(
     )
 
 
+# The fault tests run in herd's own process, and again with the hosts carried by two
+# worker processes (``--workers 2``): both must behave the same.
+CARRIERS = pytest.mark.parametrize(
+    "carried", [(), ("--workers", "2")], ids=["in-process", "workers"]
+)
+
+
 def rows(stdout: str) -> dict[str, dict[str, object]]:
     return {row["host"]: row for row in map(json.loads, stdout.splitlines())}
 
@@ -53,9 +60,10 @@ def with_user(fleet: Fleet, host: str, user: str, target: Path) -> Path:
     return target
 
 
+@CARRIERS
 @pytest.mark.parametrize("engine", ENGINES)
 def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
-    make_fleet: Callable[..., Fleet], tmp_path: Path, engine: str
+    make_fleet: Callable[..., Fleet], tmp_path: Path, engine: str, carried: tuple[str, ...]
 ) -> None:
     fleet = make_fleet(8, engine=engine)
     fleet.stop("web02")
@@ -66,7 +74,7 @@ def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
     started = time.monotonic()
     done = herd(
         tmp_path / "home", inventory, "run", "all", "--connect-timeout", "3", "--json",
-        "--", "echo hello from $(hostname)",
+        *carried, "--", "echo hello from $(hostname)",
     )  # fmt: skip
     elapsed = time.monotonic() - started
     fleet.thaw("web03")
@@ -97,15 +105,16 @@ def test_broken_hosts_each_get_their_own_status_and_reason_and_the_rest_answer(
     assert "8 hosts: 3 ok, 3 unreachable, 1 auth_failed, 1 hostkey_mismatch" in done.stderr
 
 
+@CARRIERS
 @both_engines
 def test_a_command_past_its_timeout_is_stopped_on_the_host(
-    lab_fleet: Fleet, tmp_path: Path
+    lab_fleet: Fleet, tmp_path: Path, carried: tuple[str, ...]
 ) -> None:
     marker = f"herd-timeout-{os.getpid()}-{time.monotonic_ns()}"
     started = time.monotonic()
     done = herd(
         tmp_path / "home", lab_fleet.inventory, "run", "web01,web02", "-t", "1", "--json",
-        "--env", f"{MARK}={marker}", "--", "sleep 60; echo done",
+        *carried, "--env", f"{MARK}={marker}", "--", "sleep 60; echo done",
     )  # fmt: skip
     assert time.monotonic() - started < 10
     assert done.returncode == 1
@@ -217,9 +226,10 @@ def test_fifty_megabytes_of_output_are_capped_in_memory_but_counted_whole(
     assert recorded.stdout.total == size and len(recorded.stdout.data) == 64 * 1024
 
 
+@CARRIERS
 @both_engines
 def test_ctrl_c_exits_130_and_records_the_run_interrupted_with_the_completed_hosts(
-    lab_fleet: Fleet, tmp_path: Path
+    lab_fleet: Fleet, tmp_path: Path, carried: tuple[str, ...]
 ) -> None:
     marker = f"herd-sigint-{os.getpid()}-{time.monotonic_ns()}"
     home = tmp_path / "home"
@@ -229,7 +239,7 @@ def test_ctrl_c_exits_130_and_records_the_run_interrupted_with_the_completed_hos
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
             [*HERD, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "all", "--json",
-             "--env", f"{MARK}={marker}", "--", command],
+             *carried, "--env", f"{MARK}={marker}", "--", command],
             stdout=out,
             stderr=err,
         )  # fmt: skip

@@ -22,7 +22,7 @@ from .test_transfer_faults import json_results, leftovers, sha256, sparse_file, 
 
 pytestmark = pytest.mark.system
 
-_WORKER = "herd.hosts.transfer_worker"
+_WORKER = "herd.hosts.worker"
 
 
 def herd(fleet: Fleet, *args: str) -> int:

@@ -39,7 +39,12 @@ from herd.hosts.transfer_plan import (
     requests_per_host,
 )
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
-from herd.hosts.workers import HOSTS_PER_WORKER, push_payload, worker_count
+from herd.hosts.workers import (
+    HOSTS_PER_WORKER,
+    RUN_HOSTS_PER_WORKER,
+    push_payload,
+    worker_count,
+)
 from herd.ui.transfer import describe_files, transfer_json
 
 
@@ -419,3 +424,14 @@ def test_byte_budget_lets_small_requests_share_and_a_big_one_go_alone() -> None:
 def test_a_lost_connection_reads_so_once_with_any_detail_the_error_adds() -> None:
     assert describe(ConnectionLost("Connection lost")) == "connection lost"
     assert describe(ConnectionResetError("reset by peer")) == "connection lost: reset by peer"
+
+
+def test_a_run_takes_workers_by_the_same_rule_with_more_hosts_each() -> None:
+    cores = len(os.sched_getaffinity(0))
+    per = RUN_HOSTS_PER_WORKER
+    assert worker_count(None, 8, per_worker=per) == 0  # the lab's 8 hosts: one process
+    assert worker_count(None, 2 * per - 1, per_worker=per) == 0  # not two workers' worth
+    expected = min(cores, 10_000 // per)
+    assert worker_count(None, 10_000, per_worker=per) == (expected if expected >= 2 else 0)
+    assert worker_count(2, 8, per_worker=per) == 2  # --workers: as asked
+    assert worker_count(0, 10_000, per_worker=per) == 0

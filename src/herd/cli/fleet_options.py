@@ -39,6 +39,7 @@ __all__ = [
     "confirm_many",
     "extra_vars_option",
     "fleet_options",
+    "forks_within_open_files",
     "given_become",
     "prompt_secret",
     "reach",
@@ -84,14 +85,28 @@ class FleetOptions:
         mine = {f.name: opts.pop(f.name) for f in fields(cls) if f.name in opts}
         return cls(pattern=pattern, **mine)
 
-    def plan(self, kind: str, command: str | None, settings: RunSettings, hosts: int) -> Plan:
-        """What the operation driver needs (the command line over herd.toml), for ``hosts``."""
+    def plan(
+        self,
+        kind: str,
+        command: str | None,
+        settings: RunSettings,
+        hosts: int,
+        *,
+        open_files: int,
+    ) -> Plan:
+        """What the operation driver needs (the command line over herd.toml), for ``hosts``.
+
+        ``open_files`` is what one host in flight holds open: the fan-out is
+        lowered to what the limit on open files allows, with one warning.
+        """
         from herd.operation.driver import Plan
         from herd.operation.rollout import Threshold, batch_sizes
 
         return Plan(
             kind=kind,
-            forks=merged(settings, forks=self.forks).forks,
+            forks=forks_within_open_files(
+                merged(settings, forks=self.forks).forks, hosts, open_files
+            ),
             pattern=self.pattern,
             command=command,
             batches=tuple(batch_sizes(self.batch, hosts)) if self.batch else (),
@@ -115,6 +130,29 @@ class FleetOptions:
     def syslog_target(self, settings: LogSettings) -> str | None:
         """Where the operation's summary goes: --syslog/--no-syslog over [log] syslog."""
         return settings.syslog_target(self.syslog)
+
+
+def forks_within_open_files(forks: int, hosts: int, per_host: int) -> int:
+    """``forks``, or fewer where the hard limit on open files is too low for them.
+
+    The soft limit is raised to the hard one first. A fork costs its host's
+    ``per_host`` descriptors and the sockets of the hosts that may wait beside it
+    for a TCP answer (``herd.operation.fanout``); a lowered fan-out is said once.
+    """
+    from herd.core.open_files import fit, open_now, raise_soft_limit
+    from herd.operation.fanout import PARKING_PER_FORK
+
+    limit = raise_soft_limit()
+    wanted = max(1, min(forks, hosts))
+    found = fit(wanted, per_host + PARKING_PER_FORK, limit=limit, in_use=open_now())
+    if not found.lowered:
+        return forks
+    click.echo(
+        f"herd: warning: open files are limited to {limit} (ulimit -n, hard limit):"
+        f" -f lowered from {forks} to {found.count}",
+        err=True,
+    )
+    return found.count
 
 
 class SettingOption(click.Option):

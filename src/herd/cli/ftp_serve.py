@@ -18,6 +18,7 @@ from types import FrameType
 import click
 
 from herd.cli.context import AppContext
+from herd.core.open_files import fit, open_now, raise_soft_limit
 from herd.core.settings import merged
 from herd.errors import ConfigError, FtpError
 from herd.ftp.config import load_ftp_settings, parse_listen
@@ -26,9 +27,12 @@ from herd.ftp.server import FtpServer
 from herd.ftp.settings import FtpSettings
 from herd.ftp.users import UserStore
 
-__all__ = ["run_server"]
+__all__ = ["run_server", "within_open_files"]
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What one client holds open at most: its control connection, a passive listener,
+# the data connection and the file it reads or writes.
+_FILES_PER_CONNECTION = 4
 
 
 def _settings(config_file: Path | None, listen: tuple[str, ...]) -> FtpSettings:
@@ -46,9 +50,26 @@ def _url(host: str, port: int, scheme: str = "ftp") -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
+def within_open_files(settings: FtpSettings) -> FtpSettings:
+    """``settings`` with ``max_connections`` lowered to what the open-files limit allows.
+
+    The soft limit is raised to the hard one first; a lowered limit is said once.
+    """
+    limit = raise_soft_limit()
+    found = fit(settings.max_connections, _FILES_PER_CONNECTION, limit=limit, in_use=open_now())
+    if not found.lowered:
+        return settings
+    click.echo(
+        f"warning: open files are limited to {limit} (ulimit -n, hard limit):"
+        f" max_connections lowered from {settings.max_connections} to {found.count}",
+        err=True,
+    )
+    return merged(settings, max_connections=found.count)
+
+
 def run_server(app: AppContext, config_file: Path | None, listen: tuple[str, ...]) -> int:
     """Serve until told to stop; returns 0 after a clean shutdown."""
-    settings = _settings(config_file, listen)
+    settings = within_open_files(_settings(config_file, listen))
     users = UserStore(app.paths.ftp_users_db)
     from herd.core.settings import load_settings
 

@@ -115,6 +115,14 @@ class RunRequest:
     output_cap: int | None = None
     shown: str = ""  # the command as the log and the summary name it (a --script's name)
     script_text: str | None = field(default=None, repr=False)
+    workers: int | None = None  # worker processes; None: herd decides by cores and hosts
+
+
+def run_open_files(stdin: bool, out_dir: bool) -> int:
+    """What one host of a run holds open: its SSH sockets, its --stdin file, its -o files."""
+    from herd.core.open_files import SSH_HOST
+
+    return SSH_HOST + int(stdin) + 2 * int(out_dir)
 
 
 def execute(app: AppContext, request: RunRequest) -> int:
@@ -122,7 +130,8 @@ def execute(app: AppContext, request: RunRequest) -> int:
     from herd.cli.operation import drive
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
-    from herd.hosts.remote import run_on_host
+    from herd.hosts.remote import RunJob
+    from herd.hosts.workers import carriers
     from herd.ui.sinks import run_sinks
 
     loaded = load_settings(app.paths.settings_file)
@@ -140,15 +149,31 @@ def execute(app: AppContext, request: RunRequest) -> int:
             output_cap=settings.output_cap,
             script_text=request.script_text,
         )
+        plan = fleet.plan(
+            "run",
+            request.shown or request.command,
+            settings,
+            len(hosts),
+            open_files=run_open_files(stdin is not None, fleet.out_dir is not None),
+        )
+        per_host, resources = carriers(
+            RunJob(remote),
+            connector,
+            hosts,
+            forks=plan.forks,
+            requested=request.workers,
+            debug=app.debug,
+        )
         batch = drive(
             app,
-            fleet.plan("run", request.shown or request.command, settings, len(hosts)),
+            plan,
             hosts,
-            lambda host, work: run_on_host(host, remote, connector, work),
+            per_host,
             run_sinks(fleet.output_mode(), reader),
             record=not fleet.no_log,
             syslog=fleet.syslog_target(loaded.log),
             detail={"pick": fleet.pick} if fleet.pick else None,
+            resources=resources,
         )
     return batch.exit_code
 
@@ -207,6 +232,14 @@ def execute(app: AppContext, request: RunRequest) -> int:
     help="Like -b, but every group after the largest is shown as a unified diff against it:"
     " the odd host out stands out.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Worker processes carrying the hosts (default: up to one per core, 100 hosts or"
+    " more each; 0: all in herd's own process).",
+)
 @fleet_options
 @pass_app
 def run(
@@ -225,6 +258,7 @@ def run(
     output_cap: str | None,
     script_file: Path | None,
     as_diff: bool,
+    workers: int | None,
     **opts: Any,
 ) -> int:
     """Run a shell command on every host PATTERN matches, in parallel.
@@ -262,5 +296,6 @@ def run(
         ask_become_pass=ask_become_pass,
         stdin=stdin_file,
         output_cap=_output_cap(output_cap),
+        workers=workers,
     )
     return execute(app, request)

@@ -117,6 +117,7 @@ def _execute(
     enough of them (``herd.hosts.workers``), else in this process.
     """
     from herd.cli.operation import drive
+    from herd.core.open_files import PULL_FILES, PUSH_FILES, SSH_HOST
     from herd.core.settings import load_settings
     from herd.hosts.workers import carriers
     from herd.ui.sinks import transfer_sinks
@@ -127,7 +128,8 @@ def _execute(
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)
         job = replace(job, options=replace(job.options, become=become))
-    plan = fleet.plan(job.kind, what, loaded.run, len(hosts))
+    extra = PUSH_FILES if job.kind == "push" else PULL_FILES
+    plan = fleet.plan(job.kind, what, loaded.run, len(hosts), open_files=SSH_HOST + extra)
     per_host, resources = carriers(
         job, connector, hosts, forks=plan.forks, requested=display.workers, debug=app.debug
     )

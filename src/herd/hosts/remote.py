@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import asyncssh
 
@@ -30,9 +32,9 @@ from herd.hosts.command import (
 )
 from herd.hosts.connect import Connector, HostFailure, connection_lost
 from herd.hosts.remote_stop import Mark, doubt, parse_mark, start_line, stop_remote
-from herd.operation.driver import HostWork
+from herd.operation.driver import HostWork, PerHost
 
-__all__ = ["feed_stdin", "run_on_host"]
+__all__ = ["RunJob", "feed_stdin", "run_on_host"]
 
 
 async def run_on_host(
@@ -149,3 +151,22 @@ async def _stop(
         process.send_signal(signal)  # for servers that honour the SSH signal request
     process.close()
     return left
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    """``herd run``'s command as plain data: herd runs it on each host in its own process,
+    or hands it to worker processes (``herd.hosts.workers``), which build the same
+    per-host work from it."""
+
+    command: RemoteCommand
+    kind: ClassVar[str] = "run"
+
+    def per_host(self, connector: Connector) -> PerHost:
+        """Each host's run, connected with ``connector``."""
+        command = self.command
+
+        async def one(host: Host, work: HostWork) -> HostResult:
+            return await run_on_host(host, command, connector, work)
+
+        return one

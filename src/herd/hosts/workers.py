@@ -1,16 +1,20 @@
-"""Carry a push or pull on worker processes, one per CPU core.
+"""Carry a run, push or pull on worker processes, one per CPU core.
 
-One Python process encrypts for every host on one core: a push of a big file
-to many hosts is bound by that core, where ``scp`` run in parallel spreads
-over all of them. So herd hands the hosts of a push or pull to worker
-processes (``python -m herd.hosts.transfer_worker``):
+One Python process does the key exchanges and the encryption for every host on
+one core: at some 8 ms of CPU per host a run tops out near 125 new hosts a
+second, and a push of a big file to many hosts is bound by that core, where
+``scp`` run in parallel spreads over all of them. So herd hands the hosts of a
+run, push or pull to worker processes (``python -m herd.hosts.worker``):
 
 - the main process keeps everything else: the plan (walked and hashed once),
   the fan-out and its forks, the output, the progress bar and the operation log;
-- each host goes to the least busy worker, which connects, transfers and sends
-  back the host's result, and the bytes for the progress bar as they move;
-- the job (what to send or fetch, how to connect, the ``-k`` password too)
-  reaches a worker over its stdin, never its argv or environment;
+- each host goes to the least busy worker, which connects, runs or transfers
+  and sends back the host's result, its output as it arrives (when a sink
+  wants it), and the bytes for the progress bar as they move;
+- the job (the command or what to send or fetch, how to connect, the ``-k`` and
+  ``-K`` passwords too) reaches a worker over its stdin, never its argv or
+  environment; so does each host, with the inventory variables that decide how
+  it is reached and become;
 - Ctrl-C is the main process's (so are SIGTERM and SIGHUP): workers ignore them
   and cancel a host when
   told, cleaning up its temporary files as herd does in its own process; a
@@ -23,16 +27,17 @@ as it does in-process (see ``herd.hosts.fanout``), through a message.
 
 Workers start in about a third of a second and cost some 40 MB each, so by
 default herd uses them only where they pay: up to one per core, each with at
-least ``HOSTS_PER_WORKER`` hosts, and for a push only when it moves at least
-``WORKER_MIN_BYTES`` in all (``worker_count``).
+least ``HOSTS_PER_WORKER`` hosts (``RUN_HOSTS_PER_WORKER`` for a run, whose
+hosts cost far less than a transfer's), and for a push only when it moves at
+least ``WORKER_MIN_BYTES`` in all (``worker_count``).
 
 Everything between herd and a worker is one JSON line: the operation's own
 events (``herd.core.events``: a host's ``host_finished`` result, its
 ``bytes_expected`` and ``bytes_moved``) and a few control messages, each a
 ``{"control": ...}`` object naming its host: ``job`` (the whole job, as plain
-data: ``herd.core.plain``), ``host``, ``cancel`` and ``stepped_in`` go to a
-worker; ``cancelled``, ``step_out`` and ``step_in`` come back. Nothing is
-unpickled: a worker that goes wrong can send bad data, never code.
+data: ``herd.core.plain``), ``host`` (and whether its output is wanted),
+``cancel`` and ``stepped_in`` go to a worker; ``cancelled``, ``step_out`` and
+``step_in`` come back. Nothing is unpickled: a worker that goes wrong can send bad data, never code.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from herd.core.events import Event, EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain, typed
 from herd.hosts.connect import ConnectOptions, Connector
+from herd.hosts.remote import RunJob
 from herd.hosts.transfer import HostJob, PushJob, TransferJob
 from herd.hosts.transfer_plan import requests_per_host
 from herd.operation.driver import HostWork
@@ -60,9 +66,11 @@ from herd.operation.fanout import HostSlot
 __all__ = [
     "FILE_COST_BYTES",
     "HOSTS_PER_WORKER",
+    "RUN_HOSTS_PER_WORKER",
     "WORKER_MIN_BYTES",
-    "TransferWorkers",
+    "Job",
     "WorkerJob",
+    "Workers",
     "carriers",
     "control",
     "host_for_worker",
@@ -72,6 +80,10 @@ __all__ = [
 ]
 
 HOSTS_PER_WORKER = 4  # fewer hosts than this per core: the transfer stays in herd's process
+# A run's host costs some 4-8 ms of herd's CPU (its key exchange, mostly), 1.35 times that
+# on a worker (the messages), and a worker costs 0.26 s of CPU to start (bench/scale.py):
+# with fewer hosts than this per core, the run ends sooner in herd's own process.
+RUN_HOSTS_PER_WORKER = 100
 # Less work than this in all (a push of a few config files) takes about as long as
 # starting the workers: it stays in herd's process too. A file costs its bytes plus
 # its round trips (open, write, attributes, hash, rename): about 256 KiB's worth.
@@ -83,11 +95,14 @@ _EXIT_GRACE = 10.0  # seconds a worker gets to exit once its work is done
 _LINE_LIMIT = 256 * 1024 * 1024
 
 
+Job = TransferJob | RunJob  # what workers carry: a push, a pull or a run
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
     """Everything a worker needs before its first host."""
 
-    job: TransferJob
+    job: Job
     connect: ConnectOptions
 
 
@@ -120,11 +135,18 @@ def job_data(job: WorkerJob) -> dict[str, Any]:
 
 def job_from(data: dict[str, Any]) -> WorkerJob:
     """The job a ``job`` control message carries (PlainError if it is not one)."""
-    return WorkerJob(typed(TransferJob, data["job"]), typed(ConnectOptions, data["connect"]))
+    return WorkerJob(typed(Job, data["job"]), typed(ConnectOptions, data["connect"]))
 
 
-def worker_count(requested: int | None, hosts: int, payload: int | None = None) -> int:
-    """How many workers: as asked, else one per core when each gets a few hosts (0: none).
+def worker_count(
+    requested: int | None,
+    hosts: int,
+    payload: int | None = None,
+    *,
+    per_worker: int = HOSTS_PER_WORKER,
+) -> int:
+    """How many workers: as asked, else one per core when each gets ``per_worker`` hosts
+    or more (0: none).
 
     ``payload`` is the work of the whole operation in bytes, when known beforehand
     (a push: see ``push_payload``).
@@ -134,7 +156,7 @@ def worker_count(requested: int | None, hosts: int, payload: int | None = None) 
     if payload is not None and payload < WORKER_MIN_BYTES:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = min(cores or 1, hosts // HOSTS_PER_WORKER)
+    count = min(cores or 1, hosts // per_worker)
     return count if count >= 2 else 0
 
 
@@ -165,9 +187,10 @@ class _Away:
 class _Worker:
     """One worker process as the main process sees it: its hosts in flight and its pipes."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, label: str) -> None:
         assert process.stdin is not None and process.stdout is not None
         self._process = process
+        self._label = label  # "transfer" or "run": what its errors name
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._away: dict[str, _Away] = {}  # by host name: unique in one operation
@@ -189,7 +212,8 @@ class _Worker:
         answer = asyncio.get_running_loop().create_future()
         away = _Away(host, answer, work.slot, work.emit)
         self._away[host.name] = away
-        self.send(control("host", host=plain(host_for_worker(host))))
+        host_line = plain(host_for_worker(host))
+        self.send(control("host", host=host_line, wants_output=work.wants_output))
         try:
             result = await asyncio.shield(away.answer)
         except asyncio.CancelledError:
@@ -210,7 +234,7 @@ class _Worker:
                 self._dispatch(line)
         except (EventError, ValueError, KeyError) as exc:
             self._process.kill()
-            reason = f"transfer worker {self._process.pid} sent what herd cannot read: {exc}"
+            reason = f"{self._label} worker {self._process.pid} sent what herd cannot read: {exc}"
             self._orphan(reason)
             return
         self._orphan(self._exit_reason(await self._exit_code()))
@@ -257,7 +281,8 @@ class _Worker:
     def _exit_reason(self, code: int | None) -> str:
         how = "exited" if code is None or code >= 0 else "was killed"
         detail = "" if code is None else f" ({code if code >= 0 else f'signal {-code}'})"
-        return f"transfer worker {self._process.pid} {how}{detail} during the transfer"
+        pid, label = self._process.pid, self._label
+        return f"{label} worker {pid} {how}{detail} during the {label}"
 
     def _orphan(self, reason: str) -> None:
         """The worker is gone: every host it still had gets an error saying so."""
@@ -284,27 +309,25 @@ class _Worker:
             await self._reader
 
 
-class TransferWorkers:
-    """``count`` worker processes sharing the hosts of one push or pull.
+class Workers:
+    """``count`` worker processes sharing the hosts of one run, push or pull.
 
     ``async with workers.running():`` around the fan-out, and ``per_host`` as
     its per-host work.
     """
 
     def __init__(
-        self, job: TransferJob, connect: ConnectOptions, count: int, *, debug: bool = False
+        self, job: Job, connect: ConnectOptions, count: int, *, debug: bool = False
     ) -> None:
         if count < 1:
-            raise ValueError("TransferWorkers needs at least one worker")
-        # the blocks kept for lagging hosts are a per-process cache: share the budget out
-        options = replace(job.options, cache_budget=job.options.cache_budget // count)
-        self._job = WorkerJob(replace(job, options=options), connect)
-        self._argv = [
-            sys.executable,
-            "-m",
-            "herd.hosts.transfer_worker",
-            *(["--debug"] if debug else []),
-        ]
+            raise ValueError("Workers needs at least one worker")
+        if not isinstance(job, RunJob):
+            # the blocks kept for lagging hosts are a per-process cache: share the budget out
+            options = replace(job.options, cache_budget=job.options.cache_budget // count)
+            job = replace(job, options=options)
+        self._label = "run" if isinstance(job, RunJob) else "transfer"
+        self._job = WorkerJob(job, connect)
+        self._argv = [sys.executable, "-m", "herd.hosts.worker", *(["--debug"] if debug else [])]
         self._count = count
         self._workers: list[_Worker] = []
 
@@ -321,7 +344,7 @@ class TransferWorkers:
                     env=_worker_environment(),
                     limit=_LINE_LIMIT,
                 )
-                worker = _Worker(process)
+                worker = _Worker(process, self._label)
                 worker.send(job)
                 self._workers.append(worker)
             yield
@@ -332,13 +355,13 @@ class TransferWorkers:
     async def per_host(self, host: Host, work: HostWork) -> HostResult:
         """Run ``host`` on the least busy worker still running."""
         if not self._workers:
-            raise RuntimeError("TransferWorkers.per_host outside running()")
+            raise RuntimeError("Workers.per_host outside running()")
         worker = min(self._workers, key=lambda w: (w.gone is not None, w.active))
         return await worker.run(host, work)
 
 
 def carriers(
-    job: TransferJob,
+    job: Job,
     connector: Connector,
     hosts: Sequence[Host],
     *,
@@ -352,6 +375,9 @@ def carriers(
     are sized by how many hosts its process carries at once (``requests_per_host``).
     """
     over_ssh = sum(1 for h in hosts if not h.local)
+    if isinstance(job, RunJob):
+        count = worker_count(requested, over_ssh, per_worker=RUN_HOSTS_PER_WORKER)
+        return _carried(job, connector, count, debug)
     payload = None
     if isinstance(job, PushJob):
         payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
@@ -359,7 +385,13 @@ def carriers(
     per_process = -(-min(forks, over_ssh) // max(1, count))
     requests = requests_per_host(per_process, job.options.block_size)
     job = replace(job, options=replace(job.options, requests=requests))
+    return _carried(job, connector, count, debug)
+
+
+def _carried(
+    job: Job, connector: Connector, count: int, debug: bool
+) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
     if not count:
         return job.per_host(connector), None
-    workers = TransferWorkers(job, connector.options, count, debug=debug)
+    workers = Workers(job, connector.options, count, debug=debug)
     return workers.per_host, workers.running

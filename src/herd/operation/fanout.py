@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from herd.core.model import BatchResult, Host, HostResult, Status
 
 __all__ = [
+    "PARKING_PER_FORK",
     "STOP_SIGNALS",
     "HostSlot",
     "ResultSink",
@@ -43,7 +44,7 @@ __all__ = [
 
 ResultSink = Callable[[HostResult], None]
 
-_PARKING_PER_FORK = 4  # hosts that may wait outside the forks for a TCP answer, per fork
+PARKING_PER_FORK = 4  # hosts that may wait outside the forks for a TCP answer, per fork
 
 
 @dataclass(slots=True)
@@ -149,7 +150,7 @@ async def fanout(
     """
     batch = BatchResult()
     gate = asyncio.Semaphore(max(1, forks))
-    parking = _Parking(_PARKING_PER_FORK * max(1, forks))
+    parking = _Parking(PARKING_PER_FORK * max(1, forks))
     tasks: list[asyncio.Task[None]] = []
 
     def deliver(result: HostResult) -> None:

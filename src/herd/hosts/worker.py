@@ -1,8 +1,9 @@
-"""A transfer worker: ``python -m herd.hosts.transfer_worker``, started by ``TransferWorkers``.
+"""A worker: ``python -m herd.hosts.worker``, started by ``herd.hosts.workers.Workers``.
 
-It reads its job and then hosts from stdin, runs each host's push or pull on
-its own event loop (the same per-host work as in herd's own process) and
-writes each host's result and its bytes moved to stdout; see
+It reads its job and then hosts from stdin, runs each host's run, push or pull
+on its own event loop (the same per-host work as in herd's own process) and
+writes each host's events to stdout: its output as it arrives (when the main
+process wants it), its bytes moved (in batches) and its result; see
 ``herd.hosts.workers`` for the messages. Anything else that would go to stdout
 goes to stderr, so nothing can break the message stream.
 """
@@ -34,18 +35,21 @@ _PROGRESS_SECONDS = 0.1  # how often bytes moved go to the main process
 Send = Callable[[bytes], None]
 
 
-class _BytesMoved:
-    """Bytes expected and moved per host, sent to the main process as events, in batches."""
+class _Outgoing:
+    """A host's events to the main process: bytes expected and moved in batches, the rest now."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._pending: dict[str, list[int]] = {}
 
     def handle(self, event: Event) -> None:
+        """Bytes are batched; any other event (a run's output) goes to the main process now."""
         if isinstance(event, BytesExpected):
             self._pending.setdefault(event.host, [0, 0])[0] += event.nbytes
         elif isinstance(event, BytesMoved):
             self._pending.setdefault(event.host, [0, 0])[1] += event.nbytes
+        else:
+            self._send(encode(event).encode() + b"\n")
 
     def flush(self) -> None:
         if self._pending:
@@ -89,7 +93,7 @@ class _Hosts:
 
     def __init__(self, setup: WorkerJob, send: Send) -> None:
         self._send = send
-        self.progress = _BytesMoved(send)
+        self.progress = _Outgoing(send)
         self._per_host: HostJob = setup.job.per_host(Connector(setup.connect))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.stepped_in: dict[str, asyncio.Future[None]] = {}
@@ -98,7 +102,8 @@ class _Hosts:
         kind = message["control"]
         if kind == "host":
             host = typed(Host, message["host"])
-            task = asyncio.get_running_loop().create_task(self._one(host))
+            wants_output = bool(message.get("wants_output", False))
+            task = asyncio.get_running_loop().create_task(self._one(host, wants_output))
             self._tasks[host.name] = task
             task.add_done_callback(lambda _: self._tasks.pop(host.name, None))
         elif kind == "cancel" and message["host"] in self._tasks:
@@ -108,11 +113,12 @@ class _Hosts:
             if answer is not None and not answer.done():
                 answer.set_result(None)
 
-    async def _one(self, host: Host) -> None:
+    async def _one(self, host: Host, wants_output: bool) -> None:
         slot = _RemoteSlot(host.name, self._send, self.stepped_in)
         started = time.monotonic()
         try:
-            result = await self._per_host(host, HostWork(slot, self.progress.handle, False))
+            work = HostWork(slot, self.progress.handle, wants_output)
+            result = await self._per_host(host, work)
         except asyncio.CancelledError:
             self.progress.flush()
             self._send(control("cancelled", host=host.name))
@@ -169,7 +175,7 @@ def main() -> int:
     except Exception as exc:
         if "--debug" in sys.argv:
             raise
-        print(f"herd: transfer worker: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"herd: worker: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 
