@@ -26,6 +26,7 @@ from .test_run_faults import HERD, herd, rows
 
 pytestmark = pytest.mark.system
 
+MANY = 60  # files in tree/many
 HOSTILE = ["-rf", "$(touch pwned)", "a space", "*", "new\nline", "it's", "`id`"]
 
 
@@ -39,6 +40,11 @@ def _tree(top: Path) -> dict[str, bytes]:
         contents[name] = data
     (top / "sub" / "-n").write_bytes(b"deep\n")
     contents["sub/-n"] = b"deep\n"
+    for index in range(MANY):  # enough names that herd's scripts go on stdin to sh -s
+        name = f"many/{'long name ' * 8}{index:03d}"
+        (top / name).parent.mkdir(exist_ok=True)
+        (top / name).write_bytes(b"%d\n" % index)
+        contents[name] = b"%d\n" % index
     (top / "link").symlink_to("-rf")
     return contents
 
@@ -74,7 +80,7 @@ def test_a_tree_with_hostile_names_is_pushed_to_a_host_without_sftp_and_skipped_
         assert done.returncode == 0, done.stdout + done.stderr
         row = rows(done.stdout)["nosftp"]
         files = row["files"]
-        assert isinstance(files, list) and len(files) == len(HOSTILE) + 2
+        assert isinstance(files, list) and len(files) == len(HOSTILE) + 2 + MANY
         assert all(f["skipped"] is (attempt == 2) for f in files), files
     assert _snapshot(remote / "tree") == _snapshot(source)
     assert (remote / "tree" / "sub").stat().st_mode & 0o777 == 0o750
@@ -145,3 +151,38 @@ async def _push(fleet: DropbearFleet, plan: PushPlan, dest: str) -> HostResult:
             options=TransferOptions(), source=BlockSource(TransferOptions().block_size),
             progress=NoProgress(),
         )  # fmt: skip
+
+
+def test_a_tree_with_hostile_names_is_pulled_from_a_host_without_sftp_and_skipped_again(
+    odd_hosts: DropbearFleet, tmp_path: Path
+) -> None:
+    home, back, work = tmp_path / "home", tmp_path / "back", tmp_path / "work"
+    tree = tmp_path / "remote" / "tree"
+    _tree(tree)
+    work.mkdir()
+    for attempt in (1, 2):
+        done = subprocess.run(
+            [*HERD, "--home", str(home), "-i", str(odd_hosts.inventory), "pull", "nosftp",
+             str(tree), str(back), "--json"],
+            cwd=work, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        files = rows(done.stdout)["nosftp"]["files"]
+        assert isinstance(files, list) and len(files) == len(HOSTILE) + 2 + MANY
+        assert all(f["skipped"] is (attempt == 2) for f in files), files
+    landed = back / "nosftp" / tree.relative_to("/")
+    assert _snapshot(landed) == _snapshot(tree)
+    assert os.stat(landed / "a space").st_mtime == int(os.stat(tree / "a space").st_mtime)
+    assert [p.name for p in back.iterdir()] == ["nosftp"]  # nothing outside DEST/HOST
+    assert not (work / "pwned").exists() and not (landed / "pwned").exists()
+    assert not any(".herd-" in p.name for p in back.rglob("*"))
+    # a glob matched over the host's listing: plain names only, no dot files
+    (tree / ".hidden").write_text("no\n")
+    globbed = herd(home, odd_hosts.inventory, "pull", "nosftp", f"{tree}/*",
+                   str(tmp_path / "glob"), "--json")  # fmt: skip
+    assert globbed.returncode == 0, globbed.stdout + globbed.stderr
+    got = tmp_path / "glob" / "nosftp" / tree.relative_to("/")
+    assert sorted(p.name for p in got.iterdir()) == sorted([*HOSTILE, "link", "many", "sub"])
+    missing = herd(home, odd_hosts.inventory, "pull", "nosftp", f"{tree}/none",
+                   str(tmp_path / "glob"), "--json")  # fmt: skip
+    assert rows(missing.stdout)["nosftp"]["error"] == f"{tree}/none: no such file or directory"

@@ -13,19 +13,21 @@ name. Needs ``stat -c`` (GNU coreutils or BusyBox) besides the usual ``cat``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import stat
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncssh
 
 from herd.hosts.become import Become
+from herd.hosts.remote import feed_stdin
 from herd.hosts.remote_access import start_script
-from herd.hosts.sftp_ops import PICK_HASHER
+from herd.hosts.sftp_ops import PICK_HASHER, TransferFailure
 
-__all__ = ["HostStat", "ShellError", "ShellFS", "quote"]
+__all__ = ["HostStat", "ShellError", "ShellFS", "ShellLister", "quote", "touch_stamp"]
 
 _INLINE_LIMIT = 4000  # longer scripts go on stdin to ``sh -s``
 _READ_SIZE = 256 * 1024
@@ -33,8 +35,18 @@ _NO_HASHER = 127
 _STAT_FORMAT = "'%f %s %Y'"  # raw mode (hex), size, mtime
 # a line per path, in order: stat's answer, or "-" if there is nothing there
 _STAT_LOOP = 'for p; do stat {flag} -c {fmt} -- "$p" 2>/dev/null || echo -; done'
+# For each path: the path, NUL, then stat's answer line (or "-")
+_STAT_EACH = (
+    'for f; do printf "%s\\0" "$f"; stat {flag} -c {fmt} -- "$f" 2>/dev/null || echo -; done'
+)
 _HASH_LOOP = (
     'for p; do if [ -f "$p" ] && [ -r "$p" ]; then $h <"$p" || echo -; else echo -; fi; done'
+)
+# The names in directory $1, each NUL-terminated (exit 1: it cannot be listed)
+_NAMES_IN = (
+    '[ -d "$1" ] && [ -r "$1" ] && [ -x "$1" ] || exit 1; '
+    'for f in "$1"/* "$1"/.*; do { [ -e "$f" ] || [ -L "$f" ]; } || continue; '
+    'n=${f##*/}; [ "$n" = . ] || [ "$n" = .. ] || printf \'%s\\0\' "$n"; done; exit 0'
 )
 _PREFLIGHT = (
     "for t in stat cat mv ln chmod touch mkdir rm; do "
@@ -43,7 +55,7 @@ _PREFLIGHT = (
 )
 
 
-class ShellError(Exception):
+class ShellError(TransferFailure):
     """A command on the host failed; the message is what it said (its last stderr line)."""
 
 
@@ -89,6 +101,17 @@ def _parse_stat(line: str) -> HostStat | None:
     return HostStat(stat.S_IFMT(raw), stat.S_IMODE(raw), size, mtime)
 
 
+def _parse_walk(out: bytes) -> list[tuple[str, HostStat | None]]:
+    """``_STAT_EACH``'s answer: each path (NUL-terminated) followed by a stat line."""
+    found: list[tuple[str, HostStat | None]] = []
+    pos = 0
+    while (end := out.find(b"\0", pos)) >= 0 and (line_end := out.find(b"\n", end)) >= 0:
+        name = out[pos:end].decode("utf-8", errors="surrogateescape")
+        found.append((name, _parse_stat(out[end + 1 : line_end].decode("ascii", errors="replace"))))
+        pos = line_end + 1
+    return found
+
+
 def touch_stamp(mtime: float) -> str:
     """``mtime`` as ``touch -t`` takes it, in UTC (run with ``TZ=UTC0``)."""
     return time.strftime("%Y%m%d%H%M.%S", time.gmtime(int(mtime)))
@@ -116,16 +139,20 @@ class ShellFS:
 
     async def run(self, script: str, args: Sequence[str] = (), *, check: bool = True) -> bytes:
         """What ``script`` prints; raises ``ShellError`` if it fails (and ``check``)."""
+        status, out, said = await self.run_status(script, args)
+        if check and status != 0:
+            raise ShellError(said)
+        return out
+
+    async def run_status(self, script: str, args: Sequence[str] = ()) -> tuple[int, bytes, str]:
+        """``script``'s exit status, what it printed, and the last line it said on stderr."""
         async with self._one_at_a_time:
             process, stdin = await self._start(script, args)
-            if stdin:
-                process.stdin.write(stdin)
-            process.stdin.write_eof()
+            feed_stdin(process, stdin)  # a command done before it is fed is no error
             result = await process.wait(check=False)
         out = result.stdout if isinstance(result.stdout, bytes) else b""
-        if check and result.exit_status != 0:
-            raise ShellError(_said(result.stderr, result.exit_status))
-        return out
+        status = result.exit_status if result.exit_status is not None else -1
+        return status, out, _said(result.stderr, result.exit_status)
 
     async def preflight(self) -> str:
         """The login directory, once the commands the fallback needs are seen to be there."""
@@ -142,14 +169,25 @@ class ShellFS:
             raise ShellError(f"stat answered {len(lines)} lines for {len(paths)} paths")
         return [_parse_stat(line) for line in lines]
 
+    async def walk(
+        self, path: str, *, follow: bool
+    ) -> tuple[list[tuple[str, HostStat | None]], str]:
+        """Every entry under ``path`` (itself first, parents before children) with its stat,
+        and what ``find`` said if it could not walk all of it ("" if it could)."""
+        flag = "-L" if follow else ""
+        each = _STAT_EACH.format(flag=flag, fmt=_STAT_FORMAT)
+        status, out, said = await self.run_status(
+            f'exec find {flag} "$1" -exec sh -c {quote(each)} sh {{}} +', [path]
+        )
+        return _parse_walk(out), (said if status != 0 else "")
+
     async def hashes(self, paths: Sequence[str]) -> dict[str, str] | None:
         """The host's sha256 of each readable regular file; None if it has no hash tool."""
         if not paths:
             return {}
         async with self._one_at_a_time:
             process, stdin = await self._start(PICK_HASHER + _HASH_LOOP, paths)
-            process.stdin.write(stdin)
-            process.stdin.write_eof()
+            feed_stdin(process, stdin)
             result = await process.wait(check=False)
         if result.exit_status == _NO_HASHER:
             return None
@@ -167,20 +205,23 @@ class ShellFS:
     async def read_back(self, path: str) -> str:
         """The sha256 of a remote file, read back here (for hosts without a hash tool)."""
         digest = hashlib.sha256()
-        async for chunk in self.read(path):
-            digest.update(chunk)
+        async with contextlib.aclosing(self.read(path)) as chunks:
+            async for chunk in chunks:
+                digest.update(chunk)
         return digest.hexdigest()
 
-    async def read(self, path: str, size: int | None = None) -> AsyncIterator[bytes]:
+    async def read(self, path: str, size: int | None = None) -> AsyncGenerator[bytes, None]:
         """The bytes of ``path`` (its first ``size`` if given), as they arrive."""
         script = 'exec cat -- "$1"' if size is None else f'exec head -c {int(size)} -- "$1"'
         async with self._one_at_a_time:
             process, stdin = await self._start(script, [path])
-            process.stdin.write(stdin)
-            process.stdin.write_eof()
-            while chunk := await process.stdout.read(_READ_SIZE):
-                yield chunk
-            result = await process.wait(check=False)
+            try:  # a reader that stops early (an error here) closes the channel
+                feed_stdin(process, stdin)
+                while chunk := await process.stdout.read(_READ_SIZE):
+                    yield chunk
+                result = await process.wait(check=False)
+            finally:
+                process.close()
         if result.exit_status != 0:
             raise ShellError(_said(result.stderr, result.exit_status))
 
@@ -194,14 +235,39 @@ class ShellFS:
         )
         async with self._one_at_a_time:
             process, stdin = await self._start(script, [path])
-            process.stdin.write(stdin)
-            async for chunk in chunks:
-                process.stdin.write(chunk)
-                await process.stdin.drain()
-            process.stdin.write_eof()
-            result = await process.wait(check=False)
+            try:  # a source that fails part way closes the channel: cat stops there
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    # cat gone early: its exit status says why
+                    process.stdin.write(stdin)
+                    async for chunk in chunks:
+                        process.stdin.write(chunk)
+                        await process.stdin.drain()
+                feed_stdin(process, None)
+                result = await process.wait(check=False)
+            finally:
+                process.close()
         if result.exit_status != 0:
             raise ShellError(_said(result.stderr, result.exit_status))
+
+
+class ShellLister:
+    """A glob's view of the host over commands (``herd.hosts.remote_glob.Lister``)."""
+
+    def __init__(self, fs: ShellFS) -> None:
+        self._fs = fs
+
+    async def is_dir(self, path: str) -> bool:
+        found = await self._fs.stat_many([path], follow=True)
+        return found[0] is not None and found[0].is_dir
+
+    async def exists(self, path: str) -> bool:
+        return (await self._fs.stat_many([path], follow=False))[0] is not None
+
+    async def names(self, directory: str) -> list[str] | None:
+        status, out, _ = await self._fs.run_status(_NAMES_IN, [directory])
+        if status != 0:
+            return None
+        return [n for n in out.decode("utf-8", errors="surrogateescape").split("\0") if n]
 
 
 def _said(stderr: object, status: int | None) -> str:
