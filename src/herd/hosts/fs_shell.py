@@ -49,7 +49,7 @@ _NAMES_IN = (
     'n=${f##*/}; [ "$n" = . ] || [ "$n" = .. ] || printf \'%s\\0\' "$n"; done; exit 0'
 )
 _PREFLIGHT = (
-    "for t in stat cat mv ln chmod touch mkdir rm; do "
+    "for t; do "
     'command -v "$t" >/dev/null 2>&1 || { echo "the host has no $t command" >&2; exit 1; }; '
     "done; pwd -P"
 )
@@ -154,9 +154,18 @@ class ShellFS:
         status = result.exit_status if result.exit_status is not None else -1
         return status, out, _said(result.stderr, result.exit_status)
 
-    async def preflight(self) -> str:
-        """The login directory, once the commands the fallback needs are seen to be there."""
-        out = await self.run(_PREFLIGHT)
+    async def preflight(self, tools: Sequence[str], no_sftp: str) -> str:
+        """The login directory, once ``tools`` are seen to be there.
+
+        Raises ``TransferFailure`` naming ``no_sftp`` (why SFTP could not be used)
+        and why the commands cannot stand in: a tool missing, or the host refusing
+        to run commands at all.
+        """
+        try:
+            out = await self.run(_PREFLIGHT, tools)
+        except (ShellError, asyncssh.ChannelOpenError) as exc:
+            reason = exc.reason if isinstance(exc, asyncssh.ChannelOpenError) else str(exc)
+            raise TransferFailure(f"{no_sftp}; over plain commands: {reason}") from exc
         return out.decode("utf-8", errors="surrogateescape").removesuffix("\n")
 
     async def stat_many(self, paths: Sequence[str], *, follow: bool) -> list[HostStat | None]:

@@ -38,6 +38,7 @@ _KINDS = {
 }
 _READ_LINKS = "for p; do readlink -- \"$p\"; printf '\\0'; done"
 _HASH_RATE = 20 * 1024 * 1024
+_TOOLS = ("stat", "find", "cat", "head", "readlink")
 
 
 def _remote(path: str, attrs: HostStat) -> Remote:
@@ -85,10 +86,7 @@ class ShellPull:
         return []  # a pull writes nothing on the host
 
     async def run(self, sources: list[str]) -> None:
-        try:
-            home = await self.fs.preflight()
-        except ShellError as exc:
-            raise TransferFailure(f"{self.no_sftp}; over plain commands: {exc}") from exc
+        home = await self.fs.preflight(_TOOLS, self.no_sftp)
         entries = await self.listing(home, sources)
         dirs = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_DIRECTORY]
         files = [e for e in entries if e.kind == asyncssh.FILEXFER_TYPE_REGULAR]
@@ -143,8 +141,11 @@ class ShellPull:
             if path in seen:
                 continue
             seen.add(path)
-            if not _under(path, top) or attrs is None:  # the host's answer is checked
+            if not _under(path, top):  # the host's answer is checked
                 self.problems.append(f"{path!r}: not an entry of {top}: not fetched")
+                continue
+            if attrs is None:
+                self.problems.append(f"{path}: gone while listed")
                 continue
             try:
                 item = _remote(path, attrs)

@@ -47,6 +47,7 @@ from herd.hosts.transfer_stream import BlockSource
 __all__ = ["ShellPush"]
 
 _CLEAN_UP_SECONDS = 5.0
+_TOOLS = ("stat", "cat", "mv", "ln", "chmod", "touch", "mkdir", "rm")
 # Moves $1 over $2 within one directory: a link there is replaced, a directory refused
 # (mv would move the file into it).
 _LAND = (
@@ -96,10 +97,7 @@ class ShellPush:
         self.created: set[str] = set()
 
     async def run(self, plan: PushPlan, dest: str) -> None:
-        try:
-            home = await self.fs.preflight()
-        except ShellError as exc:
-            raise TransferFailure(f"{self.no_sftp}; over plain commands: {exc}") from exc
+        home = await self.fs.preflight(_TOOLS, self.no_sftp)
         self.dog.kick()
         dirs, files, links = entries(await self.landing(plan, dest, home))
         await self.make_dirs(dirs)
