@@ -21,7 +21,7 @@ from herd.hosts.push import push_host
 from herd.hosts.transfer_plan import NoProgress, PushPlan, TransferOptions, plan_push
 from herd.hosts.transfer_stream import BlockSource
 
-from .dropbear import DropbearFleet
+from .dropbear import DropbearFleet, Userland
 from .test_run_faults import HERD, herd, rows
 
 pytestmark = pytest.mark.system
@@ -186,3 +186,30 @@ def test_a_tree_with_hostile_names_is_pulled_from_a_host_without_sftp_and_skippe
     missing = herd(home, odd_hosts.inventory, "pull", "nosftp", f"{tree}/none",
                    str(tmp_path / "glob"), "--json")  # fmt: skip
     assert rows(missing.stdout)["nosftp"]["error"] == f"{tree}/none: no such file or directory"
+
+
+def test_a_host_without_sftp_or_a_hash_tool_gets_its_copies_read_back(
+    busybox_userland: Userland, tmp_path: Path
+) -> None:
+    fleet = DropbearFleet(tmp_path / "fleet", busybox_userland, [("bare", "odd", "bare")], 12)
+    fleet.up()
+    try:
+        home, remote, back = tmp_path / "home", tmp_path / "remote", tmp_path / "back"
+        source = tmp_path / "src" / "tree"
+        _tree(source)
+        missing = herd(home, fleet.inventory, "run", "bare", "--", "command -v sha256sum")
+        assert missing.returncode == 1  # what the host would verify with is not there
+        for attempt in (1, 2):
+            for verb, args in [
+                ("push", [str(source), f"{remote}/", "--mkdir"]),
+                ("pull", [str(remote / "tree"), str(back)]),
+            ]:
+                done = herd(home, fleet.inventory, verb, "bare", *args, "--json")
+                assert done.returncode == 0, done.stdout + done.stderr
+                files = rows(done.stdout)["bare"]["files"]
+                assert isinstance(files, list) and len(files) == len(HOSTILE) + 2 + MANY
+                assert all(f["skipped"] is (attempt == 2) for f in files), (verb, files)
+        assert _snapshot(remote / "tree") == _snapshot(source)
+        assert _snapshot(back / "bare" / remote.relative_to("/") / "tree") == _snapshot(source)
+    finally:
+        fleet.down()
