@@ -4,7 +4,8 @@ The hosts are asyncssh servers on loopback whose sftp subsystem is each way a
 real server can lack one: refused (OpenSSH without a ``Subsystem`` line), or
 its program exiting at once with what the shell said (Dropbear without
 ``sftp-server``; the system tests run that one for real). The third drops
-the whole connection instead: that is "connection lost", as before.
+the whole connection instead: that is "connection lost", as before. These
+hosts run no commands either, so the fallback over commands is refused too.
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def test_a_connection_dropped_while_sftp_starts_is_not_taken_for_a_missing_serve
 
 
 @pytest.mark.timeout(30)
-def test_a_pull_from_a_host_without_an_sftp_server_says_so(tmp_path: Path) -> None:
+def test_a_pull_from_a_host_without_an_sftp_server_or_commands_says_so(tmp_path: Path) -> None:
     said = asyncio.run(_against(_missing, tmp_path / "pulled"))
-    assert said == "the host has no SFTP server (sh: /usr/lib/sftp-server: not found)"
+    assert said == (  # the fallback over commands is refused too: both are named
+        "the host has no SFTP server (sh: /usr/lib/sftp-server: not found);"
+        " over plain commands: Session request failed"
+    )

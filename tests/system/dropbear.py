@@ -18,8 +18,9 @@ runs as root in a private mount namespace where:
 
 Host variants: ``full`` (every applet), ``nohash`` (no ``sha256sum``, ``shasum``
 or ``openssl``), ``nosetsid`` (no ``setsid``: a command cannot be given its own
-process group) and ``nosftp``. Each host listens on its own 127.0.2.x address;
-its ``dropbear -F`` is a child of the test process, stopped by PID.
+process group), ``nosftp``, and ``bare`` (neither SFTP nor a hash tool). Each
+host listens on its own 127.0.2.x address; its ``dropbear -F`` is a child of the
+test process, stopped by PID.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ _LEAVE_OUT = {
     "nosftp": frozenset(),
     "nohash": frozenset({"sha256sum", "shasum", "openssl"}),
     "nosetsid": frozenset({"setsid"}),
+    "bare": frozenset({"sha256sum", "shasum", "openssl"}),  # and no sftp-server either
 }
+_NO_SFTP = frozenset({"nosftp", "bare"})
 _READY_TIMEOUT = 15.0
 _PORT_TRIES = 20
 _SIGNAL_WAIT = 5.0
@@ -151,7 +154,7 @@ class Userland:
             (self.bin_dir(variant), "/usr/bin"),
         ]
         lines = ["set -e"]
-        if variant == "nosftp":
+        if variant in _NO_SFTP:
             lines.append(
                 "/usr/bin/mount -t tmpfs -o size=64k,mode=0755 herd-nosftp /usr/lib/openssh"
             )

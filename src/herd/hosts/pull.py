@@ -20,6 +20,8 @@ A file that changes while it is read:
   stable to check it against.
 
 Nothing is written locally through a symbolic link (``herd.hosts.local_tree``).
+A host without an SFTP server (``NoSFTPServer``: never a dropped connection)
+gets the same pull over plain command channels (``herd.hosts.shell_pull``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncssh
 
@@ -50,8 +52,8 @@ from herd.hosts.local_tree import (
     sha256_of,
 )
 from herd.hosts.push import HOST_FIELD, remote_dest
-from herd.hosts.remote_access import open_sftp
-from herd.hosts.remote_glob import expand_glob, is_glob
+from herd.hosts.remote_access import NoSFTPServer, open_sftp
+from herd.hosts.remote_glob import SFTPLister, expand_glob, is_glob
 from herd.hosts.sftp_ops import (
     HostTransfer,
     TransferFailure,
@@ -63,9 +65,12 @@ from herd.hosts.sftp_ops import (
 )
 from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 
-__all__ = ["pull_host"]
+if TYPE_CHECKING:
+    from herd.hosts.shell_pull import ShellPull
 
-_REWRITTEN = "changed while being pulled (rewritten in place)"
+__all__ = ["REWRITTEN", "Check", "Fetched", "Remote", "check_copy", "local_reason", "pull_host"]
+
+REWRITTEN = "changed while being pulled (rewritten in place)"
 _SHORTER = "changed while being pulled (it got shorter)"
 _LOST = (
     asyncssh.SFTPConnectionLost,
@@ -76,7 +81,7 @@ _LOST = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Remote:
+class Remote:
     """One remote entry to fetch."""
 
     path: str
@@ -87,7 +92,7 @@ class _Remote:
     mtime: int
 
 
-class _Check(enum.Enum):
+class Check(enum.Enum):
     """How a fetched copy is checked against the host's file."""
 
     WHOLE = "whole"  # the file as it is now
@@ -96,16 +101,16 @@ class _Check(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class _Fetched:
-    item: _Remote
+class Fetched:
+    item: Remote
     temp: str  # beside the final name
     sha256: str
     size: int  # bytes kept: as listed, or as read for a file listed as empty
-    check: _Check
+    check: Check
 
 
-def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
-    return _Remote(
+def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> Remote:
+    return Remote(
         path=path,
         parts=remote_parts(path),
         kind=attrs.type,
@@ -115,7 +120,7 @@ def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> _Remote:
     )
 
 
-def _check(item: _Remote, received: int, after: asyncssh.SFTPAttrs) -> _Check:
+def check_copy(item: Remote, received: int, after: asyncssh.SFTPAttrs) -> Check:
     """How to check a copy of ``received`` bytes, given the file's attributes after reading it.
 
     Raises ``TransferFailure`` for a file that got shorter or was rewritten in place.
@@ -125,13 +130,13 @@ def _check(item: _Remote, received: int, after: asyncssh.SFTPAttrs) -> _Check:
         if received < item.size or now < item.size:
             raise TransferFailure(f"{item.path}: {_SHORTER}")
         if now == item.size and int(after.mtime or 0) != item.mtime:
-            raise TransferFailure(f"{item.path}: {_REWRITTEN}")
-        return _Check.FIRST_BYTES if now > item.size else _Check.WHOLE
+            raise TransferFailure(f"{item.path}: {REWRITTEN}")
+        return Check.FIRST_BYTES if now > item.size else Check.WHOLE
     if received and not now:
-        return _Check.NONE
+        return Check.NONE
     if now < received:
         raise TransferFailure(f"{item.path}: {_SHORTER}")
-    return _Check.FIRST_BYTES if now > received else _Check.WHOLE
+    return Check.FIRST_BYTES if now > received else Check.WHOLE
 
 
 class _Pull(HostTransfer):
@@ -170,16 +175,16 @@ class _Pull(HostTransfer):
 
     # -- what to fetch -------------------------------------------------------------------
 
-    async def listing(self, sources: list[str]) -> list[_Remote]:
+    async def listing(self, sources: list[str]) -> list[Remote]:
         """Every entry the sources name, directories walked; missing ones become problems."""
         home = await self.sftp.realpath(".")
-        entries: list[_Remote] = []
+        entries: list[Remote] = []
         seen: set[str] = set()
         for given in sources:
             source = given.replace(HOST_FIELD, self.host.name)
             path, _ = remote_dest(home, source)
             if is_glob(source):
-                names = await expand_glob(self.sftp, path)
+                names = await expand_glob(SFTPLister(self.sftp), path)
                 self.dog.kick()
                 if not names:
                     self.problems.append(f"{source}: no match")
@@ -204,7 +209,7 @@ class _Pull(HostTransfer):
         return await self.sftp.lstat(path)
 
     async def _add(
-        self, path: str, attrs: asyncssh.SFTPAttrs, entries: list[_Remote], seen: set[str]
+        self, path: str, attrs: asyncssh.SFTPAttrs, entries: list[Remote], seen: set[str]
     ) -> None:
         if path in seen:
             return
@@ -247,15 +252,15 @@ class _Pull(HostTransfer):
                     continue
             await self._add(path, attrs, entries, seen)
 
-    def make_dirs(self, dirs: list[_Remote]) -> None:
+    def make_dirs(self, dirs: list[Remote]) -> None:
         """Make every directory listed, empty ones too (parents come before their children)."""
         for item in dirs:
             try:
                 self.tree.make_dir(item.parts)
             except (OSError, RefusedName) as exc:
-                self.problems.append(f"{item.path}: {_local_reason(exc)}")
+                self.problems.append(f"{item.path}: {local_reason(exc)}")
 
-    async def already_here(self, files: list[_Remote]) -> dict[str, str]:
+    async def already_here(self, files: list[Remote]) -> dict[str, str]:
         """{remote path: sha256} of files whose local copy has the same size and hash."""
         candidates: dict[str, str] = {}
         for item in files:
@@ -272,7 +277,7 @@ class _Pull(HostTransfer):
 
     # -- fetching ------------------------------------------------------------------------
 
-    async def fetch(self, item: _Remote) -> _Fetched | None:
+    async def fetch(self, item: Remote) -> Fetched | None:
         """Copy one file to a local temporary name; None (and a problem noted) if it failed."""
         temp: str | None = None
         try:
@@ -292,10 +297,10 @@ class _Pull(HostTransfer):
             elif isinstance(exc, asyncssh.SFTPError):
                 self.problems.append(f"{item.path}: {describe(exc)}")
             else:
-                self.problems.append(f"{item.path}: {_local_reason(exc)}")
+                self.problems.append(f"{item.path}: {local_reason(exc)}")
             return None
 
-    async def _copy(self, item: _Remote, fd: int, temp: str) -> _Fetched:
+    async def _copy(self, item: Remote, fd: int, temp: str) -> Fetched:
         digest = hashlib.sha256()
         async with self.sftp.open(item.path, "rb", block_size=self.read_size) as remote:
             if item.size:
@@ -303,10 +308,10 @@ class _Pull(HostTransfer):
             else:  # empty, or a file whose size is not known until read (/proc)
                 received = await self._read_to_end(remote, fd, digest)
             after = await remote.stat()
-        check = _check(item, received, after)
+        check = check_copy(item, received, after)
         os.fchmod(fd, self.options.mode if self.options.mode is not None else item.mode)
         os.utime(fd, (item.mtime, item.mtime))
-        return _Fetched(item, temp, digest.hexdigest(), received, check)
+        return Fetched(item, temp, digest.hexdigest(), received, check)
 
     async def _read_listed(
         self, remote: asyncssh.SFTPClientFile, fd: int, digest: hashlib._Hash, total: int
@@ -376,7 +381,7 @@ class _Pull(HostTransfer):
         self.progress.advance(self.host.name, len(data))
         return len(data)
 
-    async def land(self, fetched: list[_Fetched]) -> None:
+    async def land(self, fetched: list[Fetched]) -> None:
         """Check each copy against the host's hash, then rename it into place."""
         if not fetched:
             return
@@ -384,34 +389,34 @@ class _Pull(HostTransfer):
         for f in fetched:
             if f.item.path in changed:
                 self._discard(f.item.parts, f.temp)
-                self.problems.append(f"{f.item.path}: {_REWRITTEN}")
+                self.problems.append(f"{f.item.path}: {REWRITTEN}")
                 continue
             try:
                 self.tree.land(f.item.parts, f.temp)
             except (OSError, RefusedName) as exc:
                 self._discard(f.item.parts, f.temp)
                 self.problems.append(
-                    f"{f.item.path}: cannot rename into place: {_local_reason(exc)}"
+                    f"{f.item.path}: cannot rename into place: {local_reason(exc)}"
                 )
                 continue
             self.temps.discard((f.item.parts, f.temp))
             self.records.append(FileRecord(f.item.path, f.size, f.sha256))
 
-    async def _changed(self, fetched: list[_Fetched]) -> set[str]:
+    async def _changed(self, fetched: list[Fetched]) -> set[str]:
         """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
-        whole = [f for f in fetched if f.check is _Check.WHOLE]
+        whole = [f for f in fetched if f.check is Check.WHOLE]
         paths = [f.item.path for f in whole]
         # A file the host's shell cannot hash (no hasher, or an SFTP server chrooted
         # where the shell is not) is read back. One whose hash differs may have grown
         # since we looked: its first bytes decide.
         remote = await self.verified_hashes(paths, sum(f.size for f in whole))
-        first_bytes = [f for f in fetched if f.check is _Check.FIRST_BYTES] + [
+        first_bytes = [f for f in fetched if f.check is Check.FIRST_BYTES] + [
             f for f in whole if f.item.path in remote and remote[f.item.path] != f.sha256
         ]
         hashes = await self.host_prefix_hashes([(f.item.path, f.size) for f in first_bytes])
         return {f.item.path for f in first_bytes if hashes.get(f.item.path) != f.sha256}
 
-    async def link(self, item: _Remote) -> None:
+    async def link(self, item: Remote) -> None:
         try:
             target = str(await self.sftp.readlink(item.path))
             placed = self.tree.place_link(item.parts, target)
@@ -419,7 +424,7 @@ class _Pull(HostTransfer):
             self.problems.append(f"{item.path}: {describe(exc)}")
             return
         except (OSError, RefusedName) as exc:
-            self.problems.append(f"{item.path}: {_local_reason(exc)}")
+            self.problems.append(f"{item.path}: {local_reason(exc)}")
             return
         text = target.encode("utf-8", errors="surrogateescape")
         sha256 = hashlib.sha256(text).hexdigest()
@@ -434,7 +439,7 @@ class _Pull(HostTransfer):
             self._discard(parts, temp)
 
 
-def _local_reason(exc: OSError | RefusedName) -> str:
+def local_reason(exc: OSError | RefusedName) -> str:
     """An error met writing locally, without the temporary or relative name it names."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
@@ -453,7 +458,7 @@ async def pull_host(
     """Pull ``sources`` from ``host`` into ``dest_dir/<host>``; the result lists each file."""
     started = time.monotonic()
     status, error = Status.OK, ""
-    job: _Pull | None = None
+    job: _Pull | ShellPull | None = None
 
     async def hang_up() -> None:
         conn.abort()
@@ -463,22 +468,43 @@ async def pull_host(
     try:
         async with dog:
             become = become_for(host, options.become)
-            sftp = await open_sftp(conn, become)
-            job = _Pull(
-                conn=conn,
-                sftp=sftp,
-                host=host,
-                tree=tree,
-                options=options,
-                progress=progress,
-                dog=dog,
-                become=become,
-            )
             try:
-                await job.run(sources)
-            finally:
-                job.clean_up()
-                sftp.exit()
+                sftp = await open_sftp(conn, become)
+            except NoSFTPServer as exc:  # never a dropped connection: that is not a fallback
+                from herd.hosts.shell_pull import ShellPull  # it builds on this module
+
+                job = ShellPull(
+                    conn=conn,
+                    host=host,
+                    tree=tree,
+                    options=options,
+                    progress=progress,
+                    dog=dog,
+                    become=become,
+                    no_sftp=describe(exc),
+                )
+                try:
+                    await job.run(sources)
+                finally:
+                    job.clean_up()
+            else:
+                job = _Pull(
+                    conn=conn,
+                    sftp=sftp,
+                    host=host,
+                    tree=tree,
+                    options=options,
+                    progress=progress,
+                    dog=dog,
+                    become=become,
+                )
+                try:
+                    await job.run(sources)
+                finally:
+                    job.clean_up()
+                    sftp.exit()
+    except TransferFailure as exc:
+        status, error = Status.ERROR, str(exc)
     except (asyncssh.Error, OSError) as exc:
         status, error = Status.ERROR, describe(exc)
     finally:

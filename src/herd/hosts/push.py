@@ -19,6 +19,9 @@ it, a link where the source has a directory is replaced by a directory, and
 one where it has a file or a link by that file or link (a rename over a link
 replaces the link). SFTP cannot open a path without following the directories
 in it, so a link made below DEST while the push runs is not caught.
+
+A host without an SFTP server (``NoSFTPServer``: never a dropped connection)
+gets the same push over plain command channels (``herd.hosts.shell_push``).
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
 from herd.core.model import FileRecord, Host, HostResult, Status
 from herd.hosts.become import become_for
-from herd.hosts.remote_access import open_sftp
+from herd.hosts.remote_access import NoSFTPServer, open_sftp
 from herd.hosts.sftp_links import LinkMaker
 from herd.hosts.sftp_ops import (
     HostTransfer,
@@ -62,7 +65,20 @@ from herd.hosts.transfer_plan import (
 )
 from herd.hosts.transfer_stream import BlockSource, SourceChanged
 
-__all__ = ["HOST_FIELD", "push_host", "remote_dest"]
+if TYPE_CHECKING:
+    from herd.hosts.shell_push import ShellPush
+
+__all__ = [
+    "HOST_FIELD",
+    "STALE_TEMP_SECONDS",
+    "Dir",
+    "File",
+    "Link",
+    "batches",
+    "entries",
+    "push_host",
+    "remote_dest",
+]
 
 HOST_FIELD = "{host}"  # in a remote path: replaced by each host's inventory name
 
@@ -76,19 +92,19 @@ _CLEAN_UP_SECONDS = 5.0  # what removing temporary files may take on a host that
 
 
 @dataclass(frozen=True, slots=True)
-class _File:
+class File:
     local: LocalFile
     final: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Link:
+class Link:
     local: LocalLink
     final: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Dir:
+class Dir:
     local: LocalDir
     path: str
     is_dest: bool = False  # DEST itself (a source's contents land there): the operator's
@@ -132,7 +148,7 @@ class _Push(HostTransfer):
         self.links = LinkMaker(self.sftp, self.temps)  # the server's argument order, probed
 
     async def run(self, plan: PushPlan, dest: str) -> None:
-        dirs, files, links = _entries(await self.landing(plan, dest))
+        dirs, files, links = entries(await self.landing(plan, dest))
         await self.make_dirs(dirs)
         await self.sweep_stale_temps(files)
         present = await self.already_there(files)
@@ -178,7 +194,7 @@ class _Push(HostTransfer):
 
     # -- the steps -----------------------------------------------------------------------
 
-    async def make_dirs(self, dirs: list[_Dir]) -> None:
+    async def make_dirs(self, dirs: list[Dir]) -> None:
         """Make each directory of the tree, never taking a link on the host for one."""
         for item in dirs:  # parents come before their children
             if item.is_dest:
@@ -197,7 +213,7 @@ class _Push(HostTransfer):
             self.created.add(item.path)
             self.dog.kick()
 
-    async def sweep_stale_temps(self, files: list[_File]) -> None:
+    async def sweep_stale_temps(self, files: list[File]) -> None:
         """Remove temporary files that an earlier push which died left beside these files."""
         wanted: dict[str, set[str]] = {}
         for f in files:
@@ -218,7 +234,7 @@ class _Push(HostTransfer):
             await remove_quietly(self.sftp, leftovers)
             self.dog.kick()
 
-    async def already_there(self, files: list[_File]) -> set[str]:
+    async def already_there(self, files: list[File]) -> set[str]:
         """The final paths whose size and sha256 already match the source."""
         files = [f for f in files if posixpath.dirname(f.final) not in self.created]
         stats = await bounded_gather(
@@ -240,7 +256,7 @@ class _Push(HostTransfer):
                 await self._fix_attributes(f, attrs)
         return present
 
-    async def _fix_attributes(self, f: _File, attrs: asyncssh.SFTPAttrs) -> None:
+    async def _fix_attributes(self, f: File, attrs: asyncssh.SFTPAttrs) -> None:
         mode = self._mode(f.local)
         mtime = int(f.local.mtime)
         if (attrs.permissions or 0) & 0o7777 != mode or attrs.mtime != mtime:
@@ -248,9 +264,9 @@ class _Push(HostTransfer):
                 f.final, asyncssh.SFTPAttrs(permissions=mode, atime=mtime, mtime=mtime)
             )
 
-    async def send(self, files: list[_File]) -> None:
+    async def send(self, files: list[File]) -> None:
         """Write, verify and rename ``files`` in batches, recording each one that lands."""
-        for batch in _batches(files):
+        for batch in batches(files):
             temps = await bounded_gather(
                 [partial(self._upload, f) for f in batch], self.options.files_in_flight
             )
@@ -266,7 +282,7 @@ class _Push(HostTransfer):
                 self.options.files_in_flight,
             )
 
-    async def _land(self, f: _File, temp: str) -> None:
+    async def _land(self, f: File, temp: str) -> None:
         await self._rename(temp, f.final)
         self.records.append(FileRecord(f.final, f.local.size, f.local.sha256))
 
@@ -278,7 +294,7 @@ class _Push(HostTransfer):
         self.temps.discard(temp)
         self.dog.kick()
 
-    async def _upload(self, f: _File) -> str:
+    async def _upload(self, f: File) -> str:
         temp = temp_name(f.final)
         self.temps.add(temp)
         size = self.write_size  # a longer block goes as several requests of this size
@@ -315,7 +331,7 @@ class _Push(HostTransfer):
         self.progress.advance(self.host.name, len(data))
         self.dog.kick()
 
-    async def _upload_failed(self, f: _File, exc: BaseException) -> None:
+    async def _upload_failed(self, f: File, exc: BaseException) -> None:
         """Turn a failed upload into the host's reason, naming a full disk when statvfs says so."""
         if not isinstance(exc, SourceChanged | asyncssh.SFTPError):
             raise exc
@@ -329,7 +345,7 @@ class _Push(HostTransfer):
                 reason = "no space left on device"
         raise TransferFailure(f"{f.final}: {reason}") from exc
 
-    async def send_links(self, links: list[_Link]) -> None:
+    async def send_links(self, links: list[Link]) -> None:
         for item in links:
             target = item.local.target
             attrs = await _stat_or_none(self.sftp, item.final, follow=False)
@@ -347,7 +363,7 @@ class _Push(HostTransfer):
             size = len(target.encode("utf-8", errors="surrogateescape"))
             self.records.append(FileRecord(item.final, size, item.local.sha256, skipped))
 
-    async def finish_dirs(self, dirs: list[_Dir]) -> None:
+    async def finish_dirs(self, dirs: list[Dir]) -> None:
         """Give directories their source mode and mtime, now that their contents are in.
 
         DEST itself keeps its own: a push of ``./`` into ``/tmp`` must not change /tmp's mode.
@@ -397,8 +413,8 @@ class _Push(HostTransfer):
         return sorted(self.temps)
 
 
-def _batches(files: list[_File]) -> Iterator[list[_File]]:
-    batch: list[_File] = []
+def batches(files: list[File]) -> Iterator[list[File]]:
+    batch: list[File] = []
     size = 0
     for f in files:
         batch.append(f)
@@ -410,20 +426,28 @@ def _batches(files: list[_File]) -> Iterator[list[_File]]:
         yield batch
 
 
-def _entries(
+def entries(
     landing: list[tuple[SourceTree, str]],
-) -> tuple[list[_Dir], list[_File], list[_Link]]:
-    dirs: list[_Dir] = []
-    files: list[_File] = []
-    links: list[_Link] = []
+) -> tuple[list[Dir], list[File], list[Link]]:
+    dirs: list[Dir] = []
+    files: list[File] = []
+    links: list[Link] = []
     for tree, root in landing:
         dirs.extend(
-            _Dir(d, _join(root, d.relative), is_dest=tree.contents and str(d.relative) == ".")
+            Dir(d, _join(root, d.relative), is_dest=tree.contents and str(d.relative) == ".")
             for d in tree.dirs
         )
-        files.extend(_File(f, _join(root, f.relative)) for f in tree.files)
-        links.extend(_Link(k, _join(root, k.relative)) for k in tree.links)
+        files.extend(File(f, _join(root, f.relative)) for f in tree.files)
+        links.extend(Link(k, _join(root, k.relative)) for k in tree.links)
     return dirs, files, links
+
+
+async def _run_shell_push(job: ShellPush, plan: PushPlan, dest: str) -> None:
+    try:
+        await job.run(plan, dest)
+    except BaseException:
+        await job.clean_up()
+        raise
 
 
 async def push_host(
@@ -439,7 +463,7 @@ async def push_host(
     """Push ``plan`` to ``host``; the result lists every file that landed or was skipped."""
     started = time.monotonic()
     status, error = Status.OK, ""
-    job: _Push | None = None
+    job: _Push | ShellPush | None = None
     progress.expect(host.name, plan.total_bytes)
 
     async def hang_up() -> None:
@@ -454,24 +478,40 @@ async def push_host(
         async with dog:
             # not `async with` the SFTP client: its exit waits on the host, which may be dead
             become = become_for(host, options.become)
-            sftp = await open_sftp(conn, become)
-            job = _Push(
-                conn=conn,
-                sftp=sftp,
-                host=host,
-                options=options,
-                source=source,
-                progress=progress,
-                dog=dog,
-                become=become,
-            )
             try:
-                await job.run(plan, dest)
-            except BaseException:
-                await job.clean_up()
-                raise
-            finally:
-                sftp.exit()
+                sftp = await open_sftp(conn, become)
+            except NoSFTPServer as exc:  # never a dropped connection: that is not a fallback
+                from herd.hosts.shell_push import ShellPush  # it builds on this module
+
+                job = ShellPush(
+                    conn=conn,
+                    host=host,
+                    options=options,
+                    source=source,
+                    progress=progress,
+                    dog=dog,
+                    become=become,
+                    no_sftp=describe(exc),
+                )
+                await _run_shell_push(job, plan, dest)
+            else:
+                job = _Push(
+                    conn=conn,
+                    sftp=sftp,
+                    host=host,
+                    options=options,
+                    source=source,
+                    progress=progress,
+                    dog=dog,
+                    become=become,
+                )
+                try:
+                    await job.run(plan, dest)
+                except BaseException:
+                    await job.clean_up()
+                    raise
+                finally:
+                    sftp.exit()
     except TransferFailure as exc:
         status, error = Status.ERROR, str(exc)
     except (asyncssh.Error, OSError) as exc:

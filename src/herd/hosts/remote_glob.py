@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import posixpath
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 import asyncssh
 
 from herd.hosts.local_tree import is_plain_name
 
-__all__ = ["GLOB_CHARS", "expand_glob", "is_glob"]
+__all__ = ["GLOB_CHARS", "Lister", "SFTPLister", "expand_glob", "is_glob"]
 
 GLOB_CHARS = frozenset("*?[")
 _UNLISTABLE = (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath, asyncssh.SFTPPermissionDenied)
@@ -33,23 +34,50 @@ def _matches(name: str, pattern: str) -> bool:
     return fnmatchcase(name, pattern)
 
 
-async def _is_dir(sftp: asyncssh.SFTPClient, path: str) -> bool:
-    try:
-        attrs = await sftp.stat(path)  # a link to a directory leads on, as in the shell
-    except _UNLISTABLE:
-        return False
-    return attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY
+class Lister(Protocol):
+    """What a glob needs of the host's files (over SFTP, or over commands without it)."""
+
+    async def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a directory; a link to one leads on, as in the shell."""
+        ...
+
+    async def exists(self, path: str) -> bool:
+        """Whether anything (a dangling link too) is at ``path``."""
+        ...
+
+    async def names(self, directory: str) -> list[str] | None:
+        """The names in ``directory``; None if it cannot be listed."""
+        ...
 
 
-async def _exists(sftp: asyncssh.SFTPClient, path: str) -> bool:
-    try:
-        await sftp.lstat(path)
-    except _UNLISTABLE:
-        return False
-    return True
+class SFTPLister:
+    """A glob's view of the host over SFTP."""
+
+    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
+        self._sftp = sftp
+
+    async def is_dir(self, path: str) -> bool:
+        try:
+            attrs = await self._sftp.stat(path)
+        except _UNLISTABLE:
+            return False
+        return attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self._sftp.lstat(path)
+        except _UNLISTABLE:
+            return False
+        return True
+
+    async def names(self, directory: str) -> list[str] | None:
+        try:
+            return [str(entry.filename) async for entry in self._sftp.scandir(directory)]
+        except _UNLISTABLE:
+            return None
 
 
-async def expand_glob(sftp: asyncssh.SFTPClient, pattern: str) -> list[str]:
+async def expand_glob(host: Lister, pattern: str) -> list[str]:
     """The paths on the host that absolute ``pattern`` matches, sorted; [] if none."""
     parts = [part for part in pattern.split("/") if part]
     found = ["/"]
@@ -59,18 +87,15 @@ async def expand_glob(sftp: asyncssh.SFTPClient, pattern: str) -> list[str]:
         for directory in found:
             if not is_glob(part):
                 path = posixpath.join(directory, part)
-                if await (_exists(sftp, path) if last else _is_dir(sftp, path)):
+                if await (host.exists(path) if last else host.is_dir(path)):
                     following.append(path)
                 continue
-            try:
-                names = [str(entry.filename) async for entry in sftp.scandir(directory)]
-            except _UNLISTABLE:
-                continue
-            for name in sorted(names):
+            names = await host.names(directory)
+            for name in sorted(names or []):
                 if not is_plain_name(name) or not _matches(name, part):
                     continue
                 path = posixpath.join(directory, name)
-                if last or await _is_dir(sftp, path):
+                if last or await host.is_dir(path):
                     following.append(path)
         found = following
         if not found:

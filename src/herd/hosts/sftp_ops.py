@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import asyncssh
 
@@ -33,10 +33,12 @@ T = TypeVar("T")
 __all__ = [
     "HASH_RATE",
     "HASH_SCRIPT",
+    "PICK_HASHER",
     "PREFIX_HASH_SCRIPT",
     "TEMP_SUFFIX",
     "HostTransfer",
     "TransferFailure",
+    "TransferJob",
     "Watchdog",
     "atomic_rename",
     "bounded_gather",
@@ -61,18 +63,18 @@ _TEMP_MARK = ".herd-"
 # Picks the host's fastest hasher (OpenSSL uses the CPU's SHA instructions; coreutils'
 # sha256sum is several times slower), then sha256sum, then shasum, into $h. The paths
 # are absolute, so none can pass for an option. Exit 127: no hasher, read the files back.
-_PICK_HASHER = (
+PICK_HASHER = (
     "if openssl dgst -sha256 -r /dev/null >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; "
     "elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; "
     "elif command -v shasum >/dev/null 2>&1; then h='shasum -a 256'; "
     "else exit 127; fi; "
 )
-HASH_SCRIPT = _PICK_HASHER + "exec xargs -0 $h"
+HASH_SCRIPT = PICK_HASHER + "exec xargs -0 $h"
 # The first N bytes of each file: stdin holds N and the path, NUL-terminated, for each
 # file; one line comes back per file, in order: its digest, or "-" if it is not a
 # readable regular file (what a shell outside the SFTP server's chroot sees).
 PREFIX_HASH_SCRIPT = (
-    _PICK_HASHER + "head -c 0 </dev/null >/dev/null 2>&1 || exit 127; export h; "
+    PICK_HASHER + "head -c 0 </dev/null >/dev/null 2>&1 || exit 127; export h; "
     """exec xargs -0 -n 2 sh -c 'if [ -f "$2" ] && [ -r "$2" ]; """
     """then head -c "$1" <"$2" | $h; else echo -; fi' sh"""
 )
@@ -380,11 +382,19 @@ def some_of(items: Sequence[str], separator: str = "; ", shown: int = 3) -> str:
     return f"{text} (and {more} more)" if more > 0 else text
 
 
+class TransferJob(Protocol):
+    """What a host's result is made from: the files that landed, what is left on the host."""
+
+    records: list[FileRecord]
+
+    def left_on_host(self) -> list[str]: ...
+
+
 def transfer_result(
     host: Host,
     started: float,
     dog: Watchdog,
-    job: HostTransfer | None,
+    job: TransferJob | None,
     *,
     status: Status,
     error: str,
