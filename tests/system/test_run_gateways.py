@@ -208,21 +208,23 @@ def test_a_gateway_killed_mid_run_loses_its_hosts_and_nothing_runs_twice(
     assert _runs(runs) == sorted(lab_fleet.names())  # each host once: nothing ran again
 
 
-def test_ctrl_c_reaches_the_commands_behind_a_gateway(lab_fleet: Fleet, tmp_path: Path) -> None:
+def test_ctrl_c_reaches_the_commands_behind_gateways(lab_fleet: Fleet, tmp_path: Path) -> None:
     marker = f"herd-gw-int-{os.getpid()}-{time.monotonic_ns()}"
-    inventory = _inventory(lab_fleet, tmp_path, {"db": "web01", "web02": "web01"}, marker=marker)
+    gateways = {"db": "web01", "web02": "web01", "cache": "web02"}  # cache: through both
+    inventory = _inventory(lab_fleet, tmp_path, gateways, marker=marker)
+    behind = {"db01", "db02", "web02", "cache01", "cache02"}
     process = subprocess.Popen(
-        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "db:web02",
+        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "db:web02:cache",
          "--json", "--env", f"{MARK}={marker}", "--", "sleep 60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
-            {"db01", "db02", "web02"} <= set(marked(marker, but=process.pid).values())
+            behind <= set(marked(marker, but=process.pid).values())
         ):
             time.sleep(0.1)
-        assert _gateway_pids(marker, "web01")
+        assert _gateway_pids(marker, "web01") and _gateway_pids(marker, "web02")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -232,7 +234,41 @@ def test_ctrl_c_reaches_the_commands_behind_a_gateway(lab_fleet: Fleet, tmp_path
     assert process.returncode == 130, stderr
     assert rows(stdout) == {}
     assert wait_unmarked(marker) == {}  # the remote commands got a hangup
-    assert _gateway_pids(marker, "web01") == []  # and the gateway ended
+    for gateway in ("web01", "web02"):
+        deadline = time.monotonic() + 10
+        while _gateway_pids(marker, gateway) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gateway_pids(marker, gateway) == []  # and the gateways ended
+
+
+def test_a_gateway_that_cannot_be_reached_or_started_says_why(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    inventory = _inventory(lab_fleet, tmp_path, {"db": "nogw", "cache": "web01"})
+    document = yaml.safe_load(inventory.read_text())
+    unused = "127.0.1.250"  # no lab host listens there: connection refused
+    document["all"]["children"]["gateways"] = {"hosts": {"nogw": {"ansible_host": unused}}}
+    document["all"]["children"]["web"]["hosts"]["web01"] = {
+        "ansible_host": lab_fleet.host("web01").address,
+        "herd_gateway_command": "no-such-herd-here gateway",
+    }
+    inventory.write_text(yaml.safe_dump(document))
+    done = herd(tmp_path / "home", inventory, "run", "db:cache:web02", "--json", "--",
+                _counting(runs))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    by_host = rows(done.stdout)
+    for name in ("db01", "db02"):
+        assert (by_host[name]["status"], by_host[name]["error"]) == (
+            "unreachable",
+            "gateway nogw: connection refused",
+        )
+    for name in ("cache01", "cache02"):
+        assert by_host[name]["status"] == "unreachable"
+        error = str(by_host[name]["error"])
+        assert error.startswith("gateway web01 lost after ") and "not found" in error, error
+    assert by_host["web02"]["status"] == "ok"
+    assert _runs(runs) == ["web02"]
 
 
 def test_push_and_pull_refuse_hosts_behind_a_gateway(lab_fleet: Fleet, tmp_path: Path) -> None:
