@@ -29,13 +29,14 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 _GATEWAY_MARK = "HERD_GATEWAY_TEST"  # in each gateway's environment: which one it is
 
 
-def _gateway_home(fleet: Fleet, tmp_path: Path) -> Path:
-    """The gateways' HOME: their own key and an ssh config naming a host herd cannot name."""
+def _gateway_home(fleet: Fleet, tmp_path: Path, *, keys: bool = True) -> Path:
+    """The gateways' HOME: an ssh config naming a host herd cannot name, and their own key
+    (else they have only the agent herd forwards)."""
     home = tmp_path / "gateway-home"
     (home / ".ssh").mkdir(parents=True)
+    own_key = f"Host *\n  IdentityFile {fleet.client_key}\n" if keys else ""
     (home / ".ssh" / "config").write_text(
-        f"Host herd-hidden-db02\n  HostName {fleet.host('db02').address}\n"
-        f"Host *\n  IdentityFile {fleet.client_key}\n"
+        f"Host herd-hidden-db02\n  HostName {fleet.host('db02').address}\n{own_key}"
     )
     return home
 
@@ -47,6 +48,7 @@ def _inventory(
     *,
     hidden: str | None = None,
     marker: str = "",
+    keys: bool = True,
 ) -> Path:
     """The fleet's inventory, with ``herd_gateway`` set per group or host as ``gateways`` says.
 
@@ -54,7 +56,7 @@ def _inventory(
     knows, behind that gateway.
     """
     document = yaml.safe_load(fleet.inventory.read_text())
-    home = _gateway_home(fleet, tmp_path)
+    home = _gateway_home(fleet, tmp_path, keys=keys)
     command = (
         f"HOME={shlex.quote(str(home))} {_GATEWAY_MARK}={marker}-$HERD_LAB_HOST"
         f" {shlex.quote(sys.executable)} -m herd gateway"
@@ -152,6 +154,40 @@ def test_a_chain_of_two_gateways(lab_fleet: Fleet, tmp_path: Path) -> None:
         "web01": ["db01", "web02"],
         "web01 > web02": ["cache01", "cache02", "hidden01"],
     }
+
+
+def test_a_gateway_logs_in_with_the_agent_herd_forwards(lab_fleet: Fleet, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    inventory = _inventory(lab_fleet, tmp_path, {"db": "web01"}, keys=False)
+    socket = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with_agent = {**os.environ, "SSH_AUTH_SOCK": str(socket)}
+        subprocess.run(["ssh-add", "-q", str(lab_fleet.client_key)], env=with_agent,
+                       check=True, timeout=10, capture_output=True)  # fmt: skip
+        run = [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "db",
+               "--json", "--", _counting(runs)]  # fmt: skip
+        done = subprocess.run(
+            run, env=with_agent, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert {n: r["status"] for n, r in rows(done.stdout).items()} == {
+            "db01": "ok",
+            "db02": "ok",
+        }
+        without = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+        alone = subprocess.run(
+            run, env=without, capture_output=True, text=True, timeout=60, check=False
+        )
+        statuses = {n: r["status"] for n, r in rows(alone.stdout).items()}
+        assert statuses == {"db01": "auth_failed", "db02": "auth_failed"}  # no key there
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    assert _runs(runs) == ["db01", "db02"]
 
 
 def _gateway_pids(marker: str, gateway: str) -> list[int]:
