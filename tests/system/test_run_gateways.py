@@ -8,6 +8,7 @@ per lab host, so a host run twice would show.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -232,7 +233,8 @@ def test_a_gateway_killed_mid_run_loses_its_hosts_and_nothing_runs_twice(
             process.kill()
             process.wait()
         for pid in marked(marker, but=process.pid):
-            os.kill(pid, signal.SIGKILL)  # the db hosts' sleeps, whose gateway is gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # the db hosts' sleeps, whose gateway is gone
     assert process.returncode == 1, stderr
     by_host = rows(stdout)
     assert sorted(by_host) == sorted(lab_fleet.names())
@@ -317,3 +319,44 @@ def test_push_and_pull_refuse_hosts_behind_a_gateway(lab_fleet: Fleet, tmp_path:
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1
         assert "through a gateway" in done.stderr and "db01" in done.stderr
+
+
+def test_a_second_hop_killed_loses_only_the_hosts_behind_it(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    marker = f"herd-gw-hop-{os.getpid()}-{time.monotonic_ns()}"
+    gateways = {"db": "web01", "web02": "web01", "cache": "web02"}
+    inventory = _inventory(lab_fleet, tmp_path, gateways, marker=marker)
+    slow = "case $HERD_LAB_HOST in cache*) sleep 60;; esac;"
+    process = subprocess.Popen(
+        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "db:cache",
+         "--json", "--env", f"{MARK}={marker}", "--", _counting(runs, slow)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            {"cache01", "cache02"} <= set(marked(marker, but=process.pid).values())
+        ):
+            time.sleep(0.1)  # both cache hosts run their command, through web01 and web02
+        killed = _gateway_pids(marker, "web02")
+        assert killed, "no herd gateway process on web02"
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in marked(marker, but=process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # the cache hosts' sleeps, whose gateway is gone
+    assert process.returncode == 1, stderr
+    by_host = rows(stdout)
+    for name in ("cache01", "cache02"):
+        assert by_host[name]["status"] == "unreachable"
+        assert str(by_host[name]["error"]).startswith("gateway web02 lost after "), by_host[name]
+    for name in ("db01", "db02"):
+        assert by_host[name]["status"] == "ok", by_host[name]
+    assert _runs(runs) == ["cache01", "cache02", "db01", "db02"]  # each once
