@@ -309,7 +309,9 @@ def test_a_gateway_that_cannot_be_reached_or_started_says_why(
     assert _runs(runs) == ["web02"]
 
 
-def test_push_and_pull_refuse_hosts_behind_a_gateway(lab_fleet: Fleet, tmp_path: Path) -> None:
+def test_push_pull_and_stdin_refuse_hosts_behind_a_gateway(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
     inventory = _inventory(lab_fleet, tmp_path, {"db": "web01"})
     home = tmp_path / "home"
     source = tmp_path / "file"
@@ -319,6 +321,12 @@ def test_push_and_pull_refuse_hosts_behind_a_gateway(lab_fleet: Fleet, tmp_path:
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1
         assert "through a gateway" in done.stderr and "db01" in done.stderr
+    done = herd(home, inventory, "run", "db", "--stdin", str(source), "--", "cat")
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr
+        == "herd: error: db01: reached through a gateway, where --stdin does not go yet\n"
+    )
 
 
 def test_a_second_hop_killed_loses_only_the_hosts_behind_it(

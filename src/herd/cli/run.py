@@ -142,6 +142,10 @@ def execute(app: AppContext, request: RunRequest) -> int:
     with stdin_source(request.stdin) as stdin:
         hosts, connector, reader = reach(app, fleet, settings)
         chains = chains_for(app, hosts, fleet.extra_vars)
+        if chains and stdin is not None:  # the file is here, the gateway there
+            raise UsageError(
+                f"{next(iter(chains))}: reached through a gateway, where --stdin does not go yet"
+            )
         connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
         check_become(hosts, request.become)
         remote = RemoteCommand(
