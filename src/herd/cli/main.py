@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lab": ("herd.cli.lab", "lab", "A local fleet of SSH hosts for trying herd."),
     "ftp": ("herd.cli.ftp", "ftp", "The FTP server, its users, and an FTP client."),
     "demo": ("herd.cli.demo", "demo", "The guided tour a new user runs first."),
+    "gateway": ("herd.cli.gateway", "gateway", "Carry hosts for a herd that runs this over SSH."),
 }
 
 

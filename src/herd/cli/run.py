@@ -127,9 +127,11 @@ def run_open_files(stdin: bool, out_dir: bool) -> int:
 
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
+    from herd.cli.gateways import chains_for, together, via_detail
     from herd.cli.operation import drive
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
+    from herd.hosts.gateways import Gateways
     from herd.hosts.remote import RunJob
     from herd.hosts.workers import carriers
     from herd.ui.sinks import run_sinks
@@ -139,6 +141,12 @@ def execute(app: AppContext, request: RunRequest) -> int:
     fleet = request.fleet
     with stdin_source(request.stdin) as stdin:
         hosts, connector, reader = reach(app, fleet, settings)
+        chains = chains_for(app, hosts, fleet.extra_vars)
+        if chains and stdin is not None:  # the file is here, the gateway there
+            raise UsageError(
+                f"{next(iter(chains))}: reached through a gateway, where --stdin does not go yet"
+            )
+        connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
         check_become(hosts, request.become)
         remote = RemoteCommand(
             command=request.command,
@@ -156,14 +164,20 @@ def execute(app: AppContext, request: RunRequest) -> int:
             len(hosts),
             open_files=run_open_files(stdin is not None, fleet.out_dir is not None),
         )
+        job = RunJob(remote)
         per_host, resources = carriers(
-            RunJob(remote),
+            job,
             connector,
-            hosts,
+            [h for h in hosts if h.name not in chains],
             forks=plan.forks,
             requested=request.workers,
             debug=app.debug,
         )
+        detail: dict[str, object] = {"pick": fleet.pick} if fleet.pick else {}
+        if chains:
+            gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
+            per_host, resources = gateways.per_host, together(resources, gateways.running)
+            detail["via"] = via_detail(chains)
         batch = drive(
             app,
             plan,
@@ -172,7 +186,7 @@ def execute(app: AppContext, request: RunRequest) -> int:
             run_sinks(fleet.output_mode(), reader),
             record=not fleet.no_log,
             syslog=fleet.syslog_target(loaded.log),
-            detail={"pick": fleet.pick} if fleet.pick else None,
+            detail=detail or None,
             resources=resources,
         )
     return batch.exit_code

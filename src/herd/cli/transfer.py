@@ -116,6 +116,7 @@ def _execute(
     The hosts are carried by worker processes, one per core, when there are
     enough of them (``herd.hosts.workers``), else in this process.
     """
+    from herd.cli.gateways import refuse_gateways
     from herd.cli.operation import drive
     from herd.core.open_files import PULL_FILES, PUSH_FILES, SSH_HOST
     from herd.core.settings import load_settings
@@ -124,6 +125,7 @@ def _execute(
 
     loaded = load_settings(app.paths.settings_file)
     hosts, connector, reader = reach(app, fleet, loaded.run)
+    refuse_gateways(hosts, job.kind)
     check_become(hosts, job.options.become)
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)

@@ -192,8 +192,11 @@ async def connect(
     budget: float | None = None,
     fallback_user: str | None = None,
     slot: HostSlot | None = None,
+    forward_agent: bool = False,
 ) -> asyncssh.SSHClientConnection:
     """Connect and log in to ``host`` within its connect timeout, or raise HostFailure.
+
+    ``forward_agent`` forwards herd's ssh-agent (a gateway logs in to its hosts with it).
 
     Through a jump host, the jump's connection comes out of the same time budget,
     and a failure there names the jump host: every host behind a dead bastion
@@ -220,7 +223,14 @@ async def connect(
     try:
         async with asyncio.timeout(remaining) as deadline:
             opening = asyncio.ensure_future(
-                _open(host, route, connector, progress=progress, tunnel=tunnel)
+                _open(
+                    host,
+                    route,
+                    connector,
+                    progress=progress,
+                    tunnel=tunnel,
+                    forward_agent=forward_agent,
+                )
             )
             try:
                 await _park_while_silent(opening, progress, deadline, slot)
@@ -248,6 +258,7 @@ async def _open(
     *,
     progress: _Handshake,
     tunnel: asyncssh.SSHClientConnection | None,
+    forward_agent: bool = False,
 ) -> asyncssh.SSHClientConnection:
     options = connector.options
     extra: dict[str, object] = {}
@@ -263,6 +274,8 @@ async def _open(
         extra["client_keys"] = client_keys
     if not options.agent or "SSH_AUTH_SOCK" not in os.environ:
         extra["agent_path"] = None
+    elif forward_agent:
+        extra["agent_forwarding"] = True
     ciphers = () if route.ssh.ciphers else _preferred_ciphers()
     if ciphers:
         extra["encryption_algs"] = ciphers

@@ -15,14 +15,18 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from herd.core.events import BytesExpected, BytesMoved, Event, HostFinished, encode
 from herd.core.model import Host
 from herd.core.plain import typed
 from herd.hosts.connect import Connector
+from herd.hosts.gateways import Gateways
 from herd.hosts.sshlib import run_loop
 from herd.hosts.transfer import HostJob
 from herd.hosts.workers import WorkerJob, control, job_from, read_line
@@ -91,10 +95,13 @@ class _RemoteSlot:
 class _Hosts:
     """The hosts this worker runs, by name."""
 
-    def __init__(self, setup: WorkerJob, send: Send) -> None:
+    def __init__(self, setup: WorkerJob, send: Send, known_hosts: list[str]) -> None:
         self._send = send
         self.progress = _Outgoing(send)
-        self._per_host: HostJob = setup.job.per_host(Connector(setup.connect))
+        connector = Connector(setup.connect)
+        direct: HostJob = setup.job.per_host(connector)
+        # a host with a ``via`` goes on through the gateways named (this is a gateway)
+        self.gateways = Gateways(setup.job, connector, direct, known_hosts=known_hosts)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.stepped_in: dict[str, asyncio.Future[None]] = {}
 
@@ -103,7 +110,8 @@ class _Hosts:
         if kind == "host":
             host = typed(Host, message["host"])
             wants_output = bool(message.get("wants_output", False))
-            task = asyncio.get_running_loop().create_task(self._one(host, wants_output))
+            via = tuple(typed(Host, g) for g in message.get("via", ()))
+            task = asyncio.get_running_loop().create_task(self._one(host, via, wants_output))
             self._tasks[host.name] = task
             task.add_done_callback(lambda _: self._tasks.pop(host.name, None))
         elif kind == "cancel" and message["host"] in self._tasks:
@@ -113,12 +121,12 @@ class _Hosts:
             if answer is not None and not answer.done():
                 answer.set_result(None)
 
-    async def _one(self, host: Host, wants_output: bool) -> None:
+    async def _one(self, host: Host, via: tuple[Host, ...], wants_output: bool) -> None:
         slot = _RemoteSlot(host.name, self._send, self.stepped_in)
         started = time.monotonic()
         try:
             work = HostWork(slot, self.progress.handle, wants_output)
-            result = await self._per_host(host, work)
+            result = await self.gateways.carry(host, via, work)
         except asyncio.CancelledError:
             self.progress.flush()
             self._send(control("cancelled", host=host.name))
@@ -134,6 +142,7 @@ class _Hosts:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.gateways.close()
         self.progress.flush()
 
 
@@ -152,18 +161,27 @@ async def _serve(messages_out: int) -> None:
     first = await read_line(reader)
     if first is None:
         return
-    hosts = _Hosts(job_from(json.loads(first)), send)
-    flusher = loop.create_task(hosts.progress.flush_often())
-    try:
-        while (line := await read_line(reader)) is not None:
-            hosts.handle(json.loads(line))
-        await hosts.finish()
-    finally:
-        flusher.cancel()
-        transport.close()
+    data = json.loads(first)
+    setup = job_from(data)
+    known_hosts = data.get("known_hosts")  # a gateway checks keys against herd's lines
+    with tempfile.TemporaryDirectory(prefix="herd-gateway-") as scratch:
+        if known_hosts is not None:
+            path = Path(scratch) / "known_hosts"
+            path.write_text("".join(f"{line}\n" for line in known_hosts), encoding="utf-8")
+            setup = replace(setup, connect=replace(setup.connect, known_hosts=path))
+        hosts = _Hosts(setup, send, known_hosts or [])
+        flusher = loop.create_task(hosts.progress.flush_often())
+        try:
+            while (line := await read_line(reader)) is not None:
+                hosts.handle(json.loads(line))
+            await hosts.finish()
+        finally:
+            flusher.cancel()
+            transport.close()
 
 
-def main() -> int:
+def main(label: str = "worker") -> int:
+    """Serve one main process (herd's, or a gateway's herd's) over stdin and stdout."""
     # Ctrl-C, SIGTERM and SIGHUP are the main process's to handle: it cancels this
     # worker's hosts, and if it dies instead, stdin closes and the worker cleans up.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -175,7 +193,7 @@ def main() -> int:
     except Exception as exc:
         if "--debug" in sys.argv:
             raise
-        print(f"herd: worker: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"herd: {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 

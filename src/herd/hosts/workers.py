@@ -51,7 +51,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import asyncssh
 
 from herd.core.events import Event, EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
@@ -68,6 +70,7 @@ __all__ = [
     "HOSTS_PER_WORKER",
     "RUN_HOSTS_PER_WORKER",
     "WORKER_MIN_BYTES",
+    "Carrier",
     "Job",
     "WorkerJob",
     "Workers",
@@ -108,7 +111,12 @@ class WorkerJob:
 
 # The variables a worker needs to reach a host as herd's own process would: ssh's
 # arguments and become. The rest of the inventory's variables stay here.
-_REACH_VARIABLES = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_become")
+_REACH_VARIABLES = (
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "ansible_become",
+    "herd_gateway_command",
+)
 
 
 def host_for_worker(host: Host) -> Host:
@@ -122,7 +130,7 @@ def control(kind: str, **fields: Any) -> bytes:
     return json.dumps({"control": kind, **fields}, separators=(",", ":")).encode() + b"\n"
 
 
-async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+async def read_line(reader: _Lines) -> bytes | None:
     """The next line from a peer, or None at the end of the pipe."""
     line = await reader.readline()
     return line if line.endswith(b"\n") else None
@@ -184,17 +192,34 @@ class _Away:
     stepping: asyncio.Task[None] | None = None  # waiting here to take a slot again
 
 
-class _Worker:
-    """One worker process as the main process sees it: its hosts in flight and its pipes."""
+class _Pipe(Protocol):
+    """Where a carrier's lines go: a worker's stdin, a gateway's SSH channel."""
 
-    def __init__(self, process: asyncio.subprocess.Process, label: str) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self._process = process
-        self._label = label  # "transfer" or "run": what its errors name
-        self._stdin = process.stdin
-        self._stdout = process.stdout
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+class _Lines(Protocol):
+    """Where a carrier's lines come from."""
+
+    async def readline(self) -> bytes: ...
+
+
+class Carrier:
+    """Another process carrying hosts for this one, as this one sees it: a worker, or a
+    gateway over SSH. Its hosts in flight, and the lines to and from it.
+
+    A subclass says how the carrier ended (``ended``) and how to stop one that talks
+    nonsense (``kill``); every host it still had then gets ``lost_status`` and the reason.
+    """
+
+    lost_status = Status.ERROR
+
+    def __init__(self, stdin: _Pipe, stdout: _Lines) -> None:
+        self._stdin = stdin
+        self._stdout = stdout
         self._away: dict[str, _Away] = {}  # by host name: unique in one operation
-        self.gone: str | None = None  # why the worker can take no more hosts, once it exited
+        self.gone: str | None = None  # why the carrier can take no more hosts, once it ended
         self._reader = asyncio.create_task(self._read())
 
     @property
@@ -205,15 +230,18 @@ class _Worker:
         if not self._stdin.is_closing():
             self._stdin.write(line)
 
-    async def run(self, host: Host, work: HostWork) -> HostResult:
-        """``host``'s result from this worker; cancelling it cancels the host there."""
+    async def run(self, host: Host, work: HostWork, **fields: Any) -> HostResult:
+        """``host``'s result from this carrier; cancelling it cancels the host there.
+
+        ``fields`` go with the host's message (a gateway's ``via``).
+        """
         if self.gone is not None:
-            return HostResult(host.name, host.address, Status.ERROR, error=self.gone)
+            return HostResult(host.name, host.address, self.lost_status, error=self.gone)
         answer = asyncio.get_running_loop().create_future()
         away = _Away(host, answer, work.slot, work.emit)
         self._away[host.name] = away
         host_line = plain(host_for_worker(host))
-        self.send(control("host", host=host_line, wants_output=work.wants_output))
+        self.send(control("host", host=host_line, wants_output=work.wants_output, **fields))
         try:
             result = await asyncio.shield(away.answer)
         except asyncio.CancelledError:
@@ -224,7 +252,7 @@ class _Worker:
             del self._away[host.name]
             if away.stepping is not None:
                 away.stepping.cancel()  # a done host must not take a fork slot afterwards
-        if result is None:  # cancelled there without being asked: the worker is stopping
+        if result is None:  # cancelled there without being asked: the carrier is stopping
             raise asyncio.CancelledError
         return result
 
@@ -233,11 +261,19 @@ class _Worker:
             while (line := await read_line(self._stdout)) is not None:
                 self._dispatch(line)
         except (EventError, ValueError, KeyError) as exc:
-            self._process.kill()
-            reason = f"{self._label} worker {self._process.pid} sent what herd cannot read: {exc}"
-            self._orphan(reason)
+            self._orphan(self.kill(exc))
             return
-        self._orphan(self._exit_reason(await self._exit_code()))
+        except (OSError, asyncssh.Error):
+            pass  # the connection broke: the carrier is lost
+        self._orphan(await self.ended())
+
+    def kill(self, exc: Exception) -> str:
+        """Stop a carrier that sent what herd cannot read; the reason its hosts get."""
+        raise NotImplementedError
+
+    async def ended(self) -> str:
+        """Why the carrier's lines stopped, for the hosts it still had."""
+        raise NotImplementedError
 
     def _dispatch(self, line: bytes) -> None:
         message = json.loads(line)
@@ -247,7 +283,7 @@ class _Worker:
             name = event.result.host if isinstance(event, HostFinished) else event.host  # type: ignore[union-attr]
             away = self._away.get(name)
             if away is None:
-                return  # a host already ended here (cancelled, or its worker gone)
+                return  # a host already ended here (cancelled, or its carrier gone)
             if isinstance(event, HostFinished):
                 if not away.answer.done():
                     away.answer.set_result(event.result)
@@ -271,6 +307,33 @@ class _Worker:
         away.stepping = None
         self.send(control("stepped_in", host=away.host.name))
 
+    def _orphan(self, reason: str) -> None:
+        """The carrier is gone: every host it still had gets ``lost_status`` and the reason."""
+        self.gone = reason
+        for away in self._away.values():
+            if not away.answer.done():
+                host = away.host
+                away.answer.set_result(
+                    HostResult(host.name, host.address, self.lost_status, error=reason)
+                )
+
+
+class _Worker(Carrier):
+    """One worker process as the main process sees it."""
+
+    def __init__(self, process: asyncio.subprocess.Process, label: str) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self._label = label  # "transfer" or "run": what its errors name
+        super().__init__(process.stdin, process.stdout)
+
+    def kill(self, exc: Exception) -> str:
+        self._process.kill()
+        return f"{self._label} worker {self._process.pid} sent what herd cannot read: {exc}"
+
+    async def ended(self) -> str:
+        return self._exit_reason(await self._exit_code())
+
     async def _exit_code(self) -> int | None:
         try:
             async with asyncio.timeout(_EXIT_GRACE):
@@ -284,20 +347,12 @@ class _Worker:
         pid, label = self._process.pid, self._label
         return f"{label} worker {pid} {how}{detail} during the {label}"
 
-    def _orphan(self, reason: str) -> None:
-        """The worker is gone: every host it still had gets an error saying so."""
-        self.gone = reason
-        for away in self._away.values():
-            if not away.answer.done():
-                host = away.host
-                away.answer.set_result(
-                    HostResult(host.name, host.address, Status.ERROR, error=reason)
-                )
-
     async def stop(self) -> None:
         """Close its stdin (it exits when its hosts are done); kill it if it lingers."""
-        if not self._stdin.is_closing():
-            self._stdin.close()
+        stdin = self._process.stdin
+        assert stdin is not None
+        if not stdin.is_closing():
+            stdin.close()
         try:
             async with asyncio.timeout(_EXIT_GRACE):
                 await self._process.wait()

@@ -148,6 +148,11 @@ def _render_header(console: Console, record: OperationRecord, reader: FoldReader
             _field(console, f"batch {number}", f"{fold(names, reader)} ({len(names)})")
     if detail.get("max_fail"):
         _field(console, "max-fail", str(detail["max_fail"]))
+    via = detail.get("via")
+    if isinstance(via, dict):  # the gateways that carried hosts (herd_gateway)
+        for route, names in via.items():
+            if isinstance(names, list):
+                _field(console, "via", f"{route}: {fold(names, reader)} ({len(names)})")
     seal = f"seq {record.seq}, hash {record.hash}" if record.seq else "not sealed yet"
     _field(console, "chain", seal)
 
