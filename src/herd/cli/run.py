@@ -36,7 +36,14 @@ from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from herd.core.model import Host, HostResult
     from herd.hosts.become import Become
+    from herd.hosts.command import RemoteCommand
+    from herd.hosts.connect import Connector
+    from herd.operation.agent_client import AgentRun
+    from herd.operation.driver import HostWork, PerHost
 
 __all__ = ["RunRequest", "execute", "run"]
 
@@ -119,6 +126,7 @@ class RunRequest:
 
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
+    from herd.cli.agent import agent_for
     from herd.cli.operation import drive
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
@@ -140,17 +148,43 @@ def execute(app: AppContext, request: RunRequest) -> int:
             output_cap=settings.output_cap,
             script_text=request.script_text,
         )
+        per_host: PerHost = lambda host, work: run_on_host(host, remote, connector, work)  # noqa: E731
+        through: AgentRun | None = None
+        if any(not host.local for host in hosts):  # local hosts never need the agent
+            pid = agent_for(fleet.no_agent, loaded.agent)
+            if pid is not None:
+                through = _through_agent(pid, connector, remote)
+                per_host = _split(through, per_host)
         batch = drive(
             app,
             fleet.plan("run", request.shown or request.command, settings, len(hosts)),
             hosts,
-            lambda host, work: run_on_host(host, remote, connector, work),
+            per_host,
             run_sinks(fleet.output_mode(), reader),
             record=not fleet.no_log,
             syslog=fleet.syslog_target(loaded.log),
             detail={"pick": fleet.pick} if fleet.pick else None,
+            resources=None if through is None else lambda: through,
         )
     return batch.exit_code
+
+
+def _through_agent(pid: int, connector: Connector, remote: RemoteCommand) -> AgentRun:
+    """The link that hands the agent (pid ``pid``) this run's hosts."""
+    from herd.hosts.agent_wire import command_to_wire, options_to_wire
+    from herd.operation.agent_client import AgentRun
+
+    setup = {"options": options_to_wire(connector.options), "command": command_to_wire(remote)}
+    return AgentRun(pid, setup)
+
+
+def _split(through: AgentRun, in_process: PerHost) -> PerHost:
+    """SSH hosts go to the agent; ``ansible_connection=local`` ones run here."""
+
+    def per_host(host: Host, work: HostWork) -> Awaitable[HostResult]:
+        return in_process(host, work) if host.local else through.run_host(host, work)
+
+    return per_host
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -71,6 +71,8 @@ class ConnectOptions:
     known_hosts: Path | None = None  # overrides Host.known_hosts and the ssh options
     password: str | None = field(default=None, repr=False)  # from -k/--ask-pass
     agent: bool = True  # use ssh-agent when SSH_AUTH_SOCK is set
+    agent_path: str | None = None  # the ssh-agent socket (None: $SSH_AUTH_SOCK); herd's agent
+    # is handed its client's, which may differ from its own
     ssh_config: tuple[Path, ...] | None = None  # -F; None: ~/.ssh/config, /etc/ssh/ssh_config
     user: str | None = None
     port: int | None = None
@@ -261,8 +263,8 @@ async def _open(
     client_keys = connector.keys.for_host(host, route.identity_files)
     if client_keys is not None:
         extra["client_keys"] = client_keys
-    if not options.agent or "SSH_AUTH_SOCK" not in os.environ:
-        extra["agent_path"] = None
+    agent_path = options.agent_path or os.environ.get("SSH_AUTH_SOCK")
+    extra["agent_path"] = agent_path if options.agent and agent_path else None
     ciphers = () if route.ssh.ciphers else _preferred_ciphers()
     if ciphers:
         extra["encryption_algs"] = ciphers
