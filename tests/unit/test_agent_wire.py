@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from herd.core.model import Host
+from herd.core.plain import plain, typed
 from herd.core.settings import load_settings
 from herd.errors import ConfigError
-from herd.hosts.agent_wire import (
-    command_from_wire,
-    command_to_wire,
-    options_from_wire,
-    options_to_wire,
-)
 from herd.hosts.become import Become
 from herd.hosts.command import RemoteCommand
 from herd.hosts.connect import ConnectOptions
 from herd.hosts.hostkeys import HostKeyMode
-from herd.operation.agent_protocol import host_from_wire, host_to_wire
 
 
-def through_json(body: dict[str, object]) -> dict[str, object]:
-    loaded: dict[str, object] = json.loads(json.dumps(body))
-    return loaded
+def through_json(value: object) -> object:
+    """``value`` as the agent's socket carries it: plain data, one JSON line."""
+    return json.loads(json.dumps(plain(value)))
 
 
 def test_a_host_crosses_the_socket_whole() -> None:
@@ -42,7 +37,7 @@ def test_a_host_crosses_the_socket_whole() -> None:
         groups=("web", "prod"),
         vars={"ansible_become_user": "www", "n": 3},
     )
-    assert host_from_wire(through_json(host_to_wire(host))) == host
+    assert typed(Host, through_json(host)) == host
 
 
 def test_connect_options_cross_the_socket_with_the_clients_ssh_agent(
@@ -60,13 +55,17 @@ def test_connect_options_cross_the_socket_with_the_clients_ssh_agent(
         identity_files=("/tmp/key",),
         default_host_keys=HostKeyMode.ACCEPT_NEW,
     )
-    back = options_from_wire(through_json(options_to_wire(options)))
+    back = typed(ConnectOptions, through_json(options.with_own_ssh_agent()))
     assert back.agent_path == "/run/user/1000/ssh-agent.sock"
-    assert back == ConnectOptions(**{**_fields(options), "agent_path": back.agent_path})
+    assert replace(back, agent_path=None) == options
 
 
-def _fields(options: ConnectOptions) -> dict[str, object]:
-    return {name: getattr(options, name) for name in options.__dataclass_fields__}
+def test_without_an_ssh_agent_here_the_agent_uses_none_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    back = typed(ConnectOptions, through_json(ConnectOptions().with_own_ssh_agent()))
+    assert (back.agent, back.agent_path) == (False, None)
 
 
 def test_a_command_crosses_the_socket_with_its_become_and_stdin() -> None:
@@ -79,7 +78,7 @@ def test_a_command_crosses_the_socket_with_its_become_and_stdin() -> None:
         output_cap=1024,
         script_text="#!/bin/sh\necho hi\n",
     )
-    assert command_from_wire(through_json(command_to_wire(command))) == command
+    assert typed(RemoteCommand, through_json(command)) == command
 
 
 def test_agent_persist_is_a_duration_and_zero_is_allowed(tmp_path: Path) -> None:

@@ -171,11 +171,13 @@ def execute(app: AppContext, request: RunRequest) -> int:
 
 def _through_agent(pid: int, connector: Connector, remote: RemoteCommand) -> AgentRun:
     """The link that hands the agent (pid ``pid``) this run's hosts."""
-    from herd.hosts.agent_wire import command_to_wire, options_to_wire
+    from herd.core.plain import plain
+    from herd.hosts.workers import host_for_worker
     from herd.operation.agent_client import AgentRun
 
-    setup = {"options": options_to_wire(connector.options), "command": command_to_wire(remote)}
-    return AgentRun(pid, setup)
+    options = connector.options.with_own_ssh_agent()
+    setup = {"options": plain(options), "command": plain(remote)}
+    return AgentRun(pid, setup, prepare=host_for_worker)
 
 
 def _split(through: AgentRun, in_process: PerHost) -> PerHost:

@@ -27,14 +27,14 @@ from typing import Any
 
 from herd.core.events import HostFinished, encode
 from herd.core.model import Host
+from herd.core.plain import typed
 from herd.hosts.agent_pool import Pool, PooledConnector
-from herd.hosts.agent_wire import command_from_wire, options_from_wire
 from herd.hosts.command import RemoteCommand
+from herd.hosts.connect import ConnectOptions
 from herd.hosts.remote import run_on_host
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
-    host_from_wire,
     message,
     read_message,
 )
@@ -104,7 +104,7 @@ class _Agent:
             line = await reader.readline()
             if line:
                 await self._request(read_message(line), reader, writer)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # PlainError is a ValueError
             log.warning("a request failed: %s", exc)
             with contextlib.suppress(OSError):
                 writer.write(message({"error": f"bad request: {exc}"}))
@@ -161,8 +161,8 @@ class _Operation:
     """One client's run: its hosts' work on kept connections, their events back to it."""
 
     def __init__(self, pool: Pool, setup: dict[str, Any]) -> None:
-        self.connector = PooledConnector(options_from_wire(setup["options"]), pool)
-        self.command: RemoteCommand = command_from_wire(setup["command"])
+        self.connector = PooledConnector(typed(ConnectOptions, setup["options"]), pool)
+        self.command: RemoteCommand = typed(RemoteCommand, setup["command"])
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -171,7 +171,7 @@ class _Operation:
             while line := await reader.readline():
                 body = read_message(line)
                 if body.get("op") == "host":
-                    host = host_from_wire(body["host"])
+                    host: Host = typed(Host, body["host"])
                     send = _sender(writer)
                     work = HostWork(_NoSlot(), send, bool(body.get("wants_output", True)))
                     self.tasks[host.name] = asyncio.create_task(self._one(host, work))

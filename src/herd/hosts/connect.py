@@ -12,7 +12,7 @@ import errno
 import functools
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncssh
@@ -79,6 +79,12 @@ class ConnectOptions:
     identity_files: tuple[str, ...] = ()
     default_connect_timeout: float = 10.0
     default_host_keys: HostKeyMode = HostKeyMode.STRICT
+
+    def with_own_ssh_agent(self) -> ConnectOptions:
+        """These options with this process's ssh-agent socket named, for another process
+        (herd's agent) whose own environment may name another, or none."""
+        path = self.agent_path or os.environ.get("SSH_AUTH_SOCK")
+        return replace(self, agent=bool(self.agent and path), agent_path=path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,17 @@ import contextlib
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from herd.core.events import EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
+from herd.core.plain import plain
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
     agent_files,
-    host_to_wire,
     message,
     read_message,
 )
@@ -103,9 +104,17 @@ class AgentRun:
     operation's event loop, left when the last host is done.
     """
 
-    def __init__(self, pid: int, setup: dict[str, Any], files: AgentFiles | None = None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        setup: dict[str, Any],
+        prepare: Callable[[Host], Host] = lambda host: host,
+        files: AgentFiles | None = None,
+    ) -> None:
+        """``setup`` is the run's plain data; ``prepare`` trims a host to what the agent needs."""
         self.pid = pid
         self._setup = setup
+        self._prepare = prepare
         self._files = files or agent_files()
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[None] | None = None
@@ -144,7 +153,7 @@ class AgentRun:
             return self._died(host)
         done: asyncio.Future[HostResult] = asyncio.get_running_loop().create_future()
         self._pending[host.name] = (host, work, done)
-        wire = {"op": "host", "host": host_to_wire(host), "wants_output": work.wants_output}
+        wire = {"op": "host", "host": plain(self._prepare(host)), "wants_output": work.wants_output}
         self._writer.write(message(wire))
         try:
             return await done

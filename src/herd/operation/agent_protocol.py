@@ -23,15 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herd.core.model import Host
 from herd.core.paths import runtime_dir
 
 __all__ = [
     "AgentFiles",
     "agent_files",
     "agent_pid",
-    "host_from_wire",
-    "host_to_wire",
     "is_agent_process",
     "message",
     "read_message",
@@ -95,41 +92,3 @@ def read_message(line: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError(f"not a protocol message: {line[:80]!r}")  # noqa: TRY004 (json says ValueError too)
     return body
-
-
-def host_to_wire(host: Host) -> dict[str, Any]:
-    """A host as plain data (its variables too: the become settings live there)."""
-    return {
-        "name": host.name,
-        "address": host.address,
-        "port": host.port,
-        "user": host.user,
-        "identity_files": list(host.identity_files),
-        "password": host.password,
-        "jump": host.jump,
-        "known_hosts": host.known_hosts,
-        "connect_timeout": host.connect_timeout,
-        "local": host.local,
-        "groups": list(host.groups),
-        "vars": json.loads(json.dumps(dict(host.vars), default=str)),
-        "connection": host.connection,
-    }
-
-
-def host_from_wire(body: dict[str, Any]) -> Host:
-    """The host ``host_to_wire`` made; KeyError or TypeError for a malformed one."""
-    return Host(
-        name=str(body["name"]),
-        address=str(body["address"]),
-        port=None if body["port"] is None else int(body["port"]),
-        user=body["user"],
-        identity_files=tuple(str(p) for p in body["identity_files"]),
-        password=body["password"],
-        jump=body["jump"],
-        known_hosts=body["known_hosts"],
-        connect_timeout=body["connect_timeout"],
-        local=bool(body["local"]),
-        groups=tuple(str(g) for g in body["groups"]),
-        vars=dict(body["vars"]),
-        connection=str(body["connection"]),
-    )
