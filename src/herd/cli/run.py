@@ -38,14 +38,14 @@ from herd.errors import SourceError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from herd.core.model import Host, HostResult
+    from herd.core.model import BatchResult, Host, HostResult
     from herd.hosts.become import Become
     from herd.hosts.command import RemoteCommand
     from herd.hosts.connect import Connector
     from herd.operation.agent_client import AgentRun
     from herd.operation.driver import HostWork, PerHost
 
-__all__ = ["RunRequest", "execute", "run"]
+__all__ = ["RunRequest", "execute", "run", "run_batch"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -126,6 +126,11 @@ class RunRequest:
 
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
+    return run_batch(app, request).exit_code
+
+
+def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchResult:
+    """``execute``'s work, recorded as an operation of ``kind`` (``shell`` for a shell line)."""
     from herd.cli.agent import agent_for
     from herd.cli.operation import drive
     from herd.core.settings import load_settings, merged
@@ -155,9 +160,9 @@ def execute(app: AppContext, request: RunRequest) -> int:
             if pid is not None:
                 through = _through_agent(pid, connector, remote)
                 per_host = _split(through, per_host)
-        batch = drive(
+        return drive(
             app,
-            fleet.plan("run", request.shown or request.command, settings, len(hosts)),
+            fleet.plan(kind, request.shown or request.command, settings, len(hosts)),
             hosts,
             per_host,
             run_sinks(fleet.output_mode(), reader),
@@ -166,7 +171,6 @@ def execute(app: AppContext, request: RunRequest) -> int:
             detail={"pick": fleet.pick} if fleet.pick else None,
             resources=None if through is None else lambda: through,
         )
-    return batch.exit_code
 
 
 def _through_agent(pid: int, connector: Connector, remote: RemoteCommand) -> AgentRun:
