@@ -23,9 +23,14 @@ from herd.core.settings import AgentSettings
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from herd.operation.agent_protocol import AgentFiles
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
 
-__all__ = ["agent", "agent_for"]
+    from herd.core.model import Host, HostResult
+    from herd.operation.agent_protocol import AgentFiles
+    from herd.operation.driver import HostWork, PerHost
+
+__all__ = ["agent", "agent_for", "through_agent"]
 
 _READY_BOUND = 25.0  # seconds the detached agent has to bind its socket
 _STOP_BOUND = 10.0  # seconds a stopped agent has to exit before it gets SIGTERM
@@ -46,6 +51,22 @@ def agent_for(no_agent: bool, settings: AgentSettings) -> int | None:
     except (AgentUnavailable, OSError, ConfigError) as exc:
         click.echo(f"herd: warning: {exc}; connecting without the agent", err=True)
         return None
+
+
+def through_agent(
+    pid: int, setup: dict[str, Any], in_process: PerHost
+) -> tuple[PerHost, Callable[[], AbstractAsyncContextManager[object]]]:
+    """The per-host work handed to the agent (pid ``pid``) with ``setup``, and the link to it
+    as the driver's resources; ``ansible_connection=local`` hosts stay ``in_process``."""
+    from herd.hosts.workers import host_for_worker
+    from herd.operation.agent_client import AgentRun
+
+    link = AgentRun(pid, setup, prepare=host_for_worker)
+
+    def per_host(host: Host, work: HostWork) -> Awaitable[HostResult]:
+        return in_process(host, work) if host.local else link.run_host(host, work)
+
+    return per_host, lambda: link
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -36,14 +36,9 @@ from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
-    from herd.core.model import BatchResult, Host, HostResult
+    from herd.core.model import BatchResult
     from herd.hosts.become import Become
-    from herd.hosts.command import RemoteCommand
-    from herd.hosts.connect import Connector
-    from herd.operation.agent_client import AgentRun
-    from herd.operation.driver import HostWork, PerHost
+    from herd.operation.driver import PerHost
 
 __all__ = ["RunRequest", "execute", "run", "run_batch"]
 
@@ -131,8 +126,9 @@ def execute(app: AppContext, request: RunRequest) -> int:
 
 def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchResult:
     """``execute``'s work, recorded as an operation of ``kind`` (``shell`` for a shell line)."""
-    from herd.cli.agent import agent_for
+    from herd.cli.agent import agent_for, through_agent
     from herd.cli.operation import drive
+    from herd.core.plain import plain
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
     from herd.hosts.remote import run_on_host
@@ -154,12 +150,13 @@ def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchR
             script_text=request.script_text,
         )
         per_host: PerHost = lambda host, work: run_on_host(host, remote, connector, work)  # noqa: E731
-        through: AgentRun | None = None
+        resources = None
         if any(not host.local for host in hosts):  # local hosts never need the agent
             pid = agent_for(fleet.no_agent, loaded.agent)
             if pid is not None:
-                through = _through_agent(pid, connector, remote)
-                per_host = _split(through, per_host)
+                options = connector.options.with_own_ssh_agent()
+                setup = {"options": plain(options), "command": plain(remote)}
+                per_host, resources = through_agent(pid, setup, per_host)
         return drive(
             app,
             fleet.plan(kind, request.shown or request.command, settings, len(hosts)),
@@ -169,28 +166,8 @@ def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchR
             record=not fleet.no_log,
             syslog=fleet.syslog_target(loaded.log),
             detail={"pick": fleet.pick} if fleet.pick else None,
-            resources=None if through is None else lambda: through,
+            resources=resources,
         )
-
-
-def _through_agent(pid: int, connector: Connector, remote: RemoteCommand) -> AgentRun:
-    """The link that hands the agent (pid ``pid``) this run's hosts."""
-    from herd.core.plain import plain
-    from herd.hosts.workers import host_for_worker
-    from herd.operation.agent_client import AgentRun
-
-    options = connector.options.with_own_ssh_agent()
-    setup = {"options": plain(options), "command": plain(remote)}
-    return AgentRun(pid, setup, prepare=host_for_worker)
-
-
-def _split(through: AgentRun, in_process: PerHost) -> PerHost:
-    """SSH hosts go to the agent; ``ansible_connection=local`` ones run here."""
-
-    def per_host(host: Host, work: HostWork) -> Awaitable[HostResult]:
-        return in_process(host, work) if host.local else through.run_host(host, work)
-
-    return per_host
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

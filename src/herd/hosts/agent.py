@@ -22,23 +22,25 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from herd.core.events import HostFinished, encode
-from herd.core.model import Host
+from herd.core.model import Host, HostResult
 from herd.core.plain import typed
 from herd.hosts.agent_pool import Pool, PooledConnector
 from herd.hosts.command import RemoteCommand
 from herd.hosts.connect import ConnectOptions
 from herd.hosts.remote import run_on_host
+from herd.hosts.workers import job_from
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
     message,
     read_message,
 )
-from herd.operation.driver import HostWork
+from herd.operation.driver import HostWork, PerHost
 from herd.operation.fanout import error_result
 
 __all__ = ["AgentBusy", "hold_lock", "serve"]
@@ -158,11 +160,18 @@ class _Agent:
 
 
 class _Operation:
-    """One client's run: its hosts' work on kept connections, their events back to it."""
+    """One client's operation (a run, a push, a pull): its hosts' work on kept connections,
+    their events back to it."""
 
     def __init__(self, pool: Pool, setup: dict[str, Any]) -> None:
-        self.connector = PooledConnector(typed(ConnectOptions, setup["options"]), pool)
-        self.command: RemoteCommand = typed(RemoteCommand, setup["command"])
+        self.per_host: PerHost
+        if "job" in setup:  # a push or pull, handed over as a transfer worker is
+            transfer = job_from(setup["job"])
+            self.per_host = transfer.job.per_host(PooledConnector(transfer.connect, pool))
+        else:
+            connector = PooledConnector(typed(ConnectOptions, setup["options"]), pool)
+            command: RemoteCommand = typed(RemoteCommand, setup["command"])
+            self.per_host = partial(_run, command=command, connector=connector)
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -189,13 +198,19 @@ class _Operation:
     async def _one(self, host: Host, work: HostWork) -> None:
         started = time.monotonic()
         try:
-            result = await run_on_host(host, self.command, self.connector, work)
+            result = await self.per_host(host, work)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a surprise on one host must not end the others
             log.exception("%s: unexpected error", host.name)
             result = error_result(host, exc, started)
         work.emit(HostFinished(result))
+
+
+async def _run(
+    host: Host, work: HostWork, *, command: RemoteCommand, connector: PooledConnector
+) -> HostResult:
+    return await run_on_host(host, command, connector, work)
 
 
 def _sender(writer: asyncio.StreamWriter) -> Callable[[Any], None]:

@@ -52,7 +52,7 @@ from herd.core.events import Event, EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain, typed
 from herd.hosts.connect import ConnectOptions, Connector
-from herd.hosts.transfer import HostJob, PushJob, TransferJob
+from herd.hosts.transfer import HostJob, PullJob, PushJob, TransferJob
 from herd.hosts.transfer_plan import requests_per_host
 from herd.operation.driver import HostWork
 from herd.operation.fanout import HostSlot
@@ -63,11 +63,13 @@ __all__ = [
     "WORKER_MIN_BYTES",
     "TransferWorkers",
     "WorkerJob",
+    "absolute",
     "carriers",
     "control",
     "host_for_worker",
     "push_payload",
     "read_line",
+    "sized",
     "worker_count",
 ]
 
@@ -116,6 +118,18 @@ async def read_line(reader: asyncio.StreamReader) -> bytes | None:
 def job_data(job: WorkerJob) -> dict[str, Any]:
     """The job as the ``job`` control message carries it."""
     return {"job": plain(job.job), "connect": plain(job.connect)}
+
+
+def absolute(job: TransferJob) -> TransferJob:
+    """The job with its local paths made absolute, for a process in another directory (the
+    agent): the files a push sends, the directory a pull fills."""
+    if isinstance(job, PullJob):
+        return replace(job, dest_dir=job.dest_dir.absolute())
+    sources = tuple(
+        replace(tree, files=tuple(replace(f, path=f.path.absolute()) for f in tree.files))
+        for tree in job.plan.sources
+    )
+    return replace(job, plan=replace(job.plan, sources=sources))
 
 
 def job_from(data: dict[str, Any]) -> WorkerJob:
@@ -337,16 +351,10 @@ class TransferWorkers:
         return await worker.run(host, work)
 
 
-def carriers(
-    job: TransferJob,
-    connector: Connector,
-    hosts: Sequence[Host],
-    *,
-    forks: int,
-    requested: int | None,
-    debug: bool = False,
-) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
-    """The per-host work, in this process or on worker processes, and what it needs running.
+def sized(
+    job: TransferJob, hosts: Sequence[Host], *, forks: int, requested: int | None
+) -> tuple[TransferJob, int]:
+    """The job with its requests in flight per host sized, and how many workers carry it.
 
     Workers only where they pay (``worker_count``); each host's requests in flight
     are sized by how many hosts its process carries at once (``requests_per_host``).
@@ -358,7 +366,20 @@ def carriers(
     count = worker_count(requested, over_ssh, payload)
     per_process = -(-min(forks, over_ssh) // max(1, count))
     requests = requests_per_host(per_process, job.options.block_size)
-    job = replace(job, options=replace(job.options, requests=requests))
+    return replace(job, options=replace(job.options, requests=requests)), count
+
+
+def carriers(
+    job: TransferJob,
+    connector: Connector,
+    hosts: Sequence[Host],
+    *,
+    forks: int,
+    requested: int | None,
+    debug: bool = False,
+) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
+    """The per-host work, in this process or on worker processes, and what it needs running."""
+    job, count = sized(job, hosts, forks=forks, requested=requested)
     if not count:
         return job.per_host(connector), None
     workers = TransferWorkers(job, connector.options, count, debug=debug)
