@@ -173,6 +173,7 @@ class _Operation:
             command: RemoteCommand = typed(RemoteCommand, setup["command"])
             self.per_host = partial(_run, command=command, connector=connector)
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cancelled: set[str] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(message({"ok": True, "pid": os.getpid()}))
@@ -185,15 +186,21 @@ class _Operation:
                     work = HostWork(_NoSlot(), send, bool(body.get("wants_output", True)))
                     self.tasks[host.name] = asyncio.create_task(self._one(host, work))
                 elif body.get("op") == "cancel":
-                    task = self.tasks.get(str(body.get("host")))
-                    if task is not None:
-                        task.cancel()
+                    self._cancel(str(body.get("host")))
         except (OSError, ValueError) as exc:
             log.info("client gone: %s", exc)
         finally:  # the client is gone (done, interrupted or killed): stop what it started
-            for task in self.tasks.values():
-                task.cancel()
+            for name in list(self.tasks):
+                self._cancel(name)
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    def _cancel(self, name: str) -> None:
+        """Cancel a host's work once: a second cancel would cut short its stopping the
+        remote command (the client hangs up right after asking)."""
+        task = self.tasks.get(name)
+        if task is not None and name not in self.cancelled:
+            self.cancelled.add(name)
+            task.cancel()
 
     async def _one(self, host: Host, work: HostWork) -> None:
         started = time.monotonic()
