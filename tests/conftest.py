@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from herd.operation.agent_protocol import AgentFiles
+
+from .agent_support import stop_agent
 
 # What would let a test see the developer's own setup: their inventory and operator
 # name, their SSH agent, and XDG directories that would override the fresh HOME.
@@ -38,3 +44,19 @@ def isolated_env(
     for name in _FORGOTTEN:
         monkeypatch.delenv(name, raising=False)
     yield home
+
+
+@pytest.fixture(autouse=True)
+def private_agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentFiles]:
+    """Each test its own runtime directory, so its own agent, stopped after the test.
+
+    Short and outside pytest's tree: a unix socket's path must fit in 108 bytes.
+    """
+    runtime = Path(tempfile.mkdtemp(prefix="herd-xdg-"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    files = AgentFiles(runtime / "herd")
+    try:
+        yield files
+    finally:
+        stop_agent(files)
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -12,6 +12,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from herd.operation.agent_protocol import AgentFiles
+from tests.agent_support import stop_agent
+
 from .test_run_local import run_on_terminal
 
 PASSWORD = "correct horse battery"
@@ -34,7 +37,7 @@ def greet(process: asyncssh.SSHServerProcess[str]) -> None:
 
 
 @pytest.fixture
-def password_server() -> Iterator[int]:
+def password_server(private_agent: AgentFiles) -> Iterator[int]:
     """An asyncssh server with password login on loopback, in a thread; yields its port."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -60,6 +63,7 @@ def password_server() -> Iterator[int]:
     try:
         yield port[0]
     finally:
+        stop_agent(private_agent)  # first: its kept connections end before the server does
 
         async def stop() -> None:
             for server in servers:

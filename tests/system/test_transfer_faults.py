@@ -60,7 +60,11 @@ def sha256(path: Path) -> str:
 def on_first_bytes(
     monkeypatch: pytest.MonkeyPatch, host: str, action: Callable[[], None], after: int = 1
 ) -> list[bool]:
-    """Run ``action`` once, when ``host`` has moved at least ``after`` bytes."""
+    """Run ``action`` once, when ``host`` has moved at least ``after`` bytes.
+
+    Tests using it pass --no-agent: the fault must land as the bytes move in the
+    process that moves them, not when the agent's events about them arrive.
+    """
     fired: list[bool] = []
     moved: dict[str, int] = {}
     original = TransferProgressBar.moved
@@ -215,7 +219,7 @@ def test_a_host_that_dies_mid_transfer_fails_alone_and_gets_no_partial_file(
     names = lab_fleet.names("web")
     per_host_dirs(remote, names)
     fired = on_first_bytes(monkeypatch, "web04", lambda: lab_fleet.stop("web04"), 512 * 1024)
-    code = herd(lab_fleet, "push", "web", str(big), f"{remote}/{{host}}/", "--json",
+    code = herd(lab_fleet, "push", "--no-agent", "web", str(big), f"{remote}/{{host}}/", "--json",
                 "--stall-timeout", "20")  # fmt: skip
     assert fired
     assert code == 1
@@ -259,7 +263,7 @@ def test_a_remote_file_changing_while_pulled_fails_that_host_and_lands_nothing(
 
     fired = on_first_bytes(monkeypatch, "cache01", rewrite, 256 * 1024)
     fetched = tmp_path / "fetched"
-    code = herd(lab_fleet, "pull", "cache:db", f"{remote}/{{host}}/data.bin",
+    code = herd(lab_fleet, "pull", "--no-agent", "cache:db", f"{remote}/{{host}}/data.bin",
                 f"{remote}/{{host}}/small.txt", str(fetched), "--json", "--forks", "1")  # fmt: skip
     assert fired
     assert code == 1
@@ -350,7 +354,7 @@ def test_a_host_that_freezes_mid_transfer_times_out_alone_and_says_what_it_left(
     per_host_dirs(remote, names)
     fired = on_first_bytes(monkeypatch, "db02", lambda: lab_fleet.freeze("db02"), 512 * 1024)
     started = time.monotonic()
-    code = herd(lab_fleet, "push", "db", str(big), f"{remote}/{{host}}/", "--json",
+    code = herd(lab_fleet, "push", "--no-agent", "db", str(big), f"{remote}/{{host}}/", "--json",
                 "--stall-timeout", "2")  # fmt: skip
     elapsed = time.monotonic() - started
     assert fired
@@ -402,8 +406,8 @@ def test_a_push_whose_sftp_session_stalls_removes_its_temporary_file_if_the_host
 
     fired = on_first_bytes(monkeypatch, "cache02", freeze_the_sftp_session, 512 * 1024)
     try:
-        code = herd(lab_fleet, "push", "cache", str(big), f"{remote}/{{host}}/", "--json",
-                    "--stall-timeout", "2")  # fmt: skip
+        code = herd(lab_fleet, "push", "--no-agent", "cache", str(big), f"{remote}/{{host}}/",
+                    "--json", "--stall-timeout", "2")  # fmt: skip
     finally:
         for pid in frozen:  # killed while stopped: it never runs another request
             os.kill(pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ def settings_file(tmp_path: Path, text: str) -> Path:
         ('[run]\noutput_cap = "lots"', "[run] output_cap must be a size such as 65536"),
         ("[run]\nparallel = 3", "[run] has no setting 'parallel'"),
         ('[log]\nsyslog = "yes"', "[log] syslog must be true or false, not 'yes'"),
-        ("[rnu]\nforks = 3", "no settings table [rnu] (known: [run], [log])"),
+        ("[rnu]\nforks = 3", "no settings table [rnu] (known: [run], [log], [agent])"),
         ("run = 3", "[run] must be a table"),
         ("[run\nforks = 3", "herd.toml: "),
     ],

@@ -78,6 +78,7 @@ class FleetOptions:
     batch_pause: float = 0.0
     max_fail: str | None = None
     pick: int | None = None
+    no_agent: bool = False  # connect from this process, not through the agent's kept connections
 
     @classmethod
     def take(cls, pattern: str, opts: dict[str, Any]) -> FleetOptions:
@@ -238,6 +239,9 @@ _OPTIONS = [
     click.option("--json", "as_json", is_flag=True, help="One JSON object per host on stdout."),
     click.option("-v", "--verbose", is_flag=True, help="Every host's reason in the summary."),
     click.option("--no-log", is_flag=True, help="Do not record this in the operation log."),
+    click.option("--no-agent", is_flag=True,
+                 help="Connect afresh from this process instead of through the agent's kept"
+                      " connections (herd agent; [agent] persist = 0 turns it off for good)."),
     click.option("--syslog/--no-syslog", default=None,
                  help="Also send a one-line summary to syslog (default: the [log] setting)."),
 ]  # fmt: skip

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("herd.cli.run", "run", "Run a shell command on every matching host."),
     "push": ("herd.cli.transfer", "push", "Send files or directories to every matching host."),
     "pull": ("herd.cli.transfer", "pull", "Fetch files from every matching host."),
+    "shell": ("herd.cli.shell", "shell", "An interactive prompt on the hosts, kept connections."),
+    "agent": ("herd.cli.agent", "agent", "The per-user process that keeps SSH connections."),
     "log": ("herd.cli.log", "log", "Search, show, verify and export the operation log."),
     "lab": ("herd.cli.lab", "lab", "A local fleet of SSH hosts for trying herd."),
     "ftp": ("herd.cli.ftp", "ftp", "The FTP server, its users, and an FTP client."),

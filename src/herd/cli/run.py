@@ -36,9 +36,10 @@ from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
+    from herd.core.model import BatchResult
     from herd.hosts.become import Become
 
-__all__ = ["RunRequest", "execute", "run"]
+__all__ = ["RunRequest", "execute", "run", "run_batch"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -127,8 +128,15 @@ def run_open_files(stdin: bool, out_dir: bool) -> int:
 
 def execute(app: AppContext, request: RunRequest) -> int:
     """Check the input, record the operation, run on every host, render; the exit code."""
+    return run_batch(app, request).exit_code
+
+
+def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchResult:
+    """``execute``'s work, recorded as an operation of ``kind`` (``shell`` for a shell line)."""
+    from herd.cli.agent import agent_for, through_agent
     from herd.cli.gateways import chains_for, together, via_detail
     from herd.cli.operation import drive
+    from herd.core.plain import plain
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
     from herd.hosts.gateways import Gateways
@@ -158,27 +166,30 @@ def execute(app: AppContext, request: RunRequest) -> int:
             script_text=request.script_text,
         )
         plan = fleet.plan(
-            "run",
+            kind,
             request.shown or request.command,
             settings,
             len(hosts),
             open_files=run_open_files(stdin is not None, fleet.out_dir is not None),
         )
         job = RunJob(remote)
+        direct = [h for h in hosts if h.name not in chains]
         per_host, resources = carriers(
-            job,
-            connector,
-            [h for h in hosts if h.name not in chains],
-            forks=plan.forks,
-            requested=request.workers,
-            debug=app.debug,
+            job, connector, direct, forks=plan.forks, requested=request.workers, debug=app.debug
         )
+        # Kept connections serve the hosts herd's own process would carry (not workers').
+        if resources is None and any(not host.local for host in direct):
+            pid = agent_for(fleet.no_agent, loaded.agent)
+            if pid is not None:
+                options = connector.options.with_own_ssh_agent()
+                setup = {"options": plain(options), "command": plain(remote)}
+                per_host, resources = through_agent(pid, setup, per_host)
         detail: dict[str, object] = {"pick": fleet.pick} if fleet.pick else {}
         if chains:
             gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
             per_host, resources = gateways.per_host, together(resources, gateways.running)
             detail["via"] = via_detail(chains)
-        batch = drive(
+        return drive(
             app,
             plan,
             hosts,
@@ -189,7 +200,6 @@ def execute(app: AppContext, request: RunRequest) -> int:
             detail=detail or None,
             resources=resources,
         )
-    return batch.exit_code
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -28,8 +28,14 @@ from herd.cli.fleet_options import (
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from herd.core.model import Host
+    from herd.core.settings import AgentSettings
+    from herd.hosts.connect import Connector
     from herd.hosts.transfer import TransferJob
     from herd.hosts.transfer_plan import TransferOptions
+    from herd.operation.driver import PerHost
 
 __all__ = ["pull", "push"]
 
@@ -120,7 +126,6 @@ def _execute(
     from herd.cli.operation import drive
     from herd.core.open_files import PULL_FILES, PUSH_FILES, SSH_HOST
     from herd.core.settings import load_settings
-    from herd.hosts.workers import carriers
     from herd.ui.sinks import transfer_sinks
 
     loaded = load_settings(app.paths.settings_file)
@@ -132,8 +137,15 @@ def _execute(
         job = replace(job, options=replace(job.options, become=become))
     extra = PUSH_FILES if job.kind == "push" else PULL_FILES
     plan = fleet.plan(job.kind, what, loaded.run, len(hosts), open_files=SSH_HOST + extra)
-    per_host, resources = carriers(
-        job, connector, hosts, forks=plan.forks, requested=display.workers, debug=app.debug
+    per_host, resources = _carriers(
+        app,
+        fleet,
+        job,
+        connector=connector,
+        hosts=hosts,
+        forks=plan.forks,
+        display=display,
+        agent=loaded.agent,
     )
     batch = drive(
         app,
@@ -147,6 +159,34 @@ def _execute(
         resources=resources,
     )
     return batch.exit_code
+
+
+def _carriers(
+    app: AppContext,
+    fleet: FleetOptions,
+    job: TransferJob,
+    *,
+    connector: Connector,
+    hosts: list[Host],
+    forks: int,
+    display: _Display,
+    agent: AgentSettings,
+) -> tuple[PerHost, Callable[[], AbstractAsyncContextManager[object]] | None]:
+    """Who carries the hosts: worker processes when they pay, else the agent's kept
+    connections when there is an agent, else this process."""
+    from herd.cli.agent import agent_for, through_agent
+    from herd.hosts.workers import WorkerJob, absolute, carriers, job_data, sized
+
+    sized_job, count = sized(job, hosts, forks=forks, requested=display.workers)
+    pid = None
+    if not count and not all(host.local for host in hosts):
+        pid = agent_for(fleet.no_agent, agent)
+    if pid is None:
+        return carriers(job, connector, hosts, forks=forks, requested=display.workers,
+                        debug=app.debug)  # fmt: skip
+    options = connector.options.with_own_ssh_agent()
+    setup = {"job": job_data(WorkerJob(absolute(sized_job), options))}
+    return through_agent(pid, setup, sized_job.per_host(connector))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -25,6 +25,7 @@ from herd.core.sizes import format_size, parse_size
 from herd.errors import ConfigError
 
 __all__ = [
+    "AgentSettings",
     "LogSettings",
     "RunSettings",
     "Settings",
@@ -97,11 +98,20 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The agent that keeps SSH connections between commands (``herd agent``)."""
+
+    # how long an idle connection is kept, and the agent with it; 0 turns the agent off
+    persist: float = field(default=60.0, metadata=_bounded(0, parse=duration))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """``herd.toml``: one table per part of herd."""
 
     run: RunSettings = field(default_factory=RunSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
 
 # Tables of herd.toml that their own command reads (``herd ftp serve --config``).

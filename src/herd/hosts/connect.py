@@ -12,7 +12,7 @@ import errno
 import functools
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncssh
@@ -71,12 +71,20 @@ class ConnectOptions:
     known_hosts: Path | None = None  # overrides Host.known_hosts and the ssh options
     password: str | None = field(default=None, repr=False)  # from -k/--ask-pass
     agent: bool = True  # use ssh-agent when SSH_AUTH_SOCK is set
+    agent_path: str | None = None  # the ssh-agent socket (None: $SSH_AUTH_SOCK); herd's agent
+    # is handed its client's, which may differ from its own
     ssh_config: tuple[Path, ...] | None = None  # -F; None: ~/.ssh/config, /etc/ssh/ssh_config
     user: str | None = None
     port: int | None = None
     identity_files: tuple[str, ...] = ()
     default_connect_timeout: float = 10.0
     default_host_keys: HostKeyMode = HostKeyMode.STRICT
+
+    def with_own_ssh_agent(self) -> ConnectOptions:
+        """These options with this process's ssh-agent socket named, for another process
+        (herd's agent) whose own environment may name another, or none."""
+        path = self.agent_path or os.environ.get("SSH_AUTH_SOCK")
+        return replace(self, agent=bool(self.agent and path), agent_path=path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +280,9 @@ async def _open(
     client_keys = connector.keys.for_host(host, route.identity_files)
     if client_keys is not None:
         extra["client_keys"] = client_keys
-    if not options.agent or "SSH_AUTH_SOCK" not in os.environ:
-        extra["agent_path"] = None
-    elif forward_agent:
+    agent_path = options.agent_path or os.environ.get("SSH_AUTH_SOCK")
+    extra["agent_path"] = agent_path if options.agent and agent_path else None
+    if forward_agent and extra["agent_path"]:
         extra["agent_forwarding"] = True
     ciphers = () if route.ssh.ciphers else _preferred_ciphers()
     if ciphers:

@@ -60,7 +60,7 @@ from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain, typed
 from herd.hosts.connect import ConnectOptions, Connector
 from herd.hosts.remote import RunJob
-from herd.hosts.transfer import HostJob, PushJob, TransferJob
+from herd.hosts.transfer import HostJob, PullJob, PushJob, TransferJob
 from herd.hosts.transfer_plan import requests_per_host
 from herd.operation.driver import HostWork
 from herd.operation.fanout import HostSlot
@@ -74,11 +74,13 @@ __all__ = [
     "Job",
     "WorkerJob",
     "Workers",
+    "absolute",
     "carriers",
     "control",
     "host_for_worker",
     "push_payload",
     "read_line",
+    "sized",
     "worker_count",
 ]
 
@@ -139,6 +141,18 @@ async def read_line(reader: _Lines) -> bytes | None:
 def job_data(job: WorkerJob) -> dict[str, Any]:
     """The job as the ``job`` control message carries it."""
     return {"job": plain(job.job), "connect": plain(job.connect)}
+
+
+def absolute(job: TransferJob) -> TransferJob:
+    """The job with its local paths made absolute, for a process in another directory (the
+    agent): the files a push sends, the directory a pull fills."""
+    if isinstance(job, PullJob):
+        return replace(job, dest_dir=job.dest_dir.absolute())
+    sources = tuple(
+        replace(tree, files=tuple(replace(f, path=f.path.absolute()) for f in tree.files))
+        for tree in job.plan.sources
+    )
+    return replace(job, plan=replace(job.plan, sources=sources))
 
 
 def job_from(data: dict[str, Any]) -> WorkerJob:
@@ -415,6 +429,24 @@ class Workers:
         return await worker.run(host, work)
 
 
+def sized(
+    job: TransferJob, hosts: Sequence[Host], *, forks: int, requested: int | None
+) -> tuple[TransferJob, int]:
+    """The job with its requests in flight per host sized, and how many workers carry it.
+
+    Workers only where they pay (``worker_count``); each host's requests in flight
+    are sized by how many hosts its process carries at once (``requests_per_host``).
+    """
+    over_ssh = sum(1 for h in hosts if not h.local)
+    payload = None
+    if isinstance(job, PushJob):
+        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
+    count = worker_count(requested, over_ssh, payload)
+    per_process = -(-min(forks, over_ssh) // max(1, count))
+    requests = requests_per_host(per_process, job.options.block_size)
+    return replace(job, options=replace(job.options, requests=requests)), count
+
+
 def carriers(
     job: Job,
     connector: Connector,
@@ -424,23 +456,13 @@ def carriers(
     requested: int | None,
     debug: bool = False,
 ) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
-    """The per-host work, in this process or on worker processes, and what it needs running.
-
-    Workers only where they pay (``worker_count``); each host's requests in flight
-    are sized by how many hosts its process carries at once (``requests_per_host``).
-    """
-    over_ssh = sum(1 for h in hosts if not h.local)
+    """The per-host work, in this process or on worker processes, and what it needs running."""
     if isinstance(job, RunJob):
+        over_ssh = sum(1 for h in hosts if not h.local)
         count = worker_count(requested, over_ssh, per_worker=RUN_HOSTS_PER_WORKER)
         return _carried(job, connector, count, debug)
-    payload = None
-    if isinstance(job, PushJob):
-        payload = push_payload(job.plan.total_bytes, job.plan.file_count, over_ssh)
-    count = worker_count(requested, over_ssh, payload)
-    per_process = -(-min(forks, over_ssh) // max(1, count))
-    requests = requests_per_host(per_process, job.options.block_size)
-    job = replace(job, options=replace(job.options, requests=requests))
-    return _carried(job, connector, count, debug)
+    sized_job, count = sized(job, hosts, forks=forks, requested=requested)
+    return _carried(sized_job, connector, count, debug)
 
 
 def _carried(

@@ -1,0 +1,152 @@
+"""Benchmark kept connections: ``herd run`` cold, warm through the agent, and the others warm.
+
+Usage: python bench/agent.py [--hosts 200] [--repeat 5] [--tools herd-cold,herd-warm,...]
+
+On the lab's OpenSSH fleet, ``uname -a`` on every host with:
+  herd-cold    ``herd run all --no-agent``: every host connected and logged in afresh
+  herd-warm    ``herd run all`` through an agent that already holds the connections
+  herd-warm-1  the same, on one host
+  openssh-cm   ``ssh`` per host, in parallel (xargs -P), through ControlMaster sockets a
+               first round opened (ControlPersist)
+  ansible-cp   ``ansible all -m raw``, its second run (its default ControlPersist)
+For each: the wall time, and the controller's CPU per host in ms: the client
+process and the children it waited for, plus (herd-warm) the agent's CPU
+during the run, read from /proc. ControlMaster processes, detached like the
+agent, are counted too (their /proc times, summed). The tools take turns,
+median of --repeat. Run on demand, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from herd.lab import Lab, free_port
+from herd.operation.agent_protocol import AgentFiles, agent_pid
+from run_fanout import Measure, measure, write_inventory
+
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User+system seconds the processes ``pids`` have used so far (those still alive)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def masters(control_dir: Path) -> list[int]:
+    """The pids of the ssh ControlMaster processes serving sockets in ``control_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"ssh") and str(control_dir).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def helpers_of(tool: str, files: AgentFiles, control: Path) -> list[int]:
+    """The detached processes that work for ``tool``: herd's agent, ssh's ControlMasters."""
+    if tool.startswith("herd-warm"):
+        pid = agent_pid(files)
+        return [pid] if pid else []
+    return masters(control) if tool == "openssh-cm" else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--tools", default="herd-cold,herd-warm,herd-warm-1,openssh-cm,ansible-cp")
+    args = parser.parse_args()
+    chosen = args.tools.split(",")
+    work = Path(tempfile.mkdtemp(prefix="herd-bench-agent-"))
+    runtime = work / "xdg"
+    runtime.mkdir(mode=0o700)
+    control = work / "cm"
+    control.mkdir(mode=0o700)
+    print(f"bringing up {args.hosts} OpenSSH hosts in {work / 'lab'} ...", flush=True)
+    lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=free_port(args.hosts))
+    env = {**os.environ, "HERD_HOME": str(work / "home"), "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("SSH_AUTH_SOCK", None)
+    files = AgentFiles(runtime / "herd")
+    try:
+        inventory = write_inventory(lab, args.hosts, work)
+        one = write_inventory(lab, 1, work)
+        herd = [str(BIN / "herd"), "run", "all", "--json", "-y"]
+        ssh = (
+            f"ssh -F none -p {lab.port} -l {lab.state.user} -i {lab.client_key}"
+            f" -o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes"
+            f" -o ControlMaster=auto -o ControlPersist=300 -o ControlPath={control}/%h"
+        )
+        addresses = " ".join(h.address for h in lab.hosts)
+        xargs = f"printf '%s\\n' {addresses} | xargs -P 100 -I@ {ssh} @ uname -a"
+        ansible_env = {
+            **env,
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"),
+            "ANSIBLE_NOCOLOR": "1",
+        }
+        commands = {
+            "herd-cold": ([*herd[:1], "-i", str(inventory), *herd[1:], "--no-agent", "--",
+                           "uname -a"], env),
+            "herd-warm": ([*herd[:1], "-i", str(inventory), *herd[1:], "--", "uname -a"], env),
+            "herd-warm-1": ([*herd[:1], "-i", str(one), *herd[1:], "--", "uname -a"], env),
+            "openssh-cm": (["sh", "-c", xargs], env),
+            "ansible-cp": ([str(BIN / "ansible"), "all", "-i", str(inventory), "-m", "raw",
+                            "-a", "uname -a", "-f", "100", "-o"], ansible_env),
+        }  # fmt: skip
+        for tool in ("herd-warm", "openssh-cm", "ansible-cp"):  # the first round opens them
+            if tool in chosen and (tool != "ansible-cp" or (BIN / "ansible").exists()):
+                measure(*commands[tool])
+        results: dict[str, list[Measure]] = {tool: [] for tool in chosen}
+        for _ in range(args.repeat):
+            for tool in chosen:
+                if tool == "ansible-cp" and not (BIN / "ansible").exists():
+                    continue
+                helpers = helpers_of(tool, files, control)
+                before = process_cpu(helpers)
+                taken = measure(*commands[tool])
+                extra = process_cpu(helpers) - before
+                results[tool].append(Measure(taken.wall, taken.cpu + extra, taken.rss_mb))
+        print(f"\n{args.hosts} hosts, uname -a, median of {args.repeat}:")
+        colds = results.get("herd-cold")
+        cold = statistics.median(m.wall for m in colds) if colds else None
+        for tool, runs in results.items():
+            if not runs:
+                continue
+            wall = statistics.median(m.wall for m in runs)
+            hosts = 1 if tool == "herd-warm-1" else args.hosts
+            cpu_ms = statistics.median(m.cpu for m in runs) / hosts * 1000
+            ratio = f"  {wall / cold:.2f}x herd-cold's wall" if cold else ""
+            print(f"  {tool:<12} wall {wall:7.3f} s   CPU {cpu_ms:6.2f} ms/host{ratio}")
+    finally:
+        pid = agent_pid(files)
+        if pid:
+            os.kill(pid, 15)
+        stop_masters = f"for s in {control}/*; do ssh -o ControlPath=$s -O exit x; done"
+        subprocess.run(["sh", "-c", stop_masters], capture_output=True, check=False)
+        lab.down()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""``herd agent start | stop | status``: the per-user process that keeps SSH connections.
+
+``herd run`` starts the agent itself when ``[agent] persist`` is not 0, so these
+commands are for looking at it and for stopping it early. ``serve`` is what a
+starting command runs: it detaches (a second fork, its own session, its output
+to ``agent.log``) and returns once the socket accepts connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from herd.cli.context import AppContext, pass_app
+from herd.core.settings import AgentSettings
+from herd.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from herd.core.model import Host, HostResult
+    from herd.operation.agent_protocol import AgentFiles
+    from herd.operation.driver import HostWork, PerHost
+
+__all__ = ["agent", "agent_for", "through_agent"]
+
+_READY_BOUND = 25.0  # seconds the detached agent has to bind its socket
+_STOP_BOUND = 10.0  # seconds a stopped agent has to exit before it gets SIGTERM
+
+
+def agent_for(no_agent: bool, settings: AgentSettings) -> int | None:
+    """The pid of the agent this command should use (started if need be), or None.
+
+    None when ``--no-agent`` or ``[agent] persist = 0`` says so, or when no agent can
+    be had: then a warning, and the command connects from its own process.
+    """
+    if no_agent or settings.persist <= 0:
+        return None
+    from herd.operation.agent_client import AgentUnavailable, ensure_agent
+
+    try:
+        return ensure_agent(settings.persist)
+    except (AgentUnavailable, OSError, ConfigError) as exc:
+        click.echo(f"herd: warning: {exc}; connecting without the agent", err=True)
+        return None
+
+
+def through_agent(
+    pid: int, setup: dict[str, Any], in_process: PerHost
+) -> tuple[PerHost, Callable[[], AbstractAsyncContextManager[object]]]:
+    """The per-host work handed to the agent (pid ``pid``) with ``setup``, and the link to it
+    as the driver's resources; ``ansible_connection=local`` hosts stay ``in_process``."""
+    from herd.hosts.workers import host_for_worker
+    from herd.operation.agent_client import AgentRun
+
+    link = AgentRun(pid, setup, prepare=host_for_worker)
+
+    def per_host(host: Host, work: HostWork) -> Awaitable[HostResult]:
+        return in_process(host, work) if host.local else link.run_host(host, work)
+
+    return per_host, lambda: link
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def agent() -> None:
+    """The per-user process that keeps SSH connections open between commands.
+
+    Its socket is in $XDG_RUNTIME_DIR/herd (else /tmp/herd-UID), reachable only by
+    you. herd run starts it when needed; [agent] persist in herd.toml says how long
+    an idle connection is kept (0 turns the agent off), --no-agent skips it once.
+    """
+
+
+def _persist(app: AppContext) -> float:
+    from herd.core.settings import load_settings
+
+    return load_settings(app.paths.settings_file).agent.persist
+
+
+@agent.command()
+@pass_app
+def start(app: AppContext, /) -> int:
+    """Start the agent (if it is not running)."""
+    from herd.operation.agent_client import AgentUnavailable, ensure_agent
+    from herd.operation.agent_protocol import agent_files
+
+    persist = _persist(app)
+    if persist <= 0:
+        raise UsageError("the agent is turned off ([agent] persist = 0 in herd.toml)")
+    try:
+        pid = ensure_agent(persist)
+    except AgentUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    click.echo(f"herd: agent (pid {pid}) serving on {agent_files().socket}", err=True)
+    return 0
+
+
+@agent.command()
+def stop() -> int:
+    """Stop the agent: its connections close."""
+    from herd.operation.agent_client import request
+    from herd.operation.agent_protocol import agent_files, agent_pid, is_agent_process
+
+    files = agent_files()
+    pid = agent_pid(files)
+    with contextlib.suppress(OSError):
+        pid = int(request(files, {"op": "stop"})["pid"])
+    if pid is None:
+        click.echo("herd: no agent running", err=True)
+        return 0
+    deadline = time.monotonic() + _STOP_BOUND
+    while is_agent_process(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_agent_process(pid):
+        os.kill(pid, signal.SIGTERM)
+    click.echo(f"herd: agent (pid {pid}) stopped", err=True)
+    return 0
+
+
+@agent.command()
+@click.option("--json", "as_json", is_flag=True, help="The status as one JSON object.")
+def status(as_json: bool) -> int:
+    """The agent's connections: host, age, idle time, uses."""
+    import json
+
+    from herd.operation.agent_client import status as agent_status
+
+    answer = agent_status()
+    if answer is None:
+        if as_json:
+            click.echo(json.dumps({"pid": None, "connections": []}))
+        else:
+            click.echo("herd: no agent running", err=True)
+        return 0
+    if as_json:
+        click.echo(json.dumps(answer))
+        return 0
+    connections: list[dict[str, Any]] = answer["connections"]
+    click.echo(
+        f"agent pid {answer['pid']}, socket {answer['socket']}, persist {answer['persist']:g} s,"
+        f" {len(connections)} connection{'s' if len(connections) != 1 else ''}"
+    )
+    for row in connections:
+        user = f"{row['user']}@" if row["user"] else ""
+        click.echo(
+            f"  {row['host']:<20} {user}{row['address']:<20} age {row['age']:8.1f} s"
+            f"  idle {row['idle']:8.1f} s  uses {row['uses']}"
+        )
+    return 0
+
+
+@agent.command(hidden=True)
+@click.option("--persist", type=click.FloatRange(min=0, min_open=True), required=True)
+def serve(persist: float) -> int:
+    """Detach and serve (what a starting command runs)."""
+    from herd.operation.agent_protocol import agent_files
+
+    files = agent_files()
+    readable, writable = os.pipe()
+    if os.fork():
+        os.close(writable)
+        ready, _, _ = select.select([readable], [], [], _READY_BOUND)
+        said = os.read(readable, 16) if ready else b""
+        if said in (b"ok", b"busy"):
+            return 0
+        click.echo(f"herd: error: the agent did not start; see {files.log}", err=True)
+        return 1
+    os.close(readable)
+    os.setsid()
+    os.chdir("/")
+    _detach_output(str(files.log))
+    try:
+        _serve(files, persist, writable)
+    finally:
+        os._exit(0)
+
+
+def _detach_output(log: str) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+
+
+def _serve(files: AgentFiles, persist: float, ready_pipe: int) -> None:
+    import logging
+
+    from herd.hosts.sshlib import load_asyncssh, run_loop
+
+    load_asyncssh()  # before the engine imports it: the cheap way
+    from herd.hosts.agent import AgentBusy, hold_lock, serve
+
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(process)d %(message)s"
+    )
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    try:
+        hold_lock(files)
+    except AgentBusy:
+        os.write(ready_pipe, b"busy")
+        return
+
+    def ready() -> None:
+        os.write(ready_pipe, b"ok")
+        os.close(ready_pipe)
+
+    run_loop(lambda: serve(files, persist, ready))

@@ -1,0 +1,276 @@
+"""The agent on a real OpenSSH fleet: kept connections, their keys, its death, its users.
+
+Each test runs the real CLI in a subprocess, as an operator would; each test has
+its own runtime directory, so its own agent (tests/conftest.py stops it after).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from herd.core.audit import AuditLog
+from herd.operation.agent_protocol import AgentFiles, agent_pid, is_agent_process
+
+from .conftest import Fleet
+
+pytestmark = pytest.mark.system
+
+HERD = [sys.executable, "-m", "herd"]
+
+
+def herd(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HERD, "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ports(home: Path, fleet: Fleet, *options: str) -> dict[str, str]:
+    """Each host's client port as its sshd saw it ($SSH_CONNECTION), for one run."""
+    done = herd(home, "-i", str(fleet.inventory), "run", "all", "--json", *options,
+                "--", "echo $SSH_CONNECTION")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return {row["host"]: row["stdout"].split()[1] for row in rows}
+
+
+def agent_status(home: Path) -> dict[str, object]:
+    done = herd(home, "agent", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status: dict[str, object] = json.loads(done.stdout)
+    return status
+
+
+def wait_until(condition: Callable[[], bool], bound: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or ``bound`` seconds pass (a safety net, not a timing)."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_second_run_reuses_the_agents_connections(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    first = ports(home, lab_fleet)
+    second = ports(home, lab_fleet)
+    assert second == first
+    status = agent_status(home)
+    assert status["pid"] == agent_pid(private_agent)
+    connections = status["connections"]
+    assert isinstance(connections, list)
+    assert sorted(c["host"] for c in connections) == sorted(lab_fleet.names())
+    assert {c["uses"] for c in connections} == {2}
+
+
+def test_no_agent_connects_afresh_and_leaves_the_kept_connections_alone(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    kept = ports(home, lab_fleet)
+    fresh = ports(home, lab_fleet, "--no-agent")
+    assert all(fresh[name] != kept[name] for name in kept)
+    assert ports(home, lab_fleet) == kept
+
+
+def test_a_strict_run_never_reuses_a_connection_opened_with_host_keys_off(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    inventory = str(lab_fleet.inventory)
+    loose = herd(home, "-i", inventory, "run", "all", "--host-keys", "off",
+                 "--known-hosts", str(empty), "--", "true")  # fmt: skip
+    assert loose.returncode == 0, loose.stderr
+    strict = herd(home, "-i", inventory, "run", "all", "--json", "--known-hosts", str(empty),
+                  "--", "true")  # fmt: skip
+    assert strict.returncode == 1
+    statuses = {json.loads(line)["status"] for line in strict.stdout.splitlines()}
+    assert statuses == {"hostkey_unknown"}
+    assert empty.read_text() == ""
+
+
+def test_push_and_pull_of_relative_paths_go_through_the_agents_connections(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "payload.txt").write_text("kept\n")
+    inventory = str(lab_fleet.inventory)
+    landing = tmp_path / "landed"
+    landing.mkdir()
+    landing.chmod(0o777)
+
+    def herd_here(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*HERD, "--home", str(home), "-i", inventory, *args],
+            capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        )  # fmt: skip
+
+    pushed = herd_here("push", "web", "payload.txt", f"{landing}/{{host}}.txt")
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = herd_here("pull", "web", f"{landing}/{{host}}.txt", "fetched")
+    assert pulled.returncode == 0, pulled.stderr
+    for name in lab_fleet.names("web"):
+        assert (landing / f"{name}.txt").read_text() == "kept\n"
+        assert (tmp_path / "fetched" / name / f"{landing}/{name}.txt".lstrip("/")).exists()
+    connections = agent_status(home)["connections"]
+    assert isinstance(connections, list)
+    assert sorted((c["host"], c["uses"]) for c in connections) == [
+        (name, 2) for name in lab_fleet.names("web")
+    ]
+
+
+def test_a_dead_host_is_unreachable_and_the_others_keep_their_connections(
+    make_fleet: Callable[..., Fleet], tmp_path: Path
+) -> None:
+    fleet = make_fleet(3, "web=3")
+    home = tmp_path / "home"
+    first = ports(home, fleet)
+    fleet.stop("web02")
+    done = herd(home, "-i", str(fleet.inventory), "run", "all", "--json",
+                "--connect-timeout", "5", "--", "echo $SSH_CONNECTION")  # fmt: skip
+    assert done.returncode == 1
+    rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert rows["web02"]["status"] == "unreachable"
+    assert rows["web02"]["error"] == "connection refused"
+    for name in ("web01", "web03"):
+        assert rows[name]["status"] == "ok"
+        assert rows[name]["stdout"].split()[1] == first[name]
+
+
+def test_a_host_with_a_new_key_is_a_mismatch_on_the_next_run(
+    make_fleet: Callable[..., Fleet], tmp_path: Path
+) -> None:
+    fleet = make_fleet(2, "web=2")
+    home = tmp_path / "home"
+    ports(home, fleet)
+    fleet.regenerate_host_key("web01")
+    done = herd(home, "-i", str(fleet.inventory), "run", "all", "--json", "--", "true")
+    rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert (rows["web01"]["status"], rows["web02"]["status"]) == ("hostkey_mismatch", "ok")
+    assert done.returncode == 1
+
+
+def test_the_agent_exits_once_idle_for_the_persist_time(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "herd.toml").write_text('[agent]\npersist = "1s"\n')
+    ports(home, lab_fleet)
+    pid = agent_pid(private_agent)
+    assert pid is not None
+    assert wait_until(lambda: not is_agent_process(pid))
+    assert agent_status(home)["pid"] is None
+
+
+def test_persist_zero_turns_the_agent_off(lab_fleet: Fleet, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "herd.toml").write_text("[agent]\npersist = 0\n")
+    first = ports(home, lab_fleet)
+    assert ports(home, lab_fleet) != first
+    assert agent_status(home)["pid"] is None
+
+
+def test_an_agent_killed_mid_run_fails_its_unfinished_hosts_and_runs_nothing_twice(
+    make_fleet: Callable[..., Fleet], tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    fleet = make_fleet(3, "web=3")
+    home = tmp_path / "home"
+    marks = tmp_path / "marks"
+    marks.touch()
+    marks.chmod(0o666)
+    running = subprocess.Popen(
+        [*HERD, "--home", str(home), "-i", str(fleet.inventory), "run", "all", "--json",
+         "--", f"echo $HERD_HOST >> {marks}; sleep 60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: len(marks.read_text().split()) == 3)
+        pid = agent_pid(private_agent)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        out, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert running.returncode == 1, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert sorted(row["host"] for row in rows) == fleet.names()
+    for row in rows:
+        assert (row["status"], row["error"]) == (
+            "error",
+            f"the agent (pid {pid}) died during the operation",
+        )
+    assert sorted(marks.read_text().split()) == fleet.names()  # each host ran it once
+    with AuditLog(home / "operations.db", check_writable=False) as log:
+        op_id = log.last_operation_id()
+        assert op_id is not None
+        record = log.operation(op_id)
+    assert record is not None
+    assert record.status == "failed"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("useradd") is None, reason="needs root and useradd"
+)
+def test_another_user_cannot_talk_to_the_agent(tmp_path: Path, private_agent: AgentFiles) -> None:
+    home = tmp_path / "home"
+    started = herd(home, "agent", "start")
+    assert started.returncode == 0, started.stderr
+    name = f"herdag{os.getpid() % 100000}"
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True, capture_output=True)
+    probe = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "except OSError as e:\n"
+        "    print('connect:', type(e).__name__); sys.exit()\n"
+        "try:\n"
+        '    s.sendall(b\'{"op":"status"}\\n\')\n'
+        "except OSError:  # refused already: the answer says why\n"
+        "    pass\n"
+        "print('answer:', s.makefile('rb').readline().decode().strip())\n"
+    )
+
+    def as_other_user() -> str:
+        done = subprocess.run(
+            ["/usr/bin/python3", "-c", probe, str(private_agent.socket)],
+            user=name, capture_output=True, text=True, timeout=30, check=False, cwd="/",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    try:
+        assert as_other_user() == "connect: PermissionError"  # the 0700 directory
+        for directory in (private_agent.directory.parent, private_agent.directory):
+            directory.chmod(0o711)  # even past it, the agent checks the peer's uid
+        private_agent.socket.chmod(0o666)
+        answer = as_other_user()
+        assert answer.startswith("answer: ")
+        assert "refused: uid" in json.loads(answer.removeprefix("answer: "))["error"]
+        assert agent_status(home)["connections"] == []
+    finally:
+        for directory in (private_agent.directory.parent, private_agent.directory):
+            directory.chmod(0o700)
+        subprocess.run(["userdel", "-f", name], capture_output=True, check=False)
