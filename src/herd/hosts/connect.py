@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ import asyncssh
 
 from herd.core.model import Host, Status
 from herd.errors import SourceError
+from herd.hosts.algorithms import first_contact_host_key_algs, preferred_ciphers
 from herd.hosts.hostkeys import (
     HostKeyMode,
     HostKeyPolicy,
@@ -284,13 +284,19 @@ async def _open(
     extra["agent_path"] = agent_path if options.agent and agent_path else None
     if forward_agent and extra["agent_path"]:
         extra["agent_forwarding"] = True
-    ciphers = () if route.ssh.ciphers else _preferred_ciphers()
+    ciphers = () if route.ssh.ciphers else preferred_ciphers()
     if ciphers:
         extra["encryption_algs"] = ciphers
     if route.ssh.keepalive_count_max is not None:
         extra["keepalive_count_max"] = route.ssh.keepalive_count_max
     known_hosts = connector.policy.known_hosts(route.known_hosts, route.host_keys)
-    host_key_algs = _first_contact_host_key_algs(host, route, known_hosts)
+    host_key_algs = (
+        ()
+        if route.ssh.host_key_algorithms  # the ssh options' order stands
+        else first_contact_host_key_algs(
+            route.ssh.known_as or host.address, route.port or route.ssh.port or 22, known_hosts
+        )
+    )
     if host_key_algs:
         extra["server_host_key_algs"] = host_key_algs
     conn: asyncssh.SSHClientConnection = await asyncssh.connect(
@@ -337,84 +343,6 @@ async def _park_while_silent(
     await slot.step_in()
     if remaining is not None:
         deadline.reschedule(loop.time() + remaining)
-
-
-@functools.cache
-def _preferred_ciphers() -> tuple[str, ...]:
-    """OpenSSH's default ciphers with AES-GCM first when the CPU has AES instructions.
-
-    asyncssh prefers chacha20-poly1305, which it computes packet by packet in
-    Python; AES-GCM with AES-NI costs the controller (and sshd) about a fifth
-    less CPU per host. Elsewhere asyncssh's own order stands.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:  # noqa: PTH123 (one read, no pathlib cost)
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
-    except OSError:
-        return ()
-    if " aes" not in flags:
-        return ()
-    return (
-        "aes128-gcm@openssh.com",
-        "aes256-gcm@openssh.com",
-        "chacha20-poly1305@openssh.com",
-        "aes128-ctr",
-        "aes192-ctr",
-        "aes256-ctr",
-    )
-
-
-# OpenSSH 9.2's default HostKeyAlgorithms, in its order (`ssh -G x -F /dev/null`)
-_OPENSSH_HOST_KEY_ALGS = (
-    "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-    "sk-ssh-ed25519-cert-v01@openssh.com", "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
-    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-    "rsa-sha2-512", "rsa-sha2-256",
-)  # fmt: skip
-
-
-@functools.cache
-def _openssh_host_key_order() -> tuple[str, ...]:
-    """OpenSSH's host key algorithms that asyncssh supports, then asyncssh's other defaults.
-
-    The tail (ssh-rsa among them: OpenSSH 9.2 dropped it) keeps every host herd
-    reached before reachable; a server offering anything better never gets to it.
-    """
-    from asyncssh.public_key import (
-        get_certificate_algs,
-        get_default_certificate_algs,
-        get_default_public_key_algs,
-        get_public_key_algs,
-    )
-
-    supported = {alg.decode() for alg in get_certificate_algs() + get_public_key_algs()}
-    order = [alg for alg in _OPENSSH_HOST_KEY_ALGS if alg in supported]
-    defaults = get_default_certificate_algs() + get_default_public_key_algs()
-    order += [alg.decode() for alg in defaults if alg.decode() not in order]
-    return tuple(order)
-
-
-def _first_contact_host_key_algs(
-    host: Host, route: Route, known_hosts: asyncssh.SSHKnownHosts | None
-) -> tuple[str, ...]:
-    """OpenSSH's host key order for a host known_hosts does not list; () to leave it to asyncssh.
-
-    asyncssh asks only for the key types known_hosts records for a host, and follows
-    the ssh options' HostKeyAlgorithms; otherwise it asks for rsa-sha2-256 first,
-    which Dropbear 2022.83 advertises beside a lone ed25519 key and then crashes on.
-    OpenSSH's client asks for ed25519 first: so does herd, wherever ssh would.
-    """
-    if route.ssh.host_key_algorithms:
-        return ()
-    if known_hosts is not None:
-        port = route.port or route.ssh.port or 22
-        name = route.ssh.known_as or host.address
-        if any(known_hosts.match(name, "", None if port == 22 else port)[:3]):
-            return ()  # keys, CAs or revocations recorded: asyncssh prefers those types
-    return _openssh_host_key_order()
 
 
 def _timeout_reason(progress: _Handshake, timeout: float) -> str:
