@@ -8,7 +8,8 @@ connection, so one opened under ``--host-keys off`` is never lent to a strict
 run. Before a kept connection is lent it must answer a keepalive within a short
 bound; a dead one is dropped and the host connected again through the normal
 ``connect``, with the full host-key check. Passwords used to log in are
-forgotten as soon as the login is done.
+forgotten as soon as the login is done. The pool keeps no more connections than
+the open-files limit allows: to open a new one past it, the longest idle goes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import asyncssh
 
 from herd.core.model import Host
+from herd.core.open_files import RESERVE, SSH_HOST, open_now, raise_soft_limit
 from herd.hosts.connect import ConnectOptions, Connector
 from herd.operation.fanout import HostSlot
 
@@ -108,8 +110,12 @@ async def _alive(kept: Kept) -> bool:
 class Pool:
     """The agent's connections, by key; each closes after ``persist`` seconds unused."""
 
-    def __init__(self, persist: float) -> None:
+    def __init__(self, persist: float, capacity: int | None = None) -> None:
         self.persist = persist
+        # how many connections fit under the open-files limit (a host costs a socket, and
+        # the ssh-agent's while it logs in)
+        room = raise_soft_limit() - open_now() - RESERVE
+        self.capacity = capacity if capacity is not None else max(1, room // SSH_HOST)
         self._kept: dict[str, list[Kept]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -127,6 +133,7 @@ class Pool:
                     return self._lend(kept)
                 log.info("%s: kept connection is dead; connecting again", host.name)
                 self._drop(key, kept)
+            await self._make_room()
             conn = await connector.connect(host, slot)
             forget_password(conn)
             route = connector.route(host)
@@ -134,6 +141,23 @@ class Pool:
             self._kept.setdefault(key, []).append(kept)
             log.info("%s: connected (%s@%s)", host.name, route.user or "-", host.address)
             return self._lend(kept)
+
+    async def _make_room(self) -> None:
+        """Close the longest idle connections until one more fits under the open-files limit.
+
+        When every kept connection is in use, none is closed: the fan-out that uses
+        them was itself sized to the limit.
+        """
+        while len(self) >= self.capacity:
+            idle = [(k, key) for key, kept in self._kept.items() for k in kept if not k.in_use]
+            if not idle:
+                return
+            oldest, key = min(idle, key=lambda pair: pair[0].last_used)
+            log.info("%s: closed (open files limit)", oldest.host.name)
+            self._drop(key, oldest)
+            with contextlib.suppress(TimeoutError, OSError, asyncssh.Error):
+                async with asyncio.timeout(2.0):
+                    await oldest.conn.wait_closed()  # its socket is free once this returns
 
     def _lend(self, kept: Kept) -> Kept:
         kept.uses += 1
