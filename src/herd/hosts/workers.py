@@ -47,6 +47,7 @@ import contextlib
 import json
 import os
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
@@ -219,7 +220,7 @@ class _Lines(Protocol):
     async def readline(self) -> bytes: ...
 
 
-class Carrier:
+class Carrier(ABC):
     """Another process carrying hosts for this one, as this one sees it: a worker, or a
     gateway over SSH. Its hosts in flight, and the lines to and from it.
 
@@ -281,13 +282,13 @@ class Carrier:
             pass  # the connection broke: the carrier is lost
         self._orphan(await self.ended())
 
+    @abstractmethod
     def kill(self, exc: Exception) -> str:
         """Stop a carrier that sent what herd cannot read; the reason its hosts get."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def ended(self) -> str:
         """Why the carrier's lines stopped, for the hosts it still had."""
-        raise NotImplementedError
 
     def _dispatch(self, line: bytes) -> None:
         message = json.loads(line)
