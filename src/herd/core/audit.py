@@ -49,7 +49,7 @@ from herd.core.audit_records import (
 from herd.core.audit_schema import APPLICATION_ID, SCHEMA_VERSION, create, upgrade
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
 from herd.core.model import HostResult, OperationStatus
-from herd.core.paths import private_dir, private_file
+from herd.core.paths import private_dir, private_file, tighten_file
 from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError
 
@@ -115,13 +115,9 @@ class AuditLog:
             # 0600 in a 0700 home (argv and outputs are private); SQLite gives its -wal and
             # -shm files the database's mode, and older ones are tightened here
             private_dir(path.parent)
-            for file in (
-                path,
-                path.with_name(path.name + "-wal"),
-                path.with_name(path.name + "-shm"),
-            ):
-                if file is path or file.exists():
-                    private_file(file)
+            private_file(path)
+            for suffix in ("-wal", "-shm"):
+                tighten_file(path.with_name(path.name + suffix))
             db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else _sqlite_reason(exc)

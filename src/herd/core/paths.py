@@ -6,6 +6,7 @@ the platform data directory); this module only says what lives where inside it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -14,7 +15,14 @@ from pathlib import Path
 
 from herd.errors import ConfigError
 
-__all__ = ["HerdPaths", "home_from_env", "private_dir", "private_file", "runtime_dir"]
+__all__ = [
+    "HerdPaths",
+    "home_from_env",
+    "private_dir",
+    "private_file",
+    "runtime_dir",
+    "tighten_file",
+]
 
 
 def home_from_env() -> Path | None:
@@ -67,8 +75,15 @@ def private_file(path: Path) -> Path:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
-        _tighten(path, 0o600)
+        tighten_file(path)
     return path
+
+
+def tighten_file(path: Path) -> None:
+    """Make an existing file 0600; nothing if it is not there or gone by now (SQLite removes
+    its -wal and -shm files when the last connection closes, in another herd too)."""
+    with contextlib.suppress(FileNotFoundError):
+        _tighten(path, 0o600)
 
 
 def _tighten(path: Path, mode: int) -> None:
