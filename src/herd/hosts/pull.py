@@ -34,6 +34,7 @@ import os
 import posixpath
 import stat
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -68,7 +69,16 @@ from herd.hosts.transfer_plan import TransferOptions, TransferProgress
 if TYPE_CHECKING:
     from herd.hosts.shell_pull import ShellPull
 
-__all__ = ["REWRITTEN", "Check", "Fetched", "Remote", "check_copy", "local_reason", "pull_host"]
+__all__ = [
+    "REWRITTEN",
+    "Check",
+    "Fetched",
+    "Landing",
+    "Remote",
+    "check_copy",
+    "local_reason",
+    "pull_host",
+]
 
 REWRITTEN = "changed while being pulled (rewritten in place)"
 _SHORTER = "changed while being pulled (it got shorter)"
@@ -139,7 +149,49 @@ def check_copy(item: Remote, received: int, after: asyncssh.SFTPAttrs) -> Check:
     return Check.FIRST_BYTES if now > received else Check.WHOLE
 
 
-class _Pull(HostTransfer):
+class Landing(ABC):
+    """The local half of a pull, over SFTP or commands alike: each copy is checked against
+    the host, then renamed into place under DEST/HOST, or discarded with the reason."""
+
+    tree: LocalTree
+    options: TransferOptions
+    records: list[FileRecord]
+    problems: list[str]
+    temps: set[tuple[Parts, str]]  # (final, temporary name beside it)
+
+    @abstractmethod
+    async def _changed(self, fetched: list[Fetched]) -> set[str]:
+        """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
+
+    async def land(self, fetched: list[Fetched]) -> None:
+        """Check each copy against the host's hash, then rename it into place."""
+        changed = await self._changed(fetched) if self.options.verify and fetched else set()
+        for f in fetched:
+            if f.item.path in changed:
+                self._discard(f.item.parts, f.temp)
+                self.problems.append(f"{f.item.path}: {REWRITTEN}")
+                continue
+            try:
+                self.tree.land(f.item.parts, f.temp)
+            except (OSError, RefusedName) as exc:
+                self._discard(f.item.parts, f.temp)
+                self.problems.append(
+                    f"{f.item.path}: cannot rename into place: {local_reason(exc)}"
+                )
+                continue
+            self.temps.discard((f.item.parts, f.temp))
+            self.records.append(FileRecord(f.item.path, f.size, f.sha256))
+
+    def _discard(self, parts: Parts, temp: str) -> None:
+        self.tree.discard(parts, temp)
+        self.temps.discard((parts, temp))
+
+    def clean_up(self) -> None:
+        for parts, temp in list(self.temps):
+            self._discard(parts, temp)
+
+
+class _Pull(HostTransfer, Landing):
     """One host's pull: list what the sources name, then fetch each file."""
 
     def __init__(self, *, tree: LocalTree, **common: Any) -> None:
@@ -381,27 +433,6 @@ class _Pull(HostTransfer):
         self.progress.advance(self.host.name, len(data))
         return len(data)
 
-    async def land(self, fetched: list[Fetched]) -> None:
-        """Check each copy against the host's hash, then rename it into place."""
-        if not fetched:
-            return
-        changed = await self._changed(fetched) if self.options.verify else set()
-        for f in fetched:
-            if f.item.path in changed:
-                self._discard(f.item.parts, f.temp)
-                self.problems.append(f"{f.item.path}: {REWRITTEN}")
-                continue
-            try:
-                self.tree.land(f.item.parts, f.temp)
-            except (OSError, RefusedName) as exc:
-                self._discard(f.item.parts, f.temp)
-                self.problems.append(
-                    f"{f.item.path}: cannot rename into place: {local_reason(exc)}"
-                )
-                continue
-            self.temps.discard((f.item.parts, f.temp))
-            self.records.append(FileRecord(f.item.path, f.size, f.sha256))
-
     async def _changed(self, fetched: list[Fetched]) -> set[str]:
         """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
         whole = [f for f in fetched if f.check is Check.WHOLE]
@@ -429,14 +460,6 @@ class _Pull(HostTransfer):
         text = target.encode("utf-8", errors="surrogateescape")
         sha256 = hashlib.sha256(text).hexdigest()
         self.records.append(FileRecord(item.path, len(text), sha256, skipped=not placed))
-
-    def _discard(self, parts: Parts, temp: str) -> None:
-        self.tree.discard(parts, temp)
-        self.temps.discard((parts, temp))
-
-    def clean_up(self) -> None:
-        for parts, temp in list(self.temps):
-            self._discard(parts, temp)
 
 
 def local_reason(exc: OSError | RefusedName) -> str:
@@ -468,6 +491,7 @@ async def pull_host(
     try:
         async with dog:
             become = become_for(host, options.become)
+            sftp: asyncssh.SFTPClient | None = None
             try:
                 sftp = await open_sftp(conn, become)
             except NoSFTPServer as exc:  # never a dropped connection: that is not a fallback
@@ -483,10 +507,6 @@ async def pull_host(
                     become=become,
                     no_sftp=describe(exc),
                 )
-                try:
-                    await job.run(sources)
-                finally:
-                    job.clean_up()
             else:
                 job = _Pull(
                     conn=conn,
@@ -498,10 +518,11 @@ async def pull_host(
                     dog=dog,
                     become=become,
                 )
-                try:
-                    await job.run(sources)
-                finally:
-                    job.clean_up()
+            try:
+                await job.run(sources)
+            finally:
+                job.clean_up()
+                if sftp is not None:
                     sftp.exit()
     except TransferFailure as exc:
         status, error = Status.ERROR, str(exc)

@@ -442,14 +442,6 @@ def entries(
     return dirs, files, links
 
 
-async def _run_shell_push(job: ShellPush, plan: PushPlan, dest: str) -> None:
-    try:
-        await job.run(plan, dest)
-    except BaseException:
-        await job.clean_up()
-        raise
-
-
 async def push_host(
     conn: asyncssh.SSHClientConnection,
     host: Host,
@@ -478,6 +470,7 @@ async def push_host(
         async with dog:
             # not `async with` the SFTP client: its exit waits on the host, which may be dead
             become = become_for(host, options.become)
+            sftp: asyncssh.SFTPClient | None = None
             try:
                 sftp = await open_sftp(conn, become)
             except NoSFTPServer as exc:  # never a dropped connection: that is not a fallback
@@ -493,7 +486,6 @@ async def push_host(
                     become=become,
                     no_sftp=describe(exc),
                 )
-                await _run_shell_push(job, plan, dest)
             else:
                 job = _Push(
                     conn=conn,
@@ -505,12 +497,13 @@ async def push_host(
                     dog=dog,
                     become=become,
                 )
-                try:
-                    await job.run(plan, dest)
-                except BaseException:
-                    await job.clean_up()
-                    raise
-                finally:
+            try:
+                await job.run(plan, dest)
+            except BaseException:
+                await job.clean_up()
+                raise
+            finally:
+                if sftp is not None:
                     sftp.exit()
     except TransferFailure as exc:
         status, error = Status.ERROR, str(exc)

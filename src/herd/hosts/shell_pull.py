@@ -23,7 +23,7 @@ from herd.core.model import FileRecord, Host
 from herd.hosts.become import Become
 from herd.hosts.fs_shell import HostStat, ShellError, ShellFS, ShellLister
 from herd.hosts.local_tree import LocalTree, Parts, RefusedName, remote_parts, sha256_of
-from herd.hosts.pull import REWRITTEN, Check, Fetched, Remote, check_copy, local_reason
+from herd.hosts.pull import Check, Fetched, Landing, Remote, check_copy, local_reason
 from herd.hosts.push import HOST_FIELD, remote_dest
 from herd.hosts.remote_glob import expand_glob, is_glob
 from herd.hosts.sftp_ops import TransferFailure, Watchdog
@@ -56,7 +56,7 @@ def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-class ShellPull:
+class ShellPull(Landing):
     """One host's pull over command channels: list what the sources name, fetch each file."""
 
     def __init__(
@@ -230,25 +230,6 @@ class ShellPull:
         os.utime(fd, (item.mtime, item.mtime))
         return Fetched(item, temp, digest.hexdigest(), received, check)
 
-    async def land(self, fetched: list[Fetched]) -> None:
-        """Check each copy against the host's hash, then rename it into place."""
-        changed = await self._changed(fetched) if self.options.verify and fetched else set()
-        for f in fetched:
-            if f.item.path in changed:
-                self._discard(f.item.parts, f.temp)
-                self.problems.append(f"{f.item.path}: {REWRITTEN}")
-                continue
-            try:
-                self.tree.land(f.item.parts, f.temp)
-            except (OSError, RefusedName) as exc:
-                self._discard(f.item.parts, f.temp)
-                self.problems.append(
-                    f"{f.item.path}: cannot rename into place: {local_reason(exc)}"
-                )
-                continue
-            self.temps.discard((f.item.parts, f.temp))
-            self.records.append(FileRecord(f.item.path, f.size, f.sha256))
-
     async def _changed(self, fetched: list[Fetched]) -> set[str]:
         """The remote paths whose copy is not what the host's file holds (or held, if it grew)."""
         whole = [f for f in fetched if f.check is Check.WHOLE]
@@ -290,11 +271,3 @@ class ShellPull:
             text = target.encode("utf-8", errors="surrogateescape")
             sha256 = hashlib.sha256(text).hexdigest()
             self.records.append(FileRecord(item.path, len(text), sha256, skipped=not placed))
-
-    def _discard(self, parts: Parts, temp: str) -> None:
-        self.tree.discard(parts, temp)
-        self.temps.discard((parts, temp))
-
-    def clean_up(self) -> None:
-        for parts, temp in list(self.temps):
-            self._discard(parts, temp)
