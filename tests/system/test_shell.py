@@ -17,6 +17,7 @@ from herd.core.audit import AuditLog
 from herd.core.audit_records import OperationRecord
 
 from .conftest import Fleet
+from .test_agent import wait_until
 
 pytestmark = pytest.mark.system
 
@@ -112,10 +113,10 @@ def test_ctrl_c_stops_the_line_on_every_host_and_returns_to_the_prompt(
     try:
         assert read_until(leader, screen, b"herd [4]> "), screen
         os.write(leader, f"echo $HERD_HOST >> {marks}; sleep {SLEEP}\n".encode())
-        assert wait_for(lambda: len(marks.read_text().split()) == 4 and sleeping(SLEEP))
+        assert wait_until(lambda: len(marks.read_text().split()) == 4 and sleeping(SLEEP))
         os.write(leader, b"\x03")
         assert read_until(leader, screen, b"herd [4]> "), screen
-        assert wait_for(lambda: not sleeping(SLEEP))  # stopped on every host
+        assert wait_until(lambda: not sleeping(SLEEP))  # stopped on every host
         os.write(leader, b":hosts\n")
         assert read_until(leader, screen, b"4 hosts: web0[1-4]"), screen
         # Ctrl-D only once readline holds the terminal again (its set-up may drop what came
@@ -147,12 +148,3 @@ def sleeping(seconds: str) -> bool:
         except OSError:
             continue
     return False
-
-
-def wait_for(condition: Callable[[], bool], bound: float = 30.0) -> bool:
-    deadline = time.monotonic() + bound
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
