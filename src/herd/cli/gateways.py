@@ -1,7 +1,8 @@
 """Which hosts of an operation are reached through gateways (``herd_gateway``), and through which.
 
-``herd run`` hands them to ``herd.hosts.gateways``; push and pull do not go
-through gateways yet and refuse such hosts rather than reach them another way.
+``herd run`` and ``herd push`` hand them to ``herd.hosts.gateways``; pull does
+not go through gateways yet and refuses such hosts rather than reach them
+another way.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def chains_for(
 
 
 def refuse_gateways(hosts: Sequence[Host], kind: str) -> None:
-    """A push or pull does not go through gateways: say so rather than go direct."""
+    """A pull does not go through gateways: say so rather than go direct."""
     from herd.hosts.gateways import GATEWAY_VARIABLE
 
     behind = [h.name for h in hosts if h.vars.get(GATEWAY_VARIABLE)]
@@ -53,7 +54,7 @@ def refuse_gateways(hosts: Sequence[Host], kind: str) -> None:
         more = f" and {len(behind) - 1} more" if len(behind) > 1 else ""
         raise UsageError(
             f"{behind[0]}{more}: reached through a gateway ({GATEWAY_VARIABLE}),"
-            f" which herd {kind} does not do yet; only herd run goes through gateways"
+            f" which herd {kind} does not do yet; herd run and push go through gateways"
         )
 
 

@@ -35,6 +35,9 @@ from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain
 from herd.errors import ConfigError
 from herd.hosts.connect import Connector, HostFailure, connect, connection_lost
+from herd.hosts.gateway_cache import drop_cache, send_cache
+from herd.hosts.sftp_ops import describe
+from herd.hosts.transfer import PushJob
 from herd.hosts.workers import Carrier, Job, WorkerJob, control, host_for_worker, job_data
 from herd.operation.driver import HostWork, PerHost
 
@@ -93,8 +96,10 @@ class _Gateway(Carrier):
         name: str,
         conn: asyncssh.SSHClientConnection,
         process: asyncssh.SSHClientProcess[bytes],
+        cache: str | None = None,
     ) -> None:
         self._name = name
+        self._cache = cache  # a push's files on the gateway, removed when it ends
         self._conn = conn
         self._process = process
         self._opened = time.monotonic()
@@ -130,6 +135,8 @@ class _Gateway(Carrier):
             async with asyncio.timeout(_STOP_GRACE):
                 await self._reader
         self._process.close()
+        if self._cache is not None:  # the gateway removes it; unless it died
+            await drop_cache(self._conn, self._cache)
         self._conn.close()
         self._errors.cancel()
         for task in (self._reader, self._errors):
@@ -195,19 +202,32 @@ class Gateways:
         except HostFailure as failure:
             return _Closed(failure.status, f"gateway {gateway.name}: {failure.reason}")
         command = str(gateway.vars.get(COMMAND_VARIABLE) or DEFAULT_COMMAND)
+        job, cache = self._job, None
+        if isinstance(job, PushJob):  # its files cross this link once, not once per host
+            try:
+                cache, job = await send_cache(conn, job)
+            except (OSError, asyncssh.Error) as exc:
+                conn.close()
+                reason = f"gateway {gateway.name}: cannot send it the files: {describe(exc)}"
+                return _Closed(Status.ERROR, reason)
+            except BaseException:
+                conn.close()  # cancelled (Ctrl-C) while sending: the cache went with it
+                raise
         try:
             process = await conn.create_process(command, encoding=None)
         except (OSError, asyncssh.Error) as exc:
+            if cache is not None:
+                await drop_cache(conn, cache)
             conn.close()
             reason = f"gateway {gateway.name}: {connection_lost(exc)}"
             return _Closed(Status.UNREACHABLE, reason)
-        carrier = _Gateway(gateway.name, conn, process)
+        carrier = _Gateway(gateway.name, conn, process, cache)
         options = replace(
             self._connector.options, known_hosts=None, ssh_config=None, identity_files=()
         )
-        job: dict[str, Any] = job_data(WorkerJob(self._job, options))
+        data: dict[str, Any] = job_data(WorkerJob(job, options))
         lines = self._lines_for(gateway.name)
-        carrier.send(control("job", **job, known_hosts=lines))
+        carrier.send(control("job", **data, known_hosts=lines, cache=cache))
         return carrier
 
     def _lines_for(self, first_hop: str) -> list[str]:
