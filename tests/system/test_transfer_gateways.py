@@ -1,8 +1,9 @@
-"""``herd push`` through gateways (``herd_gateway``), on the real OpenSSH fleet.
+"""``herd push`` and ``herd pull`` through gateways (``herd_gateway``), on the real OpenSSH fleet.
 
-The gateway gets each file once, into a private cache under its user's home,
-and pushes to its hosts from there; the fleet's hosts share this machine's
-filesystem, so ``{host}`` in DEST gives each its own directory.
+A push's gateway gets each file once, into a private cache under its user's
+home, and pushes to its hosts from there; a pull's gateway pulls into that
+cache and herd fetches each host's files back. The fleet's hosts share this
+machine's filesystem, so ``{host}`` in a remote path gives each its own directory.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ _HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)  # where the gateway's SFTP sessi
 
 
 def _caches() -> set[str]:
-    """The push caches in the gateway user's home (this machine's, here)."""
-    return {p.name for p in _HOME.glob(".herd-push-*")}
+    """The gateway caches in the gateway user's home (this machine's, here)."""
+    return {p.name for p in _HOME.glob(".herd-cache-*")}
 
 
 def _layout(root: Path) -> dict[str, tuple[object, ...]]:
@@ -83,6 +84,42 @@ def test_a_push_through_a_gateway_lands_as_a_direct_one_and_a_rerun_sends_nothin
     for name, row in rows(again.stdout).items():
         assert (row["status"], row["bytes"], row["skipped"]) == ("ok", 0, 8), name
     assert _caches() == before
+
+
+def test_a_pull_through_gateways_lands_as_a_direct_one(lab_fleet: Fleet, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    for name in lab_fleet.names():
+        make_site(remote / name)
+        (remote / name / "app.log").write_text(f"log of {name}\n")
+    inventory = _inventory(lab_fleet, tmp_path, {"db": "web01", "web02": "web01", "cache": "web02"})
+    home = tmp_path / "home"
+    fetched = tmp_path / "fetched"
+    before = _caches()
+    args = ["pull", "all", f"{remote}/{{host}}/site", f"{remote}/{{host}}/*.log", str(fetched),
+            "--json"]  # fmt: skip
+    for _ in range(2):  # a re-run lands the same, its copies already here skipped
+        done = herd(home, inventory, *args)
+        assert done.returncode == 0, done.stderr
+        statuses = {n: r["status"] for n, r in rows(done.stdout).items()}
+        assert statuses == dict.fromkeys(lab_fleet.names(), "ok")
+        assert _via(home) == {
+            "web01": ["db01", "db02", "web02"],
+            "web01 > web02": ["cache01", "cache02"],
+        }
+
+        def landed(name: str) -> dict[str, tuple[object, ...]]:
+            assert [p.name for p in (fetched / name).iterdir()] == [remote.parts[1]]
+            return _layout(fetched / name / remote.relative_to("/") / name)
+
+        direct = landed("web03")
+        assert direct["site/current"] == ("link", "index.html")
+        assert direct["app.log"][3] == b"log of web03\n"
+        for name in ("db01", "web02", "cache01"):  # one hop, the gateway itself, two hops
+            theirs = landed(name)
+            assert theirs.pop("app.log")[3] == f"log of {name}\n".encode()
+            assert theirs == {k: v for k, v in direct.items() if k != "app.log"}, name
+        assert not [p for p in fetched.rglob("*") if ".herd-" in p.name]
+        assert _caches() == before
 
 
 class _CountingProxy:

@@ -44,11 +44,11 @@ def test_a_file_outside_the_cache_or_a_directory_not_named_as_one_is_refused(
     tmp_path: Path,
 ) -> None:
     _, job = _cached(tmp_path)
-    with pytest.raises(SourceError, match="not a herd push cache"):
+    with pytest.raises(SourceError, match="not a herd gateway cache"):
         check_cache(job, str(tmp_path))
     other = tmp_path / f"{CACHE_PREFIX}other"
     other.mkdir()
-    with pytest.raises(SourceError, match="outside the push cache"):
+    with pytest.raises(SourceError, match="outside the cache"):
         check_cache(job, str(other))
 
 

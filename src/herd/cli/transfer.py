@@ -122,7 +122,7 @@ def _execute(
     The hosts are carried by worker processes, one per core, when there are
     enough of them (``herd.hosts.workers``), else in this process.
     """
-    from herd.cli.gateways import chains_for, refuse_gateways, together, via_detail
+    from herd.cli.gateways import chains_for, together, via_detail
     from herd.cli.operation import drive
     from herd.core.open_files import PULL_FILES, PUSH_FILES, SSH_HOST
     from herd.core.settings import load_settings
@@ -131,12 +131,8 @@ def _execute(
 
     loaded = load_settings(app.paths.settings_file)
     hosts, connector, reader = reach(app, fleet, loaded.run)
-    chains: dict[str, tuple[Host, ...]] = {}
-    if job.kind == "push":
-        chains = chains_for(app, hosts, fleet.extra_vars)
-        connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
-    else:
-        refuse_gateways(hosts, job.kind)
+    chains = chains_for(app, hosts, fleet.extra_vars)
+    connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
     check_become(hosts, job.options.become)
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)

@@ -35,9 +35,9 @@ from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain
 from herd.errors import ConfigError
 from herd.hosts.connect import Connector, HostFailure, connect, connection_lost
-from herd.hosts.gateway_cache import drop_cache, send_cache
+from herd.hosts.gateway_cache import FETCHING, drop_cache, fetch_back, send_cache
 from herd.hosts.sftp_ops import describe
-from herd.hosts.transfer import PushJob
+from herd.hosts.transfer import PullJob, PushJob
 from herd.hosts.workers import Carrier, Job, WorkerJob, control, host_for_worker, job_data
 from herd.operation.driver import HostWork, PerHost
 
@@ -99,7 +99,8 @@ class _Gateway(Carrier):
         cache: str | None = None,
     ) -> None:
         self._name = name
-        self._cache = cache  # a push's files on the gateway, removed when it ends
+        self._cache = cache  # a push's files or a pull's on the gateway, removed when it ends
+        self._fetching = asyncio.Semaphore(FETCHING)
         self._conn = conn
         self._process = process
         self._opened = time.monotonic()
@@ -114,6 +115,13 @@ class _Gateway(Carrier):
                 text = line.decode("utf-8", errors="replace").strip()
                 if text:
                     self._last_error = text[:200]
+
+    async def fetch_back(self, host: Host, result: HostResult, job: PullJob) -> HostResult:
+        """``host``'s pull, from the gateway's cache into ``job``'s DEST/HOST."""
+        if self._cache is None:
+            return result
+        async with self._fetching:
+            return await fetch_back(self._conn, result, host=host, cache=self._cache, job=job)
 
     def kill(self, exc: Exception) -> str:
         self._process.close()
@@ -194,7 +202,10 @@ class Gateways:
         if isinstance(gateway, _Closed):
             return HostResult(host.name, host.address, gateway.status, error=gateway.reason)
         via = [plain(_far(g)) for g in rest]
-        return await gateway.run(_far(host), work, via=via)
+        result = await gateway.run(_far(host), work, via=via)
+        if isinstance(self._job, PullJob) and result.status in (Status.OK, Status.ERROR):
+            return await gateway.fetch_back(host, result, self._job)
+        return result
 
     async def _open(self, gateway: Host) -> _Gateway | _Closed:
         try:
@@ -203,7 +214,7 @@ class Gateways:
             return _Closed(failure.status, f"gateway {gateway.name}: {failure.reason}")
         command = str(gateway.vars.get(COMMAND_VARIABLE) or DEFAULT_COMMAND)
         job, cache = self._job, None
-        if isinstance(job, PushJob):  # its files cross this link once, not once per host
+        if isinstance(job, PushJob | PullJob):  # files cross this link once, not once per host
             try:
                 cache, job = await send_cache(conn, job)
             except (OSError, asyncssh.Error) as exc:

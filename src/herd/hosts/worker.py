@@ -29,8 +29,9 @@ from herd.errors import SourceError
 from herd.hosts.connect import Connector
 from herd.hosts.gateway_cache import check_cache, remove_cache
 from herd.hosts.gateways import Gateways
+from herd.hosts.remote import RunJob
 from herd.hosts.sshlib import run_loop
-from herd.hosts.transfer import HostJob, PushJob
+from herd.hosts.transfer import HostJob
 from herd.hosts.workers import WorkerJob, control, job_from, read_line
 from herd.operation.driver import HostWork
 from herd.operation.fanout import error_result
@@ -166,11 +167,11 @@ async def _serve(messages_out: int) -> None:
     data = json.loads(first)
     setup = job_from(data)
     known_hosts = data.get("known_hosts")  # a gateway checks keys against herd's lines
-    cache = data.get("cache")  # a gateway's push: the files herd sent it, to check and remove
+    cache = data.get("cache")  # a gateway's transfer: its files there, to check and remove
     try:
         if cache is not None:
-            if not isinstance(setup.job, PushJob):
-                raise SourceError("a push cache came with a job that is no push")
+            if isinstance(setup.job, RunJob):
+                raise SourceError("a gateway cache came with a run")
             await asyncio.to_thread(check_cache, setup.job, str(cache))
         await _carry(setup, reader, send, known_hosts)
     finally:
