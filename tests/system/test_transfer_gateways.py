@@ -258,3 +258,42 @@ def test_a_gateway_killed_mid_push_loses_its_hosts_and_nothing_is_pushed_twice(
         assert by_host[name]["status"] == "ok", by_host[name]
     assert not (remote / "db01").exists()  # never pushed another way
     assert _caches() == before  # herd removed the dead gateway's cache itself
+
+
+def test_ctrl_c_during_a_push_through_a_gateway_removes_its_cache(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    payload = tmp_path / "app.conf"
+    payload.write_text("port = 80\n")
+    marker = f"herd-gw-push-int-{os.getpid()}-{time.monotonic_ns()}"
+    inventory = _inventory(lab_fleet, tmp_path, {"db": "web01"}, marker=marker)
+    remote = tmp_path / "remote"
+    before = _caches()
+    lab_fleet.freeze("db01")  # the push to db01 waits in its handshake until Ctrl-C
+    try:
+        process = subprocess.Popen(
+            [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "push", "db",
+             str(payload), f"{remote}/{{host}}/", "--mkdir", "--json", "--connect-timeout", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (remote / "db02" / "app.conf").exists():
+                time.sleep(0.1)
+            assert _gateway_pids(marker, "web01")
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        lab_fleet.thaw("db01")
+    assert process.returncode == 130, stderr
+    assert {n: r["status"] for n, r in rows(stdout).items()} == {"db02": "ok"}  # done before
+    assert not (remote / "db01").exists()
+    deadline = time.monotonic() + 10
+    while _gateway_pids(marker, "web01") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gateway_pids(marker, "web01") == []
+    assert _caches() == before

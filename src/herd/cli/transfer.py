@@ -217,7 +217,8 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
     skipped, so a re-run sends nothing. A symbolic link on the host below DEST
     is replaced, never written through (DEST itself may be a link to a
     directory). `{host}` in DEST becomes each host's inventory name (hosts
-    sharing one filesystem).
+    sharing one filesystem). Hosts behind a gateway (herd_gateway) get their
+    files from it: each file crosses to the gateway once.
     """
     from herd.hosts.transfer import PushJob
     from herd.hosts.transfer_plan import plan_push
@@ -246,7 +247,8 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     grows while it is read (a live log) is kept as it was when listed; one
     rewritten meanwhile fails. A source missing on a host is that host's
     error; the others carry on. `{host}` in a SRC becomes each host's
-    inventory name.
+    inventory name. Hosts behind a gateway (herd_gateway) land on the gateway
+    first, then here by the same rules.
     """
     from herd.hosts.transfer import PullJob
 
