@@ -207,6 +207,10 @@ def test_a_push_to_20_hosts_behind_a_gateway_crosses_the_controllers_link_about_
         done = herd(tmp_path / "home", inventory, "push", "many", str(payload),
                     f"{remote}/{{host}}/", "--mkdir", "--json", timeout=150)  # fmt: skip
         sent = proxy.sent
+        fetched = tmp_path / "fetched"
+        source = f"{remote}/{{host}}/payload.bin"
+        back = herd(tmp_path / "home", inventory, "pull", "many", source, str(fetched), "--json",
+                    timeout=150)  # fmt: skip
     finally:
         proxy.close()
     assert done.returncode == 0, done.stderr
@@ -216,6 +220,12 @@ def test_a_push_to_20_hosts_behind_a_gateway_crosses_the_controllers_link_about_
         assert (remote / name / "payload.bin").read_bytes() == payload.read_bytes()
     # one copy and the SSH and herd messages around it; a direct push would send twenty
     assert size < sent < 1.5 * size, sent
+    # and back: twenty hosts fetched through one gateway, a few at a time on its connection
+    assert back.returncode == 0, back.stderr
+    assert {n: r["status"] for n, r in rows(back.stdout).items()} == dict.fromkeys(many, "ok")
+    for name in many:
+        landed = fetched / name / remote.relative_to("/") / name / "payload.bin"
+        assert landed.read_bytes() == payload.read_bytes()
     assert _caches() == before
 
 
@@ -297,3 +307,46 @@ def test_ctrl_c_during_a_push_through_a_gateway_removes_its_cache(
         time.sleep(0.1)
     assert _gateway_pids(marker, "web01") == []
     assert _caches() == before
+
+
+def test_a_gateway_killed_mid_pull_loses_its_hosts_and_leaves_no_cache(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote"
+    for name in lab_fleet.names():
+        (remote / name).mkdir(parents=True)
+        (remote / name / "app.log").write_text(f"log of {name}\n")
+    marker = f"herd-gw-pull-{os.getpid()}-{time.monotonic_ns()}"
+    inventory = _inventory(lab_fleet, tmp_path, {"db": "web01"}, marker=marker)
+    fetched = tmp_path / "fetched"
+    before = _caches()
+    lab_fleet.freeze("db01")  # the gateway's connection to db01 hangs: the pull is under way
+    try:
+        process = subprocess.Popen(
+            [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "pull", "db:web03",
+             f"{remote}/{{host}}/app.log", str(fetched), "--json", "--connect-timeout", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            landed = fetched / "db02" / remote.relative_to("/") / "db02" / "app.log"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not landed.exists():
+                time.sleep(0.1)  # db02's file came back through web01
+            killed = _gateway_pids(marker, "web01")
+            assert killed, "no herd gateway process on web01"
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            stdout, stderr = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        lab_fleet.thaw("db01")
+    assert process.returncode == 1, stderr
+    by_host = rows(stdout)
+    assert by_host["db01"]["status"] == "unreachable"
+    assert str(by_host["db01"]["error"]).startswith("gateway web01 lost after "), by_host["db01"]
+    assert (by_host["db02"]["status"], by_host["web03"]["status"]) == ("ok", "ok")
+    assert not (fetched / "db01").exists()
+    assert _caches() == before  # herd removed the dead gateway's cache itself
