@@ -14,6 +14,7 @@ import pwd
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -350,3 +351,52 @@ def test_a_gateway_killed_mid_pull_loses_its_hosts_and_leaves_no_cache(
     assert (by_host["db02"]["status"], by_host["web03"]["status"]) == ("ok", "ok")
     assert not (fetched / "db01").exists()
     assert _caches() == before  # herd removed the dead gateway's cache itself
+
+
+# A gateway that lies: for each host it leaves in its cache a link out to / and, where
+# a directory goes, a file, and says the host's pull went fine.
+_HOSTILE_GATEWAY = """
+import json, os, sys
+from pathlib import Path
+from herd.core.events import HostFinished, encode
+from herd.core.model import HostResult, Status
+cache = Path(json.loads(sys.stdin.readline())["cache"])
+for line in sys.stdin:
+    message = json.loads(line)
+    if message["control"] != "host":
+        continue
+    host = message["host"]
+    top = cache / host["name"]
+    (top / "d").mkdir(parents=True)
+    (top / "d" / "x").write_text("from the gateway")
+    os.symlink("/", top / "escape")
+    result = HostResult(host["name"], host["address"], Status.OK)
+    sys.stdout.write(encode(HostFinished(result)) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+def test_a_gateway_is_trusted_no_more_than_a_host_by_a_pull(
+    lab_fleet: Fleet, tmp_path: Path
+) -> None:
+    inventory = _inventory(lab_fleet, tmp_path, {"db01": "web01"})
+    document = yaml.safe_load(inventory.read_text())
+    script = tmp_path / "hostile_gateway.py"
+    script.write_text(_HOSTILE_GATEWAY)
+    document["all"]["vars"]["herd_gateway_command"] = f"{sys.executable} {script}"
+    inventory.write_text(yaml.safe_dump(document))
+    fetched = tmp_path / "fetched"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (fetched / "db01").mkdir(parents=True)
+    (fetched / "db01" / "d").symlink_to(outside)  # left by an earlier hostile pull, say
+    before = _caches()
+    done = herd(tmp_path / "home", inventory, "pull", "db01", "/etc/hostname", str(fetched),
+                "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert rows(done.stdout)["db01"]["status"] == "ok"
+    assert list(outside.iterdir()) == []  # never written through the link
+    assert (fetched / "db01" / "d").is_dir() and not (fetched / "db01" / "d").is_symlink()
+    assert (fetched / "db01" / "d" / "x").read_text() == "from the gateway"
+    assert os.readlink(fetched / "db01" / "escape") == "/"  # a link, kept as one, not followed
+    assert _caches() == before
