@@ -1,18 +1,19 @@
-"""Benchmark ``herd run`` and ``herd push`` through one gateway against direct, on the lab.
+"""Benchmark ``herd run``, push and pull through one gateway against direct, on the lab.
 
 Usage: python bench/gateway.py [--hosts 40] [--mb 20] [--repeat 3]
 
 Brings up --hosts + 1 OpenSSH lab hosts: the first is the gateway, the others
 are reached either directly or through it (``herd_gateway``). Runs ``uname -a``
-on them, and pushes a file of --mb MB to each (into its own directory, removed
-before every push so each sends the whole file), both ways, taking turns
-(round robin, median of --repeat runs). herd runs in one process (``--workers
-0``) so that its /proc/self/io ``wchar`` is the bytes the controller wrote:
-mostly its SSH sockets. Prints wall time, controller CPU and bytes written,
-then gateway / direct ratios from the same run. On one machine the gateway and
-the sshds share the cores with herd, so the controller's CPU and bytes, not
-the wall time, are the figures that carry to a real site. Run on demand, never
-in the test suite.
+on them, pushes a file of --mb MB to each (into its own directory, removed
+before every push so each sends the whole file) and pulls it back (into a
+directory removed before every pull), both ways, taking turns (round robin,
+median of --repeat runs). herd runs in one process (``--workers 0``) so that
+its /proc/self/io ``wchar`` is the bytes the controller wrote: mostly its SSH
+sockets (for a pull, the files it lands). Prints wall time, controller CPU and
+bytes written, then gateway / direct ratios from the same run. On one machine
+the gateway and the sshds share the cores with herd, so the controller's CPU
+and bytes, not the wall time, are the figures that carry to a real site. Run
+on demand, never in the test suite.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def main() -> None:
     env.pop("SSH_AUTH_SOCK", None)
     payload = work / "payload.bin"
     payload.write_bytes(os.urandom(args.mb * 1024 * 1024))
-    remote = work / "remote"
+    remote, fetched = work / "remote", work / "fetched"
     count = args.hosts + 1
     print(f"bringing up {count} OpenSSH hosts in {work / 'lab'} ...", flush=True)
     lab = Lab.up(work / "lab", count, engine="openssh", port=free_port(count))
@@ -116,12 +117,13 @@ def main() -> None:
             for what, argv in (
                 ("run", ["run", "far", *alone, "--", "uname -a"]),
                 ("push", ["push", "far", str(payload), f"{remote}/{{host}}/", "--mkdir", *alone]),
+                ("pull", ["pull", "far", f"{remote}/{{host}}/payload.bin", str(fetched), *alone]),
             )
         }
         runs: dict[tuple[str, str], list[Measure]] = {case: [] for case in cases}
         for round_ in range(args.repeat + 1):  # the first round warms up, and is not counted
-            for case, argv in cases.items():
-                shutil.rmtree(remote, ignore_errors=True)
+            for case, argv in cases.items():  # a pull fetches what the push before it sent
+                shutil.rmtree(fetched if case[0] == "pull" else remote, ignore_errors=True)
                 found = measure(argv, env)
                 if round_:
                     runs[case].append(found)
@@ -132,7 +134,7 @@ def main() -> None:
 
 
 def report(runs: dict[tuple[str, str], list[Measure]], hosts: int, mb: int) -> None:
-    print(f"\n{hosts} hosts, direct and behind one gateway; push of {mb} MB to each:")
+    print(f"\n{hosts} hosts, direct and behind one gateway; push and pull of {mb} MB each:")
     print(f"{'case':>8} {'way':>8} {'wall s':>7} {'CPU s':>6} {'MB written':>11}")
     medians = {}
     for (what, way), found in runs.items():
@@ -144,7 +146,7 @@ def report(runs: dict[tuple[str, str], list[Measure]], hosts: int, mb: int) -> N
         medians[(what, way)] = m
         print(f"{what:>8} {way:>8} {m.wall:7.2f} {m.cpu:6.2f} {m.wrote / 2**20:11.1f}")
     print("\ngateway / direct, same run:")
-    for what in ("run", "push"):
+    for what in ("run", "push", "pull"):
         a, b = medians[(what, "direct")], medians[(what, "gateway")]
         print(
             f"{what:>8}: wall {b.wall / a.wall:.2f}x, controller CPU {b.cpu / a.cpu:.2f}x,"
