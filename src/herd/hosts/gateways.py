@@ -12,6 +12,11 @@ events back. The job carries the known_hosts lines herd has for the hosts it
 carries, so the gateway checks their keys against herd's files, not its own.
 A gateway whose chain goes on opens the next hop itself, the same way.
 
+A push or pull through a gateway goes by way of a private cache there
+(``herd.hosts.gateway_cache``): a push's files cross the link once before the
+gateway gets its hosts; a pull's land there, and each host's are fetched back
+into DEST/HOST as the host finishes.
+
 Work is delivered at most once: a gateway that dies or is cut off makes its
 unfinished hosts ``unreachable`` ("gateway gw1 lost after 12 s"), never run
 another way. Ctrl-C cancels each host, which the gateway passes on as a
