@@ -31,6 +31,7 @@ from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
 from herd.ftp.replies import Aborted, FtpReply
 from herd.ftp.session import DataTransfer, Session
+from herd.ftp.transfers import INLINE_BYTES
 from herd.ftp.upload import UploadDigest
 
 __all__ = ["TransferCommands"]
@@ -152,6 +153,7 @@ class TransferCommands(Session):
             send,
             unused=lambda: os.close(fd),
             outgoing=True,
+            small=not ascii_mode and size - offset <= INLINE_BYTES,
         )
 
     def _send_file(
@@ -441,7 +443,8 @@ class TransferCommands(Session):
             job.bytes = len(data)
             return 226, "Directory send OK."
 
-        self.start_transfer("Here comes the directory listing.", send, outgoing=True)
+        small = len(data) <= INLINE_BYTES
+        self.start_transfer("Here comes the directory listing.", send, outgoing=True, small=small)
 
     def stat_path(self, arg: str) -> None:
         self.need("list")
