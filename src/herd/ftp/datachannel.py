@@ -156,8 +156,7 @@ class PassiveListener:
             except OSError:  # none waiting (BlockingIOError), or a failure accept() will see
                 return None
             if same_address(peer[0], self.client_address):
-                conn.setblocking(True)
-                return conn
+                return conn  # blocking: accept4 without SOCK_NONBLOCK, no default timeout
             conn.close()  # someone else raced the client for the port: refuse them
 
     def close(self) -> None:
