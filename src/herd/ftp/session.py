@@ -1,12 +1,13 @@
 """One control connection: reading commands, replying, and running transfers beside it.
 
 The control connection stays responsive while data flows: each transfer runs
-in its own worker thread (``herd.ftp.transfers``), and the session keeps
-reading commands. ABOR, STAT and NOOP are answered at once during a transfer;
-QUIT and every other command wait for the transfer to end, as a client that
-pipelines expects. The command
-handlers themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and
-are gathered into ``herd.ftp.handler.FtpHandler``.
+in its own worker thread (``herd.ftp.transfers``; only one small enough to fit
+in the socket's buffer, whose client is already connected, is sent at once by
+the session), and the session keeps reading commands. ABOR, STAT and NOOP are
+answered at once during a transfer; QUIT and every other command wait for the
+transfer to end, as a client that pipelines expects. The command handlers
+themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and are
+gathered into ``herd.ftp.handler.FtpHandler``.
 """
 
 from __future__ import annotations
