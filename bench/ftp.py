@@ -557,17 +557,18 @@ def print_pair(
         mine, their_rounds = herd.rounds.get(clients), theirs.rounds.get(clients)
         if not mine or not their_rounds:
             continue
+        # Medians on both sides: herd-before runs the last round as often as herd does.
         best = min(r.wall for r in mine)
         cpu = statistics.median(r.server_cpu / r.clients for r in mine) * 1000
-        their_cpu = their_rounds[0].server_cpu / clients * 1000
+        their_cpu = statistics.median(r.server_cpu / r.clients for r in their_rounds) * 1000
         done = statistics.median(per_success(r) for r in mine)
-        their_done = per_success(their_rounds[0])
+        their_done = statistics.median(per_success(r) for r in their_rounds)
         print(
-            f"{clients:4d} clients wall {ratio(best, their_rounds[0].wall)}"
+            f"{clients:4d} clients wall {ratio(best, min(r.wall for r in their_rounds))}"
             f"  CPU/session {ratio(cpu, their_cpu)} ({cpu:.2f} vs {their_cpu:.2f} ms)"
             f"  per session that worked {ratio(done, their_done)}"
             f"  (herd failures {[r.failures for r in mine]};"
-            f" {other} failures {their_rounds[0].failures})"
+            f" {other} failures {[r.failures for r in their_rounds]})"
         )
     if herd.idle_held and theirs.idle_held:
         print(

@@ -400,6 +400,27 @@ def test_a_passive_connection_from_another_address_is_dropped(
     thief.close()
 
 
+def test_a_stranger_connected_before_the_client_and_its_retr_is_dropped(
+    ftp_server: RunningServer, ftp: ftplib.FTP
+) -> None:
+    """Both wait at the passive port when RETR comes (a small file, sent at once)."""
+    (ftp_server.home / "a").write_bytes(b"mine")
+    ftp.voidcmd("TYPE I")
+    host, port = ftp.makepasv()
+    thief = socket.socket()
+    thief.settimeout(5)
+    thief.bind(("127.0.0.2", 0))
+    thief.connect((host, port))
+    conn = socket.create_connection((host, port), timeout=5)
+    ftp.putcmd("RETR a")
+    assert ftp.getresp().startswith("150")
+    assert conn.recv(100) == b"mine"
+    conn.close()
+    assert ftp.getresp().startswith("226")
+    assert thief.recv(100) == b""  # closed without a byte
+    thief.close()
+
+
 def test_passive_ports_come_from_the_range_and_differ(tmp_path: Path) -> None:
     with running_server(tmp_path, passive_ports=(40000, 40100)) as running:
         clients = [running.client() for _ in range(5)]

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import re
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from herd.ftp.commands_security import TLS_FEATURES
 from herd.ftp.events import LoginEvent
-from herd.ftp.jail import PathRefused
+from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.listing import ALL_FACTS
 from herd.ftp.replies import FtpReply
 from herd.ftp.session import Session
 from herd.ftp.users import READ_ONLY, FtpUser, format_size
+
+if TYPE_CHECKING:
+    from herd.ftp.quota import QuotaAccount
 
 __all__ = ["ANONYMOUS_NAMES", "SessionCommands"]
 
@@ -97,23 +100,19 @@ class SessionCommands(Session):
             self.reply(421, "Too many failed logins from your address; try again later.")
             self.close_control()
             return
-        user = self.check_password(name, arg)
+        user, jail, account = self.check_password(name, arg)
         if user is None:
             self._login_failed(name, started)
+        self.account = account  # released at logout, or by reset_login if refused below
         user = self.server.known_user(user)
         if user.require_tls and not self.secure:  # only when the server has no TLS at all
             self.report(LoginEvent, user=name, ok=False, error="TLS required")
+            self.release_account()
             raise FtpReply(530, f"TLS required for {name}, and this server has no TLS set up.")
-        try:
-            jail = self.server.jail_for(user)
-        except PathRefused:
+        if jail is None:
             self.report(LoginEvent, user=name, ok=False, error="home missing")
-            raise FtpReply(530, "Login incorrect: your home directory is missing.") from None
-        if not self.anonymous_allowed(name):  # anonymous sessions are read-only
-            quota = self.server.quota
-            self.account = quota.known(user.name, user.quota) or self.server.on_helper(
-                quota.account, user.name, user.quota, jail.walk_size
-            )
+            self.release_account()
+            raise FtpReply(530, "Login incorrect: your home directory is missing.")
         self.user, self.user_name, self.jail, self.cwd = user, user.name, jail, "/"
         self.tls_required = self.settings.require_tls or user.require_tls
         self.report(LoginEvent, user=user.name, started=started, duration=time.time() - started)
@@ -133,12 +132,42 @@ class SessionCommands(Session):
         )
         raise FtpReply(530, "Login incorrect.")
 
-    def check_password(self, name: str, password: str) -> FtpUser | None:
+    def check_password(
+        self, name: str, password: str
+    ) -> tuple[FtpUser | None, Jail | None, QuotaAccount | None]:
+        """The user if the password is right, their jail (None: no home) and quota account.
+
+        All on one helper thread, in one hand-off: the password check (argon2 or its
+        cache, a database read), then the account (its usage, read or measured once).
+        Anonymous sessions are read-only: no account.
+        """
         if self.anonymous_allowed(name):
             root = self.settings.anonymous_root
             assert root is not None
-            return FtpUser(name="anonymous", home=root, quota=None, perms=READ_ONLY, locked=False)
-        return self.server.on_helper(self.server.users.authenticate, name, password)
+            user = FtpUser(name="anonymous", home=root, quota=None, perms=READ_ONLY, locked=False)
+            return user, self._jail_or_none(user), None
+        return self.server.on_helper(self._check_account, name, password)
+
+    def _check_account(
+        self, name: str, password: str
+    ) -> tuple[FtpUser | None, Jail | None, QuotaAccount | None]:
+        user = self.server.users.authenticate(name, password)
+        if user is None or (user.require_tls and not self.secure):
+            return user, None, None
+        jail = self._jail_or_none(user)
+        if jail is None:
+            return user, None, None
+        quota = self.server.quota
+        account = quota.known(user.name, user.quota) or quota.account(
+            user.name, user.quota, jail.walk_size
+        )
+        return user, jail, account
+
+    def _jail_or_none(self, user: FtpUser) -> Jail | None:
+        try:
+            return self.server.jail_for(user)
+        except PathRefused:
+            return None
 
     def cmd_ACCT(self, arg: str) -> None:
         self.reply(202, "ACCT not needed on this server.")

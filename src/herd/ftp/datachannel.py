@@ -147,6 +147,18 @@ class PassiveListener:
             conn.close()  # someone else raced the client for the port: refuse them
         raise DataRefused(425, "cannot open data connection: the client did not connect")
 
+    def accept_ready(self) -> socket.socket | None:
+        """The client's data connection if it is there already (no wait), else None."""
+        self._sock.setblocking(False)
+        while True:
+            try:
+                conn, peer = self._sock.accept()
+            except OSError:  # none waiting (BlockingIOError), or a failure accept() will see
+                return None
+            if same_address(peer[0], self.client_address):
+                return conn  # blocking: accept4 without SOCK_NONBLOCK, no default timeout
+            conn.close()  # someone else raced the client for the port: refuse them
+
     def close(self) -> None:
         self._sock.close()
 

@@ -1,12 +1,13 @@
 """One control connection: reading commands, replying, and running transfers beside it.
 
 The control connection stays responsive while data flows: each transfer runs
-in its own worker thread (``herd.ftp.transfers``), and the session keeps
-reading commands. ABOR, STAT and NOOP are answered at once during a transfer;
-QUIT and every other command wait for the transfer to end, as a client that
-pipelines expects. The command
-handlers themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and
-are gathered into ``herd.ftp.handler.FtpHandler``.
+in its own worker thread (``herd.ftp.transfers``; only one small enough to fit
+in the socket's buffer, whose client is already connected, is sent at once by
+the session), and the session keeps reading commands. ABOR, STAT and NOOP are
+answered at once during a transfer; QUIT and every other command wait for the
+transfer to end, as a client that pipelines expects. The command handlers
+themselves (``cmd_USER`` ...) live in the ``commands_*`` modules and are
+gathered into ``herd.ftp.handler.FtpHandler``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ __all__ = ["DataTransfer", "Flag", "Session"]
 log = logging.getLogger("herd.ftp")
 
 _TELNET_IAC = 0xFF
+# One read of the control connection. It blocks while the client is idle, holding its
+# buffer the while: small, so an idle session stays small (issue 19's bound is 20 KB),
+# and one read still takes a whole command line (a longer one takes a few reads).
+_READ_SIZE = 256
 # Commands answered at once while a transfer runs; the rest wait for it to end.
 _DURING_TRANSFER = frozenset({"ABOR", "STAT", "NOOP"})
 # Known verbs this server does not implement: 502, so clients fall back. (CCC would
@@ -241,17 +246,13 @@ class Session(Transfers, socketserver.BaseRequestHandler):
             if len(self._inbuf) > limit:
                 self._inbuf.clear()
                 self._discarding = True
-            # Wait first, then read: a recv() blocked in the kernel would hold a 4 KiB
-            # buffer per idle session (the issue's memory target is 20 KiB per session).
-            sock = self.sock  # TLS may hold decrypted bytes the kernel no longer has
-            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-            if not buffered and not self._client_spoke():
+            try:
+                data = self._tls_read() if self.secure else self.sock.recv(_READ_SIZE)
+            except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO: the idle timeout
                 if self.transfer is not None:
                     continue  # a long transfer keeps the control connection quiet
                 self.reply(421, "Idle timeout, closing control connection.")
                 return None
-            try:
-                data = self._tls_recv() if self.secure else self.sock.recv(4096)
             except OSError:
                 return None
             if data is None:
@@ -260,20 +261,19 @@ class Session(Transfers, socketserver.BaseRequestHandler):
                 return None
             self._inbuf += data
 
-    def _client_spoke(self) -> bool:
-        """Wait for the client's next bytes (or its close); False after the idle timeout.
+    def _tls_read(self) -> bytes | None:
+        """Wait for the client's next TLS record, then read what it decrypts to.
 
-        A one-byte peek blocked in the kernel (SO_RCVTIMEO bounds it) holds no
-        buffer and no poll object: an idle session costs only its thread. Under
-        TLS the peek sees the encrypted record, which is all a wait needs.
+        The wait is a one-byte peek blocked in the kernel (SO_RCVTIMEO bounds it:
+        BlockingIOError), which holds no buffer: a blocked TLS read would hold
+        one. The peek sees the encrypted record, which is all a wait needs.
         """
-        try:
-            socket.socket.recv(self.sock, 1, socket.MSG_PEEK)
-        except (BlockingIOError, TimeoutError):
-            return False
-        except OSError:
-            pass  # the read that follows reports it
-        return True
+        sock = self.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        if sock.pending() == 0:  # TLS may hold decrypted bytes the kernel no longer has
+            with contextlib.suppress(ConnectionError):  # the read that follows reports it
+                socket.socket.recv(sock, 1, socket.MSG_PEEK)
+        return self._tls_recv()
 
     @property
     def local_address(self) -> str:

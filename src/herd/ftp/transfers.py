@@ -2,10 +2,12 @@
 
 Each transfer runs in a thread of its own (reused from the last transfers when
 one waits), so the control connection stays responsive: ABOR, STAT and NOOP
-are answered while data flows. The data connection is opened here, under TLS
-in PROT P (resuming the control connection's TLS session), and closed the way
-the transfer ended: close_notify after a complete one, a bounded drain after a
-552 so the client reads it.
+are answered while data flows. (A listing or file of at most ``INLINE_BYTES``
+whose client connected before the command is sent by the session's own thread:
+it fits in the socket's buffer, so nothing waits on it.) The data connection is
+opened here, under TLS in PROT P (resuming the control connection's TLS
+session), and closed the way the transfer ended: close_notify after a complete
+one, a bounded drain after a 552 so the client reads it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ log = logging.getLogger("herd.ftp")
 
 # After a data connection is refused in PROT P, how long another (the client's) may come.
 _RETRY_AFTER_REFUSAL = 2.0
+# A transfer of at most this many bytes fits in a fresh connection's send buffer (Linux
+# starts one at tcp_wmem's 16 KiB): sent in the session's own thread when the client has
+# connected already, it cannot block, so the control connection is not kept waiting.
+INLINE_BYTES = 16 * 1024
 
 
 class Flag:
@@ -128,13 +134,18 @@ class Transfers:
         unused: Callable[[], None] = lambda: None,
         *,
         outgoing: bool = False,
+        small: bool = False,
     ) -> None:
         """Open the data connection and run ``work`` on it in a worker thread.
 
         ``work`` returns the final reply; it raises Aborted, Reply (552, 451 ...),
         TimeoutError (data idle) or OSError (the client dropped the connection).
         ``unused`` cleans up (closes the file, removes the temporary) when no data
-        connection came and ``work`` never ran.
+        connection came and ``work`` never ran. A ``small`` download (at most
+        ``INLINE_BYTES``) whose client has connected already (most clients connect
+        before they send the command) runs here instead: two thread hand-offs cost
+        more than the transfer itself, and it fits in the socket's send buffer, so
+        the control connection is not kept waiting on the client.
         """
         try:
             source = self.take_data_source()
@@ -145,6 +156,11 @@ class Transfers:
         job.description = opening
         job.outgoing = outgoing
         self.transfer = job
+        if small and self.data_protection != "P" and isinstance(source, PassiveListener):
+            ready = source.accept_ready()
+            if ready is not None:
+                self._run_transfer(job, source, opening, work, unused, connected=ready)
+                return
         try:
             # A bare thread, like the session's own (no Thread object and start-up handshake
             # per transfer), reused from the last transfers when one is waiting. The
@@ -165,11 +181,17 @@ class Transfers:
         opening: str,
         work: Callable[[socket.socket, DataTransfer], tuple[int, str]],
         unused: Callable[[], None],
+        *,
+        connected: socket.socket | None = None,
     ) -> None:
         timeout = self.server.settings.data_idle_timeout
         try:
             try:
-                sock = self._open_data(source, job, opening)
+                if connected is None:
+                    sock = self._open_data(source, job, opening)
+                else:
+                    sock = connected
+                    self.reply(150, opening)
             finally:
                 source.close()
             job.attach(sock)
