@@ -24,11 +24,13 @@ def chains_for(
 ) -> dict[str, tuple[Host, ...]]:
     """Each host's gateways, the first hop first, by host name; {} when none has any."""
     from herd.cli.targets import load_app_inventory
-    from herd.hosts.gateways import gateway_chain, gateway_names
+    from herd.hosts.options import gateway_names
 
     wanted = gateway_names(hosts)
     if not wanted:
         return {}
+    from herd.hosts.gateways import gateway_chain
+
     inventory = load_app_inventory(app, extra_vars)
     found: dict[str, Host] = {}
     while wanted:
@@ -46,7 +48,7 @@ def chains_for(
 
 def refuse_gateways(hosts: Sequence[Host], kind: str) -> None:
     """A push or pull does not go through gateways: say so rather than go direct."""
-    from herd.hosts.gateways import GATEWAY_VARIABLE
+    from herd.hosts.options import GATEWAY_VARIABLE
 
     behind = [h.name for h in hosts if h.vars.get(GATEWAY_VARIABLE)]
     if behind:

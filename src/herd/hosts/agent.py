@@ -29,9 +29,11 @@ from typing import Any
 from herd.core.events import HostFinished, encode
 from herd.core.model import Host, HostResult
 from herd.core.plain import typed
+from herd.errors import UsageError
 from herd.hosts.agent_pool import Pool, PooledConnector
 from herd.hosts.command import RemoteCommand
-from herd.hosts.connect import ConnectOptions
+from herd.hosts.connect import Connector
+from herd.hosts.options import ConnectOptions
 from herd.hosts.remote import run_on_host
 from herd.hosts.workers import job_from
 from herd.operation.agent_protocol import (
@@ -43,7 +45,7 @@ from herd.operation.agent_protocol import (
 from herd.operation.driver import HostWork, PerHost
 from herd.operation.fanout import error_result
 
-__all__ = ["AgentBusy", "hold_lock", "serve"]
+__all__ = ["AgentBusy", "check", "hold_lock", "serve"]
 
 log = logging.getLogger("herd.agent")
 
@@ -128,6 +130,8 @@ class _Agent:
         elif op == "stop":
             writer.write(message({"pid": os.getpid(), "stopping": True}))
             self.stopping.set()
+        elif op == "check":
+            writer.write(message(check(body)))
         elif op == "run":
             self.requests += 1
             await _Operation(self.pool, body).serve(reader, writer)
@@ -157,6 +161,28 @@ class _Agent:
             if not self.clients and not len(self.pool) and idle >= self.persist:
                 log.info("idle for %.1f s with no connection: exiting", idle)
                 self.stopping.set()
+
+
+def check(body: dict[str, Any]) -> dict[str, Any]:
+    """What ``Connector.preload`` finds for a command about to hand its hosts over: every
+    key, known_hosts and ssh config file read here, as the run will read them.
+
+    The answer is ``{"warnings": [...]}``, or ``{"refused": message, "kind": error class}``
+    for input that stops the command before anything is recorded. The files are read
+    from the client's directory (``cwd``), so the error names them as the client does:
+    the reading holds the event loop, and no other request sees the change.
+    """
+    connector = Connector(typed(ConnectOptions, body["options"]))
+    hosts: list[Host] = [typed(Host, host) for host in body["hosts"]]
+    home = Path.cwd()
+    os.chdir(str(body["cwd"]))
+    try:
+        connector.preload(hosts)
+    except UsageError as exc:
+        return {"refused": str(exc), "kind": type(exc).__name__}
+    finally:
+        os.chdir(home)
+    return {"warnings": connector.warnings}
 
 
 class _Operation:

@@ -21,6 +21,7 @@ from typing import Any
 from herd.core.events import EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain
+from herd.errors import ConfigError, SourceError, UsageError
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
@@ -30,9 +31,11 @@ from herd.operation.agent_protocol import (
 )
 from herd.operation.driver import HostWork
 
-__all__ = ["AgentRun", "AgentUnavailable", "ensure_agent", "request", "status"]
+__all__ = ["AgentRun", "AgentUnavailable", "check", "ensure_agent", "request", "status"]
 
 _START_BOUND = 30.0  # seconds a starting agent has to say it serves
+_CHECK_BOUND = 60.0  # seconds the agent has to read every key and known_hosts file
+_REFUSALS: dict[str, type[UsageError]] = {"ConfigError": ConfigError, "SourceError": SourceError}
 
 
 class AgentUnavailable(Exception):
@@ -56,6 +59,23 @@ def request(files: AgentFiles, body: dict[str, Any], timeout: float = 10.0) -> d
     if "error" in answer:
         raise AgentUnavailable(f"the agent refused: {answer['error']}")
     return answer
+
+
+def check(
+    options: dict[str, Any], hosts: list[dict[str, Any]], files: AgentFiles | None = None
+) -> list[str]:
+    """Have the agent read every key, known_hosts and ssh config file the hosts need (plain
+    ``ConnectOptions`` and ``Host`` data, their paths as given here), as the run it will
+    carry will: the warnings.
+
+    Input the agent refuses raises the same error, with the same line, as reading the
+    files in this process would; OSError or AgentUnavailable if the agent cannot answer.
+    """
+    body = {"op": "check", "options": options, "hosts": hosts, "cwd": str(Path.cwd())}
+    answer = request(files or agent_files(), body, timeout=_CHECK_BOUND)
+    if "refused" in answer:
+        raise _REFUSALS.get(str(answer.get("kind")), UsageError)(str(answer["refused"]))
+    return [str(warning) for warning in answer.get("warnings", ())]
 
 
 def ensure_agent(persist: float) -> int:

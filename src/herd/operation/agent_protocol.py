@@ -8,7 +8,9 @@ holds its pid) and ``agent.log``.
 
 The protocol is one JSON object per line, each way. A client opens the socket
 and sends one request: ``{"op": "hello"}``, ``{"op": "status"}``,
-``{"op": "stop"}``, or ``{"op": "run", ...}`` followed by ``{"op": "host",
+``{"op": "stop"}``, ``{"op": "check", "options": {...}, "hosts": [...]}`` (read
+every file the hosts' connections need now, answered with ``warnings`` or a
+``refused`` line), or ``{"op": "run", ...}`` followed by ``{"op": "host",
 "host": {...}}`` and ``{"op": "cancel", "host": NAME}`` lines; for a run the
 agent answers with the operation layer's own events (``herd.core.events``:
 ``host_output``, ``host_finished``), one per line, and a refusal is
