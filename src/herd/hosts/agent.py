@@ -35,6 +35,7 @@ from herd.hosts.command import RemoteCommand
 from herd.hosts.connect import Connector
 from herd.hosts.options import ConnectOptions
 from herd.hosts.remote import run_on_host
+from herd.hosts.ssh_config import SshMemo
 from herd.hosts.workers import job_from
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
@@ -131,7 +132,7 @@ class _Agent:
             writer.write(message({"pid": os.getpid(), "stopping": True}))
             self.stopping.set()
         elif op == "check":
-            writer.write(message(check(body)))
+            writer.write(message(check(body, self.pool.ssh_memo)))
         elif op == "run":
             self.requests += 1
             await _Operation(self.pool, body).serve(reader, writer)
@@ -163,7 +164,7 @@ class _Agent:
                 self.stopping.set()
 
 
-def check(body: dict[str, Any]) -> dict[str, Any]:
+def check(body: dict[str, Any], ssh_memo: SshMemo | None = None) -> dict[str, Any]:
     """What ``Connector.preload`` finds for a command about to hand its hosts over: every
     key, known_hosts and ssh config file read here, as the run will read them.
 
@@ -172,7 +173,7 @@ def check(body: dict[str, Any]) -> dict[str, Any]:
     from the client's directory (``cwd``), so the error names them as the client does:
     the reading holds the event loop, and no other request sees the change.
     """
-    connector = Connector(typed(ConnectOptions, body["options"]))
+    connector = Connector(typed(ConnectOptions, body["options"]), ssh_memo)
     hosts: list[Host] = [typed(Host, host) for host in body["hosts"]]
     home = Path.cwd()
     os.chdir(str(body["cwd"]))

@@ -26,7 +26,7 @@ from herd.hosts.hostkeys import (
     default_known_hosts,
 )
 from herd.hosts.options import ConnectOptions, HostKeyMode
-from herd.hosts.ssh_config import SshOptions, SshSettings
+from herd.hosts.ssh_config import SshMemo, SshOptions, SshSettings
 from herd.hosts.wire import batch_writes, skip_packet_logs
 from herd.operation.fanout import HostSlot, leaf_errors
 
@@ -400,11 +400,12 @@ class Connector:
     Shared by run, push and pull: ``async with connector.session(host) as conn``.
     """
 
-    def __init__(self, options: ConnectOptions) -> None:
+    def __init__(self, options: ConnectOptions, ssh_memo: SshMemo | None = None) -> None:
+        """``ssh_memo``: OpenSSH options evaluated by earlier operations (the agent's)."""
         self.options = options
         self.policy = HostKeyPolicy()
         self.keys = ClientKeys()
-        self.ssh = SshOptions(options.ssh_config)
+        self.ssh = SshOptions(options.ssh_config, ssh_memo)
         self._routes: dict[tuple[str, str | None], Route] = {}
 
     @property
