@@ -19,6 +19,7 @@ ssh (X11, multiplexing, escape characters, ...) are ignored quietly.
 from __future__ import annotations
 
 import contextvars
+import functools
 import getpass
 import hashlib
 import os
@@ -341,17 +342,34 @@ def ssh_argument_lines(host: Host, warn: Callable[[str], None]) -> tuple[str, ..
     The arguments are split as the shell would, so ``-J`` inside another
     option's value (a path such as ``/tmp/x-Jy/known_hosts``) is not a jump.
     """
+    texts = tuple(
+        text if isinstance(text, str) else None
+        for text in (host.vars.get(variable) for variable in ARGUMENT_VARIABLES)
+    )
+    try:
+        lines, notes = _argument_lines(texts)
+    except ValueError as exc:
+        raise ConfigError(f"{host.name}: {exc}") from None
+    for note in notes:
+        warn(note)
+    return lines
+
+
+@functools.lru_cache(maxsize=1024)
+def _argument_lines(texts: tuple[str | None, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``ssh_argument_lines`` of the variables' texts, and its warnings: most hosts of a
+    fleet share the same arguments, and the agent reads every host on every run."""
     lines: list[str] = []
-    for variable in ARGUMENT_VARIABLES:
-        text = host.vars.get(variable)
-        if not isinstance(text, str) or not text.strip():
+    notes: list[str] = []
+    for variable, text in zip(ARGUMENT_VARIABLES, texts, strict=True):
+        if text is None or not text.strip():
             continue
         try:
             words = shlex.split(text)
         except ValueError as exc:
-            raise ConfigError(f"{host.name}: {variable}: {exc}") from None
-        lines.extend(_lines(words, variable, warn))
-    return tuple(lines)
+            raise ValueError(f"{variable}: {exc}") from None
+        lines.extend(_lines(words, variable, notes.append))
+    return tuple(lines), tuple(notes)
 
 
 def _lines(words: list[str], variable: str, warn: Callable[[str], None]) -> Iterator[str]:
