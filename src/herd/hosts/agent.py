@@ -40,6 +40,7 @@ from herd.hosts.workers import job_from
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
+    LineBatch,
     message,
     read_message,
 )
@@ -204,12 +205,13 @@ class _Operation:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(message({"ok": True, "pid": os.getpid()}))
+        lines = LineBatch(writer)
+        send = _sender(lines)
         try:
             while line := await reader.readline():
                 body = read_message(line)
                 if body.get("op") == "host":
                     host: Host = typed(Host, body["host"])
-                    send = _sender(writer)
                     work = HostWork(_NoSlot(), send, bool(body.get("wants_output", True)))
                     self.tasks[host.name] = asyncio.create_task(self._one(host, work))
                 elif body.get("op") == "cancel":
@@ -220,6 +222,7 @@ class _Operation:
             for name in list(self.tasks):
                 self._cancel(name)
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            lines.flush()
 
     def _cancel(self, name: str) -> None:
         """Cancel a host's work once: a second cancel would cut short its stopping the
@@ -247,10 +250,9 @@ async def _run(
     return await run_on_host(host, command, connector, work)
 
 
-def _sender(writer: asyncio.StreamWriter) -> Callable[[Any], None]:
+def _sender(lines: LineBatch) -> Callable[[Any], None]:
     def send(event: Any) -> None:
-        if not writer.is_closing():
-            writer.write(encode(event).encode("utf-8") + b"\n")
+        lines.write(encode(event).encode("utf-8") + b"\n")
 
     return send
 

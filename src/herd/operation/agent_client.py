@@ -25,6 +25,7 @@ from herd.errors import ConfigError, SourceError, UsageError
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
+    LineBatch,
     agent_files,
     message,
     read_message,
@@ -137,6 +138,7 @@ class AgentRun:
         self._prepare = prepare
         self._files = files or agent_files()
         self._writer: asyncio.StreamWriter | None = None
+        self._lines: LineBatch | None = None  # every line after the first goes through it
         self._reading: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[Host, HostWork, asyncio.Future[HostResult]]] = {}
         self._dead = False
@@ -156,11 +158,14 @@ class AgentRun:
             writer.close()
             return self
         self._writer = writer
+        self._lines = LineBatch(writer)
         self._reading = asyncio.create_task(self._read(reader))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._writer is not None:
+            if self._lines is not None:
+                self._lines.flush()
             self._writer.close()
         if self._reading is not None:
             self._reading.cancel()
@@ -169,18 +174,18 @@ class AgentRun:
 
     async def run_host(self, host: Host, work: HostWork) -> HostResult:
         """``host``'s work, done by the agent; its output events go to ``work.emit``."""
-        if self._dead or self._writer is None:
+        if self._dead or self._writer is None or self._lines is None:
             return self._died(host)
         done: asyncio.Future[HostResult] = asyncio.get_running_loop().create_future()
         self._pending[host.name] = (host, work, done)
         wire = {"op": "host", "host": plain(self._prepare(host)), "wants_output": work.wants_output}
-        self._writer.write(message(wire))
+        self._lines.write(message(wire))
         try:
             return await done
         except asyncio.CancelledError:  # Ctrl-C: the agent stops the host's command
             self._pending.pop(host.name, None)
             if not self._writer.is_closing():
-                self._writer.write(message({"op": "cancel", "host": host.name}))
+                self._lines.write(message({"op": "cancel", "host": host.name}))
             raise
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
