@@ -3,6 +3,8 @@ engine, and the same refusals, with the same lines, as a run without the agent."
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,33 @@ def test_a_key_the_agent_cannot_read_stops_the_run_as_without_the_agent(
     assert agent_pid(private_agent) is not None  # it refused: it did not die
     with AuditLog(home / "operations.db", check_writable=False) as log:
         assert log.last_operation_id() == 1  # the warm-up run alone: nothing else recorded
+
+
+def test_relative_key_and_known_hosts_paths_reach_the_agent_from_the_command_lines_directory(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    shutil.copy(lab_fleet.client_key, tmp_path / "key")
+    (tmp_path / "key").chmod(0o600)
+    shutil.copy(lab_fleet.known_hosts, tmp_path / "known")
+    (tmp_path / "payload.txt").write_text("sent\n")
+    host = lab_fleet.host(lab_fleet.names()[0])
+    bare = tmp_path / "inventory.yml"
+    bare.write_text(f"all:\n  hosts:\n    one:\n      ansible_host: {host.address}\n"
+                    f"      ansible_port: {lab_fleet.port}\n")  # fmt: skip
+    relative = ["-u", lab_fleet.user, "--private-key", "key", "--known-hosts", "known"]
+    for args in (["run", "all", *relative, "--", "true"],
+                 ["push", "all", "payload.txt", "/tmp/", *relative]):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "herd", "--home", str(home), "-i", str(bare), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+    assert agent_pid(private_agent) is not None
+    status = herd(home, "agent", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert [c["host"] for c in json.loads(status.stdout)["connections"]] == ["one"]
