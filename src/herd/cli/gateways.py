@@ -1,7 +1,6 @@
 """Which hosts of an operation are reached through gateways (``herd_gateway``), and through which.
 
-``herd run`` hands them to ``herd.hosts.gateways``; push and pull do not go
-through gateways yet and refuse such hosts rather than reach them another way.
+``herd run``, ``herd push`` and ``herd pull`` hand them to ``herd.hosts.gateways``.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from contextlib import AbstractAsyncContextManager
 
 from herd.cli.context import AppContext
 from herd.core.model import Host
-from herd.errors import HerdError, UsageError
+from herd.errors import HerdError
 
-__all__ = ["chains_for", "refuse_gateways", "together", "via_detail"]
+__all__ = ["chains_for", "together", "via_detail"]
 
 Resources = Callable[[], AbstractAsyncContextManager[object]]
 
@@ -44,19 +43,6 @@ def chains_for(
             wanted |= gateway_names(matched) - found.keys()
     chains = {h.name: gateway_chain(h, found) for h in hosts}
     return {name: chain for name, chain in chains.items() if chain}
-
-
-def refuse_gateways(hosts: Sequence[Host], kind: str) -> None:
-    """A push or pull does not go through gateways: say so rather than go direct."""
-    from herd.hosts.options import GATEWAY_VARIABLE
-
-    behind = [h.name for h in hosts if h.vars.get(GATEWAY_VARIABLE)]
-    if behind:
-        more = f" and {len(behind) - 1} more" if len(behind) > 1 else ""
-        raise UsageError(
-            f"{behind[0]}{more}: reached through a gateway ({GATEWAY_VARIABLE}),"
-            f" which herd {kind} does not do yet; only herd run goes through gateways"
-        )
 
 
 def via_detail(chains: dict[str, tuple[Host, ...]]) -> dict[str, list[str]]:

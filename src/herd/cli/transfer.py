@@ -122,15 +122,17 @@ def _execute(
     The hosts are carried by worker processes, one per core, when there are
     enough of them (``herd.hosts.workers``), else in this process.
     """
-    from herd.cli.gateways import refuse_gateways
+    from herd.cli.gateways import chains_for, together, via_detail
     from herd.cli.operation import drive
     from herd.core.open_files import PULL_FILES, PUSH_FILES, SSH_HOST
     from herd.core.settings import load_settings
+    from herd.hosts.gateways import Gateways
     from herd.ui.sinks import transfer_sinks
 
     loaded = load_settings(app.paths.settings_file)
     hosts, connector, reader = reach(app, fleet, loaded.run)
-    refuse_gateways(hosts, job.kind)
+    chains = chains_for(app, hosts, fleet.extra_vars)
+    connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
     check_become(hosts, job.options.become)
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)
@@ -142,11 +144,16 @@ def _execute(
         fleet,
         job,
         connector=connector,
-        hosts=hosts,
+        hosts=[h for h in hosts if h.name not in chains],
         forks=plan.forks,
         display=display,
         agent=loaded.agent,
     )
+    detail: dict[str, object] = {"pick": fleet.pick} if fleet.pick else {}
+    if chains:
+        gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
+        per_host, resources = gateways.per_host, together(resources, gateways.running)
+        detail["via"] = via_detail(chains)
     batch = drive(
         app,
         plan,
@@ -155,7 +162,7 @@ def _execute(
         transfer_sinks(fleet.output_mode(progress=display.progress), reader, job.kind),
         record=not fleet.no_log,
         syslog=fleet.syslog_target(loaded.log),
-        detail={"pick": fleet.pick} if fleet.pick else None,
+        detail=detail or None,
         resources=resources,
     )
     return batch.exit_code
@@ -210,7 +217,8 @@ def push(app: AppContext, /, pattern: str, paths: tuple[str, ...], mkdir: bool, 
     skipped, so a re-run sends nothing. A symbolic link on the host below DEST
     is replaced, never written through (DEST itself may be a link to a
     directory). `{host}` in DEST becomes each host's inventory name (hosts
-    sharing one filesystem).
+    sharing one filesystem). Hosts behind a gateway (herd_gateway) get their
+    files from it: each file crosses to the gateway once.
     """
     from herd.hosts.transfer import PushJob
     from herd.hosts.transfer_plan import plan_push
@@ -239,7 +247,8 @@ def pull(app: AppContext, /, pattern: str, paths: tuple[str, ...], **opts: Any) 
     grows while it is read (a live log) is kept as it was when listed; one
     rewritten meanwhile fails. A source missing on a host is that host's
     error; the others carry on. `{host}` in a SRC becomes each host's
-    inventory name.
+    inventory name. Hosts behind a gateway (herd_gateway) land on the gateway
+    first, then here by the same rules.
     """
     from herd.hosts.transfer import PullJob
 

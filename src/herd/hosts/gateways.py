@@ -12,6 +12,11 @@ events back. The job carries the known_hosts lines herd has for the hosts it
 carries, so the gateway checks their keys against herd's files, not its own.
 A gateway whose chain goes on opens the next hop itself, the same way.
 
+A push or pull through a gateway goes by way of a private cache there
+(``herd.hosts.gateway_cache``): a push's files cross the link once before the
+gateway gets its hosts; a pull's land there, and each host's are fetched back
+into DEST/HOST as the host finishes.
+
 Work is delivered at most once: a gateway that dies or is cut off makes its
 unfinished hosts ``unreachable`` ("gateway gw1 lost after 12 s"), never run
 another way. Ctrl-C cancels each host, which the gateway passes on as a
@@ -35,7 +40,10 @@ from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain
 from herd.errors import ConfigError
 from herd.hosts.connect import Connector, HostFailure, connect, connection_lost
+from herd.hosts.gateway_cache import FETCHING, drop_cache, fetch_back, send_cache
 from herd.hosts.options import GATEWAY_VARIABLE, gateway_names
+from herd.hosts.sftp_ops import describe
+from herd.hosts.transfer import PullJob, PushJob
 from herd.hosts.workers import Carrier, Job, WorkerJob, control, host_for_worker, job_data
 from herd.operation.driver import HostWork, PerHost
 
@@ -88,8 +96,11 @@ class _Gateway(Carrier):
         name: str,
         conn: asyncssh.SSHClientConnection,
         process: asyncssh.SSHClientProcess[bytes],
+        cache: str | None = None,
     ) -> None:
         self._name = name
+        self._cache = cache  # a push's files or a pull's on the gateway, removed when it ends
+        self._fetching = asyncio.Semaphore(FETCHING)
         self._conn = conn
         self._process = process
         self._opened = time.monotonic()
@@ -104,6 +115,13 @@ class _Gateway(Carrier):
                 text = line.decode("utf-8", errors="replace").strip()
                 if text:
                     self._last_error = text[:200]
+
+    async def fetch_back(self, host: Host, result: HostResult, job: PullJob) -> HostResult:
+        """``host``'s pull, from the gateway's cache into ``job``'s DEST/HOST."""
+        if self._cache is None:
+            return result
+        async with self._fetching:
+            return await fetch_back(self._conn, result, host=host, cache=self._cache, job=job)
 
     def kill(self, exc: Exception) -> str:
         self._process.close()
@@ -125,6 +143,8 @@ class _Gateway(Carrier):
             async with asyncio.timeout(_STOP_GRACE):
                 await self._reader
         self._process.close()
+        if self._cache is not None:  # the gateway removes it; unless it died
+            await drop_cache(self._conn, self._cache)
         self._conn.close()
         self._errors.cancel()
         for task in (self._reader, self._errors):
@@ -182,7 +202,10 @@ class Gateways:
         if isinstance(gateway, _Closed):
             return HostResult(host.name, host.address, gateway.status, error=gateway.reason)
         via = [plain(_far(g)) for g in rest]
-        return await gateway.run(_far(host), work, via=via)
+        result = await gateway.run(_far(host), work, via=via)
+        if isinstance(self._job, PullJob) and result.status in (Status.OK, Status.ERROR):
+            return await gateway.fetch_back(host, result, self._job)
+        return result
 
     async def _open(self, gateway: Host) -> _Gateway | _Closed:
         try:
@@ -190,19 +213,32 @@ class Gateways:
         except HostFailure as failure:
             return _Closed(failure.status, f"gateway {gateway.name}: {failure.reason}")
         command = str(gateway.vars.get(COMMAND_VARIABLE) or DEFAULT_COMMAND)
+        job, cache = self._job, None
+        if isinstance(job, PushJob | PullJob):  # files cross this link once, not once per host
+            try:
+                cache, job = await send_cache(conn, job)
+            except (OSError, asyncssh.Error) as exc:
+                conn.close()
+                reason = f"gateway {gateway.name}: cannot send it the files: {describe(exc)}"
+                return _Closed(Status.ERROR, reason)
+            except BaseException:
+                conn.close()  # cancelled (Ctrl-C) while sending: the cache went with it
+                raise
         try:
             process = await conn.create_process(command, encoding=None)
         except (OSError, asyncssh.Error) as exc:
+            if cache is not None:
+                await drop_cache(conn, cache)
             conn.close()
             reason = f"gateway {gateway.name}: {connection_lost(exc)}"
             return _Closed(Status.UNREACHABLE, reason)
-        carrier = _Gateway(gateway.name, conn, process)
+        carrier = _Gateway(gateway.name, conn, process, cache)
         options = replace(
             self._connector.options, known_hosts=None, ssh_config=None, identity_files=()
         )
-        job: dict[str, Any] = job_data(WorkerJob(self._job, options))
+        data: dict[str, Any] = job_data(WorkerJob(job, options))
         lines = self._lines_for(gateway.name)
-        carrier.send(control("job", **job, known_hosts=lines))
+        carrier.send(control("job", **data, known_hosts=lines, cache=cache))
         return carrier
 
     def _lines_for(self, first_hop: str) -> list[str]:

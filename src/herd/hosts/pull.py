@@ -119,10 +119,13 @@ class Fetched:
     check: Check
 
 
-def _entry(path: str, attrs: asyncssh.SFTPAttrs) -> Remote:
+def _entry(path: str, attrs: asyncssh.SFTPAttrs, under: Parts = ()) -> Remote:
+    parts = remote_parts(path)
+    if parts[: len(under)] != under:
+        raise RefusedName(f"{path!r}: not under {'/'.join(('', *under))}")
     return Remote(
         path=path,
-        parts=remote_parts(path),
+        parts=parts[len(under) :],
         kind=attrs.type,
         size=attrs.size or 0,
         mode=stat.S_IMODE(attrs.permissions or 0o644),
@@ -194,9 +197,11 @@ class Landing(ABC):
 class _Pull(HostTransfer, Landing):
     """One host's pull: list what the sources name, then fetch each file."""
 
-    def __init__(self, *, tree: LocalTree, **common: Any) -> None:
+    def __init__(self, *, tree: LocalTree, under: str = "/", **common: Any) -> None:
         super().__init__(**common)
         self.tree = tree
+        # what lands under DEST/HOST: the remote path below ``under`` (all of it, by default)
+        self.under = remote_parts(under)
         self.problems: list[str] = []
         self.temps: set[tuple[Parts, str]] = set()  # (final, temporary name beside it)
 
@@ -267,9 +272,13 @@ class _Pull(HostTransfer, Landing):
             return
         seen.add(path)
         try:
-            item = _entry(path, attrs)
+            item = _entry(path, attrs, self.under)
         except RefusedName as exc:
             self.problems.append(f"{exc}: not fetched")
+            return
+        top = bool(self.under) and not item.parts  # DEST/HOST itself: made, never copied
+        if top and item.kind != asyncssh.FILEXFER_TYPE_DIRECTORY:
+            self.problems.append(f"{item.path}: not a directory")
             return
         if item.kind not in (
             asyncssh.FILEXFER_TYPE_REGULAR,
@@ -278,7 +287,8 @@ class _Pull(HostTransfer, Landing):
         ):
             self.problems.append(f"{item.path}: not a regular file, directory or link")
             return
-        entries.append(item)
+        if not top:
+            entries.append(item)
         if item.kind != asyncssh.FILEXFER_TYPE_DIRECTORY:
             return
         try:
@@ -477,24 +487,34 @@ async def pull_host(
     dest_dir: Path,
     options: TransferOptions,
     progress: TransferProgress,
+    under: str = "/",
 ) -> HostResult:
-    """Pull ``sources`` from ``host`` into ``dest_dir/<host>``; the result lists each file."""
+    """Pull ``sources`` from ``host`` into ``dest_dir/<host>``; the result lists each file.
+
+    What lands is each remote path below ``under``: a gateway's cache, fetched back
+    over the gateway's connection (which a stall then leaves open for its other hosts).
+    """
     started = time.monotonic()
     status, error = Status.OK, ""
     job: _Pull | ShellPull | None = None
+    sftp: asyncssh.SFTPClient | None = None
 
     async def hang_up() -> None:
-        conn.abort()
+        if under == "/":
+            conn.abort()
+        elif sftp is not None:
+            sftp.exit()
 
     dog = Watchdog(options.stall_timeout, hang_up)
     tree = LocalTree(dest_dir, host.name)
     try:
         async with dog:
             become = become_for(host, options.become)
-            sftp: asyncssh.SFTPClient | None = None
             try:
                 sftp = await open_sftp(conn, become)
             except NoSFTPServer as exc:  # never a dropped connection: that is not a fallback
+                if under != "/":
+                    raise TransferFailure(describe(exc)) from exc
                 from herd.hosts.shell_pull import ShellPull  # it builds on this module
 
                 job = ShellPull(
@@ -517,6 +537,7 @@ async def pull_host(
                     progress=progress,
                     dog=dog,
                     become=become,
+                    under=under,
                 )
             try:
                 await job.run(sources)

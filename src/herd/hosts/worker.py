@@ -25,8 +25,11 @@ from typing import Any
 from herd.core.events import BytesExpected, BytesMoved, Event, HostFinished, encode
 from herd.core.model import Host
 from herd.core.plain import typed
+from herd.errors import SourceError
 from herd.hosts.connect import Connector
+from herd.hosts.gateway_cache import check_cache, remove_cache
 from herd.hosts.gateways import Gateways
+from herd.hosts.remote import RunJob
 from herd.hosts.sshlib import run_loop
 from herd.hosts.transfer import HostJob
 from herd.hosts.workers import WorkerJob, control, job_from, read_line
@@ -164,6 +167,24 @@ async def _serve(messages_out: int) -> None:
     data = json.loads(first)
     setup = job_from(data)
     known_hosts = data.get("known_hosts")  # a gateway checks keys against herd's lines
+    cache = data.get("cache")  # a gateway's transfer: its files there, to check and remove
+    try:
+        if cache is not None:
+            if isinstance(setup.job, RunJob):
+                raise SourceError("a gateway cache came with a run")
+            await asyncio.to_thread(check_cache, setup.job, str(cache))
+        await _carry(setup, reader, send, known_hosts)
+    finally:
+        if cache is not None:
+            remove_cache(str(cache))
+        transport.close()
+
+
+async def _carry(
+    setup: WorkerJob, reader: asyncio.StreamReader, send: Send, known_hosts: list[str] | None
+) -> None:
+    """Carry hosts as the lines from the main process say, until it closes them."""
+    loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="herd-gateway-") as scratch:
         if known_hosts is not None:
             path = Path(scratch) / "known_hosts"
@@ -177,7 +198,6 @@ async def _serve(messages_out: int) -> None:
             await hosts.finish()
         finally:
             flusher.cancel()
-            transport.close()
 
 
 def main(label: str = "worker") -> int:
