@@ -26,11 +26,14 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
 
+    from herd.cli.fleet_options import FleetOptions
     from herd.core.model import Host, HostResult
+    from herd.core.settings import RunSettings
+    from herd.hosts.options import ConnectOptions
     from herd.operation.agent_protocol import AgentFiles
     from herd.operation.driver import HostWork, PerHost
 
-__all__ = ["agent", "agent_for", "through_agent"]
+__all__ = ["agent", "agent_for", "checked_by_agent", "through_agent"]
 
 _READY_BOUND = 25.0  # seconds the detached agent has to bind its socket
 _STOP_BOUND = 10.0  # seconds a stopped agent has to exit before it gets SIGTERM
@@ -53,15 +56,37 @@ def agent_for(no_agent: bool, settings: AgentSettings) -> int | None:
         return None
 
 
+def checked_by_agent(
+    pid: int, fleet: FleetOptions, settings: RunSettings, hosts: list[Host]
+) -> ConnectOptions | None:
+    """How to connect to ``hosts``, once the agent (pid ``pid``) has read every file they
+    need and this process has printed its warnings and asked its questions; None (with a
+    warning) if the agent cannot answer: then this process reads the files itself.
+    """
+    from herd.cli.fleet_options import ask_up_front, connect_options
+    from herd.core.plain import plain
+    from herd.hosts.options import host_for_worker
+    from herd.operation.agent_client import AgentUnavailable, check
+
+    options = connect_options(fleet, settings)
+    remote = [plain(host_for_worker(host)) for host in hosts if not host.local]
+    try:
+        warnings = check(plain(options.with_own_ssh_agent()), remote)
+    except (AgentUnavailable, OSError) as exc:
+        click.echo(f"herd: warning: the agent (pid {pid}): {exc}; connecting without it", err=True)
+        return None
+    return ask_up_front(fleet, settings, hosts, warnings, options)
+
+
 def through_agent(
     pid: int, setup: dict[str, Any], in_process: PerHost
 ) -> tuple[PerHost, Callable[[], AbstractAsyncContextManager[object]]]:
     """The per-host work handed to the agent (pid ``pid``) with ``setup``, and the link to it
     as the driver's resources; ``ansible_connection=local`` hosts stay ``in_process``."""
-    from herd.hosts.workers import host_for_worker
+    from herd.hosts.options import host_for_agent
     from herd.operation.agent_client import AgentRun
 
-    link = AgentRun(pid, setup, prepare=host_for_worker)
+    link = AgentRun(pid, setup, prepare=host_for_agent)
 
     def per_host(host: Host, work: HostWork) -> Awaitable[HostResult]:
         return in_process(host, work) if host.local else link.run_host(host, work)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from herd.core.settings import LogSettings, RunSettings
     from herd.hosts.become import Become
     from herd.hosts.connect import Connector
+    from herd.hosts.options import ConnectOptions
     from herd.operation.driver import Plan
     from herd.ui.sinks import OutputMode
 
@@ -34,15 +35,20 @@ __all__ = [
     "FleetOptions",
     "Reached",
     "SettingOption",
+    "Targets",
+    "ask_up_front",
     "become_options",
     "check_become",
     "confirm_many",
+    "connect_options",
+    "connector_for",
     "extra_vars_option",
     "fleet_options",
     "forks_within_open_files",
     "given_become",
     "prompt_secret",
     "reach",
+    "targets",
     "with_become_password",
 ]
 
@@ -361,15 +367,26 @@ class Reached(NamedTuple):
     reader: FoldReader
 
 
+class Targets(NamedTuple):
+    """The hosts an operation is about, and how their inventory folds."""
+
+    hosts: list[Host]
+    reader: FoldReader
+
+
 def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reached:
     """The hosts and a connector for them, with every question asked up front.
 
     Keys are read, the guard rail asked and the password prompted here, before
     the operation is recorded or any host contacted.
     """
+    hosts, reader = targets(app, fleet)
+    return Reached(hosts, connector_for(fleet, settings, hosts), reader)
+
+
+def targets(app: AppContext, fleet: FleetOptions) -> Targets:
+    """The hosts the pattern and ``--limit`` match (``--pick`` of them, named)."""
     from herd.cli.targets import select_targets
-    from herd.hosts.connect import ConnectOptions, Connector
-    from herd.hosts.hostkeys import HostKeyMode
 
     fleet.output_mode()  # two output formats at once: exit 2 before the inventory is read
     hosts, reader = select_targets(app, fleet.pattern, fleet.limit, fleet.extra_vars)
@@ -381,7 +398,24 @@ def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reache
         hosts = pick(hosts, fleet.pick)
         names = fold([h.name for h in hosts], reader)
         click.echo(f"herd: picked {len(hosts)} of {matched} hosts: {names}", err=True)
-    options = ConnectOptions(
+    return Targets(hosts, reader)
+
+
+def connector_for(fleet: FleetOptions, settings: RunSettings, hosts: list[Host]) -> Connector:
+    """A connector for ``hosts`` in this process, every file it needs read, the questions asked."""
+    from herd.hosts.connect import Connector
+
+    connector = Connector(connect_options(fleet, settings))
+    connector.preload(hosts)
+    connector.options = ask_up_front(fleet, settings, hosts, connector.warnings, connector.options)
+    return connector
+
+
+def connect_options(fleet: FleetOptions, settings: RunSettings) -> ConnectOptions:
+    """How to connect, from the command line over herd.toml (no password yet)."""
+    from herd.hosts.options import ConnectOptions, HostKeyMode
+
+    return ConnectOptions(
         connect_timeout=fleet.connect_timeout,
         host_keys=HostKeyMode(fleet.host_keys) if fleet.host_keys else None,
         known_hosts=fleet.known_hosts,
@@ -392,12 +426,20 @@ def reach(app: AppContext, fleet: FleetOptions, settings: RunSettings) -> Reache
         default_connect_timeout=settings.connect_timeout,
         default_host_keys=HostKeyMode(settings.host_keys),
     )
-    connector = Connector(options)
-    connector.preload(hosts)
-    for warning in connector.warnings:
+
+
+def ask_up_front(
+    fleet: FleetOptions,
+    settings: RunSettings,
+    hosts: list[Host],
+    warnings: list[str],
+    options: ConnectOptions,
+) -> ConnectOptions:
+    """Once the hosts' files are read: their warnings, the guard rail, the SSH password."""
+    for warning in warnings:
         click.echo(f"herd: warning: {warning}", err=True)
     limit = settings.confirm_over if fleet.confirm_over is None else fleet.confirm_over
     confirm_many(len(hosts), fleet.pattern, limit, fleet.yes)
     if fleet.ask_pass:
-        connector.options = replace(options, password=prompt_secret("SSH password"))
-    return Reached(hosts, connector, reader)
+        return replace(options, password=prompt_secret("SSH password"))
+    return options

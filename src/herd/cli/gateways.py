@@ -23,11 +23,13 @@ def chains_for(
 ) -> dict[str, tuple[Host, ...]]:
     """Each host's gateways, the first hop first, by host name; {} when none has any."""
     from herd.cli.targets import load_app_inventory
-    from herd.hosts.gateways import gateway_chain, gateway_names
+    from herd.hosts.options import gateway_names
 
     wanted = gateway_names(hosts)
     if not wanted:
         return {}
+    from herd.hosts.gateways import gateway_chain
+
     inventory = load_app_inventory(app, extra_vars)
     found: dict[str, Host] = {}
     while wanted:

@@ -14,7 +14,8 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,19 +28,26 @@ from herd.cli.fleet_options import (
     SettingOption,
     become_options,
     check_become,
+    connector_for,
     fleet_options,
     given_become,
-    reach,
+    targets,
     with_become_password,
 )
 from herd.core.sizes import parse_size
 from herd.errors import SourceError, UsageError
 
 if TYPE_CHECKING:
-    from herd.core.model import BatchResult
+    from herd.core.model import BatchResult, Host, HostResult
     from herd.hosts.become import Become
+    from herd.hosts.command import RemoteCommand
+    from herd.hosts.connect import Connector
+    from herd.hosts.options import ConnectOptions
+    from herd.operation.driver import HostWork, PerHost
 
 __all__ = ["RunRequest", "execute", "run", "run_batch"]
+
+Resources = Callable[[], AbstractAsyncContextManager[object]]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -90,7 +98,7 @@ def stdin_source(given: str | None) -> Iterator[Path | None]:
     try:
         if given != "-" and stat.S_ISREG(path.stat().st_mode):
             path.open("rb").close()  # readable: found now, not on every host
-            yield path
+            yield path.absolute()  # the agent reads it from another directory
             return
         source = sys.stdin.buffer if given == "-" else path.open("rb")
     except OSError as exc:
@@ -132,29 +140,39 @@ def execute(app: AppContext, request: RunRequest) -> int:
 
 
 def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchResult:
-    """``execute``'s work, recorded as an operation of ``kind`` (``shell`` for a shell line)."""
-    from herd.cli.agent import agent_for, through_agent
-    from herd.cli.gateways import chains_for, together, via_detail
+    """``execute``'s work, recorded as an operation of ``kind`` (``shell`` for a shell line).
+
+    When the agent carries the hosts (no gateway or worker process does), this
+    process reads no key and loads no SSH library: the agent reads the files and
+    answers with their warnings or the one line that stops the command.
+    """
+    from herd.cli.agent import agent_for, checked_by_agent
+    from herd.cli.gateways import chains_for
     from herd.cli.operation import drive
-    from herd.core.plain import plain
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
-    from herd.hosts.gateways import Gateways
-    from herd.hosts.remote import RunJob
-    from herd.hosts.workers import carriers
     from herd.ui.sinks import run_sinks
 
     loaded = load_settings(app.paths.settings_file)
     settings = merged(loaded.run, command_timeout=request.timeout, output_cap=request.output_cap)
     fleet = request.fleet
     with stdin_source(request.stdin) as stdin:
-        hosts, connector, reader = reach(app, fleet, settings)
+        hosts, reader = targets(app, fleet)
         chains = chains_for(app, hosts, fleet.extra_vars)
         if chains and stdin is not None:  # the file is here, the gateway there
             raise UsageError(
                 f"{next(iter(chains))}: reached through a gateway, where --stdin does not go yet"
             )
-        connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
+        # Kept connections serve the hosts herd's own process would carry (not those of
+        # worker processes asked for with --workers, nor gateways').
+        agent = None
+        if not chains and not request.workers and any(not host.local for host in hosts):
+            agent = agent_for(fleet.no_agent, loaded.agent)
+        checked = None if agent is None else checked_by_agent(agent, fleet, settings, hosts)
+        connector = None
+        if checked is None:
+            connector = connector_for(fleet, settings, hosts)
+            connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
         check_become(hosts, request.become)
         remote = RemoteCommand(
             command=request.command,
@@ -172,23 +190,19 @@ def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchR
             len(hosts),
             open_files=run_open_files(stdin is not None, fleet.out_dir is not None),
         )
-        job = RunJob(remote)
-        direct = [h for h in hosts if h.name not in chains]
-        per_host, resources = carriers(
-            job, connector, direct, forks=plan.forks, requested=request.workers, debug=app.debug
-        )
-        # Kept connections serve the hosts herd's own process would carry (not workers').
-        if resources is None and any(not host.local for host in direct):
-            pid = agent_for(fleet.no_agent, loaded.agent)
-            if pid is not None:
-                options = connector.options.with_own_ssh_agent()
-                setup = {"options": plain(options), "command": plain(remote)}
-                per_host, resources = through_agent(pid, setup, per_host)
         detail: dict[str, object] = {"pick": fleet.pick} if fleet.pick else {}
-        if chains:
-            gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
-            per_host, resources = gateways.per_host, together(resources, gateways.running)
-            detail["via"] = via_detail(chains)
+        resources: Resources | None
+        if agent is not None and checked is not None:
+            per_host, resources = _through_agent(agent, checked, remote)
+        else:
+            assert connector is not None  # made above whenever the agent does not carry them
+            per_host, resources = _carried_here(
+                app, request, remote, connector, hosts=hosts, chains=chains, forks=plan.forks
+            )
+            if chains:
+                from herd.cli.gateways import via_detail
+
+                detail["via"] = via_detail(chains)
         return drive(
             app,
             plan,
@@ -200,6 +214,56 @@ def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchR
             detail=detail or None,
             resources=resources,
         )
+
+
+def _through_agent(
+    pid: int, options: ConnectOptions, remote: RemoteCommand
+) -> tuple[PerHost, Resources]:
+    """The hosts handed to the agent; ``ansible_connection=local`` ones run here (only
+    they load the engine)."""
+    from herd.cli.agent import through_agent
+    from herd.core.plain import plain
+
+    made: list[PerHost] = []
+
+    def local(host: Host, work: HostWork) -> Awaitable[HostResult]:
+        if not made:
+            from herd.hosts.connect import Connector
+            from herd.hosts.remote import RunJob
+
+            made.append(RunJob(remote).per_host(Connector(options)))
+        return made[0](host, work)
+
+    setup = {"options": plain(options.for_agent()), "command": plain(remote)}
+    return through_agent(pid, setup, local)
+
+
+def _carried_here(
+    app: AppContext,
+    request: RunRequest,
+    remote: RemoteCommand,
+    connector: Connector,
+    *,
+    hosts: list[Host],
+    chains: dict[str, tuple[Host, ...]],
+    forks: int,
+) -> tuple[PerHost, Resources | None]:
+    """The hosts carried by this process, its worker processes and the gateways."""
+    from herd.hosts.remote import RunJob
+    from herd.hosts.workers import carriers
+
+    job = RunJob(remote)
+    direct = [h for h in hosts if h.name not in chains]
+    per_host, resources = carriers(
+        job, connector, direct, forks=forks, requested=request.workers, debug=app.debug
+    )
+    if not chains:
+        return per_host, resources
+    from herd.cli.gateways import together
+    from herd.hosts.gateways import Gateways
+
+    gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
+    return gateways.per_host, together(resources, gateways.running)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

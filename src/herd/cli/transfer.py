@@ -191,7 +191,7 @@ def _carriers(
     if pid is None:
         return carriers(job, connector, hosts, forks=forks, requested=display.workers,
                         debug=app.debug)  # fmt: skip
-    options = connector.options.with_own_ssh_agent()
+    options = connector.options.for_agent()
     setup = {"job": job_data(WorkerJob(absolute(sized_job), options))}
     return through_agent(pid, setup, sized_job.per_host(connector))
 

@@ -122,13 +122,25 @@ def _scalar(hint: Any, data: object) -> Any:
 def _dataclass(cls: type[T], data: object) -> T:
     if not isinstance(data, dict):
         raise PlainError(f"expected a {cls.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if not spec.init or spec.name not in data:
-            continue
-        values[spec.name] = typed(hints[spec.name], data[spec.name])
+    for name, hint in _init_hints(cls):
+        if name in data:
+            values[name] = typed(hint, data[name])
     try:
         return cls(**values)
     except TypeError as exc:
         raise PlainError(f"{cls.__name__}: {exc}") from None
+
+
+# Each dataclass's init fields and their resolved types: resolving the annotations is
+# most of the cost of reading a host, and a class's never change.
+_INIT_HINTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _init_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    found = _INIT_HINTS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        fields = dataclasses.fields(cls)
+        found = _INIT_HINTS[cls] = tuple((f.name, hints[f.name]) for f in fields if f.init)
+    return found

@@ -1,9 +1,11 @@
 """The SSH engine: one asyncio event loop, bounded fan-out, a result per host.
 
-Importing any part of it loads asyncssh through ``sshlib``'s cheap-import shim
-first, so every module here can simply ``import asyncssh``.
+Importing it imports no SSH library: ``sshlib.probe_cheaply`` only makes the
+first ``import asyncssh`` of the process cheap, wherever it happens, so every
+module here can simply ``import asyncssh``, and the plain data modules
+(``options``, ``command``, ``become``) stay free of it for the command line.
 """
 
-from herd.hosts.sshlib import load_asyncssh
+from herd.hosts.sshlib import probe_cheaply
 
-load_asyncssh()
+probe_cheaply()

@@ -29,21 +29,25 @@ from typing import Any
 from herd.core.events import HostFinished, encode
 from herd.core.model import Host, HostResult
 from herd.core.plain import typed
+from herd.errors import UsageError
 from herd.hosts.agent_pool import Pool, PooledConnector
 from herd.hosts.command import RemoteCommand
-from herd.hosts.connect import ConnectOptions
+from herd.hosts.connect import Connector
+from herd.hosts.options import ConnectOptions
 from herd.hosts.remote import run_on_host
+from herd.hosts.ssh_config import SshMemo
 from herd.hosts.workers import job_from
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
+    LineBatch,
     message,
     read_message,
 )
 from herd.operation.driver import HostWork, PerHost
 from herd.operation.fanout import error_result
 
-__all__ = ["AgentBusy", "hold_lock", "serve"]
+__all__ = ["AgentBusy", "check", "hold_lock", "serve"]
 
 log = logging.getLogger("herd.agent")
 
@@ -128,6 +132,8 @@ class _Agent:
         elif op == "stop":
             writer.write(message({"pid": os.getpid(), "stopping": True}))
             self.stopping.set()
+        elif op == "check":
+            writer.write(message(check(body, self.pool.ssh_memo)))
         elif op == "run":
             self.requests += 1
             await _Operation(self.pool, body).serve(reader, writer)
@@ -159,6 +165,28 @@ class _Agent:
                 self.stopping.set()
 
 
+def check(body: dict[str, Any], ssh_memo: SshMemo | None = None) -> dict[str, Any]:
+    """What ``Connector.preload`` finds for a command about to hand its hosts over: every
+    key, known_hosts and ssh config file read here, as the run will read them.
+
+    The answer is ``{"warnings": [...]}``, or ``{"refused": message, "kind": error class}``
+    for input that stops the command before anything is recorded. The files are read
+    from the client's directory (``cwd``), so the error names them as the client does:
+    the reading holds the event loop, and no other request sees the change.
+    """
+    connector = Connector(typed(ConnectOptions, body["options"]), ssh_memo)
+    hosts: list[Host] = [typed(Host, host) for host in body["hosts"]]
+    home = Path.cwd()
+    os.chdir(str(body["cwd"]))
+    try:
+        connector.preload(hosts)
+    except UsageError as exc:
+        return {"refused": str(exc), "kind": type(exc).__name__}
+    finally:
+        os.chdir(home)
+    return {"warnings": connector.warnings}
+
+
 class _Operation:
     """One client's operation (a run, a push, a pull): its hosts' work on kept connections,
     their events back to it."""
@@ -177,12 +205,13 @@ class _Operation:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(message({"ok": True, "pid": os.getpid()}))
+        lines = LineBatch(writer)
+        send = _sender(lines)
         try:
             while line := await reader.readline():
                 body = read_message(line)
                 if body.get("op") == "host":
                     host: Host = typed(Host, body["host"])
-                    send = _sender(writer)
                     work = HostWork(_NoSlot(), send, bool(body.get("wants_output", True)))
                     self.tasks[host.name] = asyncio.create_task(self._one(host, work))
                 elif body.get("op") == "cancel":
@@ -193,6 +222,7 @@ class _Operation:
             for name in list(self.tasks):
                 self._cancel(name)
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            lines.flush()
 
     def _cancel(self, name: str) -> None:
         """Cancel a host's work once: a second cancel would cut short its stopping the
@@ -220,10 +250,9 @@ async def _run(
     return await run_on_host(host, command, connector, work)
 
 
-def _sender(writer: asyncio.StreamWriter) -> Callable[[Any], None]:
+def _sender(lines: LineBatch) -> Callable[[Any], None]:
     def send(event: Any) -> None:
-        if not writer.is_closing():
-            writer.write(encode(event).encode("utf-8") + b"\n")
+        lines.write(encode(event).encode("utf-8") + b"\n")
 
     return send
 

@@ -26,6 +26,7 @@ import asyncssh
 from herd.core.model import Host
 from herd.core.open_files import RESERVE, SSH_HOST, open_now, raise_soft_limit
 from herd.hosts.connect import ConnectOptions, Connector
+from herd.hosts.ssh_config import SshMemo
 from herd.operation.fanout import HostSlot
 
 __all__ = ["Kept", "Pool", "PooledConnector"]
@@ -118,6 +119,7 @@ class Pool:
         self.capacity = capacity if capacity is not None else max(1, room // SSH_HOST)
         self._kept: dict[str, list[Kept]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.ssh_memo = SshMemo()  # each host's OpenSSH options, evaluated once, not per run
 
     def __len__(self) -> int:
         return sum(len(kept) for kept in self._kept.values())
@@ -206,7 +208,7 @@ class PooledConnector(Connector):
     """A connector whose sessions borrow the pool's connections instead of opening their own."""
 
     def __init__(self, options: ConnectOptions, pool: Pool) -> None:
-        super().__init__(options)
+        super().__init__(options, pool.ssh_memo)
         self.pool = pool
 
     def session(self, host: Host, slot: HostSlot | None = None) -> _Borrowed:  # type: ignore[override]

@@ -11,7 +11,7 @@ import asyncio
 import errno
 import os
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
@@ -20,13 +20,13 @@ from herd.core.model import Host, Status
 from herd.errors import SourceError
 from herd.hosts.algorithms import first_contact_host_key_algs, preferred_ciphers
 from herd.hosts.hostkeys import (
-    HostKeyMode,
     HostKeyPolicy,
     HostKeyVerdict,
     KnownHostsFiles,
     default_known_hosts,
 )
-from herd.hosts.ssh_config import SshOptions, SshSettings
+from herd.hosts.options import ConnectOptions, HostKeyMode
+from herd.hosts.ssh_config import SshMemo, SshOptions, SshSettings
 from herd.hosts.wire import batch_writes, skip_packet_logs
 from herd.operation.fanout import HostSlot, leaf_errors
 
@@ -54,37 +54,6 @@ class HostFailure(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectOptions:
-    """How to connect, the same for every host of one operation.
-
-    ``None`` in the first group means "not given on herd's command line": the
-    host's OpenSSH options decide, then the ``default_`` value (herd.toml).
-    ``user``, ``port`` and ``identity_files`` (``-u``, ``--port``,
-    ``--private-key``) apply to hosts whose inventory names none, as Ansible's do.
-    """
-
-    connect_timeout: float | None = None
-    host_keys: HostKeyMode | None = None
-    known_hosts: Path | None = None  # overrides Host.known_hosts and the ssh options
-    password: str | None = field(default=None, repr=False)  # from -k/--ask-pass
-    agent: bool = True  # use ssh-agent when SSH_AUTH_SOCK is set
-    agent_path: str | None = None  # the ssh-agent socket (None: $SSH_AUTH_SOCK); herd's agent
-    # is handed its client's, which may differ from its own
-    ssh_config: tuple[Path, ...] | None = None  # -F; None: ~/.ssh/config, /etc/ssh/ssh_config
-    user: str | None = None
-    port: int | None = None
-    identity_files: tuple[str, ...] = ()
-    default_connect_timeout: float = 10.0
-    default_host_keys: HostKeyMode = HostKeyMode.STRICT
-
-    def with_own_ssh_agent(self) -> ConnectOptions:
-        """These options with this process's ssh-agent socket named, for another process
-        (herd's agent) whose own environment may name another, or none."""
-        path = self.agent_path or os.environ.get("SSH_AUTH_SOCK")
-        return replace(self, agent=bool(self.agent and path), agent_path=path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,11 +400,12 @@ class Connector:
     Shared by run, push and pull: ``async with connector.session(host) as conn``.
     """
 
-    def __init__(self, options: ConnectOptions) -> None:
+    def __init__(self, options: ConnectOptions, ssh_memo: SshMemo | None = None) -> None:
+        """``ssh_memo``: OpenSSH options evaluated by earlier operations (the agent's)."""
         self.options = options
         self.policy = HostKeyPolicy()
         self.keys = ClientKeys()
-        self.ssh = SshOptions(options.ssh_config)
+        self.ssh = SshOptions(options.ssh_config, ssh_memo)
         self._routes: dict[tuple[str, str | None], Route] = {}
 
     @property

@@ -41,6 +41,7 @@ from herd.core.plain import plain
 from herd.errors import ConfigError
 from herd.hosts.connect import Connector, HostFailure, connect, connection_lost
 from herd.hosts.gateway_cache import FETCHING, drop_cache, fetch_back, send_cache
+from herd.hosts.options import GATEWAY_VARIABLE, gateway_names
 from herd.hosts.sftp_ops import describe
 from herd.hosts.transfer import PullJob, PushJob
 from herd.hosts.workers import Carrier, Job, WorkerJob, control, host_for_worker, job_data
@@ -56,15 +57,9 @@ __all__ = [
     "known_lines",
 ]
 
-GATEWAY_VARIABLE = "herd_gateway"
 COMMAND_VARIABLE = "herd_gateway_command"
 DEFAULT_COMMAND = "herd gateway"
 _STOP_GRACE = 10.0  # seconds a gateway gets to end its hosts once told to stop
-
-
-def gateway_names(hosts: Iterable[Host]) -> set[str]:
-    """The names the hosts' ``herd_gateway`` variables give."""
-    return {str(h.vars[GATEWAY_VARIABLE]) for h in hosts if h.vars.get(GATEWAY_VARIABLE)}
 
 
 def gateway_chain(host: Host, gateways: Mapping[str, Host]) -> tuple[Host, ...]:

@@ -16,13 +16,13 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import asyncssh
 
 from herd.core.model import Status
 from herd.errors import ConfigError
+from herd.hosts.options import HostKeyMode
 
 __all__ = [
     "HostKeyMode",
@@ -31,33 +31,6 @@ __all__ = [
     "KnownHostsFiles",
     "default_known_hosts",
 ]
-
-
-class HostKeyMode(StrEnum):
-    """What to do with a host key known_hosts does not list."""
-
-    STRICT = "strict"
-    ACCEPT_NEW = "accept-new"
-    OFF = "off"
-
-    @classmethod
-    def parse(cls, value: str, where: str = "--host-keys") -> HostKeyMode:
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise ConfigError(f"{where} {value!r}: choose one of {choices}") from None
-
-    @classmethod
-    def from_openssh(cls, value: str) -> HostKeyMode | None:
-        """OpenSSH's ``StrictHostKeyChecking``: yes, accept-new, no/off; ask has no terminal."""
-        return {
-            "yes": cls.STRICT,
-            "ask": cls.STRICT,
-            "accept-new": cls.ACCEPT_NEW,
-            "no": cls.OFF,
-            "off": cls.OFF,
-        }.get(value.lower())
 
 
 def default_known_hosts() -> Path:

@@ -19,9 +19,11 @@ ssh (X11, multiplexing, escape characters, ...) are ignored quietly.
 from __future__ import annotations
 
 import contextvars
+import functools
 import getpass
 import hashlib
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +38,7 @@ from herd.core.model import Host
 from herd.core.paths import runtime_dir
 from herd.errors import ConfigError
 
-__all__ = ["SshOptions", "SshSettings", "ssh_argument_lines"]
+__all__ = ["SshMemo", "SshOptions", "SshSettings", "ssh_argument_lines"]
 
 SYSTEM_CONFIG = Path("/etc/ssh/ssh_config")
 SYSTEM_KNOWN_HOSTS = (Path("/etc/ssh/ssh_known_hosts"), Path("/etc/ssh/ssh_known_hosts2"))
@@ -130,7 +132,8 @@ class SshOptions:
     (``~/.ssh/config`` when readable, then ``/etc/ssh/ssh_config``).
     """
 
-    def __init__(self, files: Sequence[Path] | None = None) -> None:
+    def __init__(self, files: Sequence[Path] | None = None, memo: SshMemo | None = None) -> None:
+        """``memo`` keeps evaluations past this operation, for a process that serves many."""
         if files is None:
             user = Path("~/.ssh/config").expanduser()
             files = [p for p in (user, SYSTEM_CONFIG) if os.access(p, os.R_OK)]
@@ -138,6 +141,8 @@ class SshOptions:
         self.warnings: list[str] = []
         self._generated: dict[tuple[str, ...], str] = {}
         self._settings: dict[tuple[object, ...], SshSettings] = {}
+        self._memo = memo
+        self._contents: str | None = None  # the files' fingerprint, once the memo needs it
 
     def for_host(self, host: Host, user: str | None, port: int | None) -> SshSettings:
         """The settings for ``host`` reached as ``user`` on ``port`` (None: not chosen yet)."""
@@ -145,12 +150,33 @@ class SshOptions:
         key = (host.address, user, port, lines)
         found = self._settings.get(key)
         if found is None:
-            found = self._settings[key] = self._evaluate(host, user, port, lines)
+            found = self._settings[key] = self._remembered(host, user, port, lines)
         return found
+
+    def _remembered(
+        self, host: Host, user: str | None, port: int | None, lines: tuple[str, ...]
+    ) -> SshSettings:
+        """``_evaluate``, or what it gave for the same host and the same files' contents."""
+        if self._memo is not None and self._contents is None:
+            self._contents = _fingerprint(self.files) or ""
+        if self._memo is None or not self._contents:
+            settings, notes = self._evaluate(host, user, port, lines)
+        else:
+            key = (self._contents, host.address, user, port, lines)
+            entry = self._memo.get(key)
+            if entry is None:
+                entry = self._memo.put(key, self._evaluate(host, user, port, lines))
+            elif lines:
+                self._generated_file(lines)  # still there for asyncssh to read
+            settings, notes = entry
+        for note in notes:
+            self._warn(note)
+        return settings
 
     def _evaluate(
         self, host: Host, user: str | None, port: int | None, lines: tuple[str, ...]
-    ) -> SshSettings:
+    ) -> tuple[SshSettings, tuple[str, ...]]:
+        """The settings, and what in the options herd does not follow."""
         paths = ([self._generated_file(lines)] if lines else []) + list(self.files)
         unknown: set[str] = set()
         with _noting_unknown(unknown):
@@ -161,10 +187,12 @@ class SshOptions:
                 )  # fmt: skip
             except (ConfigParseError, OSError) as exc:
                 raise ConfigError(f"ssh config for {host.name}: {exc}") from exc
-        for option in sorted(unknown - _QUIET):
-            where = "the inventory's ssh arguments" if lines else "the ssh config"
-            self._warn(f"ssh option {_NAMES.get(option, option)} ({where}) is not supported")
-        return _settings(config, tuple(paths))
+        where = "the inventory's ssh arguments" if lines else "the ssh config"
+        notes = tuple(
+            f"ssh option {_NAMES.get(option, option)} ({where}) is not supported"
+            for option in sorted(unknown - _QUIET)
+        )
+        return _settings(config, tuple(paths)), notes
 
     def _generated_file(self, lines: tuple[str, ...]) -> str:
         """The command-line options as a config file asyncssh reads first.
@@ -191,6 +219,69 @@ class SshOptions:
         warning = f"{text}; herd ignores it"
         if warning not in self.warnings:
             self.warnings.append(warning)
+
+
+class SshMemo:
+    """Evaluations of OpenSSH's options kept across operations, by the agent.
+
+    An entry is found only for the same host, user, port and inventory arguments, and
+    the same contents of the config files and of those they include.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._entries: dict[tuple[object, ...], tuple[SshSettings, tuple[str, ...]]] = {}
+        self._limit = limit
+
+    def get(self, key: tuple[object, ...]) -> tuple[SshSettings, tuple[str, ...]] | None:
+        return self._entries.get(key)
+
+    def put(
+        self, key: tuple[object, ...], entry: tuple[SshSettings, tuple[str, ...]]
+    ) -> tuple[SshSettings, tuple[str, ...]]:
+        if len(self._entries) >= self._limit:  # contents that changed leave stale entries
+            self._entries.clear()
+        self._entries[key] = entry
+        return entry
+
+
+_INCLUDE = re.compile(rb"^[ \t]*include[ \t=]+(.*)$", re.IGNORECASE | re.MULTILINE)
+_INCLUDE_DEPTH = 16  # as deep as OpenSSH follows Include
+
+
+def _fingerprint(files: Sequence[str]) -> str | None:
+    """The config files' contents, and those of the files they ``Include`` (found as
+    asyncssh finds them), hashed; None when one cannot be read or named."""
+    digest = hashlib.sha256()
+    pending = [(Path(name), 0) for name in reversed(files)]
+    while pending:
+        path, depth = pending.pop()
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        digest.update(f"{len(str(path))}:{path}{len(data)}:".encode() + data)
+        for match in _INCLUDE.finditer(data):
+            included = _included(match.group(1).decode("utf-8", "replace"))
+            if included is None or depth >= _INCLUDE_DEPTH:
+                return None
+            pending.extend((p, depth + 1) for p in reversed(included))
+    return digest.hexdigest()
+
+
+def _included(arguments: str) -> list[Path] | None:
+    """The files an ``Include`` line names, in asyncssh's order; None if it quotes a name."""
+    if '"' in arguments or "'" in arguments:
+        return None
+    found: list[Path] = []
+    for pattern in arguments.split():
+        path = Path(pattern).expanduser()
+        base, rest = (
+            (Path(path.anchor), str(Path(*path.parts[1:])))
+            if path.anchor
+            else (Path("~", ".ssh").expanduser(), pattern)
+        )
+        found.extend(p for p in base.glob(rest) if p.is_file())
+    return found
 
 
 @contextmanager
@@ -251,17 +342,34 @@ def ssh_argument_lines(host: Host, warn: Callable[[str], None]) -> tuple[str, ..
     The arguments are split as the shell would, so ``-J`` inside another
     option's value (a path such as ``/tmp/x-Jy/known_hosts``) is not a jump.
     """
+    texts = tuple(
+        text if isinstance(text, str) else None
+        for text in (host.vars.get(variable) for variable in ARGUMENT_VARIABLES)
+    )
+    try:
+        lines, notes = _argument_lines(texts)
+    except ValueError as exc:
+        raise ConfigError(f"{host.name}: {exc}") from None
+    for note in notes:
+        warn(note)
+    return lines
+
+
+@functools.lru_cache(maxsize=1024)
+def _argument_lines(texts: tuple[str | None, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``ssh_argument_lines`` of the variables' texts, and its warnings: most hosts of a
+    fleet share the same arguments, and the agent reads every host on every run."""
     lines: list[str] = []
-    for variable in ARGUMENT_VARIABLES:
-        text = host.vars.get(variable)
-        if not isinstance(text, str) or not text.strip():
+    notes: list[str] = []
+    for variable, text in zip(ARGUMENT_VARIABLES, texts, strict=True):
+        if text is None or not text.strip():
             continue
         try:
             words = shlex.split(text)
         except ValueError as exc:
-            raise ConfigError(f"{host.name}: {variable}: {exc}") from None
-        lines.extend(_lines(words, variable, warn))
-    return tuple(lines)
+            raise ValueError(f"{variable}: {exc}") from None
+        lines.extend(_lines(words, variable, notes.append))
+    return tuple(lines), tuple(notes)
 
 
 def _lines(words: list[str], variable: str, warn: Callable[[str], None]) -> Iterator[str]:

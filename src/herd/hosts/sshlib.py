@@ -1,24 +1,29 @@
-"""Import asyncssh once, cheaply, and choose the event loop (uvloop where it installs).
+"""Import asyncssh cheaply, when first needed, and choose the event loop (uvloop where it
+installs).
 
 ``import asyncssh`` probes for the optional liboqs and nettle libraries with
 ``ctypes.util.find_library``, which forks ``ldconfig`` and ``gcc`` on Linux and
-costs about a tenth of a second of every run. During that one import the probe
-looks for the library files in the usual directories instead: same answer for
-an installed library, no child processes.
+costs about a tenth of a second of every run. ``probe_cheaply`` puts a finder
+before Python's own: during the one import of asyncssh, wherever it comes from,
+the probe looks for the library files in the usual directories instead (same
+answer for an installed library, no child processes). Nothing is imported
+before a module needs asyncssh: a run handed to the agent never loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes.util
 import glob
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["load_asyncssh", "new_event_loop", "run_loop"]
+__all__ = ["load_asyncssh", "new_event_loop", "probe_cheaply", "run_loop"]
 
 T = TypeVar("T")
 
@@ -47,18 +52,57 @@ def _find_library_without_forking(name: str) -> str | None:
     return None
 
 
+class _CheapProbeLoader(importlib.abc.Loader):
+    """asyncssh's own loader, run with the library probe that does not fork."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        import ctypes.util
+
+        original = ctypes.util.find_library
+        ctypes.util.find_library = _find_library_without_forking
+        try:
+            self._loader.exec_module(module)
+        finally:
+            ctypes.util.find_library = original
+            module.__loader__ = self._loader
+            if module.__spec__ is not None:
+                module.__spec__.loader = self._loader
+
+
+class _CheapProbeFinder(importlib.abc.MetaPathFinder):
+    """Finds asyncssh as Python would, with ``_CheapProbeLoader`` around its loader; once."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "asyncssh":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _CheapProbeFinder)]
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _CheapProbeLoader(spec.loader)
+        return spec
+
+
+def probe_cheaply() -> None:
+    """Make the first ``import asyncssh`` of this process probe without forking (Linux)."""
+    if not sys.platform.startswith("linux") or "asyncssh" in sys.modules:
+        return
+    if not any(isinstance(f, _CheapProbeFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _CheapProbeFinder())
+
+
 def load_asyncssh() -> ModuleType:
     """``import asyncssh`` with the library probe made cheap; later calls are free."""
-    loaded = sys.modules.get("asyncssh")
-    if loaded is not None:
-        return loaded
-    original = ctypes.util.find_library
-    if sys.platform.startswith("linux"):
-        ctypes.util.find_library = _find_library_without_forking
-    try:
-        import asyncssh
-    finally:
-        ctypes.util.find_library = original
+    probe_cheaply()
+    import asyncssh
+
     return asyncssh
 
 

@@ -59,7 +59,8 @@ import asyncssh
 from herd.core.events import Event, EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain, typed
-from herd.hosts.connect import ConnectOptions, Connector
+from herd.hosts.connect import Connector
+from herd.hosts.options import ConnectOptions, host_for_worker
 from herd.hosts.remote import RunJob
 from herd.hosts.transfer import HostJob, PullJob, PushJob, TransferJob
 from herd.hosts.transfer_plan import requests_per_host
@@ -110,22 +111,6 @@ class WorkerJob:
 
     job: Job
     connect: ConnectOptions
-
-
-# The variables a worker needs to reach a host as herd's own process would: ssh's
-# arguments and become. The rest of the inventory's variables stay here.
-_REACH_VARIABLES = (
-    "ansible_ssh_common_args",
-    "ansible_ssh_extra_args",
-    "ansible_become",
-    "herd_gateway_command",
-)
-
-
-def host_for_worker(host: Host) -> Host:
-    """``host`` with only the variables that decide how it is reached."""
-    kept = {k: v for k, v in host.vars.items() if k.startswith(_REACH_VARIABLES)}
-    return replace(host, vars=kept)
 
 
 def control(kind: str, **fields: Any) -> bytes:

@@ -21,18 +21,22 @@ from typing import Any
 from herd.core.events import EventError, HostFinished, decode
 from herd.core.model import Host, HostResult, Status
 from herd.core.plain import plain
+from herd.errors import ConfigError, SourceError, UsageError
 from herd.operation.agent_protocol import (
     LINE_LIMIT,
     AgentFiles,
+    LineBatch,
     agent_files,
     message,
     read_message,
 )
 from herd.operation.driver import HostWork
 
-__all__ = ["AgentRun", "AgentUnavailable", "ensure_agent", "request", "status"]
+__all__ = ["AgentRun", "AgentUnavailable", "check", "ensure_agent", "request", "status"]
 
 _START_BOUND = 30.0  # seconds a starting agent has to say it serves
+_CHECK_BOUND = 60.0  # seconds the agent has to read every key and known_hosts file
+_REFUSALS: dict[str, type[UsageError]] = {"ConfigError": ConfigError, "SourceError": SourceError}
 
 
 class AgentUnavailable(Exception):
@@ -56,6 +60,23 @@ def request(files: AgentFiles, body: dict[str, Any], timeout: float = 10.0) -> d
     if "error" in answer:
         raise AgentUnavailable(f"the agent refused: {answer['error']}")
     return answer
+
+
+def check(
+    options: dict[str, Any], hosts: list[dict[str, Any]], files: AgentFiles | None = None
+) -> list[str]:
+    """Have the agent read every key, known_hosts and ssh config file the hosts need (plain
+    ``ConnectOptions`` and ``Host`` data, their paths as given here), as the run it will
+    carry will: the warnings.
+
+    Input the agent refuses raises the same error, with the same line, as reading the
+    files in this process would; OSError or AgentUnavailable if the agent cannot answer.
+    """
+    body = {"op": "check", "options": options, "hosts": hosts, "cwd": str(Path.cwd())}
+    answer = request(files or agent_files(), body, timeout=_CHECK_BOUND)
+    if "refused" in answer:
+        raise _REFUSALS.get(str(answer.get("kind")), UsageError)(str(answer["refused"]))
+    return [str(warning) for warning in answer.get("warnings", ())]
 
 
 def ensure_agent(persist: float) -> int:
@@ -117,6 +138,7 @@ class AgentRun:
         self._prepare = prepare
         self._files = files or agent_files()
         self._writer: asyncio.StreamWriter | None = None
+        self._lines: LineBatch | None = None  # every line after the first goes through it
         self._reading: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[Host, HostWork, asyncio.Future[HostResult]]] = {}
         self._dead = False
@@ -136,11 +158,14 @@ class AgentRun:
             writer.close()
             return self
         self._writer = writer
+        self._lines = LineBatch(writer)
         self._reading = asyncio.create_task(self._read(reader))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._writer is not None:
+            if self._lines is not None:
+                self._lines.flush()
             self._writer.close()
         if self._reading is not None:
             self._reading.cancel()
@@ -149,18 +174,18 @@ class AgentRun:
 
     async def run_host(self, host: Host, work: HostWork) -> HostResult:
         """``host``'s work, done by the agent; its output events go to ``work.emit``."""
-        if self._dead or self._writer is None:
+        if self._dead or self._writer is None or self._lines is None:
             return self._died(host)
         done: asyncio.Future[HostResult] = asyncio.get_running_loop().create_future()
         self._pending[host.name] = (host, work, done)
         wire = {"op": "host", "host": plain(self._prepare(host)), "wants_output": work.wants_output}
-        self._writer.write(message(wire))
+        self._lines.write(message(wire))
         try:
             return await done
         except asyncio.CancelledError:  # Ctrl-C: the agent stops the host's command
             self._pending.pop(host.name, None)
             if not self._writer.is_closing():
-                self._writer.write(message({"op": "cancel", "host": host.name}))
+                self._lines.write(message({"op": "cancel", "host": host.name}))
             raise
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

@@ -8,7 +8,9 @@ holds its pid) and ``agent.log``.
 
 The protocol is one JSON object per line, each way. A client opens the socket
 and sends one request: ``{"op": "hello"}``, ``{"op": "status"}``,
-``{"op": "stop"}``, or ``{"op": "run", ...}`` followed by ``{"op": "host",
+``{"op": "stop"}``, ``{"op": "check", "options": {...}, "hosts": [...]}`` (read
+every file the hosts' connections need now, answered with ``warnings`` or a
+``refused`` line), or ``{"op": "run", ...}`` followed by ``{"op": "host",
 "host": {...}}`` and ``{"op": "cancel", "host": NAME}`` lines; for a run the
 agent answers with the operation layer's own events (``herd.core.events``:
 ``host_output``, ``host_finished``), one per line, and a refusal is
@@ -17,6 +19,7 @@ agent answers with the operation layer's own events (``herd.core.events``:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from herd.core.paths import runtime_dir
 
 __all__ = [
     "AgentFiles",
+    "LineBatch",
     "agent_files",
     "agent_pid",
     "is_agent_process",
@@ -92,3 +96,29 @@ def read_message(line: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError(f"not a protocol message: {line[:80]!r}")  # noqa: TRY004 (json says ValueError too)
     return body
+
+
+class LineBatch:
+    """Protocol lines written during one turn of the event loop, sent with one write.
+
+    A run's hosts start, and their events end, many at a time: one system call
+    (and one wake-up of the peer) for all of them instead of one each. Every line
+    of the connection must go through the batch, so their order holds.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._pending: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if not self._writer.is_closing():
+            self._writer.write(data)
