@@ -14,7 +14,8 @@ its /proc/self/io ``wchar`` is the bytes the controller wrote: mostly its SSH
 sockets (for a pull, the files it lands). Prints wall time, controller CPU (per host,
 and the new hosts per second one core would carry at that cost), the
 controller's peak RSS and the bytes it wrote, then gateway / direct ratios
-from the same run. On one machine
+from the same run, and the gateways' own CPU and peak RSS (the gateway
+command is wrapped to record them as it exits). On one machine
 the gateway and the sshds share the cores with herd, so the controller's CPU
 and bytes, not the wall time, are the figures that carry to a real site. Run
 on demand, never in the test suite.
@@ -51,6 +52,18 @@ _MEASURED = (
     " 'wrote': int(io['wchar']), 'rss': me.ru_maxrss}), file=sys.stderr)\n"
 )
 
+# `herd gateway` on the gateway host; as it ends, it appends its CPU and peak RSS to argv[1].
+_GATEWAY = (
+    "import atexit, json, resource, sys\n"
+    "def usage():\n"
+    "    me = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    with open(sys.argv[1], 'a') as out:\n"
+    "        print(json.dumps({'cpu': me.ru_utime + me.ru_stime, 'rss': me.ru_maxrss}), file=out)\n"
+    "atexit.register(usage)\n"
+    "from herd.cli.main import main\n"
+    "sys.exit(main(['gateway']))\n"
+)
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -58,9 +71,12 @@ class Measure:
     cpu: float  # user+sys seconds of herd's process
     wrote: int  # bytes herd's process wrote
     rss_mb: float  # peak RSS of herd's process
+    gw_cpu: float = 0.0  # user+sys seconds of the gateways, all together
+    gw_rss_mb: float = 0.0  # peak RSS of the largest gateway
 
 
-def measure(argv: list[str], env: dict[str, str]) -> Measure:
+def measure(argv: list[str], env: dict[str, str], usage: Path) -> Measure:
+    usage.write_text("")
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _MEASURED, *argv],
@@ -70,16 +86,21 @@ def measure(argv: list[str], env: dict[str, str]) -> Measure:
     figures = json.loads(done.stderr.strip().splitlines()[-1])
     if figures["code"] != 0:
         raise SystemExit(f"herd {' '.join(argv)} failed: {done.stdout[-800:]}{done.stderr[-800:]}")
-    return Measure(wall, figures["cpu"], figures["wrote"], figures["rss"] / 1024)
+    gateways = [json.loads(line) for line in usage.read_text().splitlines()]
+    return Measure(
+        wall, figures["cpu"], figures["wrote"], figures["rss"] / 1024,
+        sum(g["cpu"] for g in gateways), max((g["rss"] / 1024 for g in gateways), default=0.0),
+    )  # fmt: skip
 
 
-def inventories(lab: Lab, work: Path, gateways: int) -> dict[str, Path]:
+def inventories(lab: Lab, work: Path, gateways: int, usage: Path) -> dict[str, Path]:
     """The lab's inventory with the hosts after the first ``gateways`` in group
     ``far``: reached directly, and through those gateways in turn."""
     gateway_home = work / "gateway-home"
     (gateway_home / ".ssh").mkdir(parents=True)
     (gateway_home / ".ssh" / "config").write_text(f"Host *\n  IdentityFile {lab.client_key}\n")
-    command = f"HOME={shlex.quote(str(gateway_home))} {shlex.quote(sys.executable)} -m herd gateway"
+    command = shlex.join([sys.executable, "-c", _GATEWAY, str(usage)])
+    command = f"HOME={shlex.quote(str(gateway_home))} {command}"
     made = {}
     for way in ("direct", "gateway"):
         document = yaml.safe_load(lab.inventory.read_text())
@@ -126,7 +147,8 @@ def main() -> None:
     print(f"bringing up {count} OpenSSH hosts in {work / 'lab'} ...", flush=True)
     lab = Lab.up(work / "lab", count, engine="openssh", port=free_port(count))
     try:
-        paths = inventories(lab, work, args.gateways)
+        usage = work / "gateway-usage.jsonl"
+        paths = inventories(lab, work, args.gateways, usage)
         # herd's one process does it all
         alone = ["--json", "-y", "--workers", "0", "--no-agent", "-f", str(args.forks)]
         cases = {
@@ -143,7 +165,7 @@ def main() -> None:
         for round_ in range(args.repeat + 1):  # the first round warms up, and is not counted
             for case, argv in cases.items():  # a pull fetches what the push before it sent
                 shutil.rmtree(fetched if case[0] == "pull" else remote, ignore_errors=True)
-                found = measure(argv, env)
+                found = measure(argv, env, usage)
                 if round_:
                     runs[case].append(found)
         report(runs, args.hosts, args.gateways, args.mb)
@@ -155,7 +177,8 @@ def main() -> None:
 def report(runs: dict[tuple[str, str], list[Measure]], hosts: int, gateways: int, mb: int) -> None:
     cases = list(dict.fromkeys(what for what, _ in runs))
     behind = "one gateway" if gateways == 1 else f"{gateways} gateways sharing them"
-    print(f"\n{hosts} hosts, direct and behind {behind}; push and pull of {mb} MB each:")
+    files = f"; push and pull of {mb} MB each" if {"push", "pull"} & set(cases) else ""
+    print(f"\n{hosts} hosts, direct and behind {behind}{files}:")
     print(
         f"{'case':>6} {'way':>8} {'wall s':>7} {'CPU s':>6} {'CPU ms/host':>12}"
         f" {'hosts/s/core':>13} {'RSS MB':>7} {'MB written':>11}"
@@ -167,6 +190,8 @@ def report(runs: dict[tuple[str, str], list[Measure]], hosts: int, gateways: int
             statistics.median(r.cpu for r in found),
             int(statistics.median(r.wrote for r in found)),
             max(r.rss_mb for r in found),
+            statistics.median(r.gw_cpu for r in found),
+            max(r.gw_rss_mb for r in found),
         )
         medians[(what, way)] = m
         print(
@@ -179,6 +204,11 @@ def report(runs: dict[tuple[str, str], list[Measure]], hosts: int, gateways: int
         print(
             f"{what:>6}: wall {b.wall / a.wall:.2f}x, controller CPU {b.cpu / a.cpu:.2f}x,"
             f" peak RSS {b.rss_mb / a.rss_mb:.2f}x, bytes written {b.wrote / a.wrote:.3f}x"
+        )
+        print(
+            f"{'':>6}  the gateways: {b.gw_cpu:.2f} s CPU in all, {1000 * b.gw_cpu / hosts:.2f} ms"
+            f" per host carried ({b.gw_cpu / a.cpu:.2f}x the direct controller's CPU),"
+            f" peak RSS {b.gw_rss_mb:.1f} MB"
         )
     if "push" in cases and mb:
         push = medians[("push", "gateway")]
