@@ -52,6 +52,23 @@ def _layout(root: Path) -> dict[str, tuple[object, ...]]:
     return found
 
 
+def _kill_gateway_once(process: subprocess.Popen[str], marker: str, sign: Path) -> tuple[str, str]:
+    """Once ``sign`` exists, kill web01's herd gateway; herd's stdout and stderr."""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not sign.exists():
+            time.sleep(0.1)
+        killed = _gateway_pids(marker, "web01")
+        assert killed, "no herd gateway process on web01"
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        return process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_a_push_through_a_gateway_lands_as_a_direct_one_and_a_rerun_sends_nothing(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -246,19 +263,8 @@ def test_a_gateway_killed_mid_push_loses_its_hosts_and_nothing_is_pushed_twice(
              str(payload), f"{remote}/{{host}}/", "--mkdir", "--json", "--connect-timeout", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (remote / "db02" / "app.conf").exists():
-                time.sleep(0.1)  # db02, through web01 too, has its file: web01 is pushing
-            killed = _gateway_pids(marker, "web01")
-            assert killed, "no herd gateway process on web01"
-            for pid in killed:
-                os.kill(pid, signal.SIGKILL)
-            stdout, stderr = process.communicate(timeout=90)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        # db02, through web01 too, has its file: web01 is under way
+        stdout, stderr = _kill_gateway_once(process, marker, remote / "db02" / "app.conf")
     finally:
         lab_fleet.thaw("db01")
     assert process.returncode == 1, stderr
@@ -328,20 +334,9 @@ def test_a_gateway_killed_mid_pull_loses_its_hosts_and_leaves_no_cache(
              f"{remote}/{{host}}/app.log", str(fetched), "--json", "--connect-timeout", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        try:
-            landed = fetched / "db02" / remote.relative_to("/") / "db02" / "app.log"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not landed.exists():
-                time.sleep(0.1)  # db02's file came back through web01
-            killed = _gateway_pids(marker, "web01")
-            assert killed, "no herd gateway process on web01"
-            for pid in killed:
-                os.kill(pid, signal.SIGKILL)
-            stdout, stderr = process.communicate(timeout=90)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        # db02's file came back through web01: web01 is under way
+        landed = fetched / "db02" / remote.relative_to("/") / "db02" / "app.log"
+        stdout, stderr = _kill_gateway_once(process, marker, landed)
     finally:
         lab_fleet.thaw("db01")
     assert process.returncode == 1, stderr
