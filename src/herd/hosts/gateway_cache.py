@@ -168,6 +168,5 @@ async def fetch_back(
             await sftp.rmtree(top, ignore_errors=True)
     if back.status is Status.OK:
         return result
-    status = Status.ERROR if back.status is Status.ERROR else back.status
     said = "; ".join(filter(None, [result.error, f"fetching it back: {back.error}"]))
-    return replace(result, status=status, error=said)
+    return replace(result, status=back.status, error=said)
