@@ -8,12 +8,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 from herd.cli.context import AppContext
 from herd.core.model import Host
 from herd.errors import HerdError
 
-__all__ = ["chains_for", "together", "via_detail"]
+if TYPE_CHECKING:
+    from herd.hosts.connect import Connector
+    from herd.hosts.workers import Job
+    from herd.operation.driver import PerHost
+
+__all__ = ["chains_for", "first_hops", "through_gateways", "together", "via_detail"]
 
 Resources = Callable[[], AbstractAsyncContextManager[object]]
 
@@ -43,6 +49,28 @@ def chains_for(
             wanted |= gateway_names(matched) - found.keys()
     chains = {h.name: gateway_chain(h, found) for h in hosts}
     return {name: chain for name, chain in chains.items() if chain}
+
+
+def first_hops(chains: dict[str, tuple[Host, ...]]) -> list[Host]:
+    """The gateways herd itself connects to, each once."""
+    return list({chain[0].name: chain[0] for chain in chains.values()}.values())
+
+
+def through_gateways(
+    job: Job,
+    connector: Connector,
+    per_host: PerHost,
+    resources: Resources | None,
+    *,
+    hosts: list[Host],
+    chains: dict[str, tuple[Host, ...]],
+) -> tuple[PerHost, Resources | None]:
+    """The operation's per-host work with the gateways carrying the hosts behind them
+    (``per_host`` still carries the others), and all it needs running."""
+    from herd.hosts.gateways import Gateways
+
+    gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
+    return gateways.per_host, together(resources, gateways.running)
 
 
 def via_detail(chains: dict[str, tuple[Host, ...]]) -> dict[str, list[str]]:

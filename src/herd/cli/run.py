@@ -147,7 +147,7 @@ def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchR
     answers with their warnings or the one line that stops the command.
     """
     from herd.cli.agent import agent_for, checked_by_agent
-    from herd.cli.gateways import chains_for
+    from herd.cli.gateways import chains_for, first_hops
     from herd.cli.operation import drive
     from herd.core.settings import load_settings, merged
     from herd.hosts.command import RemoteCommand
@@ -172,7 +172,7 @@ def run_batch(app: AppContext, request: RunRequest, kind: str = "run") -> BatchR
         connector = None
         if checked is None:
             connector = connector_for(fleet, settings, hosts)
-            connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
+            connector.preload(first_hops(chains))
         check_become(hosts, request.become)
         remote = RemoteCommand(
             command=request.command,
@@ -259,11 +259,9 @@ def _carried_here(
     )
     if not chains:
         return per_host, resources
-    from herd.cli.gateways import together
-    from herd.hosts.gateways import Gateways
+    from herd.cli.gateways import through_gateways
 
-    gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
-    return gateways.per_host, together(resources, gateways.running)
+    return through_gateways(job, connector, per_host, resources, hosts=hosts, chains=chains)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

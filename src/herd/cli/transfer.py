@@ -122,17 +122,16 @@ def _execute(
     The hosts are carried by worker processes, one per core, when there are
     enough of them (``herd.hosts.workers``), else in this process.
     """
-    from herd.cli.gateways import chains_for, together, via_detail
+    from herd.cli.gateways import chains_for, first_hops, through_gateways, via_detail
     from herd.cli.operation import drive
     from herd.core.open_files import PULL_FILES, PUSH_FILES, SSH_HOST
     from herd.core.settings import load_settings
-    from herd.hosts.gateways import Gateways
     from herd.ui.sinks import transfer_sinks
 
     loaded = load_settings(app.paths.settings_file)
     hosts, connector, reader = reach(app, fleet, loaded.run)
     chains = chains_for(app, hosts, fleet.extra_vars)
-    connector.preload(list({g.name: g for c in chains.values() for g in c[:1]}.values()))
+    connector.preload(first_hops(chains))
     check_become(hosts, job.options.become)
     if display.ask_become_pass:
         become = with_become_password(job.options.become, ask=True)
@@ -151,8 +150,9 @@ def _execute(
     )
     detail: dict[str, object] = {"pick": fleet.pick} if fleet.pick else {}
     if chains:
-        gateways = Gateways(job, connector, per_host, hosts=hosts, chains=chains)
-        per_host, resources = gateways.per_host, together(resources, gateways.running)
+        per_host, resources = through_gateways(
+            job, connector, per_host, resources, hosts=hosts, chains=chains
+        )
         detail["via"] = via_detail(chains)
     batch = drive(
         app,
