@@ -62,11 +62,12 @@ class TransferCommands(Session):
     def cmd_PASV(self, arg: str) -> None:
         if self.epsv_all:
             raise FtpReply(503, "EPSV ALL in effect: use EPSV.")
-        announce = self.settings.masquerade_address or self.local_address
+        local = self.local_address
+        announce = self.settings.masquerade_address or local
         if ":" in announce:
             raise FtpReply(425, "PASV is for IPv4; use EPSV.")
         self.drop_data_source()
-        listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
+        listener = PassiveListener(local, self.client, self.settings.passive_ports)
         self.data_source = listener
         numbers = announce.replace(".", ",")
         self.reply(
@@ -79,11 +80,12 @@ class TransferCommands(Session):
             self.epsv_all = True
             self.reply(200, "EPSV ALL ok.")
             return
-        family = "2" if ":" in self.local_address else "1"
+        local = self.local_address
+        family = "2" if ":" in local else "1"
         if value and value != family:
             raise FtpReply(522, f"Network protocol not supported, use ({family}).")
         self.drop_data_source()
-        listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
+        listener = PassiveListener(local, self.client, self.settings.passive_ports)
         self.data_source = listener
         self.reply(229, f"Entering Extended Passive Mode (|||{listener.port}|).")
 
