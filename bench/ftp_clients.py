@@ -96,8 +96,10 @@ def python_stor(port: int, tls: bool, source: Path) -> float:
     return elapsed
 
 
-def curl_transfer(port: int, tls: bool, netrc: Path, upload: Path | None) -> float:
-    """Seconds for curl to download the big file (to /dev/null) or upload ``upload``."""
+def curl_transfer(
+    port: int, tls: bool, netrc: Path, upload: Path | None, name: str = "upload-curl.bin"
+) -> float:
+    """Seconds for curl to download the big file (to /dev/null) or upload ``upload`` as ``name``."""
     url = f"ftp://127.0.0.1:{port}/"
     command = ["curl", "--silent", "--show-error", "--netrc-file", str(netrc), "--max-time", "600"]
     if tls:
@@ -105,10 +107,20 @@ def curl_transfer(port: int, tls: bool, netrc: Path, upload: Path | None) -> flo
     if upload is None:
         command += ["-o", "/dev/null", url + BIG_FILE]
     else:
-        command += ["-T", str(upload), url + "upload-curl.bin"]
+        command += ["-T", str(upload), url + name]
     started = time.perf_counter()
     subprocess.run(command, check=True, timeout=660)
     return time.perf_counter() - started
+
+
+def delete(port: int, tls: bool, name: str) -> None:
+    """Remove an uploaded file (after the timing)."""
+    ftp = login(port, tls)
+    try:
+        ftp.delete(name)
+        ftp.quit()
+    finally:
+        ftp.close()
 
 
 def one_session(port: int, tls: bool = False) -> str | None:

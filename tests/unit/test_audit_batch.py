@@ -39,3 +39,25 @@ def test_an_error_escaping_a_batch_undoes_all_of_it(tmp_path: Path) -> None:
             raise RuntimeError("the writer died mid-batch")
         assert log.operations() == []
         assert log.verify().ok
+
+
+def test_a_batch_keeps_the_chain_head_itself_and_the_next_writer_continues_from_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "operations.db"
+    with AuditLog(path) as log:
+        with log.batch():
+            sealed = log.record("ftp", argv=("herd",), hosts=["a"], results=[_ok("#1 LOGIN")])
+            with pytest.raises(AuditError, match="already complete"):
+                log.finish(sealed, status="ok", exit_code=0)  # refused alone, head unmoved
+            running = log.begin("ftp", argv=("herd",), hosts=["b"])
+            log.finish(running, status="failed", exit_code=1)
+            log.record("ftp", argv=("herd",), hosts=["c"], results=[_ok("#1 LOGIN")])
+        with log.batch():  # a second batch starts from the head the first one stored
+            log.record("ftp", argv=("herd",), hosts=["d"], results=[_ok("#1 LOGIN")])
+    with AuditLog(path) as other:  # another writer, outside any batch, reads it from the file
+        last = other.record("run", argv=("herd",), hosts=["e"], results=[_ok("e")])
+        record = other.operation(last)
+        assert record is not None and record.seq == 5
+        report = other.verify()
+        assert report.ok and report.records == 5

@@ -31,6 +31,7 @@ from herd.core.audit_chain import (
     ChainReport,
     chain_head,
     seal,
+    store_head,
     verify_chain,
 )
 from herd.core.audit_records import (
@@ -97,6 +98,10 @@ class AuditLog:
             raise AuditError(f"{path}: cannot record operations: {directory} is read-only")
         self._db = self._open(path)
         self._batched = False  # inside batch(): writes are savepoints of one transaction
+        # Inside a batch the chain head lives here and reaches meta once, at the commit:
+        # the head of the batch so far, and the one a write in its savepoint would make.
+        self._batch_head: tuple[int, str] | None = None
+        self._staged_head: tuple[int, str] | None = None
         self._sink: SyslogSink | None = None
         try:
             if check_writable:
@@ -214,15 +219,20 @@ class AuditLog:
                 f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
             ) from exc
         self._batched = True
+        self._batch_head = None
         try:
             yield
         except BaseException:
             self._batched = False
+            self._batch_head = None
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
         self._batched = False
+        head = self._end_batch_head()
         try:
+            if head is not None:
+                store_head(self._db, head)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -265,10 +275,14 @@ class AuditLog:
                 self._db.execute("RELEASE write")
                 raise
             self._db.execute("RELEASE write")
+            if self._staged_head is not None:
+                self._batch_head = self._staged_head  # that write is part of the batch now
         except sqlite3.Error as exc:
             raise AuditError(
                 f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
             ) from exc
+        finally:
+            self._staged_head = None
 
     # -- writing -----------------------------------------------------------------
 
@@ -321,7 +335,7 @@ class AuditLog:
         """
         with self._write() as db:
             when = time.time() if ended is None else ended
-            seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
+            self._seal(db, op_id, status=status, exit_code=exit_code, ended=when)
         self._announce(op_id)
 
     def record(
@@ -358,7 +372,7 @@ class AuditLog:
             )  # fmt: skip
             _insert_hosts(db, [host_row(op_id, r) for r in results])
             when = now if ended is None else ended
-            seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=when)
+            self._seal(db, op_id, status=status, exit_code=exit_code, ended=when, fresh=True)
         self._announce(op_id)
         return op_id
 
@@ -377,7 +391,7 @@ class AuditLog:
             for op_id in dead:
                 found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
                 if found is not None and found[0] is None:  # another writer may have been first
-                    seal(db, self.path, op_id, status=INTERRUPTED, exit_code=None, ended=None)
+                    self._seal(db, op_id, status=INTERRUPTED, exit_code=None, ended=None)
                     sealed.append(op_id)
         for op_id in sealed:
             self._announce(op_id)
@@ -423,7 +437,7 @@ class AuditLog:
                 db, "prune", argv=argv, hosts=[], pattern=None, command=summary,
                 operator=operator, started=None, detail=detail,
             )  # fmt: skip
-            seal(db, self.path, op_id, status=OperationStatus.OK, exit_code=0, ended=time.time())
+            self._seal(db, op_id, status=OperationStatus.OK, exit_code=0, ended=time.time())
         self._announce(op_id)
         return PruneResult(removed, removed_results, cut_seq, cut_hash, op_id)
 
@@ -449,7 +463,34 @@ class AuditLog:
         return report
 
     def _head(self) -> tuple[int, str]:
+        if self._batched and self._batch_head is not None:
+            return self._batch_head
         return chain_head(self._db)
+
+    def _end_batch_head(self) -> tuple[int, str] | None:
+        """The chain head the batch made (None if it sealed nothing), forgotten here."""
+        head, self._batch_head = self._batch_head, None
+        return head
+
+    def _seal(
+        self,
+        db: sqlite3.Connection,
+        op_id: int,
+        *,
+        status: str,
+        exit_code: int | None,
+        ended: float | None,
+        fresh: bool = False,
+    ) -> None:
+        """Seal ``op_id`` into the chain; inside a batch, after the batch's head in memory."""
+        if not self._batched:
+            seal(db, self.path, op_id, status=status, exit_code=exit_code, ended=ended, fresh=fresh)
+            return
+        head = self._staged_head or self._batch_head or chain_head(db)
+        self._staged_head = seal(
+            db, self.path, op_id, status=status, exit_code=exit_code, ended=ended,
+            head=head, fresh=fresh,
+        )  # fmt: skip
 
     def _announce(self, op_id: int) -> None:
         """Send the syslog summary of a completed operation, when syslog is on."""

@@ -56,6 +56,7 @@ __all__ = [
     "record_hash",
     "results_digest",
     "seal",
+    "store_head",
     "verify_chain",
 ]
 
@@ -269,21 +270,27 @@ def seal(
     status: str,
     exit_code: int | None,
     ended: float | None,
-) -> None:
+    head: tuple[int, str] | None = None,
+    fresh: bool = False,
+) -> tuple[int, str]:
     """Complete an operation and chain it after the head; runs inside a write transaction.
 
-    ``path`` names the log in errors.
+    ``path`` names the log in errors. Returns the new head. With ``head`` given (a
+    batch keeps the head in memory and writes it once, with ``store_head``), the
+    head is neither read nor written here; ``fresh`` skips the check that the
+    operation is there and open, for one just inserted in this transaction.
     """
-    found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
-    if found is None:
-        raise AuditError(f"{path}: no operation {op_id} in the log")
-    if found[0] is not None:
-        raise AuditError(f"{path}: operation {op_id} is already complete")
+    if not fresh:
+        found = db.execute("SELECT seq FROM operations WHERE id = ?", (op_id,)).fetchone()
+        if found is None:
+            raise AuditError(f"{path}: no operation {op_id} in the log")
+        if found[0] is not None:
+            raise AuditError(f"{path}: operation {op_id} is already complete")
     db.execute(
         "UPDATE operations SET ended = ?, status = ?, exit_code = ? WHERE id = ?",
         (ended, status, exit_code, op_id),
     )
-    head_seq, head_hash = chain_head(db)
+    head_seq, head_hash = chain_head(db) if head is None else head
     digest = results_digest(
         db.execute(
             f"SELECT {RESULT_COLUMNS} FROM host_results WHERE op_id = ? ORDER BY host", (op_id,)
@@ -295,7 +302,14 @@ def seal(
         "UPDATE operations SET seq = ?, prev_hash = ?, results_sha = ?, hash = ? WHERE id = ?",
         (head_seq + 1, head_hash, digest, this_hash, op_id),
     )
+    if head is None:
+        store_head(db, (head_seq + 1, this_hash))
+    return head_seq + 1, this_hash
+
+
+def store_head(db: sqlite3.Connection, head: tuple[int, str]) -> None:
+    """Write the chain head (seq, hash) into meta."""
     db.executemany(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        [("chain_seq", str(head_seq + 1)), ("chain_hash", this_hash)],
+        [("chain_seq", str(head[0])), ("chain_hash", head[1])],
     )

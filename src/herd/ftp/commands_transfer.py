@@ -1,8 +1,8 @@
 """Data connections and transfers: PASV EPSV PORT EPRT REST RETR STOR STOU APPE LIST NLST MLSD.
 
-Binary downloads go out with ``socket.sendfile`` (zero copy); uploads are read
-with ``recv_into`` a reused buffer of ``FtpSettings.buffer_size`` (256 KiB by
-default). STOR writes to a temporary file in the same directory and renames it
+Binary downloads go out with ``os.sendfile`` (zero copy); uploads are read
+with ``recv_into`` buffers of ``FtpSettings.buffer_size`` (1 MiB by default)
+that a helper thread hashes (``herd.ftp.upload``). STOR writes to a temporary file in the same directory and renames it
 into place when complete, so a failed upload never replaces a good file;
 REST+STOR and APPE write in place to resume. The quota rule for an upload that
 hits the limit is in ``herd.ftp.quota``.
@@ -26,7 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from herd.ftp.datachannel import ActiveTarget, PassiveListener, parse_eprt, parse_port
+from herd.ftp.datachannel import (
+    ActiveTarget,
+    PassiveListener,
+    parse_eprt,
+    parse_port,
+    send_timeout,
+)
 from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
 from herd.ftp.replies import Aborted, FtpReply
@@ -62,11 +68,12 @@ class TransferCommands(Session):
     def cmd_PASV(self, arg: str) -> None:
         if self.epsv_all:
             raise FtpReply(503, "EPSV ALL in effect: use EPSV.")
-        announce = self.settings.masquerade_address or self.local_address
+        local = self.local_address
+        announce = self.settings.masquerade_address or local
         if ":" in announce:
             raise FtpReply(425, "PASV is for IPv4; use EPSV.")
         self.drop_data_source()
-        listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
+        listener = PassiveListener(local, self.client, self.settings.passive_ports)
         self.data_source = listener
         numbers = announce.replace(".", ",")
         self.reply(
@@ -79,11 +86,12 @@ class TransferCommands(Session):
             self.epsv_all = True
             self.reply(200, "EPSV ALL ok.")
             return
-        family = "2" if ":" in self.local_address else "1"
+        local = self.local_address
+        family = "2" if ":" in local else "1"
         if value and value != family:
             raise FtpReply(522, f"Network protocol not supported, use ({family}).")
         self.drop_data_source()
-        listener = PassiveListener(self.local_address, self.client, self.settings.passive_ports)
+        listener = PassiveListener(local, self.client, self.settings.passive_ports)
         self.data_source = listener
         self.reply(229, f"Entering Extended Passive Mode (|||{listener.port}|).")
 
@@ -176,17 +184,9 @@ class TransferCommands(Session):
             sock.sendall(data)
             job.bytes = len(data)
             return job.bytes
+        if not ascii_mode:
+            return self._sendfile(sock, job, fd, offset, size)
         with os.fdopen(os.dup(fd), "rb") as file:
-            if not ascii_mode:
-                # sendfile in slices, so STAT can report progress and ABOR is seen between them
-                while offset + job.bytes < size:
-                    sent = sock.sendfile(file, offset=offset + job.bytes, count=_SENDFILE_SLICE)
-                    if job.abort.is_set():
-                        raise Aborted
-                    if sent == 0:
-                        raise OSError(0, "file shrank during the download")
-                    job.bytes += sent
-                return job.bytes
             file.seek(offset)
             previous = b""  # the last byte of the previous chunk: is a LF there already CRLF?
             while chunk := file.read(self.settings.buffer_size):
@@ -196,6 +196,31 @@ class TransferCommands(Session):
                 previous = chunk[-1:]
                 job.bytes += len(chunk)
             return job.bytes
+
+    def _sendfile(
+        self, sock: socket.socket, job: DataTransfer, fd: int, offset: int, size: int
+    ) -> int:
+        """A binary download with sendfile: zero copy, in slices so that STAT reports
+        progress and ABOR (which shuts the connection down) is seen between them.
+
+        Blocking, with the data idle timeout as the kernel's send timeout: one call
+        moves a slice. ``socket.sendfile`` under a Python timeout polls before every
+        call and each call moves only what fits in the socket's buffer.
+        """
+        send_timeout(sock, self.settings.data_idle_timeout)
+        out = sock.fileno()
+        while offset + job.bytes < size:
+            position = offset + job.bytes
+            try:
+                sent = os.sendfile(out, fd, position, min(_SENDFILE_SLICE, size - position))
+            except BlockingIOError:  # nothing moved for the idle timeout
+                raise TimeoutError("data connection idle") from None
+            if job.abort.is_set():
+                raise Aborted
+            if sent == 0:
+                raise OSError(0, "file shrank during the download")
+            job.bytes += sent
+        return job.bytes
 
     def _send_encrypted(
         self, sock: ssl.SSLSocket, job: DataTransfer, fd: int, offset: int, size: int

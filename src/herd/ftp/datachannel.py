@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import socket
+import struct
 import time
 from typing import Protocol
 
@@ -28,6 +29,8 @@ __all__ = [
     "parse_port",
     "plain_address",
     "same_address",
+    "send_timeout",
+    "timeval",
 ]
 
 
@@ -46,6 +49,21 @@ def _canonical(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+def timeval(seconds: float) -> bytes:
+    """``seconds`` as a ``struct timeval``, for SO_SNDTIMEO and SO_RCVTIMEO."""
+    return struct.pack("@ll", int(seconds), int((seconds % 1) * 1_000_000))
+
+
+def send_timeout(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking, with ``seconds`` as the kernel's send timeout.
+
+    A send that moves nothing for that long fails with EAGAIN (``BlockingIOError``);
+    a Python-level timeout would instead put a poll() before every send.
+    """
+    sock.setblocking(True)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(seconds))
 
 
 def plain_address(address: str) -> str:

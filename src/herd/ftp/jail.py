@@ -104,19 +104,18 @@ class Jail:
 
     def real(self, vpath: str, *, follow: bool = True) -> str:
         """The host path of ``vpath``, checked to resolve inside the home (else 550)."""
-        host = self._host(vpath)
         if vpath == "/":
             return self.root
+        host = self._host(vpath)
+        if follow:  # realpath resolves the parent on its way: one pass, not two
+            resolved = os.path.realpath(host)
+            if not self._inside(resolved):
+                raise PathRefused(f"{vpath}: no such file or directory")
+            return resolved
         parent = os.path.realpath(os.path.dirname(host))
         if not self._inside(parent):
             raise PathRefused(f"{vpath}: no such file or directory")
-        name = os.path.basename(host)
-        if not follow:
-            return os.path.join(parent, name)
-        resolved = os.path.realpath(os.path.join(parent, name))
-        if not self._inside(resolved):
-            raise PathRefused(f"{vpath}: no such file or directory")
-        return resolved
+        return os.path.join(parent, os.path.basename(host))
 
     def virtual(self, real: str) -> str:
         """The virtual path of a host path inside the home."""

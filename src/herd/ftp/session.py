@@ -17,12 +17,11 @@ import logging
 import socket
 import socketserver
 import ssl
-import struct
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from herd.ftp.datachannel import ActiveTarget, PassiveListener, plain_address
+from herd.ftp.datachannel import ActiveTarget, PassiveListener, plain_address, timeval
 from herd.ftp.events import FtpEvent, SessionEnded
 from herd.ftp.jail import Jail, PathRefused
 from herd.ftp.replies import Command, FtpReply
@@ -94,9 +93,9 @@ class Session(Transfers, socketserver.BaseRequestHandler):
         self.sock.setblocking(True)
         idle = self.settings.control_idle_timeout
         with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(idle))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(idle))
             # and as the receive timeout: it bounds the wait for the next command
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(idle))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(idle))
         self.server.sessions.add(self)
 
     def reset_login(self) -> None:
@@ -352,10 +351,6 @@ class Session(Transfers, socketserver.BaseRequestHandler):
 
     # STAT with a path: a listing over the control connection (commands_transfer has it).
     stat_path: Callable[[str], None]
-
-
-def _timeval(seconds: float) -> bytes:
-    return struct.pack("@ll", int(seconds), int((seconds % 1) * 1_000_000))
 
 
 def _strip_telnet(raw: bytes) -> bytes:
