@@ -2,8 +2,9 @@
 
 Binary downloads go out with ``os.sendfile`` (zero copy); uploads are read
 with ``recv_into`` buffers of ``FtpSettings.buffer_size`` (1 MiB by default)
-that a helper thread hashes (``herd.ftp.upload``). STOR writes to a temporary file in the same directory and renames it
-into place when complete, so a failed upload never replaces a good file;
+that a helper thread hashes (``herd.ftp.upload``). STOR writes to a temporary
+file in the same directory and renames it into place when complete, so a
+failed upload never replaces a good file;
 REST+STOR and APPE write in place to resume. The quota rule for an upload that
 hits the limit is in ``herd.ftp.quota``.
 
