@@ -8,8 +8,8 @@ Completing an operation seals it into a hash chain (see ``herd.core.audit_chain`
 for when a record joins the chain and what ``verify`` detects).
 
 Opening the log for writing checks that it can be written (the directory, the
-file, free space), so herd refuses an operation it could not record before it
-connects to any host.
+file, free space: ``herd.core.audit_file``), so herd refuses an operation it
+could not record before it connects to any host.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from herd.core.audit_chain import (
     store_head,
     verify_chain,
 )
+from herd.core.audit_file import check_writable_log, open_log, sqlite_reason
 from herd.core.audit_records import (
     INTERRUPTED,
     OP_COLUMNS,
@@ -47,11 +48,9 @@ from herd.core.audit_records import (
     operation_from_row,
     pid_alive,
 )
-from herd.core.audit_schema import APPLICATION_ID, SCHEMA_VERSION, create, upgrade
+from herd.core.audit_schema import SCHEMA_VERSION
 from herd.core.audit_syslog import DEFAULT_SYSLOG_ADDRESS, SyslogSink
 from herd.core.model import HostResult, OperationStatus
-from herd.core.paths import private_dir, private_file, tighten_file
-from herd.core.sqlite_wal import use_wal
 from herd.errors import AuditError, HerdError
 
 __all__ = [
@@ -66,12 +65,6 @@ __all__ = [
     "PruneResult",
     "operation_from_row",
 ]
-
-MIN_FREE_BYTES = 4 * 1024 * 1024  # below this, refuse to start an operation we may not record
-
-
-def _sqlite_reason(exc: sqlite3.Error) -> str:
-    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
 
 class AuditLog:
@@ -96,7 +89,7 @@ class AuditLog:
         directory = path.parent
         if check_writable and directory.is_dir() and not os.access(directory, os.W_OK):
             raise AuditError(f"{path}: cannot record operations: {directory} is read-only")
-        self._db = self._open(path)
+        self._db = open_log(path)
         self._batched = False  # inside batch(): writes are savepoints of one transaction
         # Inside a batch the chain head lives here and reaches meta once, at the commit:
         # the head of the batch so far, and the one a write in its savepoint would make.
@@ -105,86 +98,12 @@ class AuditLog:
         self._sink: SyslogSink | None = None
         try:
             if check_writable:
-                self._check_writable()
+                check_writable_log(self._db, path)
             if syslog:
                 self._sink = SyslogSink(syslog_address or DEFAULT_SYSLOG_ADDRESS)
         except HerdError:
             self._db.close()
             raise
-
-    # -- opening -----------------------------------------------------------------
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        try:
-            # 0600 in a 0700 home (argv and outputs are private); SQLite gives its -wal and
-            # -shm files the database's mode, and older ones are tightened here
-            private_dir(path.parent)
-            private_file(path)
-            for suffix in ("-wal", "-shm"):
-                tighten_file(path.with_name(path.name + suffix))
-            db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else _sqlite_reason(exc)
-            raise AuditError(f"{path}: cannot open the operation log: {reason}") from exc
-        try:
-            db.execute("PRAGMA busy_timeout = 30000")
-            tables, app_id = db.execute(  # one statement: one snapshot of the file
-                "SELECT (SELECT count(*) FROM sqlite_master),"
-                " (SELECT application_id FROM pragma_application_id)"
-            ).fetchone()
-            has_tables = tables > 0
-            if has_tables and app_id != APPLICATION_ID:
-                raise AuditError(f"{path}: not a herd operation log (a foreign SQLite file)")  # noqa: TRY301 (closed below)
-            use_wal(db)
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            if not has_tables:
-                create(db)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except AuditError:
-            db.close()
-            raise
-        except sqlite3.Error as exc:
-            db.close()
-            raise AuditError(
-                f"{path}: cannot use the operation log: {_sqlite_reason(exc)}"
-            ) from exc
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            db.close()
-            raise AuditError(
-                f"{path}: written by a newer herd (schema {version}, this herd knows "
-                f"{SCHEMA_VERSION}); upgrade herd to use it"
-            )
-        if version < SCHEMA_VERSION:
-            try:
-                upgrade(db, path)
-            except AuditError:
-                db.close()
-                raise
-            except sqlite3.Error as exc:
-                db.close()
-                reason = _sqlite_reason(exc)
-                raise AuditError(f"{path}: cannot upgrade the operation log: {reason}") from exc
-        return db
-
-    def _check_writable(self) -> None:
-        """Fail now, naming the file, if an operation could not be recorded."""
-        directory = self.path.parent
-        stats = os.statvfs(directory)
-        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
-            raise AuditError(
-                f"{self.path}: cannot record operations: no space left on the device"
-                f" ({stats.f_bavail * stats.f_frsize // 1024} KiB free)"
-            )
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise AuditError(
-                f"{self.path}: cannot record operations: {_sqlite_reason(exc)}"
-            ) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -216,10 +135,9 @@ class AuditLog:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise AuditError(
-                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+                f"{self.path}: cannot write the operation log: {sqlite_reason(exc)}"
             ) from exc
-        self._batched = True
-        self._batch_head = None
+        self._batched = True  # _batch_head is None here: every way out of a batch resets it
         try:
             yield
         except BaseException:
@@ -229,7 +147,7 @@ class AuditLog:
                 self._db.execute("ROLLBACK")
             raise
         self._batched = False
-        head = self._end_batch_head()
+        head, self._batch_head = self._batch_head, None
         try:
             if head is not None:
                 store_head(self._db, head)
@@ -238,7 +156,7 @@ class AuditLog:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise AuditError(
-                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+                f"{self.path}: cannot write the operation log: {sqlite_reason(exc)}"
             ) from exc
 
     @contextmanager
@@ -260,7 +178,7 @@ class AuditLog:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise AuditError(
-                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+                f"{self.path}: cannot write the operation log: {sqlite_reason(exc)}"
             ) from exc
 
     @contextmanager
@@ -279,7 +197,7 @@ class AuditLog:
                 self._batch_head = self._staged_head  # that write is part of the batch now
         except sqlite3.Error as exc:
             raise AuditError(
-                f"{self.path}: cannot write the operation log: {_sqlite_reason(exc)}"
+                f"{self.path}: cannot write the operation log: {sqlite_reason(exc)}"
             ) from exc
         finally:
             self._staged_head = None
@@ -458,7 +376,7 @@ class AuditLog:
                     report.running.append(int(op_id))
         except sqlite3.Error as exc:
             raise AuditError(
-                f"{self.path}: cannot read the operation log: {_sqlite_reason(exc)}"
+                f"{self.path}: cannot read the operation log: {sqlite_reason(exc)}"
             ) from exc
         return report
 
@@ -466,11 +384,6 @@ class AuditLog:
         if self._batched and self._batch_head is not None:
             return self._batch_head
         return chain_head(self._db)
-
-    def _end_batch_head(self) -> tuple[int, str] | None:
-        """The chain head the batch made (None if it sealed nothing), forgotten here."""
-        head, self._batch_head = self._batch_head, None
-        return head
 
     def _seal(
         self,
