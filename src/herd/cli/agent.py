@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from herd.cli.context import AppContext, pass_app
+from herd.core.daemon import detach
 from herd.core.settings import AgentSettings
 from herd.errors import ConfigError, UsageError
 
@@ -199,23 +200,12 @@ def serve(persist: float) -> int:
         click.echo(f"herd: error: the agent did not start; see {files.log}", err=True)
         return 1
     os.close(readable)
-    os.setsid()
+    detach(str(files.log))
     os.chdir("/")
-    _detach_output(str(files.log))
     try:
         _serve(files, persist, writable)
     finally:
         os._exit(0)
-
-
-def _detach_output(log: str) -> None:
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
 
 
 def _serve(files: AgentFiles, persist: float, ready_pipe: int) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 import asyncssh
 
+from herd.core.daemon import detach
+
 __all__ = ["main"]
 
 _CHUNK = 65536
@@ -186,18 +188,6 @@ def _run_server(spec: dict[str, Any], notify: int) -> None:
     runner(_serve(spec, notify))
 
 
-def _detach(log_file: str) -> None:
-    """Leave the caller's session and terminal; write stray output to the lab's log."""
-    os.setsid()
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Fork the server into the background; exit 0 once it serves every host, else 1."""
     args = sys.argv[1:] if argv is None else argv
@@ -219,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(message or "the builtin lab server died while starting\n")
         return 1
     os.close(ready_read)
-    _detach(spec["log_file"])
+    detach(spec["log_file"])
     status = 0
     try:
         _run_server(spec, ready_write)
