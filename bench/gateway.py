@@ -29,28 +29,15 @@ import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from herd.lab import Lab, free_port
-from run_fanout import ROOT
-
-# herd's CLI in this process, then its CPU and the bytes it wrote (it has no workers here).
-_MEASURED = (
-    "import json, resource, sys\n"
-    "from herd.cli.main import main\n"
-    "code = main(sys.argv[1:])\n"
-    "me = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())\n"
-    "print(json.dumps({'code': code, 'cpu': me.ru_utime + me.ru_stime,"
-    " 'wrote': int(io['wchar']), 'rss': me.ru_maxrss}), file=sys.stderr)\n"
-)
+from run_fanout import herd_in_process
 
 # `herd gateway` on the gateway host; as it ends, it appends its CPU and peak RSS to argv[1].
 _GATEWAY = (
@@ -77,18 +64,10 @@ class Measure:
 
 def measure(argv: list[str], env: dict[str, str], usage: Path) -> Measure:
     usage.write_text("")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURED, *argv],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    wall = time.perf_counter() - started
-    figures = json.loads(done.stderr.strip().splitlines()[-1])
-    if figures["code"] != 0:
-        raise SystemExit(f"herd {' '.join(argv)} failed: {done.stdout[-800:]}{done.stderr[-800:]}")
+    wall, figures = herd_in_process(argv, env)  # one process (--workers 0): its CPU is all
     gateways = [json.loads(line) for line in usage.read_text().splitlines()]
     return Measure(
-        wall, figures["cpu"], figures["wrote"], figures["rss"] / 1024,
+        wall, figures["self"], figures["wrote"], figures["rss"] / 1024,
         sum(g["cpu"] for g in gateways), max((g["rss"] / 1024 for g in gateways), default=0.0),
     )  # fmt: skip
 

@@ -19,6 +19,7 @@ demand, never in the test suite.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -29,6 +30,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -76,6 +78,36 @@ class Measure:
     wall: float
     cpu: float  # user+sys seconds of the process and its waited-for descendants
     rss_mb: float  # peak RSS of the largest process in the tree
+
+
+# herd's CLI in the measured process itself; as it ends it prints its own rusage, its
+# workers' (the children it waited for) and the bytes it wrote, as one JSON line on stderr.
+_IN_PROCESS = (
+    "import json, resource, sys\n"
+    "from herd.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "me = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "kids = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())\n"
+    "print(json.dumps({'code': code, 'self': me.ru_utime + me.ru_stime,"
+    " 'children': kids.ru_utime + kids.ru_stime, 'rss': me.ru_maxrss,"
+    " 'child_rss': kids.ru_maxrss, 'wrote': int(io['wchar'])}), file=sys.stderr)\n"
+)
+
+
+def herd_in_process(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """Run ``herd ARGV`` to its end: its wall time and what it said of itself (``_IN_PROCESS``:
+    self, children, rss, child_rss in KiB, wrote)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _IN_PROCESS, *argv],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    figures: dict[str, Any] = json.loads(done.stderr.strip().splitlines()[-1])
+    if figures["code"] != 0:
+        raise SystemExit(f"herd {' '.join(argv)} failed: {done.stdout[-800:]}{done.stderr[-800:]}")
+    return wall, figures
 
 
 def measure(argv: list[str], env: dict[str, str]) -> Measure:

@@ -17,31 +17,15 @@ on demand, never in the test suite.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from herd.lab import Lab, free_port
-from run_fanout import ROOT, write_inventory
-
-# herd's CLI in this process; its own rusage and its workers' (the children it waited for).
-_MEASURED = (
-    "import json, resource, sys\n"
-    "from herd.cli.main import main\n"
-    "code = main(sys.argv[1:])\n"
-    "me = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "kids = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "print(json.dumps({'code': code, 'self': me.ru_utime + me.ru_stime,"
-    " 'children': kids.ru_utime + kids.ru_stime, 'rss': me.ru_maxrss,"
-    " 'child_rss': kids.ru_maxrss}), file=sys.stderr)\n"
-)
+from run_fanout import herd_in_process, write_inventory
 
 
 @dataclass(frozen=True)
@@ -58,19 +42,7 @@ class Measure:
 
 
 def measure(argv: list[str], env: dict[str, str]) -> Measure:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURED, *argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    figures = json.loads(done.stderr.strip().splitlines()[-1])
-    if figures["code"] != 0:
-        raise SystemExit(f"herd {' '.join(argv)} failed: {done.stderr[-800:]}")
+    wall, figures = herd_in_process(argv, env)
     return Measure(
         wall,
         figures["self"],
