@@ -205,17 +205,29 @@ def _gateway_pids(marker: str, gateway: str) -> list[int]:
     return found
 
 
+def _marker(kind: str) -> str:
+    """A word in the gateways' command line that finds this test's herd gateway processes."""
+    return f"herd-gw-{kind}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def _herd_started(tmp_path: Path, inventory: Path, *args: str) -> subprocess.Popen[str]:
+    """``herd ARGS`` with this test's home and inventory, started in the background."""
+    return subprocess.Popen(
+        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_a_gateway_killed_mid_run_loses_its_hosts_and_nothing_runs_twice(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs"
-    marker = f"herd-gw-kill-{os.getpid()}-{time.monotonic_ns()}"
+    marker = _marker("kill")
     inventory = _inventory(lab_fleet, tmp_path, {"db": "web01", "cache": "web02"}, marker=marker)
     slow = "case $HERD_LAB_HOST in db*) sleep 60;; esac;"
-    process = subprocess.Popen(
-        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "all", "--json",
-         "--env", f"{MARK}={marker}", "--", _counting(runs, slow)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = _herd_started(
+        tmp_path, inventory, "run", "all", "--json", "--env", f"{MARK}={marker}", "--",
+        _counting(runs, slow),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -247,14 +259,13 @@ def test_a_gateway_killed_mid_run_loses_its_hosts_and_nothing_runs_twice(
 
 
 def test_ctrl_c_reaches_the_commands_behind_gateways(lab_fleet: Fleet, tmp_path: Path) -> None:
-    marker = f"herd-gw-int-{os.getpid()}-{time.monotonic_ns()}"
+    marker = _marker("int")
     gateways = {"db": "web01", "web02": "web01", "cache": "web02"}  # cache: through both
     inventory = _inventory(lab_fleet, tmp_path, gateways, marker=marker)
     behind = {"db01", "db02", "web02", "cache01", "cache02"}
-    process = subprocess.Popen(
-        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "db:web02:cache",
-         "--json", "--env", f"{MARK}={marker}", "--", "sleep 60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = _herd_started(
+        tmp_path, inventory, "run", "db:web02:cache", "--json", "--env", f"{MARK}={marker}",
+        "--", "sleep 60",
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -326,14 +337,13 @@ def test_a_second_hop_killed_loses_only_the_hosts_behind_it(
     lab_fleet: Fleet, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs"
-    marker = f"herd-gw-hop-{os.getpid()}-{time.monotonic_ns()}"
+    marker = _marker("hop")
     gateways = {"db": "web01", "web02": "web01", "cache": "web02"}
     inventory = _inventory(lab_fleet, tmp_path, gateways, marker=marker)
     slow = "case $HERD_LAB_HOST in cache*) sleep 60;; esac;"
-    process = subprocess.Popen(
-        [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "run", "db:cache",
-         "--json", "--env", f"{MARK}={marker}", "--", _counting(runs, slow)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = _herd_started(
+        tmp_path, inventory, "run", "db:cache", "--json", "--env", f"{MARK}={marker}", "--",
+        _counting(runs, slow),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -23,12 +23,13 @@ import pytest
 import yaml
 
 from .conftest import Fleet
-from .test_run_faults import HERD, herd, rows
-from .test_run_gateways import _gateway_pids, _inventory, _via
+from .test_run_faults import herd, rows
+from .test_run_gateways import _gateway_pids, _herd_started, _inventory, _marker, _via
 from .test_transfer import make_site
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
+_JSON = ("--json", "--connect-timeout", "60")
 _HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)  # where the gateway's SFTP session starts
 
 
@@ -252,16 +253,15 @@ def test_a_gateway_killed_mid_push_loses_its_hosts_and_nothing_is_pushed_twice(
 ) -> None:
     payload = tmp_path / "app.conf"
     payload.write_text("port = 80\n")
-    marker = f"herd-gw-push-{os.getpid()}-{time.monotonic_ns()}"
+    marker = _marker("push")
     inventory = _inventory(lab_fleet, tmp_path, {"db": "web01", "cache": "web02"}, marker=marker)
     remote = tmp_path / "remote"
     before = _caches()
     lab_fleet.freeze("db01")  # the gateway's connection to db01 hangs: the push is under way
     try:
-        process = subprocess.Popen(
-            [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "push", "all",
-             str(payload), f"{remote}/{{host}}/", "--mkdir", "--json", "--connect-timeout", "60"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        process = _herd_started(
+            tmp_path, inventory, "push", "all", str(payload), f"{remote}/{{host}}/", "--mkdir",
+            *_JSON,
         )  # fmt: skip
         # db02, through web01 too, has its file: web01 is under way
         stdout, stderr = _kill_gateway_once(process, marker, remote / "db02" / "app.conf")
@@ -282,16 +282,15 @@ def test_ctrl_c_during_a_push_through_a_gateway_removes_its_cache(
 ) -> None:
     payload = tmp_path / "app.conf"
     payload.write_text("port = 80\n")
-    marker = f"herd-gw-push-int-{os.getpid()}-{time.monotonic_ns()}"
+    marker = _marker("push-int")
     inventory = _inventory(lab_fleet, tmp_path, {"db": "web01"}, marker=marker)
     remote = tmp_path / "remote"
     before = _caches()
     lab_fleet.freeze("db01")  # the push to db01 waits in its handshake until Ctrl-C
     try:
-        process = subprocess.Popen(
-            [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "push", "db",
-             str(payload), f"{remote}/{{host}}/", "--mkdir", "--json", "--connect-timeout", "60"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        process = _herd_started(
+            tmp_path, inventory, "push", "db", str(payload), f"{remote}/{{host}}/", "--mkdir",
+            *_JSON,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 60
@@ -323,16 +322,15 @@ def test_a_gateway_killed_mid_pull_loses_its_hosts_and_leaves_no_cache(
     for name in lab_fleet.names():
         (remote / name).mkdir(parents=True)
         (remote / name / "app.log").write_text(f"log of {name}\n")
-    marker = f"herd-gw-pull-{os.getpid()}-{time.monotonic_ns()}"
+    marker = _marker("pull")
     inventory = _inventory(lab_fleet, tmp_path, {"db": "web01"}, marker=marker)
     fetched = tmp_path / "fetched"
     before = _caches()
     lab_fleet.freeze("db01")  # the gateway's connection to db01 hangs: the pull is under way
     try:
-        process = subprocess.Popen(
-            [*HERD, "--home", str(tmp_path / "home"), "-i", str(inventory), "pull", "db:web03",
-             f"{remote}/{{host}}/app.log", str(fetched), "--json", "--connect-timeout", "60"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        process = _herd_started(
+            tmp_path, inventory, "pull", "db:web03", f"{remote}/{{host}}/app.log", str(fetched),
+            *_JSON,
         )  # fmt: skip
         # db02's file came back through web01: web01 is under way
         landed = fetched / "db02" / remote.relative_to("/") / "db02" / "app.log"
