@@ -203,15 +203,12 @@ class FoldReader(Protocol):
 
     def foldable(self, name: str) -> bool:
         """Whether ``name`` may be written inside a bracketed term (a host it knows)."""
-        ...
 
     def reads_as_range(self, term: str) -> bool:
         """Whether ``term``, pasted alone, selects exactly the names it expands to."""
-        ...
 
     def spell(self, name: str) -> str:
         """``name`` written as a term that selects it alone."""
-        ...
 
 
 def sort_key(name: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:

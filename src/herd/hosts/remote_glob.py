@@ -39,15 +39,12 @@ class Lister(Protocol):
 
     async def is_dir(self, path: str) -> bool:
         """Whether ``path`` is a directory; a link to one leads on, as in the shell."""
-        ...
 
     async def exists(self, path: str) -> bool:
         """Whether anything (a dangling link too) is at ``path``."""
-        ...
 
     async def names(self, directory: str) -> list[str] | None:
         """The names in ``directory``; None if it cannot be listed."""
-        ...
 
 
 class SFTPLister:

@@ -274,7 +274,6 @@ class KnowsSecrets(Protocol):
 
     def from_secret(self, key: str) -> bool:
         """Whether the value of ``key`` was computed from a secret-named variable."""
-        ...
 
 
 def mask_secrets(variables: Mapping[str, object]) -> dict[str, object]:
