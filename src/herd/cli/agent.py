@@ -24,15 +24,14 @@ from herd.core.settings import AgentSettings
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import Awaitable
 
     from herd.cli.fleet_options import FleetOptions
     from herd.core.model import Host, HostResult
     from herd.core.settings import RunSettings
     from herd.hosts.options import ConnectOptions
     from herd.operation.agent_protocol import AgentFiles
-    from herd.operation.driver import HostWork, PerHost
+    from herd.operation.driver import HostWork, PerHost, Resources
 
 __all__ = ["agent", "agent_for", "checked_by_agent", "through_agent"]
 
@@ -81,7 +80,7 @@ def checked_by_agent(
 
 def through_agent(
     pid: int, setup: dict[str, Any], in_process: PerHost
-) -> tuple[PerHost, Callable[[], AbstractAsyncContextManager[object]]]:
+) -> tuple[PerHost, Resources]:
     """The per-host work handed to the agent (pid ``pid``) with ``setup``, and the link to it
     as the driver's resources; ``ansible_connection=local`` hosts stay ``in_process``."""
     from herd.hosts.options import host_for_agent

@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from herd.cli.context import AppContext
@@ -17,11 +16,9 @@ from herd.errors import HerdError
 if TYPE_CHECKING:
     from herd.hosts.connect import Connector
     from herd.hosts.workers import Job
-    from herd.operation.driver import PerHost
+    from herd.operation.driver import PerHost, Resources
 
 __all__ = ["chains_for", "first_hops", "through_gateways", "together", "via_detail"]
-
-Resources = Callable[[], AbstractAsyncContextManager[object]]
 
 
 def chains_for(

@@ -8,15 +8,14 @@ the driver on herd's event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from herd.cli.context import AppContext
 from herd.core.events import Sink, Sinks
 from herd.core.model import BatchResult, Host
-from herd.operation.driver import PerHost, Plan, run_operation
+from herd.operation.driver import PerHost, Plan, Resources, run_operation
 
 __all__ = ["drive"]
 
@@ -31,7 +30,7 @@ def drive(
     record: bool = True,
     syslog: str | None = None,
     detail: dict[str, Any] | None = None,
-    resources: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+    resources: Resources | None = None,
 ) -> BatchResult:
     """Record (unless ``record`` is false), run ``per_host`` on every host, render; the batch.
 

@@ -14,8 +14,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,11 +42,10 @@ if TYPE_CHECKING:
     from herd.hosts.command import RemoteCommand
     from herd.hosts.connect import Connector
     from herd.hosts.options import ConnectOptions
-    from herd.operation.driver import HostWork, PerHost
+    from herd.operation.driver import HostWork, PerHost, Resources
 
 __all__ = ["RunRequest", "execute", "run", "run_batch"]
 
-Resources = Callable[[], AbstractAsyncContextManager[object]]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

@@ -28,14 +28,12 @@ from herd.cli.fleet_options import (
 from herd.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
     from herd.core.model import Host
     from herd.core.settings import AgentSettings
     from herd.hosts.connect import Connector
     from herd.hosts.transfer import TransferJob
     from herd.hosts.transfer_plan import TransferOptions
-    from herd.operation.driver import PerHost
+    from herd.operation.driver import PerHost, Resources
 
 __all__ = ["pull", "push"]
 
@@ -178,7 +176,7 @@ def _carriers(
     forks: int,
     display: _Display,
     agent: AgentSettings,
-) -> tuple[PerHost, Callable[[], AbstractAsyncContextManager[object]] | None]:
+) -> tuple[PerHost, Resources | None]:
     """Who carries the hosts: worker processes when they pay, else the agent's kept
     connections when there is an agent, else this process."""
     from herd.cli.agent import agent_for, through_agent

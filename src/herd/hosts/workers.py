@@ -49,7 +49,6 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,7 +63,7 @@ from herd.hosts.options import ConnectOptions, host_for_worker
 from herd.hosts.remote import RunJob
 from herd.hosts.transfer import HostJob, PullJob, PushJob, TransferJob
 from herd.hosts.transfer_plan import requests_per_host
-from herd.operation.driver import HostWork
+from herd.operation.driver import HostWork, Resources
 from herd.operation.fanout import HostSlot
 
 __all__ = [
@@ -441,7 +440,7 @@ def carriers(
     forks: int,
     requested: int | None,
     debug: bool = False,
-) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
+) -> tuple[HostJob, Resources | None]:
     """The per-host work, in this process or on worker processes, and what it needs running."""
     if isinstance(job, RunJob):
         over_ssh = sum(1 for h in hosts if not h.local)
@@ -453,7 +452,7 @@ def carriers(
 
 def _carried(
     job: Job, connector: Connector, count: int, debug: bool
-) -> tuple[HostJob, Callable[[], AbstractAsyncContextManager[object]] | None]:
+) -> tuple[HostJob, Resources | None]:
     if not count:
         return job.per_host(connector), None
     workers = Workers(job, connector.options, count, debug=debug)

@@ -37,7 +37,7 @@ from herd.errors import Interrupted
 from herd.operation.fanout import HostSlot, fanout, stop_signals
 from herd.operation.rollout import Threshold, split_batches
 
-__all__ = ["HostWork", "PerHost", "Plan", "drive", "run_operation", "skipped"]
+__all__ = ["HostWork", "PerHost", "Plan", "Resources", "drive", "run_operation", "skipped"]
 
 T = TypeVar("T")
 LoopRunner = Callable[[Callable[[], Coroutine[Any, Any, T]]], T]
@@ -71,6 +71,8 @@ class HostWork:
 
 
 PerHost = Callable[[Host, HostWork], Awaitable[HostResult]]
+# What the per-host work needs running around the whole batch (worker processes, gateways).
+Resources = Callable[[], AbstractAsyncContextManager[object]]
 
 
 async def drive(
@@ -79,7 +81,7 @@ async def drive(
     per_host: PerHost,
     sink: Sink,
     *,
-    resources: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+    resources: Resources | None = None,
 ) -> BatchResult:
     """Run ``per_host`` over ``hosts``, batch after batch; every host ends as an event.
 
@@ -172,7 +174,7 @@ def run_operation(
     sink: Sink,
     *,
     run_loop: LoopRunner[BatchResult],
-    resources: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+    resources: Resources | None = None,
 ) -> BatchResult:
     """The whole operation, from its first event to its last, on a loop ``run_loop`` makes.
 
