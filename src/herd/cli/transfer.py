@@ -180,15 +180,14 @@ def _carriers(
     """Who carries the hosts: worker processes when they pay, else the agent's kept
     connections when there is an agent, else this process."""
     from herd.cli.agent import agent_for, through_agent
-    from herd.hosts.workers import WorkerJob, absolute, carriers, job_data, sized
+    from herd.hosts.workers import WorkerJob, absolute, carried, job_data, sized
 
     sized_job, count = sized(job, hosts, forks=forks, requested=display.workers)
     pid = None
     if not count and not all(host.local for host in hosts):
         pid = agent_for(fleet.no_agent, agent)
     if pid is None:
-        return carriers(job, connector, hosts, forks=forks, requested=display.workers,
-                        debug=app.debug)  # fmt: skip
+        return carried(sized_job, connector, count, app.debug)
     options = connector.options.for_agent()
     setup = {"job": job_data(WorkerJob(absolute(sized_job), options))}
     return through_agent(pid, setup, sized_job.per_host(connector))

@@ -76,6 +76,7 @@ __all__ = [
     "WorkerJob",
     "Workers",
     "absolute",
+    "carried",
     "carriers",
     "control",
     "host_for_worker",
@@ -445,14 +446,15 @@ def carriers(
     if isinstance(job, RunJob):
         over_ssh = sum(1 for h in hosts if not h.local)
         count = worker_count(requested, over_ssh, per_worker=RUN_HOSTS_PER_WORKER)
-        return _carried(job, connector, count, debug)
+        return carried(job, connector, count, debug)
     sized_job, count = sized(job, hosts, forks=forks, requested=requested)
-    return _carried(sized_job, connector, count, debug)
+    return carried(sized_job, connector, count, debug)
 
 
-def _carried(
-    job: Job, connector: Connector, count: int, debug: bool
+def carried(
+    job: Job, connector: Connector, count: int, debug: bool = False
 ) -> tuple[HostJob, Resources | None]:
+    """The per-host work on ``count`` worker processes, or in this process when 0."""
     if not count:
         return job.per_host(connector), None
     workers = Workers(job, connector.options, count, debug=debug)
