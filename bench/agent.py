@@ -10,8 +10,9 @@ On the lab's OpenSSH fleet, ``uname -a`` on every host with:
                first round opened (ControlPersist)
   ansible-cp   ``ansible all -m raw``, its second run (its default ControlPersist)
 For each: the wall time, and the controller's CPU per host in ms: the client
-process and the children it waited for, plus (herd-warm) the agent's CPU
-during the run, read from /proc. ControlMaster processes, detached like the
+process and the children it waited for, plus (herd-warm) the CPU of the agent and
+of its warm command line (with the forks that ran the commands) during the run,
+read from /proc. ControlMaster processes, detached like the
 agent, are counted too (their /proc times, summed). The tools take turns,
 median of --repeat. Run on demand, never in the test suite.
 """
@@ -19,6 +20,7 @@ median of --repeat. Run on demand, never in the test suite.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -27,8 +29,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import herd as herd_package
 from herd.lab import Lab, free_port
-from herd.operation.agent_protocol import AgentFiles, agent_pid
+from herd.operation.agent_protocol import AgentFiles, agent_pid, warm_pid
 from run_fanout import Measure, measure, write_inventory
 
 BIN = Path(sys.executable).parent
@@ -36,14 +39,15 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pids: list[int]) -> float:
-    """User+system seconds the processes ``pids`` have used so far (those still alive)."""
+    """User+system seconds the processes ``pids`` and the children they reaped have used so
+    far (those still alive): the warm command line's forks count once it has reaped them."""
     total = 0.0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / TICK
+        total += sum(int(f) for f in fields[11:15]) / TICK
     return total
 
 
@@ -63,10 +67,11 @@ def masters(control_dir: Path) -> list[int]:
 
 
 def helpers_of(tool: str, files: AgentFiles, control: Path) -> list[int]:
-    """The detached processes that work for ``tool``: herd's agent, ssh's ControlMasters."""
+    """The detached processes that work for ``tool``: herd's agent and its warm command
+    line, ssh's ControlMasters."""
     if tool.startswith("herd-warm"):
-        pid = agent_pid(files)
-        return [pid] if pid else []
+        pids = [agent_pid(files), warm_pid(files)]
+        return [pid for pid in pids if pid]
     return masters(control) if tool == "openssh-cm" else []
 
 
@@ -86,6 +91,8 @@ def main() -> None:
     lab = Lab.up(work / "lab", args.hosts, engine="openssh", port=free_port(args.hosts))
     env = {**os.environ, "HERD_HOME": str(work / "home"), "XDG_RUNTIME_DIR": str(runtime)}
     env.pop("SSH_AUTH_SOCK", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's herd runs from compiled modules
+    compileall.compile_dir(Path(herd_package.__file__).parent, quiet=1)
     files = AgentFiles(runtime / "herd")
     try:
         inventory = write_inventory(lab, args.hosts, work)

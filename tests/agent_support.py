@@ -7,19 +7,20 @@ import os
 import signal
 import time
 
-from herd.operation.agent_protocol import AgentFiles, agent_pid, is_agent_process
+from herd.operation.agent_protocol import AgentFiles, agent_pid, is_agent_process, warm_pid
 
 
 def stop_agent(files: AgentFiles, bound: float = 10.0) -> None:
-    """Stop the agent these files name, by the pid in its lock, once it is checked to be ours."""
-    pid = agent_pid(files)
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + bound
-    while is_agent_process(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if is_agent_process(pid):
+    """Stop the agent these files name, and its warm command line, by the pids in their
+    locks, once each is checked to be ours."""
+    for pid, role in ((agent_pid(files), b"serve"), (warm_pid(files), b"warm")):
+        if pid is None:
+            continue
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + bound
+        while is_agent_process(pid, role) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if is_agent_process(pid, role):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,5 +1,5 @@
 """`python -m herd` runs the command line."""
 
-from herd.cli.main import run
+from herd.cli.launch import run
 
 run()

@@ -12,6 +12,7 @@ import contextlib
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -169,9 +170,11 @@ def status(as_json: bool) -> int:
         click.echo(json.dumps(answer))
         return 0
     connections: list[dict[str, Any]] = answer["connections"]
+    warm = answer.get("warm_pid")
     click.echo(
         f"agent pid {answer['pid']}, socket {answer['socket']}, persist {answer['persist']:g} s,"
-        f" {len(connections)} connection{'s' if len(connections) != 1 else ''}"
+        f" {len(connections)} connection{'s' if len(connections) != 1 else ''},"
+        f" warm command line {f'pid {warm}' if warm else 'not running'}"
     )
     for row in connections:
         user = f"{row['user']}@" if row["user"] else ""
@@ -229,4 +232,32 @@ def _serve(files: AgentFiles, persist: float, ready_pipe: int) -> None:
         os.write(ready_pipe, b"ok")
         os.close(ready_pipe)
 
-    run_loop(lambda: serve(files, persist, ready))
+    warm = _start_warm()
+    try:
+        run_loop(lambda: serve(files, persist, ready))
+    finally:
+        if warm is not None:
+            warm.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                warm.wait(_STOP_BOUND)
+
+
+def _start_warm() -> subprocess.Popen[bytes] | None:
+    """Start the warm command line (``herd.cli.warm``) beside this agent, or None."""
+    argv = [sys.executable, "-m", "herd", "agent", "warm", "--agent", str(os.getpid())]
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd="/")
+    except OSError as exc:
+        print(f"the warm command line did not start: {exc}", file=sys.stderr)
+        return None
+
+
+@agent.command(hidden=True)
+@click.option("--agent", "agent_pid", type=int, required=True)
+def warm(agent_pid: int) -> int:
+    """Serve commands with herd's command line imported (what the agent starts)."""
+    from herd.cli.warm import serve as serve_warm
+    from herd.operation.agent_protocol import agent_files
+
+    serve_warm(agent_files(), agent_pid)
+    return 0

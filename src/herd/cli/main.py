@@ -19,7 +19,7 @@ from herd import __version__
 from herd.cli.context import AppContext, default_home
 from herd.errors import HerdError, Interrupted, signal_exit_code
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "stop_on_signals"]
 
 # name -> (module, attribute, one-line help shown by `herd --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -119,13 +119,16 @@ def _stop(signum: int, _frame: object) -> None:
     raise Interrupted(signum, signal.Signals(signum).name)
 
 
-def run() -> None:
-    """The console-script entry point.
-
-    SIGTERM and SIGHUP (a ``timeout`` wrapper, a cancelled CI job, a dropped SSH
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a ``timeout`` wrapper, a cancelled CI job, a dropped SSH
     session) stop herd the way Ctrl-C does: remote commands are stopped, the
     operation recorded and the summary printed, and the exit code is 128+N.
     """
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
+
+
+def run() -> None:
+    """Run the command line in this process (``herd.cli.launch.run`` decides it is this one)."""
+    stop_on_signals()
     sys.exit(main())

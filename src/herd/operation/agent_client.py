@@ -29,6 +29,7 @@ from herd.operation.agent_protocol import (
     agent_files,
     message,
     read_message,
+    warm_pid,
 )
 from herd.operation.driver import HostWork
 
@@ -220,8 +221,12 @@ class AgentRun:
 
 
 def status(files: AgentFiles | None = None) -> dict[str, Any] | None:
-    """The running agent's status, or None when no agent runs."""
+    """The running agent's status (with its warm command line's pid), or None when no
+    agent runs."""
+    files = files or agent_files()
     try:
-        return request(files or agent_files(), {"op": "status"})
+        answer = request(files, {"op": "status"})
     except OSError:
         return None
+    answer["warm_pid"] = warm_pid(files)
+    return answer

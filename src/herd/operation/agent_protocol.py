@@ -36,6 +36,7 @@ __all__ = [
     "is_agent_process",
     "message",
     "read_message",
+    "warm_pid",
 ]
 
 LINE_LIMIT = 16 * 1024 * 1024  # a host with a huge inventory still fits on one line
@@ -59,6 +60,15 @@ class AgentFiles:
     def log(self) -> Path:
         return self.directory / "agent.log"
 
+    @property
+    def warm_socket(self) -> Path:
+        """Where the agent's warm command line (``herd.cli.warm``) takes commands."""
+        return self.directory / "cli.sock"
+
+    @property
+    def warm_lock(self) -> Path:
+        return self.directory / "cli.lock"
+
 
 def agent_files() -> AgentFiles:
     """This user's agent files (the directory is made, or checked to be ours, 0700)."""
@@ -67,22 +77,32 @@ def agent_files() -> AgentFiles:
 
 def agent_pid(files: AgentFiles) -> int | None:
     """The pid the lock file names, if it names a live herd agent of ours."""
+    return _pid_in(files.lock, b"serve")
+
+
+def warm_pid(files: AgentFiles) -> int | None:
+    """The pid of the agent's warm command line, if it runs."""
+    return _pid_in(files.warm_lock, b"warm")
+
+
+def _pid_in(lock: Path, role: bytes) -> int | None:
     try:
-        pid = int(files.lock.read_text(encoding="ascii").strip() or "0")
+        pid = int(lock.read_text(encoding="ascii").strip() or "0")
     except (OSError, ValueError):
         return None
-    return pid if pid > 0 and is_agent_process(pid) else None
+    return pid if pid > 0 and is_agent_process(pid, role) else None
 
 
-def is_agent_process(pid: int) -> bool:
-    """Whether ``pid`` is a ``herd agent serve`` process of this user (not a reused pid)."""
+def is_agent_process(pid: int, role: bytes = b"serve") -> bool:
+    """Whether ``pid`` is a ``herd agent serve`` process of this user (not a reused pid),
+    or with ``role`` b"warm" its warm command line."""
     try:
         if Path(f"/proc/{pid}").stat().st_uid != os.geteuid():
             return False
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"herd" in words and b"agent" in words and b"serve" in words
+    return b"herd" in words and b"agent" in words and role in words
 
 
 def message(body: dict[str, Any]) -> bytes:

@@ -1,0 +1,231 @@
+"""The agent's warm command line on a real OpenSSH fleet: a warm ``herd run`` is handed
+whole (arguments, environment, directory, terminal) to a fork of a process that has the
+command line imported, and behaves exactly as the same run in its own process.
+
+Each client here runs through ``PROBE``, which writes the modules the client process
+imported when it exits: a client that handed its command over never imported click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from herd.core.audit import AuditLog
+from herd.core.audit_records import OperationRecord
+from herd.operation.agent_protocol import AgentFiles, warm_pid
+
+from .conftest import Fleet
+from .test_agent import herd, wait_until
+from .test_shell import read_until, sleeping
+
+pytestmark = pytest.mark.system
+
+PROBE = (
+    "import atexit, sys\n"
+    "def imported(path):\n"
+    "    with open(path, 'w') as out:\n"
+    "        out.write('\\n'.join(sorted(sys.modules)))\n"
+    "atexit.register(imported, sys.argv[1])\n"
+    "sys.argv = ['herd', *sys.argv[2:]]\n"
+    "from herd.cli.launch import run\n"
+    "run()\n"
+)
+SLEEP = "60.5432"  # a sleep no other test runs
+
+
+def client(modules: Path, *args: str, python: tuple[str, ...] = ()) -> list[str]:
+    """The command line of a herd client that writes its imported modules to ``modules``."""
+    return [sys.executable, *python, "-c", PROBE, str(modules), *args]
+
+
+def handed_over(modules: Path) -> bool:
+    """Whether the client that wrote ``modules`` handed its command to the warm process."""
+    imported = set(modules.read_text().split())
+    assert "herd.cli.launch" in imported  # the probe saw the client's imports
+    return "click" not in imported and "herd.cli.main" not in imported
+
+
+def serving(files: AgentFiles) -> bool:
+    """Whether the warm command line accepts connections (it declines this empty one)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        probe.connect(str(files.warm_socket))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def warm_up(home: Path, fleet: Fleet, files: AgentFiles) -> None:
+    """Start the agent with a first run, and wait for its warm command line."""
+    first = herd(home, "-i", str(fleet.inventory), "run", "all", "--", "true")
+    assert first.returncode == 0, first.stderr
+    assert wait_until(lambda: serving(files))
+
+
+def last_operation(home: Path) -> OperationRecord:
+    with AuditLog(home / "operations.db", check_writable=False) as log:
+        op_id = log.last_operation_id()
+        assert op_id is not None
+        record = log.operation(op_id)
+    assert record is not None
+    return record
+
+
+def test_a_warm_run_is_handed_over_with_its_directory_environment_and_exit_code(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "fleet.yml").write_text(lab_fleet.inventory.read_text())
+    env = {**os.environ, "HERD_INVENTORY": "fleet.yml"}  # relative: found from the cwd
+    modules = tmp_path / "modules"
+    argv = ["--home", str(home), "run", "web", "--json", "--", "echo $HERD_HOST; exit 3"]
+    warm = subprocess.run(client(modules, *argv), capture_output=True, text=True, env=env,
+                          cwd=here, timeout=60, check=False)  # fmt: skip
+    assert handed_over(modules), warm.stderr
+    recorded = last_operation(home)
+    alone = subprocess.run(client(modules, *argv, "--no-agent"), capture_output=True,
+                           text=True, env=env, cwd=here, timeout=60, check=False)  # fmt: skip
+    assert not handed_over(modules)
+    assert warm.returncode == alone.returncode == 1  # some host failed
+    rows = [json.loads(line) for line in warm.stdout.splitlines()]
+    assert sorted(row["host"] for row in rows) == lab_fleet.names("web")
+    assert {(row["stdout"].strip(), row["exit_status"]) for row in rows} == {
+        (name, 3) for name in lab_fleet.names("web")
+    }
+    alone_rows = [json.loads(line) for line in alone.stdout.splitlines()]
+    assert sorted((row["host"], row["stdout"]) for row in alone_rows) == sorted(
+        (row["host"], row["stdout"]) for row in rows
+    )
+    assert warm.stderr.splitlines()[-1] == f"recorded as operation {recorded.id}:" \
+        f" herd log show {recorded.id}"  # fmt: skip
+    assert (recorded.kind, recorded.status, recorded.exit_code) == ("run", "failed", 1)
+    assert recorded.argv == ["herd", *argv]
+    assert recorded.pid != os.getpid()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_the_client_stops_the_handed_over_run_as_it_stops_any_run(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles, signum: signal.Signals
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    modules = tmp_path / "modules"
+    running = subprocess.Popen(
+        client(modules, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web",
+               "--", f"sleep {SLEEP}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: sleeping(SLEEP))
+        running.send_signal(signum)
+        _, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert handed_over(modules)
+    assert running.returncode == 128 + signum, err
+    assert "interrupted" in err.splitlines()[-2]
+    assert wait_until(lambda: not sleeping(SLEEP))  # stopped on every host
+    assert last_operation(home).status == "interrupted"
+
+
+def test_a_killed_client_hangs_up_the_handed_over_run(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "herd", "--home", str(home), "-i", str(lab_fleet.inventory),
+         "run", "web", "--", f"sleep {SLEEP}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: sleeping(SLEEP))
+        running.kill()
+        running.wait(timeout=30)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert wait_until(lambda: not sleeping(SLEEP))
+    assert wait_until(lambda: last_operation(home).status == "interrupted")
+    assert last_operation(home).exit_code == 128 + signal.SIGHUP
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_handed_over_run(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    modules = tmp_path / "modules"
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        # setsid -c: the pty is the client's controlling terminal, Ctrl-C its SIGINT
+        ["setsid", "-c", *client(modules, "--home", str(home), "-i", str(lab_fleet.inventory),
+                                 "run", "web", "--", f"sleep {SLEEP}")],
+        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    screen = bytearray()
+    try:
+        assert wait_until(lambda: sleeping(SLEEP))
+        os.write(leader, b"\x03")
+        assert read_until(leader, screen, b"herd log show"), screen
+        assert process.wait(timeout=30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+    assert handed_over(modules)
+    assert b"4 not finished\x1b[0m" in screen  # the summary, in colour: on a terminal
+    assert wait_until(lambda: not sleeping(SLEEP))
+
+
+def test_a_client_with_other_python_flags_runs_the_command_itself(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    modules = tmp_path / "modules"
+    argv = ["--home", str(home), "-i", str(lab_fleet.inventory), "run", "web", "--", "true"]
+    same = subprocess.run(client(modules, *argv), capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    assert handed_over(modules)
+    other = subprocess.run(client(modules, *argv, python=("-X", "herd_test=1")),
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    assert not handed_over(modules)
+    assert other.stderr.splitlines()[0].startswith("4 hosts: 4 ok")
+    assert serving(private_agent)  # declining is not a reason to stop serving
+
+
+def test_stopping_the_agent_stops_its_warm_command_line(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    pid = warm_pid(private_agent)
+    assert pid is not None
+    status = herd(home, "agent", "status")
+    assert f"warm command line pid {pid}" in status.stdout
+    stopped = herd(home, "agent", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert wait_until(lambda: warm_pid(private_agent) is None)
+    assert not private_agent.warm_socket.exists()
