@@ -54,3 +54,27 @@ def test_a_file_newly_matched_by_an_include_is_read(tmp_path: Path) -> None:
     assert SshOptions([config], memo).for_host(HOST, None, None).user == "nobody"
     (tmp_path / "conf.d" / "web.conf").write_text("Host 10.0.0.1\n  User deploy\n")
     assert SshOptions([config], memo).for_host(HOST, None, None).user == "deploy"
+
+
+def test_known_hosts_are_parsed_once_across_operations_until_their_text_changes(
+    tmp_path: Path,
+) -> None:
+    import asyncssh
+
+    from herd.hosts.hostkeys import HostKeyPolicy, KnownHostsFiles
+    from herd.hosts.options import HostKeyMode
+
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"10.0.0.1 {key}")
+    files = KnownHostsFiles(read=(known,), write=known)
+    memo = SshMemo()
+    first = HostKeyPolicy(by_text=memo.known_hosts).known_hosts(files, HostKeyMode.STRICT)
+    again = HostKeyPolicy(by_text=memo.known_hosts).known_hosts(files, HostKeyMode.STRICT)
+    assert first is not None and again is first  # the second operation parsed nothing
+    known.write_text(f"10.0.0.1 {other}")
+    changed = HostKeyPolicy(by_text=memo.known_hosts).known_hosts(files, HostKeyMode.STRICT)
+    assert changed is not None and changed is not first
+    trusted = changed.match("10.0.0.1", "10.0.0.1", None)[0]
+    assert {k.export_public_key().decode() for k in trusted} == {other}

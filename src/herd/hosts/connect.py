@@ -403,7 +403,7 @@ class Connector:
     def __init__(self, options: ConnectOptions, ssh_memo: SshMemo | None = None) -> None:
         """``ssh_memo``: OpenSSH options evaluated by earlier operations (the agent's)."""
         self.options = options
-        self.policy = HostKeyPolicy()
+        self.policy = HostKeyPolicy(by_text=None if ssh_memo is None else ssh_memo.known_hosts)
         self.keys = ClientKeys()
         self.ssh = SshOptions(options.ssh_config, ssh_memo)
         self._routes: dict[tuple[str, str | None], Route] = {}

@@ -55,11 +55,19 @@ class HostKeyVerdict:
     status: Status = Status.HOSTKEY_MISMATCH
 
 
+_KNOWN_HOSTS_KEPT = 64  # texts of known_hosts files an agent keeps parsed
+
+
 @dataclass(slots=True)
 class HostKeyPolicy:
-    """One run's host key decisions, with each set of known_hosts files parsed once."""
+    """One run's host key decisions, with each set of known_hosts files parsed once.
+
+    ``by_text``: known_hosts parsed by earlier operations (the agent's), found by the
+    files' text, so a file changed since is parsed again.
+    """
 
     _parsed: dict[tuple[Path, ...], asyncssh.SSHKnownHosts] = field(default_factory=dict)
+    by_text: dict[str, asyncssh.SSHKnownHosts] | None = None
 
     def known_hosts(
         self, files: KnownHostsFiles, mode: HostKeyMode
@@ -70,11 +78,17 @@ class HostKeyPolicy:
         parsed = self._parsed.get(files.read)
         if parsed is None:
             text = "".join(_read(path) for path in files.read)
-            try:
-                parsed = asyncssh.import_known_hosts(text)
-            except (ValueError, asyncssh.KeyImportError) as exc:
-                names = ", ".join(str(p) for p in files.read)
-                raise ConfigError(f"{names}: malformed known_hosts: {exc}") from exc
+            parsed = None if self.by_text is None else self.by_text.get(text)
+            if parsed is None:
+                try:
+                    parsed = asyncssh.import_known_hosts(text)
+                except (ValueError, asyncssh.KeyImportError) as exc:
+                    names = ", ".join(str(p) for p in files.read)
+                    raise ConfigError(f"{names}: malformed known_hosts: {exc}") from exc
+                if self.by_text is not None:
+                    if len(self.by_text) >= _KNOWN_HOSTS_KEPT:
+                        self.by_text.clear()
+                    self.by_text[text] = parsed
             self._parsed[files.read] = parsed
         return parsed
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asyncssh import SSHKnownHosts
 from asyncssh.config import ConfigParseError, SSHClientConfig, SSHConfig
 
 from herd.core.model import Host
@@ -225,12 +226,14 @@ class SshMemo:
     """Evaluations of OpenSSH's options kept across operations, by the agent.
 
     An entry is found only for the same host, user, port and inventory arguments, and
-    the same contents of the config files and of those they include.
+    the same contents of the config files and of those they include. Parsed
+    known_hosts files are kept beside them, found by their text.
     """
 
     def __init__(self, limit: int = 100_000) -> None:
         self._entries: dict[tuple[object, ...], tuple[SshSettings, tuple[str, ...]]] = {}
         self._limit = limit
+        self.known_hosts: dict[str, SSHKnownHosts] = {}  # parsed, by the files' text
 
     def get(self, key: tuple[object, ...]) -> tuple[SshSettings, tuple[str, ...]] | None:
         return self._entries.get(key)
