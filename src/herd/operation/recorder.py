@@ -42,6 +42,7 @@ class Recorder:
         self._syslog = syslog
         self._queue: queue.SimpleQueue[HostResult | OperationFinished] = queue.SimpleQueue()
         self._failure: HerdError | None = None
+        self._opened = threading.Event()  # the writer has its connection (or failed to)
         self._thread = threading.Thread(target=self._write_all, name="herd-recorder", daemon=True)
         self._thread.start()
 
@@ -74,7 +75,11 @@ class Recorder:
                 command=None if command is None else mask_secrets(command),
                 detail=detail,
             )
-        return cls(path, op_id, syslog=syslog)
+            recorder = cls(path, op_id, syslog=syslog)
+            # closed once the writer's connection is open: SQLite checkpoints the log
+            # (and syncs it) when its last connection closes, once per run is enough
+            recorder._opened.wait(_CLOSE_WAIT)
+        return recorder
 
     def handle(self, event: Event) -> None:
         if isinstance(event, HostFinished):
@@ -105,6 +110,8 @@ class Recorder:
         except HerdError as exc:
             self._failure = exc
             return
+        finally:
+            self._opened.set()
         try:
             while True:
                 try:
