@@ -20,6 +20,7 @@ import pytest
 
 from herd.core.audit import AuditLog
 from herd.operation.agent_protocol import AgentFiles, agent_pid, is_agent_process
+from tests.agent_support import warm_serving
 
 from .conftest import Fleet
 
@@ -237,6 +238,8 @@ def test_another_user_cannot_talk_to_the_agent(tmp_path: Path, private_agent: Ag
     home = tmp_path / "home"
     started = herd(home, "agent", "start")
     assert started.returncode == 0, started.stderr
+    # the warm command line, starting, makes sure of the directory's 0700 as herd does
+    assert wait_until(lambda: warm_serving(private_agent))
     name = f"herdag{os.getpid() % 100000}"
     subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True, capture_output=True)
     probe = (

@@ -12,7 +12,6 @@ import json
 import os
 import pty
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from herd.core.audit import AuditLog
 from herd.core.audit_records import OperationRecord
 from herd.operation.agent_protocol import AgentFiles, warm_pid
+from tests.agent_support import warm_serving
 
 from .conftest import Fleet
 from .test_agent import herd, wait_until
@@ -54,23 +54,11 @@ def handed_over(modules: Path) -> bool:
     return "click" not in imported and "herd.cli.main" not in imported
 
 
-def serving(files: AgentFiles) -> bool:
-    """Whether the warm command line accepts connections (it declines this empty one)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        probe.connect(str(files.warm_socket))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
-
-
 def warm_up(home: Path, fleet: Fleet, files: AgentFiles) -> None:
     """Start the agent with a first run, and wait for its warm command line."""
     first = herd(home, "-i", str(fleet.inventory), "run", "all", "--", "true")
     assert first.returncode == 0, first.stderr
-    assert wait_until(lambda: serving(files))
+    assert wait_until(lambda: warm_serving(files))
 
 
 def last_operation(home: Path) -> OperationRecord:
@@ -213,7 +201,7 @@ def test_a_client_with_other_python_flags_runs_the_command_itself(
     assert other.returncode == 0, other.stderr
     assert not handed_over(modules)
     assert other.stderr.splitlines()[0].startswith("4 hosts: 4 ok")
-    assert serving(private_agent)  # declining is not a reason to stop serving
+    assert warm_serving(private_agent)  # declining is not a reason to stop serving
 
 
 def test_stopping_the_agent_stops_its_warm_command_line(
