@@ -8,12 +8,17 @@ frozen jump host is named; ``-t 0`` is no timeout.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from herd.cli.main import main
+from herd.operation.agent_protocol import AgentFiles
 
 from .conftest import Fleet
 
@@ -203,3 +208,26 @@ def test_timeout_zero_means_no_timeout(
     code, got, err = run(["-i", str(lab_fleet.inventory), "run", "web01", "--json", "-t", "0",
                           "--", "sleep 1; echo done"], capsys)  # fmt: skip
     assert (code, got["web01"]["stdout"]) == (0, "done\n"), err
+
+
+def test_send_env_and_set_env_reach_the_host_on_every_session_of_a_kept_connection(
+    make_fleet: Callable[..., Fleet], tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    fleet = make_fleet(1, "web=1")
+    (name,) = fleet.names()
+    config = fleet.files.sshd_config(name)
+    config.write_text(config.read_text() + "AcceptEnv HERD_SENT_* HERD_SET\n")
+    fleet.restart(name)
+    options = ssh_config(tmp_path / "ssh_config", "SendEnv HERD_SENT_*\nSetEnv HERD_SET=set\n")
+    env = {**os.environ, "HERD_SENT_A": "a", "HERD_SENT_B": "b", "HERD_SET": "not sent"}
+    seen = []
+    for extra in ([], [], ["--no-agent"]):  # a new connection, the kept one, none kept
+        done = subprocess.run(
+            [sys.executable, "-m", "herd", "--home", str(tmp_path / "home"), "-i",
+             str(fleet.inventory), "run", "all", "--json", "-F", str(options), *extra, "--",
+             'echo "$HERD_SENT_A $HERD_SENT_B $HERD_SET"'],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        seen.append(rows(done.stdout)[name]["stdout"])
+    assert seen == ["a b set\n"] * 3
