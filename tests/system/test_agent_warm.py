@@ -217,3 +217,34 @@ def test_stopping_the_agent_stops_its_warm_command_line(
     assert stopped.returncode == 0, stopped.stderr
     assert wait_until(lambda: warm_pid(private_agent) is None)
     assert not private_agent.warm_socket.exists()
+
+
+def test_a_client_with_a_terminal_but_stdin_elsewhere_runs_the_command_itself(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    """A password prompt would go to the controlling terminal (/dev/tty), which a process
+    in the agent's session cannot open: such a client keeps its command."""
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    modules = tmp_path / "modules"
+    leader, follower = pty.openpty()
+    terminal = os.ttyname(follower)
+
+    def take_the_terminal() -> None:  # a session leader's first terminal is its own
+        os.close(os.open(terminal, os.O_RDWR))
+
+    argv = client(modules, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web",
+                  "--", "true")  # fmt: skip
+    try:
+        piped = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               start_new_session=True, preexec_fn=take_the_terminal,
+                               timeout=60, check=False)  # fmt: skip
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert piped.returncode == 0, piped.stderr
+    assert not handed_over(modules)
+    without = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             start_new_session=True, timeout=60, check=False)  # fmt: skip
+    assert without.returncode == 0, without.stderr
+    assert handed_over(modules)  # no terminal at all: both would read stdin

@@ -143,7 +143,7 @@ def hand_over(args: Sequence[str]) -> int | None:
     """Run ``args`` in the agent's warm command line and return its exit code; None when
     it is not to be had or declines (nothing has run: the caller runs the command)."""
     path = warm_socket()
-    if path is None:
+    if path is None or _asks_elsewhere():
         return None
     try:
         for fd in (0, 1, 2):
@@ -168,6 +168,18 @@ def hand_over(args: Sequence[str]) -> int | None:
         sock.close()
         return None
     return _follow(sock)
+
+
+def _asks_elsewhere() -> bool:
+    """Whether a password prompt would go to a terminal other than stdin: the controlling
+    one (``/dev/tty``), which the warm process, in the agent's session, cannot open."""
+    if os.isatty(0):
+        return False
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+    except OSError:
+        return False  # no terminal at all (cron, CI, a script): both read stdin
+    return True
 
 
 def _offer(sock: socket.socket, path: str, args: Sequence[str], here: int) -> bool:
