@@ -248,3 +248,37 @@ def test_a_client_with_a_terminal_but_stdin_elsewhere_runs_the_command_itself(
                              start_new_session=True, timeout=60, check=False)  # fmt: skip
     assert without.returncode == 0, without.stderr
     assert handed_over(modules)  # no terminal at all: both would read stdin
+
+
+def state(pid: int) -> str:
+    """A process's state letter (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def test_ctrl_z_stops_the_handed_over_run_with_the_client_and_fg_continues_both(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home = tmp_path / "home"
+    warm_up(home, lab_fleet, private_agent)
+    modules = tmp_path / "modules"
+    running = subprocess.Popen(
+        client(modules, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web",
+               "--", f"sleep {SLEEP}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: sleeping(SLEEP))
+        command = last_operation(home).pid  # the fork that runs it records itself
+        running.send_signal(signal.SIGTSTP)
+        assert wait_until(lambda: state(running.pid) == "T" and state(command) == "T")
+        running.send_signal(signal.SIGCONT)
+        assert wait_until(lambda: state(running.pid) != "T" and state(command) != "T")
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert handed_over(modules)
+    assert running.returncode == 130, err
+    assert wait_until(lambda: not sleeping(SLEEP))

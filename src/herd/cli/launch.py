@@ -27,13 +27,14 @@ import sys
 
 TYPE_CHECKING = False  # typing itself costs 3 ms of a warm run's 60
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 __all__ = ["WARM_COMMANDS", "command_of", "fingerprint", "hand_over", "receive", "run", "send"]
 
 WARM_COMMANDS = frozenset({"run", "push", "pull"})
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
+             signal.SIGCONT)  # fmt: skip
 # requests and answers are marshal-ed dicts: both ends are the same interpreter (the
 # fingerprint says so) and the peer is this user (SO_PEERCRED)
 LIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_FSIZE", "RLIMIT_AS",
@@ -153,16 +154,19 @@ def hand_over(args: Sequence[str]) -> int | None:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     before: dict[int, Any] = {}
+    process: int | None = None
     try:
-        taken = _offer(sock, path, args, here)
-        if taken:
-            before = _forward_signals(sock)  # before the go: no signal may fall in between
+        process = _offer(sock, path, args, here)
+        if process is not None:
+            before = _forward_signals(process)  # before the go: no signal falls in between
             send(sock, {"go": True})  # from here on the command runs there, and only there
     except (OSError, ValueError, EOFError, TypeError):
-        taken = False
+        if process is not None:
+            os.close(process)
+        process = None
     finally:
         os.close(here)
-    if not taken:
+    if process is None:
         for signum, handler in before.items():
             signal.signal(signum, handler)
         sock.close()
@@ -182,33 +186,45 @@ def _asks_elsewhere() -> bool:
     return True
 
 
-def _offer(sock: socket.socket, path: str, args: Sequence[str], here: int) -> bool:
-    """Offer the command to the warm command line at ``path``: whether a process of it
-    took the command (it waits for the go), or it declined (nothing ran)."""
+def _offer(sock: socket.socket, path: str, args: Sequence[str], here: int) -> int | None:
+    """Offer the command to the warm command line at ``path``: a pidfd of the process that
+    took it (it waits for the go), or None if it declined (nothing ran)."""
     sock.settimeout(_ANSWER_BOUND)
     sock.connect(path)
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
     if int.from_bytes(creds[4:8], sys.byteorder) != os.geteuid():
-        return False  # not this user's: it gets nothing
+        return None  # not this user's: it gets nothing
     send(sock, _request(args), [0, 1, 2, here])
-    return "pid" in receive(sock)
+    taken = receive(sock)
+    if "pid" not in taken:
+        return None
+    # signals go by pidfd: to that process, never to a pid reused after it ended
+    return os.pidfd_open(int(taken["pid"]))
 
 
-def _forward_signals(sock: socket.socket) -> dict[int, Any]:
-    """Send the signals a terminal or a supervisor gives this process on to the command's
-    (those not ignored here); the handlers they had."""
+def _forward_signals(process: int) -> dict[int, Any]:
+    """Pass the signals a terminal or a supervisor gives this process on to the command's
+    (pidfd ``process``), those not ignored here; Ctrl-Z stops both and ``fg`` or ``bg``
+    continues both. The handlers the signals had."""
 
     def forward(signum: int, _frame: object) -> None:
         try:
-            send(sock, {"signal": signum})
-        except OSError:
-            return  # the command's process is gone: its exit code is on the way
+            signal.pidfd_send_signal(process, signum)
+        except ProcessLookupError:
+            return  # it has ended: its exit code is on the way
+
+    def pause(_signum: int, _frame: object) -> None:
+        forward(signal.SIGSTOP, None)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until continued
+        signal.signal(signal.SIGTSTP, pause)
 
     before: dict[int, Any] = {}
-    for signum in FORWARDED:
-        handler = signal.getsignal(signum)
-        if handler != signal.SIG_IGN:
-            before[signum] = signal.signal(signum, forward)
+    handlers: list[tuple[int, Callable[[int, Any], None]]] = [(s, forward) for s in FORWARDED]
+    handlers.append((signal.SIGTSTP, pause))
+    for signum, handler in handlers:
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            before[signum] = signal.signal(signum, handler)
     return before
 
 

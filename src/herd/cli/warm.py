@@ -58,7 +58,7 @@ def serve(files: AgentFiles, agent: int) -> None:
     lock = _hold_lock(files.warm_lock)
     if lock is None:
         return
-    _die_with(agent)
+    _die_with_the_agent()
     for name in PRELOAD:
         importlib.import_module(name)
     stamps = _stamps()
@@ -104,8 +104,9 @@ def _hold_lock(path: Path) -> int | None:
     return fd
 
 
-def _die_with(agent: int) -> None:
-    """Have the kernel stop this process when the agent ends, however it ends."""
+def _die_with_the_agent() -> None:
+    """Have the kernel stop this process when its parent, the agent, ends, however it ends
+    (``serve`` also looks at its parent, for an agent gone before this took effect)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
@@ -222,7 +223,7 @@ class _Server:
                 os._exit(0)
             conn.settimeout(None)
             _take_process(request, fds)
-            threading.Thread(target=_forward_signals, args=(conn,), daemon=True).start()
+            threading.Thread(target=_hang_up_with_the_client, args=(conn,), daemon=True).start()
             code = _run_command(request["argv"][1:])
         except BaseException:  # the client must hear an exit code whatever happens
             with contextlib.suppress(BaseException):
@@ -295,23 +296,18 @@ def _stream(fd: int, form: list[Any] | None) -> io.TextIOWrapper:
     return stream
 
 
-def _forward_signals(conn: socket.socket) -> None:
-    """Raise in this process the signals the client forwards; its going away is a hangup."""
-    while True:
-        try:
-            message = receive(conn)
-        except (OSError, ValueError, EOFError, TypeError):
-            message = {}
-        if not message:
-            os.kill(os.getpid(), signal.SIGHUP)
-            return
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            os.kill(os.getpid(), int(message["signal"]))
+def _hang_up_with_the_client(conn: socket.socket) -> None:
+    """The client going away (killed, its terminal closed) is a hangup for this command."""
+    with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+        while receive(conn):
+            pass
+    os.kill(os.getpid(), signal.SIGHUP)
 
 
 def _run_command(args: list[str]) -> int:
     """``main(args)`` as the console script runs it, then what the interpreter does at
-    exit: join the threads left, run the exit handlers, flush the streams."""
+    exit: wait for the threads left (``threading._shutdown``, as ``Py_FinalizeEx``
+    does), run the exit handlers, flush the streams."""
     from herd.cli.main import main, stop_on_signals
 
     stop_on_signals()
@@ -319,9 +315,9 @@ def _run_command(args: list[str]) -> int:
         code = main(args)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)  # stopping is done: one late Ctrl-C changes nothing
+    threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's own: executors, threads
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
