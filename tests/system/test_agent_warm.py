@@ -8,12 +8,14 @@ imported when it exits: a client that handed its command over never imported cli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,27 @@ def warm_up(home: Path, fleet: Fleet, files: AgentFiles) -> None:
     first = herd(home, "-i", str(fleet.inventory), "run", "all", "--", "true")
     assert first.returncode == 0, first.stderr
     assert wait_until(lambda: warm_serving(files))
+
+
+@contextlib.contextmanager
+def sleeping_client(
+    home: Path, fleet: Fleet, files: AgentFiles, modules: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """A warm client running ``sleep SLEEP`` on the web hosts, once they all sleep;
+    killed on the way out if the test left it running."""
+    warm_up(home, fleet, files)
+    running = subprocess.Popen(
+        client(modules, "--home", str(home), "-i", str(fleet.inventory), "run", "web",
+               "--", f"sleep {SLEEP}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: sleeping(SLEEP))
+        yield running
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
 
 
 def last_operation(home: Path) -> OperationRecord:
@@ -109,22 +132,10 @@ def test_a_warm_run_is_handed_over_with_its_directory_environment_and_exit_code(
 def test_a_signal_to_the_client_stops_the_handed_over_run_as_it_stops_any_run(
     lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles, signum: signal.Signals
 ) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
-    modules = tmp_path / "modules"
-    running = subprocess.Popen(
-        client(modules, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web",
-               "--", f"sleep {SLEEP}"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: sleeping(SLEEP))
+    home, modules = tmp_path / "home", tmp_path / "modules"
+    with sleeping_client(home, lab_fleet, private_agent, modules) as running:
         running.send_signal(signum)
         _, err = running.communicate(timeout=60)
-    finally:
-        if running.poll() is None:
-            running.kill()
-            running.wait()
     assert handed_over(modules)
     assert running.returncode == 128 + signum, err
     assert "interrupted" in err.splitlines()[-2]
@@ -258,16 +269,8 @@ def state(pid: int) -> str:
 def test_ctrl_z_stops_the_handed_over_run_with_the_client_and_fg_continues_both(
     lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
 ) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
-    modules = tmp_path / "modules"
-    running = subprocess.Popen(
-        client(modules, "--home", str(home), "-i", str(lab_fleet.inventory), "run", "web",
-               "--", f"sleep {SLEEP}"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: sleeping(SLEEP))
+    home, modules = tmp_path / "home", tmp_path / "modules"
+    with sleeping_client(home, lab_fleet, private_agent, modules) as running:
         command = last_operation(home).pid  # the fork that runs it records itself
         running.send_signal(signal.SIGTSTP)
         assert wait_until(lambda: state(running.pid) == "T" and state(command) == "T")
@@ -275,10 +278,6 @@ def test_ctrl_z_stops_the_handed_over_run_with_the_client_and_fg_continues_both(
         assert wait_until(lambda: state(running.pid) != "T" and state(command) != "T")
         running.send_signal(signal.SIGINT)
         _, err = running.communicate(timeout=60)
-    finally:
-        if running.poll() is None:
-            running.kill()
-            running.wait()
     assert handed_over(modules)
     assert running.returncode == 130, err
     assert wait_until(lambda: not sleeping(SLEEP))
