@@ -15,7 +15,7 @@ import pty
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,11 @@ def warm_up(home: Path, fleet: Fleet, files: AgentFiles) -> None:
 
 @contextlib.contextmanager
 def sleeping_client(
-    home: Path, fleet: Fleet, files: AgentFiles, modules: Path
+    home: Path,
+    fleet: Fleet,
+    files: AgentFiles,
+    modules: Path,
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
     """A warm client running ``sleep SLEEP`` on the web hosts, once they all sleep;
     killed on the way out if the test left it running."""
@@ -74,6 +78,7 @@ def sleeping_client(
         client(modules, "--home", str(home), "-i", str(fleet.inventory), "run", "web",
                "--", f"sleep {SLEEP}"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - the test process has no threads
     )  # fmt: skip
     try:
         assert wait_until(lambda: sleeping(SLEEP))
@@ -281,3 +286,23 @@ def test_ctrl_z_stops_the_handed_over_run_with_the_client_and_fg_continues_both(
     assert handed_over(modules)
     assert running.returncode == 130, err
     assert wait_until(lambda: not sleeping(SLEEP))
+
+
+def test_the_handed_over_run_keeps_the_clients_niceness_and_cpus(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    home, modules = tmp_path / "home", tmp_path / "modules"
+    first_cpu = min(os.sched_getaffinity(0))
+
+    def nice_on_one_cpu() -> None:  # as `nice -n 7 taskset -c N herd ...`
+        os.nice(7)
+        os.sched_setaffinity(0, {first_cpu})
+
+    with sleeping_client(home, lab_fleet, private_agent, modules, nice_on_one_cpu) as running:
+        command = last_operation(home).pid
+        niceness = int(Path(f"/proc/{command}/stat").read_text().rpartition(")")[2].split()[16])
+        cpus = os.sched_getaffinity(command)
+        running.send_signal(signal.SIGINT)
+        running.communicate(timeout=60)
+    assert handed_over(modules)
+    assert (niceness, cpus) == (7, {first_cpu})

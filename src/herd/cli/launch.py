@@ -13,7 +13,8 @@ SIGHUP to it and exits with its exit code.
 
 Anything unusual takes the ordinary path, in this process: no agent, a
 directory or socket that is not this user's, another interpreter, search path
-or Python flags, changed source files, other groups or limits, ``--no-agent``,
+or Python flags, changed source files, other groups, or limits, niceness or CPUs
+the fork may not take, stdin elsewhere than a controlling terminal, ``--no-agent``,
 or any other command.
 """
 
@@ -116,6 +117,8 @@ def _request(args: Sequence[str]) -> dict[str, Any]:
         ],
         "sigint_ignored": signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
         "limits": {name: resource.getrlimit(getattr(resource, name)) for name in LIMITS},
+        "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+        "cpus": sorted(os.sched_getaffinity(0)),
         "executable": sys.executable,
         "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())],
         "fingerprint": fingerprint(),

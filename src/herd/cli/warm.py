@@ -214,7 +214,7 @@ class _Server:
             os.close(self.wake_write)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            why = _take_limits(request["limits"])
+            why = _take_limits(request)
             if why:
                 send(conn, {"decline": why})
                 os._exit(0)
@@ -247,9 +247,18 @@ def _stamps_changed(stamps: dict[str, tuple[int, int]]) -> bool:
     return False
 
 
-def _take_limits(limits: dict[str, list[int]]) -> str | None:
+def _take_limits(request: dict[str, Any]) -> str | None:
+    """Take the client's resource limits, niceness and CPUs (``nice``, ``taskset``, ulimit);
+    why not, if this process may not."""
     import resource
 
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) != request["niceness"]:
+            os.setpriority(os.PRIO_PROCESS, 0, request["niceness"])
+        os.sched_setaffinity(0, request["cpus"])
+    except OSError:
+        return "cannot take the caller's niceness or CPUs"
+    limits = request["limits"]
     for name in LIMITS:
         wanted = (int(limits[name][0]), int(limits[name][1]))
         which = getattr(resource, name)
