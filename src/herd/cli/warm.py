@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import ctypes
 import fcntl
+import gc
 import importlib
 import io
 import marshal
@@ -62,6 +63,7 @@ def serve(files: AgentFiles, agent: int) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     stamps = _stamps()
+    gc.freeze()  # what is imported stays out of every fork's collections (and unshared pages)
     path = files.warm_socket
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
