@@ -138,6 +138,30 @@ def test_push_and_pull_of_relative_paths_go_through_the_agents_connections(
     ]
 
 
+def test_a_pull_through_the_agent_makes_its_directories_under_the_commands_umask(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    """The agent (started under umask 022) makes a pull's directories; they must be as
+    the command's own umask (027) would make them, as without the agent."""
+    home = tmp_path / "home"
+    inventory = str(lab_fleet.inventory)
+    started = herd(home, "-i", inventory, "run", "web", "--", "true")  # umask 022
+    assert started.returncode == 0, started.stderr
+    assert wait_until(lambda: warm_serving(private_agent))
+    modes = {}
+    for dest, extra in (("through", []), ("alone", ["--no-agent"])):
+        pulled = subprocess.run(
+            [*HERD, "--home", str(home), "-i", inventory, "pull", "web", "/etc/hostname",
+             f"{dest}/deep", *extra],
+            capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path, umask=0o027,
+        )  # fmt: skip
+        assert pulled.returncode == 0, pulled.stderr
+        made = [tmp_path / dest, tmp_path / dest / "deep", tmp_path / dest / "deep" / "web01",
+                tmp_path / dest / "deep" / "web01" / "etc"]  # fmt: skip
+        modes[dest] = [oct(path.stat().st_mode & 0o777) for path in made]
+    assert modes["through"] == modes["alone"] == ["0o750"] * 4
+
+
 def test_a_dead_host_is_unreachable_and_the_others_keep_their_connections(
     make_fleet: Callable[..., Fleet], tmp_path: Path
 ) -> None:

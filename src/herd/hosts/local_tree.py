@@ -63,8 +63,9 @@ def remote_parts(remote: str) -> Parts:
     return parts
 
 
-def _open_dir(parent: int, name: str, *, create: bool) -> int:
-    """Open directory ``name`` in ``parent`` without following a link; make it if asked.
+def _open_dir(parent: int, name: str, *, create: bool, umask: int | None = None) -> int:
+    """Open directory ``name`` in ``parent`` without following a link; make it if asked,
+    under ``umask`` (the operator's) or else this process's, as mkdir(1) would.
 
     With ``create``, a link in its place is removed first (never followed).
     """
@@ -80,9 +81,30 @@ def _open_dir(parent: int, name: str, *, create: bool) -> int:
         if not (create and stat.S_ISLNK(info.st_mode)):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name) from None
         os.unlink(name, dir_fd=parent)
+    made = False
     with contextlib.suppress(FileExistsError):
-        os.mkdir(name, 0o777, dir_fd=parent)  # the umask applies, as for mkdir(1)
-    return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        os.mkdir(name, 0o777 if umask is None else 0o700, dir_fd=parent)
+        made = True
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    if made and umask is not None:
+        os.fchmod(fd, 0o777 & ~umask)  # opened without following a link: the one just made
+    return fd
+
+
+def make_dirs(path: Path, umask: int | None) -> None:
+    """``mkdir -p path`` under ``umask`` (None: this process's); the path is the operator's,
+    so links in it are followed as the shell would."""
+    if umask is None:
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+            directory.chmod(0o777 & ~umask)
 
 
 def sha256_of(fd: int) -> str:
@@ -96,9 +118,10 @@ def sha256_of(fd: int) -> str:
 class LocalTree:
     """One host's directory under a pull's DEST_DIR, written without following links."""
 
-    def __init__(self, dest_dir: Path, host: str) -> None:
+    def __init__(self, dest_dir: Path, host: str, umask: int | None = None) -> None:
         self.dest_dir = dest_dir
         self.host = host
+        self.umask = umask  # the operator's, for the directories made here
         self._root: int | None = None
 
     def _open_root(self, *, create: bool) -> int:
@@ -107,14 +130,14 @@ class LocalTree:
             if not is_plain_name(self.host):
                 raise RefusedName(f"{self.host!r}: not a plain directory name")
             if create:
-                self.dest_dir.mkdir(parents=True, exist_ok=True)  # the operator's: may be a link
+                make_dirs(self.dest_dir, self.umask)  # the operator's: may be a link
             dest = os.open(self.dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 self._root = _open_dir(dest, self.host, create=False)
             except FileNotFoundError:
                 if not create:
                     raise
-                self._root = _open_dir(dest, self.host, create=True)
+                self._root = _open_dir(dest, self.host, create=True, umask=self.umask)
             except NotADirectoryError:
                 where = self.dest_dir / self.host
                 raise NotADirectoryError(
@@ -137,7 +160,7 @@ class LocalTree:
             for name in parts:
                 if not is_plain_name(name):
                     raise RefusedName(f"{name!r}: not a plain file name")
-                child = _open_dir(fd, name, create=create)
+                child = _open_dir(fd, name, create=create, umask=self.umask)
                 os.close(fd)
                 fd = child
             yield fd

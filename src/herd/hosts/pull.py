@@ -506,7 +506,7 @@ async def pull_host(
             sftp.exit()
 
     dog = Watchdog(options.stall_timeout, hang_up)
-    tree = LocalTree(dest_dir, host.name)
+    tree = LocalTree(dest_dir, host.name, options.umask)
     try:
         async with dog:
             become = become_for(host, options.become)

@@ -74,6 +74,9 @@ class TransferOptions:
     cache_budget: int = DEFAULT_CACHE_BUDGET  # bytes of source blocks a process keeps for its hosts
     stall_timeout: float = 60.0  # a host that makes no progress for this long fails
     become: Become | None = None  # --become: the command line's; a host's inventory may differ
+    # the operator's umask, for the directories a pull makes where it lands (the agent and
+    # the workers have their own); None: this process's
+    umask: int | None = None
 
 
 def requests_per_host(hosts: int, block_size: int = DEFAULT_BLOCK_SIZE) -> int:
