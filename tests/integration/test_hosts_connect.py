@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -168,6 +169,26 @@ def test_accept_new_records_an_unknown_key_which_strict_then_trusts(tmp_path: Pa
         (await strict.connect(server.host())).close()
 
     with_server(tmp_path, body)
+
+
+def test_accept_new_makes_a_missing_ssh_directory_0700_as_openssh_does(tmp_path: Path) -> None:
+    ssh_dir = tmp_path / "home" / ".ssh"
+
+    async def body(server: Server) -> None:
+        accepting = Connector(
+            ConnectOptions(host_keys=HostKeyMode.ACCEPT_NEW, agent=False, ssh_config=())
+        )
+        old = os.umask(0o022)
+        try:
+            conn = await accepting.connect(server.host(known_hosts=str(ssh_dir / "known_hosts")))
+        finally:
+            os.umask(old)
+        conn.close()
+        assert (ssh_dir / "known_hosts").read_text().startswith(f"[127.0.0.1]:{server.port} ")
+
+    with_server(tmp_path, body)
+    assert ssh_dir.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o755  # only .ssh itself is private
 
 
 def test_accept_new_hashes_the_name_when_the_ssh_config_says_hash_known_hosts(

@@ -148,7 +148,9 @@ def _append_known_host(files: KnownHostsFiles, host: str, port: int, key: asyncs
         digest = hmac.new(salt, pattern.encode(), hashlib.sha1).digest()
         pattern = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
     line = f"{pattern} {key.export_public_key('openssh').decode('ascii').strip()}\n"
-    files.write.parent.mkdir(parents=True, exist_ok=True)
+    if not files.write.parent.is_dir():  # ~/.ssh made 0700, as OpenSSH makes it
+        files.write.parent.parent.mkdir(parents=True, exist_ok=True)
+        files.write.parent.mkdir(mode=0o700, exist_ok=True)
     with files.write.open("a", encoding="ascii") as stream:
         stream.write(line)
         stream.flush()
