@@ -210,18 +210,20 @@ def test_timeout_zero_means_no_timeout(
     assert (code, got["web01"]["stdout"]) == (0, "done\n"), err
 
 
-def test_send_env_and_set_env_reach_the_host_on_every_session_of_a_kept_connection(
+def test_send_env_and_set_env_reach_the_host_with_each_commands_own_values(
     make_fleet: Callable[..., Fleet], tmp_path: Path, private_agent: AgentFiles
 ) -> None:
+    """SendEnv's values are the command's: on a new connection, on one the agent kept
+    from a command with other values, and on one of the command's own."""
     fleet = make_fleet(1, "web=1")
     (name,) = fleet.names()
     config = fleet.files.sshd_config(name)
     config.write_text(config.read_text() + "AcceptEnv HERD_SENT_* HERD_SET\n")
     fleet.restart(name)
     options = ssh_config(tmp_path / "ssh_config", "SendEnv HERD_SENT_*\nSetEnv HERD_SET=set\n")
-    env = {**os.environ, "HERD_SENT_A": "a", "HERD_SENT_B": "b", "HERD_SET": "not sent"}
     seen = []
-    for extra in ([], [], ["--no-agent"]):  # a new connection, the kept one, none kept
+    for value, extra in (("first", []), ("second", []), ("alone", ["--no-agent"])):
+        env = {**os.environ, "HERD_SENT_A": value, "HERD_SENT_B": "b", "HERD_SET": "not sent"}
         done = subprocess.run(
             [sys.executable, "-m", "herd", "--home", str(tmp_path / "home"), "-i",
              str(fleet.inventory), "run", "all", "--json", "-F", str(options), *extra, "--",
@@ -230,4 +232,4 @@ def test_send_env_and_set_env_reach_the_host_on_every_session_of_a_kept_connecti
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         seen.append(rows(done.stdout)[name]["stdout"])
-    assert seen == ["a b set\n"] * 3
+    assert seen == ["first b set\n", "second b set\n", "alone b set\n"]

@@ -232,7 +232,9 @@ def _through_agent(
             made.append(RunJob(remote).per_host(Connector(options)))
         return made[0](host, work)
 
-    setup = {"options": plain(options.for_agent()), "command": plain(remote)}
+    # SendEnv's values are this command's, not those of the command that started the agent
+    carried = replace(remote, environment=tuple(os.environ.items()))
+    setup = {"options": plain(options.for_agent()), "command": plain(carried)}
     return through_agent(pid, setup, local)
 
 

@@ -55,6 +55,9 @@ class RemoteCommand:
     # --script: the local script's text, sent as the last line of the preamble (see
     # herd.hosts.script: the command then writes it to a private file and runs it)
     script_text: str | None = field(default=None, repr=False)
+    # the environment ssh's SendEnv takes its values from: the command line's when the
+    # agent opens the sessions (never sent further, to a gateway); None: this process's
+    environment: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
 
     def for_host(self, host: Host) -> RemoteCommand:
         """This command as ``host`` runs it: ``HERD_HOST`` set to the host's inventory name

@@ -27,7 +27,7 @@ from herd.hosts.hostkeys import (
 )
 from herd.hosts.options import ConnectOptions, HostKeyMode
 from herd.hosts.ssh_config import SshMemo, SshOptions, SshSettings
-from herd.hosts.wire import batch_writes, send_env_once, skip_packet_logs
+from herd.hosts.wire import batch_writes, keep_send_env, skip_packet_logs
 from herd.operation.fanout import HostSlot, leaf_errors
 
 __all__ = [
@@ -280,7 +280,7 @@ async def _open(
     )
     batch_writes(conn)
     skip_packet_logs(conn)
-    send_env_once(conn)
+    keep_send_env(conn)
     return conn
 
 

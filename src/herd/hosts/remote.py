@@ -32,6 +32,7 @@ from herd.hosts.command import (
 )
 from herd.hosts.connect import Connector, HostFailure, connection_lost
 from herd.hosts.remote_stop import Mark, doubt, parse_mark, start_line, stop_remote
+from herd.hosts.wire import session_env
 from herd.operation.driver import HostWork, PerHost
 
 __all__ = ["RunJob", "feed_stdin", "run_on_host"]
@@ -73,7 +74,9 @@ async def _run(
     started: float,
 ) -> HostResult:
     streams = Streams(command.output_cap)
-    process = await conn.create_process(start_line(command.script()), encoding=None)
+    process = await conn.create_process(
+        start_line(command.script()), encoding=None, **session_env(conn, command.environment)
+    )
     mark: Mark | None = None
     try:
         async with asyncio.timeout(command.timeout):

@@ -17,19 +17,25 @@ asyncssh also formats a debug line for every packet sent or received before
 its logger drops it; ``skip_packet_logs`` stops that when the ``asyncssh``
 logger cannot emit debug lines anyway (about 7% of a push's CPU). And it matches
 every ``SendEnv`` pattern (Debian's ssh_config has ``LANG LC_*``) against the whole
-environment for every session it opens; ``send_env_once`` does that once per
-connection (a tenth of the agent's CPU for a command on a kept connection).
+environment for every session it opens (a tenth of the agent's CPU for a command on
+a kept connection); ``keep_send_env`` takes the patterns over and ``session_env``
+matches them once per connection and environment: the agent's sessions take the
+values from the environment of the command they serve, not from the agent's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
+import os
+import weakref
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from asyncssh.misc import encode_env, lookup_env
+from asyncssh.misc import encode_env
 
-__all__ = ["BatchedWrites", "batch_writes", "send_env_once", "skip_packet_logs"]
+__all__ = ["BatchedWrites", "batch_writes", "keep_send_env", "session_env", "skip_packet_logs"]
 
 
 class BatchedWrites:
@@ -101,14 +107,52 @@ def skip_packet_logs(conn: object) -> None:
             setattr(conn, name, _no_log)
 
 
-def send_env_once(conn: object) -> None:
-    """Have ``conn`` send the variables its ``SendEnv`` patterns match now, with ``SetEnv``'s,
-    instead of matching the patterns again for each session: the same variables go."""
+# per connection: its SendEnv patterns and SetEnv values, taken from asyncssh's options
+_SEND_ENV: weakref.WeakKeyDictionary[Any, tuple[tuple[bytes, ...], dict[bytes, bytes]]] = (
+    weakref.WeakKeyDictionary()
+)
+# per connection: the environment last matched (held, so never confused with a later
+# one at the same address) and what its sessions send
+_MATCHED: weakref.WeakKeyDictionary[Any, tuple[object, dict[bytes, bytes]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def keep_send_env(conn: object) -> None:
+    """Match ``conn``'s ``SendEnv`` patterns against this process's environment now, once,
+    instead of asyncssh doing it for every session; ``session_env`` matches them against
+    another environment (a command the agent serves)."""
     options = getattr(conn, "_options", None)
     patterns = getattr(options, "send_env", None)
     if not patterns:
         return
-    env = dict(lookup_env(patterns))
-    env.update(encode_env(getattr(options, "env", None) or ()))  # SetEnv wins, as in asyncssh
-    options.env = env  # type: ignore[union-attr]
+    wanted = tuple(p.encode() if isinstance(p, str) else p for p in patterns)
+    set_env = dict(encode_env(getattr(options, "env", None) or ()))
+    _SEND_ENV[conn] = (wanted, set_env)
+    options.env = _sent(wanted, set_env, os.environb.items())  # type: ignore[union-attr]
     options.send_env = None  # type: ignore[union-attr]
+
+
+def session_env(
+    conn: object, environment: Sequence[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """``create_process`` arguments for a session whose ``SendEnv`` values come from
+    ``environment`` (None: this process's, as matched when ``conn`` was made)."""
+    kept = _SEND_ENV.get(conn)
+    if environment is None or kept is None:
+        return {}
+    found = _MATCHED.get(conn)
+    if found is None or found[0] is not environment:  # one tuple for a command's hosts
+        values = [(os.fsencode(k), os.fsencode(v)) for k, v in environment]
+        found = _MATCHED[conn] = (environment, _sent(*kept, values))
+    return {"env": found[1]}
+
+
+def _sent(
+    patterns: tuple[bytes, ...], set_env: dict[bytes, bytes], values: Iterable[tuple[bytes, bytes]]
+) -> dict[bytes, bytes]:
+    """What a session sends: the variables ``patterns`` match, then ``SetEnv``'s, which win."""
+    values = list(values)
+    sent = {k: v for pattern in patterns for k, v in values if fnmatch.fnmatchcase(k, pattern)}
+    sent.update(set_env)
+    return sent
