@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import fcntl
 import gc
 import importlib
 import io
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from herd.cli.launch import LIMITS, MESSAGE_LIMIT, fingerprint, receive, send
+from herd.core.daemon import hold_pid_lock, peer_uid
 from herd.operation.agent_protocol import AgentFiles
 
 __all__ = ["serve"]
@@ -56,7 +56,7 @@ _PR_SET_PDEATHSIG = 1
 def serve(files: AgentFiles, agent: int) -> None:
     """Serve commands until the agent (pid ``agent``) is gone; returns at once if another
     warm command line of this user's holds the lock."""
-    lock = _hold_lock(files.warm_lock)
+    lock = hold_pid_lock(files.warm_lock)
     if lock is None:
         return
     _die_with_the_agent()
@@ -92,18 +92,6 @@ def serve(files: AgentFiles, agent: int) -> None:
 
 def _leave(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
-
-
-def _hold_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-    return fd
 
 
 def _die_with_the_agent() -> None:
@@ -169,8 +157,7 @@ class _Server:
         fds: list[int] = []
         try:
             conn.settimeout(_GO_BOUND)
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-            if int.from_bytes(creds[4:8], sys.byteorder) != os.getuid():
+            if peer_uid(conn) != os.getuid():
                 conn.close()
                 return
             data, fds, flags, _ = socket.recv_fds(conn, MESSAGE_LIMIT, 4)

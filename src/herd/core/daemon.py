@@ -1,10 +1,19 @@
-"""Putting a background process of herd's (the agent, the builtin lab) out of the way."""
+"""herd's background processes (the agent, its warm command line, the builtin lab):
+putting them out of the way, the lock that says one runs, and who talks to them."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
+from _socket import SO_PEERCRED, SOL_SOCKET  # not socket.py: its enums cost the CLI 2 ms
 
-__all__ = ["detach"]
+TYPE_CHECKING = False  # herd.cli.launch imports this at every start: no typing, no pathlib
+if TYPE_CHECKING:
+    from _socket import socket
+    from pathlib import Path
+
+__all__ = ["detach", "hold_pid_lock", "peer_uid"]
 
 
 def detach(log_file: str) -> None:
@@ -19,3 +28,23 @@ def detach(log_file: str) -> None:
     os.dup2(log, 2)
     os.close(devnull)
     os.close(log)
+
+
+def hold_pid_lock(path: Path) -> int | None:
+    """Take the lock file ``path`` (0600) and write this process's pid in it; its
+    descriptor, held for the process's life, or None if another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
+
+
+def peer_uid(sock: socket) -> int:
+    """The uid of the process at the other end of unix socket ``sock`` (SO_PEERCRED)."""
+    creds = sock.getsockopt(SOL_SOCKET, SO_PEERCRED, 12)  # struct ucred: pid, uid, gid
+    return int.from_bytes(creds[4:8], sys.byteorder)

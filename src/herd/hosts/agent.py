@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
-import socket
-import struct
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from herd.core.daemon import hold_pid_lock, peer_uid
 from herd.core.events import HostFinished, encode
 from herd.core.model import Host, HostResult
 from herd.core.plain import typed
@@ -70,22 +68,10 @@ class _NoSlot:
 
 def hold_lock(files: AgentFiles) -> int:
     """Take the agent lock (AgentBusy if another agent holds it) and write our pid in it."""
-    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AgentBusy(str(files.lock)) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    fd = hold_pid_lock(files.lock)
+    if fd is None:
+        raise AgentBusy(str(files.lock))
     return fd
-
-
-def _peer_uid(writer: asyncio.StreamWriter) -> int:
-    sock = writer.get_extra_info("socket")
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 class _Agent:
@@ -102,7 +88,7 @@ class _Agent:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients += 1
         try:
-            uid = _peer_uid(writer)
+            uid = peer_uid(writer.get_extra_info("socket"))
             if uid != os.getuid():
                 log.warning("refused a peer of uid %d", uid)
                 writer.write(message({"error": f"refused: uid {uid} is not this agent's user"}))
