@@ -27,7 +27,7 @@ from tests.agent_support import warm_serving
 
 from .conftest import Fleet
 from .test_agent import herd, wait_until
-from .test_shell import read_until, sleeping
+from .test_shell import read_until, sleepers, sleeping
 
 pytestmark = pytest.mark.system
 
@@ -42,6 +42,12 @@ PROBE = (
     "run()\n"
 )
 SLEEP = "60.5432"  # a sleep no other test runs
+
+
+def all_sleeping(fleet: Fleet) -> bool:
+    """Whether every web host runs its ``sleep SLEEP``: a stop sent sooner may find a
+    host whose PID herd has not learnt yet, which it reports, and leaves running."""
+    return sleepers(SLEEP) == len(fleet.names("web"))
 
 
 def client(modules: Path, *args: str, python: tuple[str, ...] = ()) -> list[str]:
@@ -81,7 +87,7 @@ def sleeping_client(
         preexec_fn=preexec,  # noqa: PLW1509 - the test process has no threads
     )  # fmt: skip
     try:
-        assert wait_until(lambda: sleeping(SLEEP))
+        assert wait_until(lambda: all_sleeping(fleet))
         yield running
     finally:
         if running.poll() is None:
@@ -159,7 +165,7 @@ def test_a_killed_client_hangs_up_the_handed_over_run(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        assert wait_until(lambda: sleeping(SLEEP))
+        assert wait_until(lambda: all_sleeping(lab_fleet))
         running.kill()
         running.wait(timeout=30)
     finally:
@@ -187,7 +193,7 @@ def test_ctrl_c_at_a_terminal_reaches_the_handed_over_run(
     os.close(follower)
     screen = bytearray()
     try:
-        assert wait_until(lambda: sleeping(SLEEP))
+        assert wait_until(lambda: all_sleeping(lab_fleet))
         os.write(leader, b"\x03")
         assert read_until(leader, screen, b"herd log show"), screen
         assert process.wait(timeout=30) == 130

@@ -140,11 +140,16 @@ SLEEP = "60.4321"  # a sleep no other test runs
 
 def sleeping(seconds: str) -> bool:
     """Whether a ``sleep SECONDS`` process runs on this machine (where the lab's hosts are)."""
+    return sleepers(seconds) > 0
+
+
+def sleepers(seconds: str) -> int:
+    """How many ``sleep SECONDS`` processes run on this machine."""
     wanted = f"sleep\0{seconds}\0".encode()
+    count = 0
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted:
-                return True
+            count += entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted
         except OSError:
             continue
-    return False
+    return count
