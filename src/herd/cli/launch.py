@@ -33,13 +33,21 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["WARM_COMMANDS", "command_of", "fingerprint", "hand_over", "receive", "run", "send"]
+__all__ = [
+    "WARM_COMMANDS",
+    "command_of",
+    "current_umask",
+    "fingerprint",
+    "hand_over",
+    "ids",
+    "receive",
+    "run",
+    "send",
+]
 
 WARM_COMMANDS = frozenset({"run", "push", "pull"})
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
              signal.SIGCONT)  # fmt: skip
-# requests and answers are marshal-ed dicts: both ends are the same interpreter (the
-# fingerprint says so) and the peer is this user (SO_PEERCRED)
 LIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_FSIZE", "RLIMIT_AS",
           "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CPU", "RLIMIT_MEMLOCK")  # fmt: skip
 MESSAGE_LIMIT = 1 << 20  # the request (arguments and environment) travels in one datagram
@@ -82,6 +90,18 @@ def fingerprint() -> dict[str, Any]:
     }
 
 
+def ids() -> list[Any]:
+    """The user and group ids the warm process and its client must share."""
+    return [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())]
+
+
+def current_umask() -> int:
+    """This process's umask (reading it means setting it: it is set back at once)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def warm_socket() -> str | None:
     """The warm command line's socket, if this user's runtime directory is in place
     (a real directory of ours, 0700; see ``herd.core.paths.runtime_dir``)."""
@@ -105,12 +125,10 @@ def _request(args: Sequence[str]) -> dict[str, Any]:
     import resource
 
     streams = [sys.stdin, sys.stdout, sys.stderr]
-    mask = os.umask(0o077)
-    os.umask(mask)
     return {
         "argv": [os.fsencode(a).decode("latin-1") for a in ["herd", *args]],
         "env": {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()},
-        "umask": mask,
+        "umask": current_umask(),
         "streams": [
             [s.encoding, s.errors, s.line_buffering, getattr(s, "write_through", False)]
             if s
@@ -122,9 +140,13 @@ def _request(args: Sequence[str]) -> dict[str, Any]:
         "niceness": os.getpriority(os.PRIO_PROCESS, 0),
         "cpus": sorted(os.sched_getaffinity(0)),
         "executable": sys.executable,
-        "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())],
+        "ids": ids(),
         "fingerprint": fingerprint(),
     }
+
+
+# requests and answers are marshal-ed dicts: both ends are the same interpreter (the
+# fingerprint says so) and the peer is this user (SO_PEERCRED)
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:

@@ -8,7 +8,6 @@ recorded in the operation log as the host finishes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,17 +82,11 @@ class _Display:
     ask_become_pass: bool = False  # -K: ask once, after the hosts are known to be fine
 
 
-def _umask() -> int:
-    """This process's umask (reading it means setting it: it is set back at once)."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
-
-
 def _split_options(
     pattern: str, opts: dict[str, Any], *, mkdir: bool
 ) -> tuple[TransferOptions, FleetOptions, _Display]:
     """The transfer's own options, those shared with run, and how to carry and show it."""
+    from herd.cli.launch import current_umask
     from herd.hosts.transfer_plan import TransferOptions
 
     ask = opts.pop("ask_become_pass")
@@ -103,7 +96,7 @@ def _split_options(
         follow_symlinks=opts.pop("follow_links"),
         verify=not opts.pop("no_verify"),
         stall_timeout=opts.pop("stall_timeout"),
-        umask=_umask(),
+        umask=current_umask(),
         become=given_become(
             opts.pop("become") or ask,
             opts.pop("become_user"),

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from herd.cli.launch import LIMITS, MESSAGE_LIMIT, fingerprint, receive, send
+from herd.cli.launch import LIMITS, MESSAGE_LIMIT, fingerprint, ids, receive, send
 from herd.core.daemon import hold_pid_lock, peer_uid
 from herd.operation.agent_protocol import AgentFiles
 
@@ -117,6 +117,9 @@ class _Server:
     def __init__(self, listener: socket.socket, stamps: dict[str, tuple[int, int]]) -> None:
         self.listener = listener
         self.stamps = stamps
+        # what a client must match: this process's own, the same for every request
+        self.fingerprint = fingerprint()
+        self.ids = ids()
         self.stale = False
         self.running: dict[int, socket.socket] = {}
         self.wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -182,13 +185,12 @@ class _Server:
     def _why_not(self, request: dict[str, Any], fds: list[int], flags: int) -> str | None:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 4:
             return "the request did not arrive whole"
-        if request["fingerprint"] != fingerprint():
+        if request["fingerprint"] != self.fingerprint:
             return "another interpreter, search path or flags"
         if _stamps_changed(self.stamps):
             self.stale = True  # herd was changed on disk since this process imported it
             return "herd's files changed"
-        ids = [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())]
-        if request["ids"] != ids:
+        if request["ids"] != self.ids:
             return "other user or group ids"
         return None
 
