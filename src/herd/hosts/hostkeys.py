@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncssh
 
 from herd.core.model import Status
+from herd.core.paths import private_dir
 from herd.errors import ConfigError
 from herd.hosts.options import HostKeyMode
 
@@ -149,8 +150,7 @@ def _append_known_host(files: KnownHostsFiles, host: str, port: int, key: asyncs
         pattern = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
     line = f"{pattern} {key.export_public_key('openssh').decode('ascii').strip()}\n"
     if not files.write.parent.is_dir():  # ~/.ssh made 0700, as OpenSSH makes it
-        files.write.parent.parent.mkdir(parents=True, exist_ok=True)
-        files.write.parent.mkdir(mode=0o700, exist_ok=True)
+        private_dir(files.write.parent)
     with files.write.open("a", encoding="ascii") as stream:
         stream.write(line)
         stream.flush()

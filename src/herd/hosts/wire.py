@@ -30,7 +30,7 @@ import fnmatch
 import logging
 import os
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from asyncssh.misc import encode_env
@@ -149,10 +149,11 @@ def session_env(
 
 
 def _sent(
-    patterns: tuple[bytes, ...], set_env: dict[bytes, bytes], values: Iterable[tuple[bytes, bytes]]
+    patterns: tuple[bytes, ...],
+    set_env: dict[bytes, bytes],
+    values: Collection[tuple[bytes, bytes]],
 ) -> dict[bytes, bytes]:
     """What a session sends: the variables ``patterns`` match, then ``SetEnv``'s, which win."""
-    values = list(values)
     sent = {k: v for pattern in patterns for k, v in values if fnmatch.fnmatchcase(k, pattern)}
     sent.update(set_env)
     return sent
