@@ -380,24 +380,35 @@ def test_active_mode_to_the_clients_own_address_works(
     assert (ftp_server.home / "b").read_bytes() == b"bee"
 
 
-def test_a_passive_connection_from_another_address_is_dropped(
-    ftp_server: RunningServer, ftp: ftplib.FTP
-) -> None:
-    (ftp_server.home / "a").write_bytes(b"mine")
+def _stranger_at_the_passive_port(ftp: ftplib.FTP) -> tuple[socket.socket, tuple[str, int]]:
+    """A connection from another address (127.0.0.2) to the passive port ``ftp`` was
+    given for a binary RETR of file "a" (b"mine"), and that port."""
     ftp.voidcmd("TYPE I")
-    host, port = ftp.makepasv()
+    address = ftp.makepasv()
     thief = socket.socket()
     thief.settimeout(5)
     thief.bind(("127.0.0.2", 0))
-    thief.connect((host, port))
-    ftp.putcmd("RETR a")
-    conn = socket.create_connection((host, port), timeout=5)
+    thief.connect(address)
+    return thief, address
+
+
+def _only_the_client_got_it(ftp: ftplib.FTP, conn: socket.socket, thief: socket.socket) -> None:
     assert ftp.getresp().startswith("150")
     assert conn.recv(100) == b"mine"
     conn.close()
     assert ftp.getresp().startswith("226")
     assert thief.recv(100) == b""  # closed without a byte
     thief.close()
+
+
+def test_a_passive_connection_from_another_address_is_dropped(
+    ftp_server: RunningServer, ftp: ftplib.FTP
+) -> None:
+    (ftp_server.home / "a").write_bytes(b"mine")
+    thief, address = _stranger_at_the_passive_port(ftp)
+    ftp.putcmd("RETR a")
+    conn = socket.create_connection(address, timeout=5)
+    _only_the_client_got_it(ftp, conn, thief)
 
 
 def test_a_stranger_connected_before_the_client_and_its_retr_is_dropped(
@@ -405,20 +416,10 @@ def test_a_stranger_connected_before_the_client_and_its_retr_is_dropped(
 ) -> None:
     """Both wait at the passive port when RETR comes (a small file, sent at once)."""
     (ftp_server.home / "a").write_bytes(b"mine")
-    ftp.voidcmd("TYPE I")
-    host, port = ftp.makepasv()
-    thief = socket.socket()
-    thief.settimeout(5)
-    thief.bind(("127.0.0.2", 0))
-    thief.connect((host, port))
-    conn = socket.create_connection((host, port), timeout=5)
+    thief, address = _stranger_at_the_passive_port(ftp)
+    conn = socket.create_connection(address, timeout=5)
     ftp.putcmd("RETR a")
-    assert ftp.getresp().startswith("150")
-    assert conn.recv(100) == b"mine"
-    conn.close()
-    assert ftp.getresp().startswith("226")
-    assert thief.recv(100) == b""  # closed without a byte
-    thief.close()
+    _only_the_client_got_it(ftp, conn, thief)
 
 
 def test_passive_ports_come_from_the_range_and_differ(tmp_path: Path) -> None:
