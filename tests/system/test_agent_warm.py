@@ -62,24 +62,22 @@ def handed_over(modules: Path) -> bool:
     return "click" not in imported and "herd.cli.main" not in imported
 
 
-def warm_up(home: Path, fleet: Fleet, files: AgentFiles) -> None:
-    """Start the agent with a first run, and wait for its warm command line."""
-    first = herd(home, "-i", str(fleet.inventory), "run", "all", "--", "true")
+@pytest.fixture
+def home(lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles) -> Path:
+    """A herd home whose agent a first run started, its warm command line serving."""
+    home = tmp_path / "home"
+    first = herd(home, "-i", str(lab_fleet.inventory), "run", "all", "--", "true")
     assert first.returncode == 0, first.stderr
-    assert wait_until(lambda: warm_serving(files))
+    assert wait_until(lambda: warm_serving(private_agent))
+    return home
 
 
 @contextlib.contextmanager
 def sleeping_client(
-    home: Path,
-    fleet: Fleet,
-    files: AgentFiles,
-    modules: Path,
-    preexec: Callable[[], None] | None = None,
+    home: Path, fleet: Fleet, modules: Path, preexec: Callable[[], None] | None = None
 ) -> Iterator[subprocess.Popen[str]]:
-    """A warm client running ``sleep SLEEP`` on the web hosts, once they all sleep;
-    killed on the way out if the test left it running."""
-    warm_up(home, fleet, files)
+    """A client of ``home``'s warm command line running ``sleep SLEEP`` on the web hosts,
+    once they all sleep; killed on the way out if the test left it running."""
     running = subprocess.Popen(
         client(modules, "--home", str(home), "-i", str(fleet.inventory), "run", "web",
                "--", f"sleep {SLEEP}"),
@@ -105,10 +103,8 @@ def last_operation(home: Path) -> OperationRecord:
 
 
 def test_a_warm_run_is_handed_over_with_its_directory_environment_and_exit_code(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    lab_fleet: Fleet, tmp_path: Path, home: Path
 ) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
     here = tmp_path / "here"
     here.mkdir()
     (here / "fleet.yml").write_text(lab_fleet.inventory.read_text())
@@ -141,10 +137,10 @@ def test_a_warm_run_is_handed_over_with_its_directory_environment_and_exit_code(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_to_the_client_stops_the_handed_over_run_as_it_stops_any_run(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles, signum: signal.Signals
+    lab_fleet: Fleet, tmp_path: Path, home: Path, signum: signal.Signals
 ) -> None:
-    home, modules = tmp_path / "home", tmp_path / "modules"
-    with sleeping_client(home, lab_fleet, private_agent, modules) as running:
+    modules = tmp_path / "modules"
+    with sleeping_client(home, lab_fleet, modules) as running:
         running.send_signal(signum)
         _, err = running.communicate(timeout=60)
     assert handed_over(modules)
@@ -154,11 +150,7 @@ def test_a_signal_to_the_client_stops_the_handed_over_run_as_it_stops_any_run(
     assert last_operation(home).status == "interrupted"
 
 
-def test_a_killed_client_hangs_up_the_handed_over_run(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
-) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
+def test_a_killed_client_hangs_up_the_handed_over_run(lab_fleet: Fleet, home: Path) -> None:
     running = subprocess.Popen(
         [sys.executable, "-m", "herd", "--home", str(home), "-i", str(lab_fleet.inventory),
          "run", "web", "--", f"sleep {SLEEP}"],
@@ -178,10 +170,8 @@ def test_a_killed_client_hangs_up_the_handed_over_run(
 
 
 def test_ctrl_c_at_a_terminal_reaches_the_handed_over_run(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    lab_fleet: Fleet, tmp_path: Path, home: Path
 ) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
     modules = tmp_path / "modules"
     leader, follower = pty.openpty()
     process = subprocess.Popen(
@@ -208,10 +198,8 @@ def test_ctrl_c_at_a_terminal_reaches_the_handed_over_run(
 
 
 def test_a_client_with_other_python_flags_runs_the_command_itself(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles, home: Path
 ) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
     modules = tmp_path / "modules"
     argv = ["--home", str(home), "-i", str(lab_fleet.inventory), "run", "web", "--", "true"]
     same = subprocess.run(client(modules, *argv), capture_output=True, text=True, timeout=60,
@@ -227,10 +215,8 @@ def test_a_client_with_other_python_flags_runs_the_command_itself(
 
 
 def test_stopping_the_agent_stops_its_warm_command_line(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    private_agent: AgentFiles, home: Path
 ) -> None:
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
     pid = warm_pid(private_agent)
     assert pid is not None
     status = herd(home, "agent", "status")
@@ -242,12 +228,10 @@ def test_stopping_the_agent_stops_its_warm_command_line(
 
 
 def test_a_client_with_a_terminal_but_stdin_elsewhere_runs_the_command_itself(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    lab_fleet: Fleet, tmp_path: Path, home: Path
 ) -> None:
     """A password prompt would go to the controlling terminal (/dev/tty), which a process
     in the agent's session cannot open: such a client keeps its command."""
-    home = tmp_path / "home"
-    warm_up(home, lab_fleet, private_agent)
     modules = tmp_path / "modules"
     leader, follower = pty.openpty()
     terminal = os.ttyname(follower)
@@ -278,10 +262,10 @@ def state(pid: int) -> str:
 
 
 def test_ctrl_z_stops_the_handed_over_run_with_the_client_and_fg_continues_both(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    lab_fleet: Fleet, tmp_path: Path, home: Path
 ) -> None:
-    home, modules = tmp_path / "home", tmp_path / "modules"
-    with sleeping_client(home, lab_fleet, private_agent, modules) as running:
+    modules = tmp_path / "modules"
+    with sleeping_client(home, lab_fleet, modules) as running:
         command = last_operation(home).pid  # the fork that runs it records itself
         running.send_signal(signal.SIGTSTP)
         assert wait_until(lambda: state(running.pid) == "T" and state(command) == "T")
@@ -295,16 +279,16 @@ def test_ctrl_z_stops_the_handed_over_run_with_the_client_and_fg_continues_both(
 
 
 def test_the_handed_over_run_keeps_the_clients_niceness_and_cpus(
-    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+    lab_fleet: Fleet, tmp_path: Path, home: Path
 ) -> None:
-    home, modules = tmp_path / "home", tmp_path / "modules"
+    modules = tmp_path / "modules"
     first_cpu = min(os.sched_getaffinity(0))
 
     def nice_on_one_cpu() -> None:  # as `nice -n 7 taskset -c N herd ...`
         os.nice(7)
         os.sched_setaffinity(0, {first_cpu})
 
-    with sleeping_client(home, lab_fleet, private_agent, modules, nice_on_one_cpu) as running:
+    with sleeping_client(home, lab_fleet, modules, nice_on_one_cpu) as running:
         command = last_operation(home).pid
         niceness = int(Path(f"/proc/{command}/stat").read_text().rpartition(")")[2].split()[16])
         cpus = os.sched_getaffinity(command)
