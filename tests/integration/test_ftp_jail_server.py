@@ -26,6 +26,14 @@ _COMMANDS = st.sampled_from(
 )
 
 
+_SECRET = "the-outside-data"  # what the file outside holds: never in any answer
+
+
+def _names_in(home: Path) -> set[str]:
+    """Every name in the home tree now (links not followed): earlier examples made some."""
+    return {name for _, dirs, files in os.walk(home) for name in dirs + files}
+
+
 def _snapshot(tree: Path) -> list[tuple[str, int, int]]:
     found = []
     for directory, dirs, files in os.walk(tree):
@@ -42,7 +50,7 @@ def hostile_server(
     root = tmp_path_factory.mktemp("jail-server")
     outside = root / "outside"
     (outside / "dir").mkdir(parents=True)
-    (outside / "secret.txt").write_text("secret")
+    (outside / "secret.txt").write_text(_SECRET)
     with running_server(root) as running:
         home = running.home
         (home / "a").mkdir()
@@ -66,12 +74,19 @@ def test_no_path_sent_over_ftp_touches_anything_outside_the_home(
     path: str,
     target: str,
 ) -> None:
-    _running, raw, outside, before = hostile_server
+    running, raw, outside, before = hostile_server
     code, text = raw.cmd(f"{command} {path}".encode("utf-8", "surrogateescape"))
     if command == "RNFR" and code == 350:
         code, text = raw.cmd(f"RNTO {target}".encode())
     assert code in (200, 211, 213, 250, 257, 350, 501, 550, 553), text
-    assert "secret" not in text or "secret.txt" in path + target  # names echo back, never data
+    assert _SECRET not in text  # never the outside file's data
+    # nor its name, unless it was sent, or an earlier example made one by that name inside
+    # (MKD a/secret.txt, then a STAT lists it: the examples share the session and its home)
+    assert (
+        "secret" not in text
+        or "secret.txt" in path + target
+        or "secret.txt" in _names_in(running.home)
+    )
     assert _snapshot(outside) == before
     if code in (550, 553):
         assert raw.cmd("NOOP")[0] == 200  # refused, and the session goes on
