@@ -12,6 +12,7 @@ rendered, for the host that uses it (``herd.inventory.rendering``).
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
@@ -253,10 +254,7 @@ def _proxy_jump(values: Mapping[str, object]) -> str | None:
         args = values.get(key)
         if not isinstance(args, str):
             continue
-        try:
-            words = shlex.split(args)
-        except ValueError:
-            continue
+        words = _words(args)
         for index, word in enumerate(words):
             following = words[index + 1] if index + 1 < len(words) else ""
             if word.startswith("-J"):
@@ -266,6 +264,16 @@ def _proxy_jump(values: Mapping[str, object]) -> str | None:
                 if name.lower() == "proxyjump" and value.strip():
                     return value.strip()
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _words(args: str) -> tuple[str, ...]:
+    """``args`` split as the shell would (none if it cannot be): a fleet's hosts mostly share
+    one group's SSH arguments, so each distinct string is split once."""
+    try:
+        return tuple(shlex.split(args))
+    except ValueError:
+        return ()
 
 
 @runtime_checkable
