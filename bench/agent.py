@@ -15,6 +15,10 @@ of its warm command line (with the forks that ran the commands) during the run,
 read from /proc. ControlMaster processes, detached like the
 agent, are counted too (their /proc times, summed). The tools take turns,
 median of --repeat. Run on demand, never in the test suite.
+
+With --before-src DIR (the src/ of an earlier herd), herd-warm-before and
+herd-warm-1-before run that herd through its own agent, beside this one: figures
+before and after a change, in one run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from run_fanout import Measure, measure, write_inventory
 
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
+OPENERS = ("herd-warm", "herd-warm-before", "openssh-cm", "ansible-cp")
 
 
 def process_cpu(pids: list[int]) -> float:
@@ -68,7 +73,7 @@ def masters(control_dir: Path) -> list[int]:
 
 def helpers_of(tool: str, files: AgentFiles, control: Path) -> list[int]:
     """The detached processes that work for ``tool``: herd's agent and its warm command
-    line, ssh's ControlMasters."""
+    line (``files``: that herd's), ssh's ControlMasters."""
     if tool.startswith("herd-warm"):
         pids = [agent_pid(files), warm_pid(files)]
         return [pid for pid in pids if pid]
@@ -80,8 +85,11 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tools", default="herd-cold,herd-warm,herd-warm-1,openssh-cm,ansible-cp")
+    parser.add_argument("--before-src", type=Path, help="src/ of an earlier herd to compare")
     args = parser.parse_args()
     chosen = args.tools.split(",")
+    if args.before_src:
+        chosen += ["herd-warm-before", "herd-warm-1-before"]
     work = Path(tempfile.mkdtemp(prefix="herd-bench-agent-"))
     runtime = work / "xdg"
     runtime.mkdir(mode=0o700)
@@ -94,6 +102,14 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's herd runs from compiled modules
     compileall.compile_dir(Path(herd_package.__file__).parent, quiet=1)
     files = AgentFiles(runtime / "herd")
+    before_files = AgentFiles(work / "xdg-before" / "herd")
+    before_env = dict(env)
+    if args.before_src:
+        (work / "xdg-before").mkdir(mode=0o700)
+        compileall.compile_dir(args.before_src / "herd", quiet=1)
+        before_env["PYTHONPATH"] = str(args.before_src.resolve())
+        before_env["HERD_HOME"] = str(work / "home-before")
+        before_env["XDG_RUNTIME_DIR"] = str(work / "xdg-before")
     try:
         inventory = write_inventory(lab, args.hosts, work)
         one = write_inventory(lab, 1, work)
@@ -117,11 +133,15 @@ def main() -> None:
                            "uname -a"], env),
             "herd-warm": ([*herd[:1], "-i", str(inventory), *herd[1:], "--", "uname -a"], env),
             "herd-warm-1": ([*herd[:1], "-i", str(one), *herd[1:], "--", "uname -a"], env),
+            "herd-warm-before": ([*herd[:1], "-i", str(inventory), *herd[1:], "--",
+                                  "uname -a"], before_env),
+            "herd-warm-1-before": ([*herd[:1], "-i", str(one), *herd[1:], "--", "uname -a"],
+                                   before_env),
             "openssh-cm": (["sh", "-c", xargs], env),
             "ansible-cp": ([str(BIN / "ansible"), "all", "-i", str(inventory), "-m", "raw",
                             "-a", "uname -a", "-f", "100", "-o"], ansible_env),
         }  # fmt: skip
-        for tool in ("herd-warm", "openssh-cm", "ansible-cp"):  # the first round opens them
+        for tool in OPENERS:  # the first round opens their connections
             if tool in chosen and (tool != "ansible-cp" or (BIN / "ansible").exists()):
                 measure(*commands[tool])
         results: dict[str, list[Measure]] = {tool: [] for tool in chosen}
@@ -129,7 +149,8 @@ def main() -> None:
             for tool in chosen:
                 if tool == "ansible-cp" and not (BIN / "ansible").exists():
                     continue
-                helpers = helpers_of(tool, files, control)
+                mine = before_files if tool.endswith("-before") else files
+                helpers = helpers_of(tool, mine, control)
                 before = process_cpu(helpers)
                 taken = measure(*commands[tool])
                 extra = process_cpu(helpers) - before
@@ -141,14 +162,14 @@ def main() -> None:
             if not runs:
                 continue
             wall = statistics.median(m.wall for m in runs)
-            hosts = 1 if tool == "herd-warm-1" else args.hosts
+            hosts = 1 if tool.startswith("herd-warm-1") else args.hosts
             cpu_ms = statistics.median(m.cpu for m in runs) / hosts * 1000
             ratio = f"  {wall / cold:.2f}x herd-cold's wall" if cold else ""
-            print(f"  {tool:<12} wall {wall:7.3f} s   CPU {cpu_ms:6.2f} ms/host{ratio}")
+            print(f"  {tool:<18} wall {wall:7.3f} s   CPU {cpu_ms:6.2f} ms/host{ratio}")
     finally:
-        pid = agent_pid(files)
-        if pid:
-            os.kill(pid, 15)
+        for pid in (agent_pid(files), agent_pid(before_files)):
+            if pid:
+                os.kill(pid, 15)
         stop_masters = f"for s in {control}/*; do ssh -o ControlPath=$s -O exit x; done"
         subprocess.run(["sh", "-c", stop_masters], capture_output=True, check=False)
         lab.down()
