@@ -7,8 +7,14 @@ import logging
 import socket
 from typing import Any
 
+import pytest
+from asyncssh.channel import SSHChannel
+from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
+from asyncssh.logging import SSHLogger
+from asyncssh.packet import String
+
 from herd.hosts.sshlib import run_loop
-from herd.hosts.wire import BatchedWrites, batch_writes, skip_packet_logs
+from herd.hosts.wire import BatchedWrites, batch_writes, skip_ignore_packets, skip_packet_logs
 
 
 async def _pair() -> tuple[Any, socket.socket]:
@@ -127,3 +133,98 @@ def test_packet_logs_are_skipped_only_when_nobody_could_read_them() -> None:
     finally:
         logger.setLevel(level)
     assert traced.lines == ["sent"]
+
+
+class _ChannelLike:
+    """What SSHChannel's packet logging calls on itself, recorded."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def _log_packet(self, msg: str, *args: object) -> None:
+        self.lines.append(msg)
+
+
+def test_channels_format_packet_logs_only_when_asyncssh_shows_debug_lines() -> None:
+    skip_packet_logs(_Logs())  # the first connection quiets every channel
+    quiet = _ChannelLike()
+    SSHChannel.log_sent_packet(quiet, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
+    SSHChannel.log_received_packet(quiet, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
+    assert quiet.lines == []
+
+    logger = logging.getLogger("asyncssh")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        traced = _ChannelLike()
+        SSHChannel.log_sent_packet(traced, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
+        SSHChannel.log_received_packet(traced, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
+    finally:
+        logger.setLevel(level)
+    assert traced.lines == ["Sent", "Received"]
+
+
+class _Counted:
+    """A log argument that counts the times it is turned into text."""
+
+    def __init__(self) -> None:
+        self.times = 0
+
+    def __str__(self) -> str:
+        self.times += 1
+        return "counted"
+
+
+def test_asyncssh_turns_log_arguments_into_text_only_for_lines_it_shows() -> None:
+    skip_packet_logs(_Logs())
+    logger = logging.getLogger("asyncssh")
+    level = logger.level
+    argument = _Counted()
+    try:
+        logger.setLevel(logging.WARNING)
+        SSHLogger().info("dropped: %s", [argument])
+        SSHLogger().debug1("dropped: %s", [argument])
+        assert argument.times == 0
+        logger.setLevel(logging.INFO)
+        SSHLogger().info("shown: %s", [argument])
+    finally:
+        logger.setLevel(level)
+    assert argument.times == 1
+
+
+class _Sender:
+    """A connection's packet sending, recorded, with the cipher it negotiated."""
+
+    def __init__(self, cipher: str) -> None:
+        self.cipher = cipher
+        self.sent: list[tuple[int, tuple[bytes, ...]]] = []
+
+    def send_packet(self, pkttype: int, *args: bytes, handler: object = None) -> None:
+        self.sent.append((pkttype, args))
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"send_cipher": self.cipher}.get(name, default)
+
+
+@pytest.mark.parametrize(
+    "cipher", ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr"]
+)
+def test_empty_ignore_packets_are_not_sent_with_a_cipher_that_needs_none(cipher: str) -> None:
+    conn = _Sender(cipher)
+    skip_ignore_packets(conn)
+    conn.send_packet(MSG_IGNORE, String(b""))
+    conn.send_packet(MSG_CHANNEL_DATA, b"\0\0\0\1", String(b"data"))
+    conn.send_packet(MSG_IGNORE, String(b"chosen by the caller"))
+    assert conn.sent == [
+        (MSG_CHANNEL_DATA, (b"\0\0\0\1", String(b"data"))),
+        (MSG_IGNORE, (String(b"chosen by the caller"),)),
+    ]
+
+
+def test_a_cbc_cipher_keeps_its_ignore_packets_also_after_a_key_exchange_picks_it() -> None:
+    conn = _Sender("aes128-ctr")
+    skip_ignore_packets(conn)
+    conn.send_packet(MSG_IGNORE, String(b""))
+    conn.cipher = "aes128-cbc"  # a later key exchange
+    conn.send_packet(MSG_IGNORE, String(b""))
+    assert conn.sent == [(MSG_IGNORE, (String(b""),))]

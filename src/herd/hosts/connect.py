@@ -27,7 +27,7 @@ from herd.hosts.hostkeys import (
 )
 from herd.hosts.options import ConnectOptions, HostKeyMode
 from herd.hosts.ssh_config import SshMemo, SshOptions, SshSettings
-from herd.hosts.wire import batch_writes, keep_send_env, skip_packet_logs
+from herd.hosts.wire import batch_writes, keep_send_env, skip_ignore_packets, skip_packet_logs
 from herd.operation.fanout import HostSlot, leaf_errors
 
 __all__ = [
@@ -280,6 +280,7 @@ async def _open(
     )
     batch_writes(conn)
     skip_packet_logs(conn)
+    skip_ignore_packets(conn)
     keep_send_env(conn)
     return conn
 

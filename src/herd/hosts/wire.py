@@ -15,7 +15,9 @@ duck typing); where that is not so, the connection is left as it is.
 
 asyncssh also formats a debug line for every packet sent or received before
 its logger drops it; ``skip_packet_logs`` stops that when the ``asyncssh``
-logger cannot emit debug lines anyway (about 7% of a push's CPU). And it matches
+logger cannot emit debug lines anyway (about 7% of a push's CPU). It precedes
+every packet with an empty ignore packet, a defence for CBC ciphers only;
+``skip_ignore_packets`` drops them for the others, as OpenSSH never sends them. And it matches
 every ``SendEnv`` pattern (Debian's ssh_config has ``LANG LC_*``) against the whole
 environment for every session it opens (a tenth of the agent's CPU for a command on
 a kept connection); ``keep_send_env`` takes the patterns over and ``session_env``
@@ -33,9 +35,23 @@ import weakref
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from asyncssh.channel import SSHChannel
+from asyncssh.constants import MSG_IGNORE
+from asyncssh.logging import SSHLogger
 from asyncssh.misc import encode_env
+from asyncssh.packet import String
 
-__all__ = ["BatchedWrites", "batch_writes", "keep_send_env", "session_env", "skip_packet_logs"]
+# a connection's SendEnv patterns and SetEnv values
+_Wanted = tuple[tuple[bytes, ...], tuple[tuple[bytes, bytes], ...]]
+
+__all__ = [
+    "BatchedWrites",
+    "batch_writes",
+    "keep_send_env",
+    "session_env",
+    "skip_ignore_packets",
+    "skip_packet_logs",
+]
 
 
 class BatchedWrites:
@@ -99,23 +115,100 @@ def _no_log(*_args: object, **_kwargs: object) -> None:
 
 
 def skip_packet_logs(conn: object) -> None:
-    """Stop ``conn`` formatting packet log lines that no handler would see."""
-    if logging.getLogger("asyncssh").isEnabledFor(logging.DEBUG):
+    """Stop ``conn`` formatting packet log lines that no handler would see (its channels
+    log through their own methods: see ``_quiet_channels``)."""
+    _quiet_channels()
+    if _ASYNCSSH_LOG.isEnabledFor(logging.DEBUG):
         return  # --debug, or a caller who wants asyncssh's packet traces
     for name in ("log_sent_packet", "log_received_packet"):
         if callable(getattr(conn, name, None)):
             setattr(conn, name, _no_log)
 
 
+_ASYNCSSH_LOG = logging.getLogger("asyncssh")
+
+
+def _quiet_channels() -> None:
+    """Make asyncssh format its log lines only when its logger shows them.
+
+    Its channels log every packet through their own methods (a session's channel
+    is made inside asyncssh, out of reach of a per-connection change), and its
+    logger turns every argument into text before the level is looked at: together
+    a tenth of the agent's CPU for a command, for lines nobody sees.
+    """
+    if getattr(SSHChannel, "_herd_quiet", False):
+        return
+    loud_sent, loud_received = SSHChannel.log_sent_packet, SSHChannel.log_received_packet
+    loud_log = SSHLogger.log
+
+    def log_sent_packet(self: SSHChannel[Any], *args: Any, **kwargs: Any) -> None:
+        if _ASYNCSSH_LOG.isEnabledFor(logging.DEBUG):
+            loud_sent(self, *args, **kwargs)
+
+    def log_received_packet(self: SSHChannel[Any], *args: Any, **kwargs: Any) -> None:
+        if _ASYNCSSH_LOG.isEnabledFor(logging.DEBUG):
+            loud_received(self, *args, **kwargs)
+
+    def log(self: SSHLogger, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            loud_log(self, level, msg, *args, **kwargs)
+
+    SSHChannel.log_sent_packet = log_sent_packet  # type: ignore[method-assign,assignment]
+    SSHChannel.log_received_packet = log_received_packet  # type: ignore[method-assign,assignment]
+    SSHLogger.log = log  # type: ignore[method-assign]
+    SSHChannel._herd_quiet = True  # type: ignore[attr-defined]
+
+
+_EMPTY_IGNORE = (String(b""),)  # the payload of asyncssh's ignore packets
+
+
+def skip_ignore_packets(conn: object) -> None:
+    """Stop ``conn`` sending an empty ignore packet before each packet, unless its cipher is CBC.
+
+    asyncssh does it whatever the cipher: a defence only CBC needs (its next IV is the
+    last block sent, which an eavesdropper has seen). With CTR, GCM or ChaCha20 it
+    doubles the packets and their encryption for nothing; OpenSSH sends none. The
+    cipher is looked at for each one, so a key exchange that picks CBC gets them back.
+    """
+    send = getattr(conn, "send_packet", None)
+    info = getattr(conn, "get_extra_info", None)
+    if not callable(send) or not callable(info):
+        return
+
+    def send_packet(pkttype: int, *args: bytes, handler: Any = None) -> None:
+        if pkttype == MSG_IGNORE and args == _EMPTY_IGNORE and "cbc" not in info("send_cipher", ""):
+            return
+        send(pkttype, *args, handler=handler)
+
+    conn.send_packet = send_packet  # type: ignore[attr-defined]
+
+
 # per connection: its SendEnv patterns and SetEnv values, taken from asyncssh's options
-_SEND_ENV: weakref.WeakKeyDictionary[Any, tuple[tuple[bytes, ...], dict[bytes, bytes]]] = (
-    weakref.WeakKeyDictionary()
-)
-# per connection: the environment last matched (held, so never confused with a later
-# one at the same address) and what its sessions send
-_MATCHED: weakref.WeakKeyDictionary[Any, tuple[object, dict[bytes, bytes]]] = (
-    weakref.WeakKeyDictionary()
-)
+_SEND_ENV: weakref.WeakKeyDictionary[Any, _Wanted] = weakref.WeakKeyDictionary()
+
+
+class _Matched:
+    """The environment last matched (held, so never confused with a later one at the same
+    address), encoded once, and what it sends for each kind of connection: a command's
+    hosts mostly share their SendEnv and SetEnv, so their sessions share one match."""
+
+    def __init__(self) -> None:
+        self.environment: object = None
+        self.values: Sequence[tuple[bytes, bytes]] = ()
+        self.sent: dict[_Wanted, dict[bytes, bytes]] = {}
+
+    def of(self, wanted: _Wanted, environment: Sequence[tuple[str, str]]) -> dict[bytes, bytes]:
+        if self.environment is not environment:  # one tuple for a command's hosts
+            self.values = [(os.fsencode(k), os.fsencode(v)) for k, v in environment]
+            self.sent = {}
+            self.environment = environment
+        found = self.sent.get(wanted)
+        if found is None:
+            found = self.sent[wanted] = _sent(*wanted, self.values)
+        return found
+
+
+_MATCHED = _Matched()
 
 
 def keep_send_env(conn: object) -> None:
@@ -127,7 +220,7 @@ def keep_send_env(conn: object) -> None:
     if not patterns:
         return
     wanted = tuple(p.encode() if isinstance(p, str) else p for p in patterns)
-    set_env = dict(encode_env(getattr(options, "env", None) or ()))
+    set_env = tuple(encode_env(getattr(options, "env", None) or ()))
     _SEND_ENV[conn] = (wanted, set_env)
     options.env = _sent(wanted, set_env, os.environb.items())  # type: ignore[union-attr]
     options.send_env = None  # type: ignore[union-attr]
@@ -138,19 +231,15 @@ def session_env(
 ) -> dict[str, Any]:
     """``create_process`` arguments for a session whose ``SendEnv`` values come from
     ``environment`` (None: this process's, as matched when ``conn`` was made)."""
-    kept = _SEND_ENV.get(conn)
-    if environment is None or kept is None:
+    wanted = _SEND_ENV.get(conn)
+    if environment is None or wanted is None:
         return {}
-    found = _MATCHED.get(conn)
-    if found is None or found[0] is not environment:  # one tuple for a command's hosts
-        values = [(os.fsencode(k), os.fsencode(v)) for k, v in environment]
-        found = _MATCHED[conn] = (environment, _sent(*kept, values))
-    return {"env": found[1]}
+    return {"env": _MATCHED.of(wanted, environment)}
 
 
 def _sent(
     patterns: tuple[bytes, ...],
-    set_env: dict[bytes, bytes],
+    set_env: tuple[tuple[bytes, bytes], ...],
     values: Collection[tuple[bytes, bytes]],
 ) -> dict[bytes, bytes]:
     """What a session sends: the variables ``patterns`` match, then ``SetEnv``'s, which win."""
