@@ -81,7 +81,7 @@ async def _run(
     try:
         async with asyncio.timeout(command.timeout):
             mark = await _read_mark(process, streams, host.name, emit)
-            feeding = asyncio.create_task(_feed(process, command))
+            feeding = _start_feeding(process, command)
             try:
                 await collect(host.name, process.stdout, process.stderr, streams, emit)
                 await process.wait_closed()
@@ -105,8 +105,23 @@ async def _feed(process: asyncssh.SSHClientProcess[bytes], command: RemoteComman
         process.stdin.write_eof()
 
 
-async def _done_feeding(feeding: asyncio.Task[None]) -> None:
+def _start_feeding(
+    process: asyncssh.SSHClientProcess[bytes], command: RemoteCommand
+) -> asyncio.Task[None] | None:
+    """Give the command its stdin: a task streaming the ``--stdin`` file, or (none) the
+    preamble alone, written and closed at once, as it fits in the channel's buffer."""
+    if command.stdin is not None:
+        return asyncio.create_task(_feed(process, command))
+    with contextlib.suppress(OSError, asyncssh.Error):  # as _feed: a command may not read it
+        process.stdin.write(command.preamble())
+        process.stdin.write_eof()
+    return None
+
+
+async def _done_feeding(feeding: asyncio.Task[None] | None) -> None:
     """The command ended: stop writing what it did not read."""
+    if feeding is None:
+        return
     feeding.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await feeding
