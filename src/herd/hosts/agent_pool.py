@@ -63,10 +63,15 @@ class Kept:
         }
 
 
-def _key(host: Host, connector: Connector) -> str:
+# everything that decided how a connection's host was reached and trusted (all of it
+# hashable: frozen dataclasses, tuples, strings), compared whole
+_Key = tuple[object, ...]
+
+
+def _key(host: Host, connector: Connector) -> _Key:
     route = connector.route(host)
     options = connector.options
-    trust = (
+    return (
         host.name,
         host.address,
         host.connection,
@@ -80,7 +85,6 @@ def _key(host: Host, connector: Connector) -> str:
         options.agent,
         options.agent_path,
     )
-    return repr(trust)
 
 
 def forget_password(conn: asyncssh.SSHClientConnection) -> None:
@@ -117,8 +121,8 @@ class Pool:
         # the ssh-agent's while it logs in)
         room = raise_soft_limit() - open_now() - RESERVE
         self.capacity = capacity if capacity is not None else max(1, room // SSH_HOST)
-        self._kept: dict[str, list[Kept]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._kept: dict[_Key, list[Kept]] = {}
+        self._locks: dict[_Key, asyncio.Lock] = {}
         self.ssh_memo = SshMemo()  # each host's OpenSSH options, evaluated once, not per run
 
     def __len__(self) -> int:
@@ -170,7 +174,7 @@ class Pool:
         kept.in_use -= 1
         kept.last_used = time.monotonic()
 
-    def _drop(self, key: str, kept: Kept) -> None:
+    def _drop(self, key: _Key, kept: Kept) -> None:
         kept.conn.close()
         remaining = [k for k in self._kept.get(key, ()) if k is not kept]
         if remaining:
