@@ -3,8 +3,8 @@
 SSH servers leave a command running when its channel closes, so to stop a
 command (timeout, Ctrl-C) herd signals its process group through a second
 channel: ``herd.hosts.remote_stop`` starts the command as a group leader on
-any server and reports its PID on a marked first stderr line, read and removed
-here before the output is collected.
+any server and reports its PID on a marked first stderr line, which
+``herd.hosts.command_channel`` reads and removes as the output arrives.
 """
 
 from __future__ import annotations
@@ -17,21 +17,20 @@ from typing import ClassVar
 
 import asyncssh
 
-from herd.core.events import HostOutput
 from herd.core.model import Host, HostResult, Status
 from herd.errors import ConfigError
 from herd.hosts.command import (
     OutputSink,
     RemoteCommand,
     Streams,
-    collect,
     failure,
     finished,
     send_input,
     stopped,
 )
+from herd.hosts.command_channel import CommandChannel
 from herd.hosts.connect import Connector, HostFailure, connection_lost
-from herd.hosts.remote_stop import Mark, doubt, parse_mark, start_line, stop_remote
+from herd.hosts.remote_stop import Mark, doubt, start_line, stop_remote
 from herd.hosts.wire import session_env
 from herd.operation.driver import HostWork, PerHost
 
@@ -74,47 +73,67 @@ async def _run(
     started: float,
 ) -> HostResult:
     streams = Streams(command.output_cap)
-    process = await conn.create_process(
-        start_line(command.script()), encoding=None, **session_env(conn, command.environment)
+    session = CommandChannel(host.name, streams, emit)
+    chan, _ = await conn.create_session(
+        lambda: session,
+        start_line(command.script()),
+        encoding=None,
+        **session_env(conn, command.environment),
     )
     mark: Mark | None = None
     try:
         async with asyncio.timeout(command.timeout):
-            mark = await _read_mark(process, streams, host.name, emit)
-            feeding = _start_feeding(process, command)
+            mark = await session.mark()
+            feeding = _start_feeding(chan, session, command)
             try:
-                await collect(host.name, process.stdout, process.stderr, streams, emit)
-                await process.wait_closed()
+                await session.ended()
             finally:
                 await _done_feeding(feeding)
     except TimeoutError:
-        left = await _stop(conn, process, mark, "TERM")
+        left = await _stop(conn, chan, mark, "TERM")
         assert command.timeout is not None
         return stopped(host, started, streams, command.timeout, left)
     except asyncio.CancelledError:
-        await _stop(conn, process, mark, "HUP")
+        await _stop(conn, chan, mark, "HUP")
         raise
-    signal = process.exit_signal[0] if process.exit_signal else None
-    return finished(host, started, streams, process.exit_status, signal)
+    exit_signal = chan.get_exit_signal()
+    signal = exit_signal[0] if exit_signal else None
+    return finished(host, started, streams, chan.get_exit_status(), signal)
 
 
-async def _feed(process: asyncssh.SSHClientProcess[bytes], command: RemoteCommand) -> None:
+class _Input:
+    """A command channel's stdin as ``send_input`` writes it: waits while the channel is full."""
+
+    def __init__(self, chan: asyncssh.SSHClientChannel[bytes], session: CommandChannel) -> None:
+        self._chan = chan
+        self._session = session
+
+    def write(self, data: bytes) -> None:
+        self._chan.write(data)
+
+    async def drain(self) -> None:
+        await self._session.writable()
+
+
+async def _feed(
+    chan: asyncssh.SSHClientChannel[bytes], session: CommandChannel, command: RemoteCommand
+) -> None:
     """Stream the command's stdin; a command that stops reading it is not an error."""
     with contextlib.suppress(OSError, asyncssh.Error):
-        await send_input(process.stdin, command)
-        process.stdin.write_eof()
+        await send_input(_Input(chan, session), command)
+        chan.write_eof()
 
 
 def _start_feeding(
-    process: asyncssh.SSHClientProcess[bytes], command: RemoteCommand
+    chan: asyncssh.SSHClientChannel[bytes], session: CommandChannel, command: RemoteCommand
 ) -> asyncio.Task[None] | None:
     """Give the command its stdin: a task streaming the ``--stdin`` file, or (none) the
     preamble alone, written and closed at once, as it fits in the channel's buffer."""
     if command.stdin is not None:
-        return asyncio.create_task(_feed(process, command))
+        return asyncio.create_task(_feed(chan, session, command))
     with contextlib.suppress(OSError, asyncssh.Error):  # as _feed: a command may not read it
-        process.stdin.write(command.preamble())
-        process.stdin.write_eof()
+        chan.write(command.preamble())
+        chan.write_eof()
     return None
 
 
@@ -139,24 +158,9 @@ def feed_stdin(process: asyncssh.SSHClientProcess[bytes], data: bytes | None) ->
         process.stdin.write_eof()
 
 
-async def _read_mark(
-    process: asyncssh.SSHClientProcess[bytes],
-    streams: Streams,
-    host: str,
-    emit: OutputSink | None,
-) -> Mark | None:
-    """Read the marked PID line; anything else there is kept as the command's stderr."""
-    mark, kept = parse_mark(await process.stderr.readline())
-    if kept:  # what a login shell printed first, if anything
-        streams.stderr.write(kept)
-        if emit is not None:
-            emit(HostOutput(host, "stderr", kept))
-    return mark
-
-
 async def _stop(
     conn: asyncssh.SSHClientConnection,
-    process: asyncssh.SSHClientProcess[bytes],
+    chan: asyncssh.SSHClientChannel[bytes],
     mark: Mark | None,
     signal: str,
 ) -> str | None:
@@ -166,8 +170,8 @@ async def _stop(
     """
     left = doubt(await stop_remote(conn, mark, signal), mark)
     with contextlib.suppress(OSError, asyncssh.Error):
-        process.send_signal(signal)  # for servers that honour the SSH signal request
-    process.close()
+        chan.send_signal(signal)  # for servers that honour the SSH signal request
+    chan.close()
     return left
 
 
