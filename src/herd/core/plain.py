@@ -96,12 +96,12 @@ def _make_reader(hint: Any) -> Reader:
 
 def _container(origin: Any, args: tuple[Any, ...]) -> Reader:
     if origin in (dict, Mapping):
-        return partial(_mapping, _lazy(args[1] if len(args) == 2 else Any))
+        return partial(_mapping, _reader(args[1] if len(args) == 2 else Any))
     if origin is list:
-        return partial(_list, _lazy(args[0] if args else Any))
+        return partial(_list, _reader(args[0] if args else Any))
     if len(args) == 2 and args[1] is Ellipsis:
-        return partial(_tuple, _lazy(args[0]))
-    return partial(_fixed_tuple, tuple(_lazy(item) for item in args))
+        return partial(_tuple, _reader(args[0]))
+    return partial(_fixed_tuple, tuple(_reader(item) for item in args))
 
 
 def _single(hint: Any) -> Reader:
@@ -114,18 +114,6 @@ def _single(hint: Any) -> Reader:
     if isinstance(hint, type) and issubclass(hint, PurePath):
         return partial(_path, hint)
     return partial(_scalar, hint)
-
-
-def _lazy(hint: Any) -> Reader:
-    """``hint``'s reader, found when first used: a dataclass may name itself."""
-    found: list[Reader] = []
-
-    def read(data: object) -> Any:
-        if not found:
-            found.append(_reader(hint))
-        return found[0](data)
-
-    return read
 
 
 def _as_is(data: object) -> Any:
@@ -169,7 +157,12 @@ def _union(options: tuple[Any, ...]) -> Reader:
     for choice in choices:  # a dataclass names itself; the first of a name wins
         if isinstance(choice, type) and dataclasses.is_dataclass(choice):
             by_name.setdefault(choice.__name__, choice)
-    readers = [_lazy(choice) for choice in choices]
+    readers = [_reader(choice) for choice in choices]
+    if len(readers) == 1 and not by_name:  # X | None, the most common: no names to look at
+        only = readers[0]
+        if not takes_none:
+            return only
+        return lambda data: None if data is None else only(data)
 
     def read(data: object) -> Any:
         if data is None and takes_none:
@@ -204,6 +197,8 @@ def _path(cls: type[PurePath], data: object) -> Any:
 
 
 def _scalar(hint: Any, data: object) -> Any:
+    if type(data) is hint:  # the common case: exactly the type (a bool is no int here)
+        return data
     if hint is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
     if (
