@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -68,6 +69,18 @@ class Route:
     known_hosts: KnownHostsFiles
     jump: str | None
     ssh: SshSettings
+
+
+@functools.lru_cache(maxsize=64)
+def _expanded(path: str, home: str | None) -> Path:
+    """``path`` with ``~`` expanded under ``home`` (part of the key): a fleet's hosts
+    mostly name one known_hosts file, made a Path once, not once per host."""
+    return Path(path).expanduser()
+
+
+@functools.lru_cache(maxsize=8)
+def _default_known_hosts(home: str | None) -> Path:
+    return default_known_hosts()
 
 
 class ClientKeys:
@@ -467,9 +480,9 @@ class Connector:
         if self.options.known_hosts is not None:
             user_files: tuple[Path, ...] = (self.options.known_hosts,)
         elif host.known_hosts:
-            user_files = (Path(host.known_hosts).expanduser(),)
+            user_files = (_expanded(host.known_hosts, os.environ.get("HOME")),)
         else:
-            user_files = ssh.user_known_hosts or (default_known_hosts(),)
+            user_files = ssh.user_known_hosts or (_default_known_hosts(os.environ.get("HOME")),)
         return KnownHostsFiles(
             read=user_files + ssh.global_known_hosts,
             write=user_files[0],

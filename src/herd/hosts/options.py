@@ -114,19 +114,28 @@ _REACH_VARIABLES = (
 )
 
 
+def _reach_variables(host: Host) -> dict[str, object]:
+    return {k: v for k, v in host.vars.items() if k.startswith(_REACH_VARIABLES)}
+
+
 def host_for_worker(host: Host) -> Host:
     """``host`` with only the variables that decide how it is reached."""
-    kept = {k: v for k, v in host.vars.items() if k.startswith(_REACH_VARIABLES)}
-    return replace(host, vars=kept)
+    return replace(host, vars=_reach_variables(host))
 
 
 def host_for_agent(host: Host) -> Host:
     """``host_for_worker``, with the files its inventory names found from any directory."""
     return replace(
-        host_for_worker(host),
-        identity_files=tuple(str(_absolute(Path(p))) for p in host.identity_files),
-        known_hosts=None if host.known_hosts is None else str(_absolute(Path(host.known_hosts))),
+        host,
+        vars=_reach_variables(host),
+        identity_files=tuple(_findable(p) for p in host.identity_files),
+        known_hosts=None if host.known_hosts is None else _findable(host.known_hosts),
     )
+
+
+def _findable(path: str) -> str:
+    """``path`` as another process, in another directory, finds it (``~`` is left to it)."""
+    return path if path.startswith(("/", "~")) else str(Path(path).absolute())
 
 
 def gateway_names(hosts: Iterable[Host]) -> set[str]:
