@@ -20,18 +20,20 @@ or any other command.
 
 from __future__ import annotations
 
-import _socket as socket  # socket.py converts its constants to enums: 2 ms of a 60 ms run
+import _socket as socket  # socket.py and signal.py make enums of their constants: 3 ms
 import marshal
 import os
-import signal
 import sys
 
 from herd.core.daemon import peer_uid
 
 TYPE_CHECKING = False  # typing itself costs 3 ms of a warm run's 60
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable, Sequence
     from typing import Any
+else:
+    import _signal as signal  # signal.py's functions and constants, without the enums
 
 __all__ = [
     "WARM_COMMANDS",
