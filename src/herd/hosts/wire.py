@@ -17,7 +17,7 @@ asyncssh also formats a debug line for every packet sent or received before
 its logger drops it; ``skip_packet_logs`` stops that when the ``asyncssh``
 logger cannot emit debug lines anyway (about 7% of a push's CPU). It precedes
 every packet with an empty ignore packet, a defence for CBC ciphers only;
-``skip_ignore_packets`` drops them for the others, as OpenSSH never sends them. And it matches
+``skip_ignore_packets`` drops them for the other ciphers; OpenSSH never sends them. And it matches
 every ``SendEnv`` pattern (Debian's ssh_config has ``LANG LC_*``) against the whole
 environment for every session it opens (a tenth of the agent's CPU for a command on
 a kept connection); ``keep_send_env`` takes the patterns over and ``session_env``
@@ -168,17 +168,17 @@ def skip_ignore_packets(conn: object) -> None:
     asyncssh does it whatever the cipher: a defence only CBC needs (its next IV is the
     last block sent, which an eavesdropper has seen). With CTR, GCM or ChaCha20 it
     doubles the packets and their encryption for nothing; OpenSSH sends none. The
-    cipher is looked at for each one, so a key exchange that picks CBC gets them back.
+    cipher is the one the connection's key exchange chose: later exchanges choose
+    again from the same two lists, so they choose the same.
     """
     send = getattr(conn, "send_packet", None)
     info = getattr(conn, "get_extra_info", None)
-    if not callable(send) or not callable(info):
+    if not callable(send) or not callable(info) or "cbc" in str(info("send_cipher", "cbc")):
         return
 
     def send_packet(pkttype: int, *args: bytes, handler: Any = None) -> None:
-        if pkttype == MSG_IGNORE and args == _EMPTY_IGNORE and "cbc" not in info("send_cipher", ""):
-            return
-        send(pkttype, *args, handler=handler)
+        if pkttype != MSG_IGNORE or args != _EMPTY_IGNORE:
+            send(pkttype, *args, handler=handler)
 
     conn.send_packet = send_packet  # type: ignore[attr-defined]
 
