@@ -43,7 +43,11 @@ def plain(value: object) -> Any:
     if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
     if names is not None:
-        return {_CLASS: kind.__name__, **{name: plain(getattr(value, name)) for name in names}}
+        data = {_CLASS: kind.__name__}
+        for name in names:
+            item = getattr(value, name)
+            data[name] = item if type(item) in _AS_IS else plain(item)
+        return data
     if isinstance(value, tuple | list):
         return [plain(item) for item in value]
     if isinstance(value, Mapping):
