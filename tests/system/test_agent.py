@@ -180,6 +180,34 @@ def test_a_dead_host_is_unreachable_and_the_others_keep_their_connections(
         assert rows[name]["stdout"].split()[1] == first[name]
 
 
+def test_a_kept_connection_gone_silent_is_given_up_and_the_host_tried_afresh(
+    make_fleet: Callable[..., Fleet], tmp_path: Path
+) -> None:
+    """web01 frozen after a run: its kept connection does not open the next command's
+    channel within its bound, so the command was never sent there; the host is tried on
+    a new connection, which meets a frozen sshd like any other. web02 keeps its own."""
+    fleet = make_fleet(2, "web=2")
+    home = tmp_path / "home"
+    first = ports(home, fleet)
+    fleet.freeze("web01")
+    try:
+        done = herd(home, "-i", str(fleet.inventory), "run", "all", "--json",
+                    "--connect-timeout", "3", "--", "echo $SSH_CONNECTION")  # fmt: skip
+    finally:
+        fleet.thaw("web01")
+    assert done.returncode == 1, done.stderr
+    rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert (rows["web01"]["status"], rows["web01"]["error"]) == (
+        "unreachable",
+        "no SSH banner within 3 s",
+    )
+    assert rows["web02"]["status"] == "ok"
+    assert rows["web02"]["stdout"].split()[1] == first["web02"]
+    again = ports(home, fleet)  # thawed: a new connection, kept from now on
+    assert again["web02"] == first["web02"]
+    assert again["web01"] != first["web01"]
+
+
 def test_a_host_with_a_new_key_is_a_mismatch_on_the_next_run(
     make_fleet: Callable[..., Fleet], tmp_path: Path
 ) -> None:

@@ -6,10 +6,12 @@ files, jump hosts, ssh options, known_hosts files, host-key policy and the
 ssh-agent socket. A request whose key differs in any of these gets its own
 connection, so one opened under ``--host-keys off`` is never lent to a strict
 run. Before a kept connection is lent it must answer a keepalive within a short
-bound; a dead one is dropped and the host connected again through the normal
-``connect``, with the full host-key check. Passwords used to log in are
-forgotten as soon as the login is done. The pool keeps no more connections than
-the open-files limit allows: to open a new one past it, the longest idle goes.
+bound, or, for a command (``herd.hosts.remote``), open the command's channel
+within it: a dead or silent one is dropped before anything ran there, and the
+host connected again through the normal ``connect``, with the full host-key
+check. Passwords used to log in are forgotten as soon as the login is done. The
+pool keeps no more connections than the open-files limit allows: to open a new
+one past it, the longest idle goes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import asyncssh
 
 from herd.core.model import Host
 from herd.core.open_files import RESERVE, SSH_HOST, open_now, raise_soft_limit
-from herd.hosts.connect import ConnectOptions, Connector
+from herd.hosts.connect import ConnectOptions, Connector, NotStarted
 from herd.hosts.ssh_config import SshMemo
 from herd.operation.fanout import HostSlot
 
@@ -33,7 +35,7 @@ __all__ = ["Kept", "Pool", "PooledConnector"]
 
 log = logging.getLogger("herd.agent")
 
-_PROBE_BOUND = 2.0  # seconds a kept connection has to answer a keepalive before it is lent
+_PROBE_BOUND = 2.0  # seconds a kept connection has to answer (a keepalive, or the channel open)
 _SHARED_BY = 4  # requests one connection serves at once (sshd's MaxSessions is 10 channels)
 
 
@@ -45,6 +47,7 @@ class Kept:
     host: Host
     user: str | None
     port: int | None
+    key: _Key
     opened: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     uses: int = 0
@@ -128,14 +131,21 @@ class Pool:
     def __len__(self) -> int:
         return sum(len(kept) for kept in self._kept.values())
 
-    async def borrow(self, host: Host, connector: Connector, slot: HostSlot | None) -> Kept:
-        """A live connection to ``host`` as ``connector`` would open it; HostFailure if none."""
+    async def borrow(
+        self, host: Host, connector: Connector, slot: HostSlot | None, *, probe: bool = True
+    ) -> Kept:
+        """A live connection to ``host`` as ``connector`` would open it; HostFailure if none.
+
+        With ``probe=False`` a kept connection is lent without its keepalive round trip:
+        the caller's own channel open is the probe, bounded, and ``NotStarted`` (nothing
+        ran) sends it back for a new connection.
+        """
         key = _key(host, connector)
         async with self._locks.setdefault(key, asyncio.Lock()):
             for kept in list(self._kept.get(key, ())):
                 if kept.in_use >= _SHARED_BY:
                     continue
-                if await _alive(kept):
+                if not kept.conn.is_closed() and (not probe or await _alive(kept)):
                     return self._lend(kept)
                 log.info("%s: kept connection is dead; connecting again", host.name)
                 self._drop(key, kept)
@@ -143,7 +153,7 @@ class Pool:
             conn = await connector.connect(host, slot)
             forget_password(conn)
             route = connector.route(host)
-            kept = Kept(conn, host, route.user, route.port)
+            kept = Kept(conn, host, route.user, route.port, key)
             self._kept.setdefault(key, []).append(kept)
             log.info("%s: connected (%s@%s)", host.name, route.user or "-", host.address)
             return self._lend(kept)
@@ -170,9 +180,14 @@ class Pool:
         kept.in_use += 1
         return kept
 
-    def give_back(self, kept: Kept) -> None:
+    def give_back(self, kept: Kept, *, dead: bool = False) -> None:
+        """``kept`` is free again; ``dead``: its channel never opened, so it is closed."""
         kept.in_use -= 1
         kept.last_used = time.monotonic()
+        if dead:
+            log.info("%s: kept connection did not answer; connecting again", kept.host.name)
+            kept.conn.abort()
+            self._drop(kept.key, kept)
 
     def _drop(self, key: _Key, kept: Kept) -> None:
         kept.conn.close()
@@ -215,21 +230,30 @@ class PooledConnector(Connector):
         super().__init__(options, pool.ssh_memo)
         self.pool = pool
 
-    def session(self, host: Host, slot: HostSlot | None = None) -> _Borrowed:  # type: ignore[override]
-        return _Borrowed(self, host, slot)
+    def session(  # type: ignore[override]
+        self, host: Host, slot: HostSlot | None = None, *, probe: bool = True
+    ) -> _Borrowed:
+        return _Borrowed(self, host, slot, probe)
 
 
 class _Borrowed:
-    def __init__(self, connector: PooledConnector, host: Host, slot: HostSlot | None) -> None:
+    def __init__(
+        self, connector: PooledConnector, host: Host, slot: HostSlot | None, probe: bool
+    ) -> None:
         self._connector = connector
         self._host = host
         self._slot = slot
+        self._probe = probe
         self._kept: Kept | None = None
+        self.open_bound: float | None = None
 
     async def __aenter__(self) -> asyncssh.SSHClientConnection:
-        self._kept = await self._connector.pool.borrow(self._host, self._connector, self._slot)
+        pool = self._connector.pool
+        self._kept = await pool.borrow(self._host, self._connector, self._slot, probe=self._probe)
+        if not self._probe and self._kept.uses > 1:  # kept from before: its open is the probe
+            self.open_bound = _PROBE_BOUND
         return self._kept.conn
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, _type: object, error: object, _trace: object) -> None:
         if self._kept is not None:
-            self._connector.pool.give_back(self._kept)
+            self._connector.pool.give_back(self._kept, dead=isinstance(error, NotStarted))

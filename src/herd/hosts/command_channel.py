@@ -41,6 +41,7 @@ class CommandChannel(asyncssh.SSHClientSession[bytes]):
         self._first_line: bytearray | None = bytearray()  # stderr until the mark line ends
         self._early_stdout: list[bytes] = []  # stdout sent before it ended
         self._early_size = 0
+        self.opened: asyncio.Future[None] = loop.create_future()  # the server took the channel
         self._mark: asyncio.Future[Mark | None] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
         self._error: Exception | None = None
@@ -60,6 +61,9 @@ class CommandChannel(asyncssh.SSHClientSession[bytes]):
     async def writable(self) -> None:
         """Wait until the channel takes more input (or is closed: writing then fails)."""
         await self._writable.wait()
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
+        self.opened.set_result(None)  # asyncssh sends the command only after this
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if self._first_line is None:

@@ -57,6 +57,11 @@ class HostFailure(Exception):
         self.reason = reason
 
 
+class NotStarted(Exception):
+    """A command's channel never opened on a kept connection (dead, or silent past its
+    bound): nothing ran, so the host may be tried once more on a new connection."""
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """How one host is reached and trusted, every source of options applied."""
@@ -495,12 +500,21 @@ class Connector:
         """Connect to ``host``; ``slot`` is its fork slot, given up while the host is silent."""
         return await connect(host, self, slot=slot)
 
-    def session(self, host: Host, slot: HostSlot | None = None) -> _Session:
-        """Connect on entry (HostFailure if that fails), close on exit."""
+    def session(self, host: Host, slot: HostSlot | None = None, *, probe: bool = True) -> _Session:
+        """Connect on entry (HostFailure if that fails), close on exit.
+
+        ``probe=False`` is for a caller that opens its channel within the session's
+        ``open_bound`` and tries again on ``NotStarted``: a kept connection is then
+        lent without a keepalive first (see ``herd.hosts.agent_pool``).
+        """
         return _Session(self, host, slot)
 
 
 class _Session:
+    # seconds the first channel may take to open, None for no bound: a new connection
+    # has just answered, so only a kept one gets a bound (and NotStarted past it)
+    open_bound: float | None = None
+
     def __init__(self, connector: Connector, host: Host, slot: HostSlot | None) -> None:
         self._connector = connector
         self._host = host

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from asyncio import FIRST_COMPLETED
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,7 +30,7 @@ from herd.hosts.command import (
     stopped,
 )
 from herd.hosts.command_channel import CommandChannel
-from herd.hosts.connect import Connector, HostFailure, connection_lost
+from herd.hosts.connect import Connector, HostFailure, NotStarted, connection_lost
 from herd.hosts.remote_stop import Mark, doubt, start_line, stop_remote
 from herd.hosts.wire import session_env
 from herd.operation.driver import HostWork, PerHost
@@ -52,17 +53,24 @@ async def run_on_host(
 
         return await run_locally(host, command, emit)
     try:
-        async with connector.session(host, work.slot) as conn:
-            return await _run(host, command, conn, emit, started)
+        try:
+            return await _on_connection(host, command, connector, work, started=started)
+        except NotStarted:  # a kept connection that was dead or silent: nothing ran there
+            return await _on_connection(host, command, connector, work, started=started)
     except HostFailure as exc:
         return failure(host, started, exc.status, exc.reason)
-    except (OSError, asyncssh.Error) as exc:  # the host went away during the run
+    except (OSError, asyncssh.Error, NotStarted) as exc:  # the host went away
         return failure(host, started, Status.UNREACHABLE, connection_lost(exc))
-    except ExceptionGroup as errors:  # both output streams broke at once
-        lost, other = errors.split((OSError, asyncssh.Error))
-        if other is not None or lost is None:
-            raise  # a surprise: the fan-out names every error in it
-        return failure(host, started, Status.UNREACHABLE, connection_lost(lost))
+
+
+async def _on_connection(
+    host: Host, command: RemoteCommand, connector: Connector, work: HostWork, *, started: float
+) -> HostResult:
+    """The command on a connection of ``connector``'s; NotStarted if it never began there."""
+    emit = work.emit if work.wants_output else None
+    session = connector.session(host, work.slot, probe=False)
+    async with session as conn:
+        return await _run(host, command, conn, emit, started=started, open_bound=session.open_bound)
 
 
 async def _run(
@@ -70,16 +78,13 @@ async def _run(
     command: RemoteCommand,
     conn: asyncssh.SSHClientConnection,
     emit: OutputSink | None,
+    *,
     started: float,
+    open_bound: float | None,
 ) -> HostResult:
     streams = Streams(command.output_cap)
     session = CommandChannel(host.name, streams, emit)
-    chan, _ = await conn.create_session(
-        lambda: session,
-        start_line(command.script()),
-        encoding=None,
-        **session_env(conn, command.environment),
-    )
+    chan = await _open(conn, session, command, open_bound)
     mark: Mark | None = None
     try:
         async with asyncio.timeout(command.timeout):
@@ -99,6 +104,41 @@ async def _run(
     exit_signal = chan.get_exit_signal()
     signal = exit_signal[0] if exit_signal else None
     return finished(host, started, streams, chan.get_exit_status(), signal)
+
+
+async def _open(
+    conn: asyncssh.SSHClientConnection,
+    session: CommandChannel,
+    command: RemoteCommand,
+    bound: float | None,
+) -> asyncssh.SSHClientChannel[bytes]:
+    """The command's channel, its command sent. Within ``bound`` (None: none) the channel
+    must open; if it does not, or the connection fails first, the command was never
+    sent (asyncssh sends it once the channel is open): NotStarted, the connection aborted.
+    """
+    opening = conn.create_session(
+        lambda: session,
+        start_line(command.script()),
+        encoding=None,
+        **session_env(conn, command.environment),
+    )
+    if bound is None:
+        chan, _ = await opening
+        return chan
+    starting = asyncio.ensure_future(opening)
+    try:
+        await asyncio.wait((starting, session.opened), timeout=bound, return_when=FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        starting.cancel()
+        raise
+    if not session.opened.done():
+        starting.cancel()
+        conn.abort()
+        with contextlib.suppress(asyncio.CancelledError, OSError, asyncssh.Error):
+            await starting
+        raise NotStarted(f"the kept connection did not answer in {bound:g} s")
+    chan, _ = await starting
+    return chan
 
 
 class _Input:
