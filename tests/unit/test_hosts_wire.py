@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -105,6 +107,18 @@ def test_a_connection_without_a_writable_transport_is_left_alone() -> None:
     assert conn._transport is None
 
 
+@contextlib.contextmanager
+def _asyncssh_logs_at(level: int) -> Iterator[None]:
+    """asyncssh's logger at ``level`` for the block, as --debug or a caller would set it."""
+    logger = logging.getLogger("asyncssh")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 class _Logs:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -123,15 +137,10 @@ def test_packet_logs_are_skipped_only_when_nobody_could_read_them() -> None:
     quiet.log_received_packet(1, 2, b"x")
     assert quiet.lines == []
 
-    logger = logging.getLogger("asyncssh")
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
+    with _asyncssh_logs_at(logging.DEBUG):
         traced = _Logs()
         skip_packet_logs(traced)
         traced.log_sent_packet(1, 2, b"x")
-    finally:
-        logger.setLevel(level)
     assert traced.lines == ["sent"]
 
 
@@ -152,15 +161,10 @@ def test_channels_format_packet_logs_only_when_asyncssh_shows_debug_lines() -> N
     SSHChannel.log_received_packet(quiet, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
     assert quiet.lines == []
 
-    logger = logging.getLogger("asyncssh")
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
+    with _asyncssh_logs_at(logging.DEBUG):
         traced = _ChannelLike()
         SSHChannel.log_sent_packet(traced, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
         SSHChannel.log_received_packet(traced, MSG_CHANNEL_DATA, None, b"x")  # type: ignore[arg-type]
-    finally:
-        logger.setLevel(level)
     assert traced.lines == ["Sent", "Received"]
 
 
@@ -177,18 +181,13 @@ class _Counted:
 
 def test_asyncssh_turns_log_arguments_into_text_only_for_lines_it_shows() -> None:
     skip_packet_logs(_Logs())
-    logger = logging.getLogger("asyncssh")
-    level = logger.level
     argument = _Counted()
-    try:
-        logger.setLevel(logging.WARNING)
+    with _asyncssh_logs_at(logging.WARNING):
         SSHLogger().info("dropped: %s", [argument])
         SSHLogger().debug1("dropped: %s", [argument])
-        assert argument.times == 0
-        logger.setLevel(logging.INFO)
+    assert argument.times == 0
+    with _asyncssh_logs_at(logging.INFO):
         SSHLogger().info("shown: %s", [argument])
-    finally:
-        logger.setLevel(level)
     assert argument.times == 1
 
 
