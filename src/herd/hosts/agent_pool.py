@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ import asyncssh
 from herd.core.model import Host
 from herd.core.open_files import RESERVE, SSH_HOST, open_now, raise_soft_limit
 from herd.hosts.connect import ConnectOptions, Connector, NotStarted
-from herd.hosts.ssh_config import SshMemo
+from herd.hosts.ssh_config import SshMemo, SshSettings
 from herd.operation.fanout import HostSlot
 
 __all__ = ["Kept", "Pool", "PooledConnector"]
@@ -84,10 +85,17 @@ def _key(host: Host, connector: Connector) -> _Key:
         route.jump,
         route.known_hosts,
         route.host_keys.value,
-        replace(route.ssh, connect_timeout=None),
+        _trusted_part(route.ssh),
         options.agent,
         options.agent_path,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _trusted_part(ssh: SshSettings) -> SshSettings:
+    """``ssh`` but its ConnectTimeout, which decides nothing about the connection once
+    made; hosts and commands mostly share a few settings, so each is copied once."""
+    return replace(ssh, connect_timeout=None)
 
 
 def forget_password(conn: asyncssh.SSHClientConnection) -> None:
