@@ -30,11 +30,10 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from herd.cli.launch import LIMITS, MESSAGE_LIMIT, fingerprint, ids, receive, send
-from herd.core.daemon import hold_pid_lock, peer_uid
+from herd.core.daemon import CodeStamps, hold_pid_lock, peer_uid
 from herd.operation.agent_protocol import AgentFiles
 
 __all__ = ["serve"]
@@ -62,7 +61,7 @@ def serve(files: AgentFiles, agent: int) -> None:
     _die_with_the_agent()
     for name in PRELOAD:
         importlib.import_module(name)
-    stamps = _stamps()
+    stamps = CodeStamps()
     gc.freeze()  # what is imported stays out of every fork's collections (and unshared pages)
     path = files.warm_socket
     with contextlib.suppress(FileNotFoundError):
@@ -101,20 +100,8 @@ def _die_with_the_agent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _stamps() -> dict[str, tuple[int, int]]:
-    """Size and modification time of every imported module's file."""
-    stamps = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path:
-            with contextlib.suppress(OSError):
-                info = Path(path).stat()
-                stamps[path] = (info.st_size, info.st_mtime_ns)
-    return stamps
-
-
 class _Server:
-    def __init__(self, listener: socket.socket, stamps: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, listener: socket.socket, stamps: CodeStamps) -> None:
         self.listener = listener
         self.stamps = stamps
         # what a client must match: this process's own, the same for every request
@@ -187,7 +174,7 @@ class _Server:
             return "the request did not arrive whole"
         if request["fingerprint"] != self.fingerprint:
             return "another interpreter, search path or flags"
-        if _stamps_changed(self.stamps):
+        if self.stamps.changed():
             self.stale = True  # herd was changed on disk since this process imported it
             return "herd's files changed"
         if request["ids"] != self.ids:
@@ -225,17 +212,6 @@ class _Server:
             with contextlib.suppress(BaseException):
                 send(conn, {"exiting": code})
             os._exit(code)
-
-
-def _stamps_changed(stamps: dict[str, tuple[int, int]]) -> bool:
-    for path, stamp in stamps.items():
-        try:
-            info = os.stat(path)  # noqa: PTH116 - a few hundred files, on every command
-        except OSError:
-            return True
-        if (info.st_size, info.st_mtime_ns) != stamp:
-            return True
-    return False
 
 
 def _take_limits(request: dict[str, Any]) -> str | None:

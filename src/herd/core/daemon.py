@@ -1,5 +1,6 @@
 """herd's background processes (the agent, its warm command line, the builtin lab):
-putting them out of the way, the lock that says one runs, and who talks to them."""
+putting them out of the way, the lock that says one runs, who talks to them, and
+whether the code they run is still the code on disk."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from _socket import socket
     from pathlib import Path
 
-__all__ = ["detach", "hold_pid_lock", "peer_uid"]
+__all__ = ["CodeStamps", "detach", "hold_pid_lock", "peer_uid"]
 
 
 def detach(log_file: str) -> None:
@@ -48,3 +49,37 @@ def peer_uid(sock: socket) -> int:
     """The uid of the process at the other end of unix socket ``sock`` (SO_PEERCRED)."""
     creds = sock.getsockopt(SOL_SOCKET, SO_PEERCRED, 12)  # struct ucred: pid, uid, gid
     return int.from_bytes(creds[4:8], sys.byteorder)
+
+
+class CodeStamps:
+    """The size and modification time of every module file this process has imported,
+    to tell when the code on disk is no longer the code it runs (an upgrade, a checkout).
+
+    A module imported after the last look is stamped at the next one.
+    """
+
+    def __init__(self) -> None:
+        self._stamps: dict[str, tuple[int, int]] = {}
+        self._stamp_new()
+
+    def changed(self) -> bool:
+        """Whether any file imported so far was changed or removed since it was stamped."""
+        self._stamp_new()
+        for path, stamp in self._stamps.items():
+            try:
+                info = os.stat(path)  # noqa: PTH116 - hundreds of files, no pathlib here
+            except OSError:
+                return True
+            if (info.st_size, info.st_mtime_ns) != stamp:
+                return True
+        return False
+
+    def _stamp_new(self) -> None:
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and path not in self._stamps:
+                try:
+                    info = os.stat(path)  # noqa: PTH116 - as above
+                except OSError:
+                    continue
+                self._stamps[path] = (info.st_size, info.st_mtime_ns)
