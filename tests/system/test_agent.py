@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import herd as herd_package
 from herd.core.audit import AuditLog
 from herd.operation.agent_protocol import AgentFiles, agent_pid, is_agent_process
 from tests.agent_support import warm_serving
@@ -219,6 +220,36 @@ def test_a_host_with_a_new_key_is_a_mismatch_on_the_next_run(
     rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
     assert (rows["web01"]["status"], rows["web02"]["status"]) == ("hostkey_mismatch", "ok")
     assert done.returncode == 1
+
+
+def test_an_agent_whose_herd_changed_on_disk_gives_way_to_a_new_one(
+    lab_fleet: Fleet, tmp_path: Path, private_agent: AgentFiles
+) -> None:
+    """An upgrade while the agent runs: the next command finds it stale, it leaves (it
+    is idle), and the command runs through a new agent with the new code, no warning."""
+    source = tmp_path / "src"
+    shutil.copytree(Path(herd_package.__file__).parent, source / "herd",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    command = [*HERD, "--home", str(tmp_path / "home"), "-i", str(lab_fleet.inventory),
+               "run", "all", "--json", "--", "true"]  # fmt: skip
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60,
+                              check=False)  # fmt: skip
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    old = agent_pid(private_agent)
+    assert old is not None and is_agent_process(old)
+    model = source / "herd" / "core" / "model.py"
+    model.write_text(model.read_text() + "\n# upgraded\n")
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert "warning" not in second.stderr
+    new = agent_pid(private_agent)
+    assert new is not None and new != old
+    assert wait_until(lambda: not is_agent_process(old))
 
 
 def test_the_agent_exits_once_idle_for_the_persist_time(

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from herd.core.daemon import hold_pid_lock, peer_uid
+from herd.core.daemon import CodeStamps, hold_pid_lock, peer_uid
 from herd.core.events import HostFinished, encode
 from herd.core.model import Host, HostResult
 from herd.core.plain import typed
@@ -84,6 +84,8 @@ class _Agent:
         self.started = time.monotonic()
         self.stopping = asyncio.Event()
         self.requests = 0
+        self.code = CodeStamps()  # the code it runs: once changed on disk, it leaves
+        self.retiring = False
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients += 1
@@ -103,6 +105,8 @@ class _Agent:
         finally:
             self.clients -= 1
             self.last_activity = time.monotonic()
+            if self.retiring and not self.clients:
+                self.stopping.set()
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -112,7 +116,13 @@ class _Agent:
     ) -> None:
         op = body.get("op")
         if op == "hello":
-            writer.write(message({"pid": os.getpid(), "home": str(Path.home())}))
+            answer = {"pid": os.getpid(), "home": str(Path.home())}
+            if self.retiring or self.code.changed():
+                if not self.retiring:
+                    log.info("herd's files changed on disk: leaving once the last client is done")
+                self.retiring = True
+                answer["stale"] = True  # the client starts another agent, or goes without
+            writer.write(message(answer))
         elif op == "status":
             writer.write(message(self.status()))
         elif op == "stop":

@@ -14,6 +14,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from herd.operation.agent_protocol import (
     AgentFiles,
     LineBatch,
     agent_files,
+    is_agent_process,
     message,
     read_message,
     warm_pid,
@@ -37,6 +39,7 @@ __all__ = ["AgentRun", "AgentUnavailable", "check", "ensure_agent", "request", "
 
 _START_BOUND = 30.0  # seconds a starting agent has to say it serves
 _CHECK_BOUND = 60.0  # seconds the agent has to read every key and known_hosts file
+_STALE_BOUND = 5.0  # seconds an idle agent of an earlier herd has to close and leave
 _REFUSALS: dict[str, type[UsageError]] = {"ConfigError": ConfigError, "SourceError": SourceError}
 
 
@@ -81,11 +84,17 @@ def check(
 
 
 def ensure_agent(persist: float) -> int:
-    """The pid of this user's agent, started (with ``persist``) if none runs."""
+    """The pid of this user's agent, started (with ``persist``) if none runs, or in place
+    of one whose herd changed on disk since it started (it leaves once idle)."""
     files = agent_files()
     try:
         answer = request(files, {"op": "hello"})
     except OSError:
+        answer = {}
+    if answer.get("stale"):
+        _wait_gone(int(answer["pid"]))
+        answer = {}
+    if not answer:
         _start(persist)
         try:
             answer = request(files, {"op": "hello"})
@@ -97,6 +106,19 @@ def ensure_agent(persist: float) -> int:
             f"the agent (pid {answer.get('pid')}) runs with HOME={answer.get('home')}, not {home}"
         )
     return int(answer["pid"])
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait for an agent running an earlier herd to leave, as it does once its last client
+    is done; AgentUnavailable if it is still serving another command at the bound."""
+    deadline = time.monotonic() + _STALE_BOUND
+    while is_agent_process(pid):
+        if time.monotonic() > deadline:
+            raise AgentUnavailable(
+                f"the agent (pid {pid}) runs herd as it was before its files changed and"
+                " is still serving; it leaves when done"
+            )
+        time.sleep(0.02)
 
 
 def _start(persist: float) -> None:
