@@ -7,6 +7,7 @@ the platform data directory); this module only says what lives where inside it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import tempfile
@@ -17,6 +18,7 @@ from herd.errors import ConfigError
 
 __all__ = [
     "HerdPaths",
+    "expanded",
     "home_from_env",
     "private_dir",
     "private_file",
@@ -111,3 +113,14 @@ def runtime_dir() -> Path:
         if info.st_mode & 0o077:
             path.chmod(0o700)
     return path
+
+
+def expanded(path: str) -> Path:
+    """``path`` with a leading ``~`` expanded, as ``Path.expanduser`` does: a fleet's hosts
+    name the same few key and known_hosts files, each made a Path once per HOME."""
+    return _expanded(path, os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=64)
+def _expanded(path: str, home: str | None) -> Path:  # home: part of the key only
+    return Path(path).expanduser()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import asyncssh
 
 from herd.core.model import Host, Status
+from herd.core.paths import expanded
 from herd.errors import SourceError
 from herd.hosts.algorithms import first_contact_host_key_algs, preferred_ciphers
 from herd.hosts.hostkeys import (
@@ -74,18 +74,6 @@ class Route:
     known_hosts: KnownHostsFiles
     jump: str | None
     ssh: SshSettings
-
-
-@functools.lru_cache(maxsize=64)
-def _expanded(path: str, home: str | None) -> Path:
-    """``path`` with ``~`` expanded under ``home`` (part of the key): a fleet's hosts
-    mostly name one known_hosts file, made a Path once, not once per host."""
-    return Path(path).expanduser()
-
-
-@functools.lru_cache(maxsize=8)
-def _default_known_hosts(home: str | None) -> Path:
-    return default_known_hosts()
 
 
 class ClientKeys:
@@ -485,9 +473,9 @@ class Connector:
         if self.options.known_hosts is not None:
             user_files: tuple[Path, ...] = (self.options.known_hosts,)
         elif host.known_hosts:
-            user_files = (_expanded(host.known_hosts, os.environ.get("HOME")),)
+            user_files = (expanded(host.known_hosts),)
         else:
-            user_files = ssh.user_known_hosts or (_default_known_hosts(os.environ.get("HOME")),)
+            user_files = ssh.user_known_hosts or (default_known_hosts(),)
         return KnownHostsFiles(
             read=user_files + ssh.global_known_hosts,
             write=user_files[0],

@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncssh
 
 from herd.core.model import Status
-from herd.core.paths import private_dir
+from herd.core.paths import expanded, private_dir
 from herd.errors import ConfigError
 from herd.hosts.options import HostKeyMode
 
@@ -36,7 +36,7 @@ __all__ = [
 
 def default_known_hosts() -> Path:
     """The user's own known_hosts, as OpenSSH uses it."""
-    return Path("~/.ssh/known_hosts").expanduser()
+    return expanded("~/.ssh/known_hosts")
 
 
 @dataclass(frozen=True, slots=True)

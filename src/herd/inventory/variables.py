@@ -13,13 +13,12 @@ rendered, for the host that uses it (``herd.inventory.rendering``).
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from herd.core.paths import expanded
 from herd.errors import InventoryError
 
 __all__ = [
@@ -230,14 +229,13 @@ def connection_fields(name: str, resolved: Resolved) -> dict[str, object]:
         "port": _as_int(port) if port is not None else None,
         "user": str(picked["user"]) if "user" in picked else None,
         "identity_files": tuple(
-            _expanded(str(f), os.environ.get("HOME"))
-            for f in (files if isinstance(files, list) else [files])
+            str(expanded(str(f))) for f in (files if isinstance(files, list) else [files])
         )
         if files is not None
         else (),
         "password": str(picked["password"]) if "password" in picked else None,
         "jump": str(picked["jump"]) if "jump" in picked else _proxy_jump(resolved.values),
-        "known_hosts": _expanded(str(picked["known_hosts"]), os.environ.get("HOME"))
+        "known_hosts": str(expanded(str(picked["known_hosts"])))
         if "known_hosts" in picked
         else None,
         "connect_timeout": _as_float(timeout) if timeout is not None else None,
@@ -266,13 +264,6 @@ def _proxy_jump(values: Mapping[str, object]) -> str | None:
                 if name.lower() == "proxyjump" and value.strip():
                     return value.strip()
     return None
-
-
-@functools.lru_cache(maxsize=64)
-def _expanded(path: str, home: str | None) -> str:
-    """``path`` with ``~`` expanded under ``home`` (part of the key), normalised as a Path
-    writes it: a fleet's hosts mostly name the same key and known_hosts files."""
-    return str(Path(path).expanduser())
 
 
 @functools.lru_cache(maxsize=64)
