@@ -156,7 +156,7 @@ class Pool:
                 if not kept.conn.is_closed() and (not probe or await _alive(kept)):
                     return self._lend(kept)
                 log.info("%s: kept connection is dead; connecting again", host.name)
-                self._drop(key, kept)
+                self._drop(kept)
             await self._make_room()
             conn = await connector.connect(host, slot)
             forget_password(conn)
@@ -173,12 +173,12 @@ class Pool:
         them was itself sized to the limit.
         """
         while len(self) >= self.capacity:
-            idle = [(k, key) for key, kept in self._kept.items() for k in kept if not k.in_use]
+            idle = [k for kept in self._kept.values() for k in kept if not k.in_use]
             if not idle:
                 return
-            oldest, key = min(idle, key=lambda pair: pair[0].last_used)
+            oldest = min(idle, key=lambda kept: kept.last_used)
             log.info("%s: closed (open files limit)", oldest.host.name)
-            self._drop(key, oldest)
+            self._drop(oldest)
             with contextlib.suppress(TimeoutError, OSError, asyncssh.Error):
                 async with asyncio.timeout(2.0):
                     await oldest.conn.wait_closed()  # its socket is free once this returns
@@ -195,9 +195,10 @@ class Pool:
         if dead:
             log.info("%s: kept connection did not answer; connecting again", kept.host.name)
             kept.conn.abort()
-            self._drop(kept.key, kept)
+            self._drop(kept)
 
-    def _drop(self, key: _Key, kept: Kept) -> None:
+    def _drop(self, kept: Kept) -> None:
+        key = kept.key
         kept.conn.close()
         remaining = [k for k in self._kept.get(key, ()) if k is not kept]
         if remaining:
@@ -209,12 +210,12 @@ class Pool:
     def sweep(self) -> None:
         """Close the connections unused for ``persist`` seconds, and those already closed."""
         now = time.monotonic()
-        for key, kept_list in list(self._kept.items()):
+        for kept_list in list(self._kept.values()):
             for kept in kept_list:
                 idle = not kept.in_use and now - kept.last_used >= self.persist
                 if idle or kept.conn.is_closed():
                     log.info("%s: closed (%s)", kept.host.name, "idle" if idle else "lost")
-                    self._drop(key, kept)
+                    self._drop(kept)
 
     def status(self) -> list[dict[str, Any]]:
         now = time.monotonic()
