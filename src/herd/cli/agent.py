@@ -15,7 +15,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -135,7 +134,7 @@ def start(app: AppContext, /) -> int:
 def stop() -> int:
     """Stop the agent: its connections close."""
     from herd.operation.agent_client import request
-    from herd.operation.agent_protocol import agent_files, agent_pid, is_agent_process
+    from herd.operation.agent_protocol import agent_files, agent_gone, agent_pid
 
     files = agent_files()
     pid = agent_pid(files)
@@ -144,10 +143,7 @@ def stop() -> int:
     if pid is None:
         click.echo("herd: no agent running", err=True)
         return 0
-    deadline = time.monotonic() + _STOP_BOUND
-    while is_agent_process(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if is_agent_process(pid):
+    if not agent_gone(pid, _STOP_BOUND):
         os.kill(pid, signal.SIGTERM)
     click.echo(f"herd: agent (pid {pid}) stopped", err=True)
     return 0

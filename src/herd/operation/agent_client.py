@@ -14,7 +14,6 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from herd.operation.agent_protocol import (
     AgentFiles,
     LineBatch,
     agent_files,
-    is_agent_process,
+    agent_gone,
     message,
     read_message,
     warm_pid,
@@ -91,8 +90,13 @@ def ensure_agent(persist: float) -> int:
         answer = request(files, {"op": "hello"})
     except OSError:
         answer = {}
-    if answer.get("stale"):
-        _wait_gone(int(answer["pid"]))
+    if answer.get("stale"):  # it runs an earlier herd, and leaves once its last client is done
+        pid = int(answer["pid"])
+        if not agent_gone(pid, _STALE_BOUND):
+            raise AgentUnavailable(
+                f"the agent (pid {pid}) runs herd as it was before its files changed and"
+                " is still serving; it leaves when done"
+            )
         answer = {}
     if not answer:
         _start(persist)
@@ -106,19 +110,6 @@ def ensure_agent(persist: float) -> int:
             f"the agent (pid {answer.get('pid')}) runs with HOME={answer.get('home')}, not {home}"
         )
     return int(answer["pid"])
-
-
-def _wait_gone(pid: int) -> None:
-    """Wait for an agent running an earlier herd to leave, as it does once its last client
-    is done; AgentUnavailable if it is still serving another command at the bound."""
-    deadline = time.monotonic() + _STALE_BOUND
-    while is_agent_process(pid):
-        if time.monotonic() > deadline:
-            raise AgentUnavailable(
-                f"the agent (pid {pid}) runs herd as it was before its files changed and"
-                " is still serving; it leaves when done"
-            )
-        time.sleep(0.02)
 
 
 def _start(persist: float) -> None:

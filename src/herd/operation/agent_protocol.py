@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "AgentFiles",
     "LineBatch",
     "agent_files",
+    "agent_gone",
     "agent_pid",
     "is_agent_process",
     "message",
@@ -103,6 +105,16 @@ def is_agent_process(pid: int, role: bytes = b"serve") -> bool:
     except OSError:
         return False
     return b"herd" in words and b"agent" in words and role in words
+
+
+def agent_gone(pid: int, bound: float) -> bool:
+    """Wait up to ``bound`` seconds for the agent ``pid`` to exit; whether it has."""
+    deadline = time.monotonic() + bound
+    while is_agent_process(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def message(body: dict[str, Any]) -> bytes:
