@@ -116,8 +116,8 @@ def _no_log(*_args: object, **_kwargs: object) -> None:
 
 def skip_packet_logs(conn: object) -> None:
     """Stop ``conn`` formatting packet log lines that no handler would see (its channels
-    log through their own methods: see ``_quiet_channels``)."""
-    _quiet_channels()
+    log through their own methods: see ``_quiet_asyncssh_logs``)."""
+    _quiet_asyncssh_logs()
     if _ASYNCSSH_LOG.isEnabledFor(logging.DEBUG):
         return  # --debug, or a caller who wants asyncssh's packet traces
     for name in ("log_sent_packet", "log_received_packet"):
@@ -128,7 +128,7 @@ def skip_packet_logs(conn: object) -> None:
 _ASYNCSSH_LOG = logging.getLogger("asyncssh")
 
 
-def _quiet_channels() -> None:
+def _quiet_asyncssh_logs() -> None:
     """Make asyncssh format its log lines only when its logger shows them.
 
     Its channels log every packet through their own methods (a session's channel
@@ -136,7 +136,7 @@ def _quiet_channels() -> None:
     logger turns every argument into text before the level is looked at: together
     a tenth of the agent's CPU for a command, for lines nobody sees.
     """
-    if getattr(SSHChannel, "_herd_quiet", False):
+    if getattr(SSHLogger, "_herd_quiet", False):
         return
     loud_sent, loud_received = SSHChannel.log_sent_packet, SSHChannel.log_received_packet
     loud_log = SSHLogger.log
@@ -156,7 +156,7 @@ def _quiet_channels() -> None:
     SSHChannel.log_sent_packet = log_sent_packet  # type: ignore[method-assign,assignment]
     SSHChannel.log_received_packet = log_received_packet  # type: ignore[method-assign,assignment]
     SSHLogger.log = log  # type: ignore[method-assign]
-    SSHChannel._herd_quiet = True  # type: ignore[attr-defined]
+    SSHLogger._herd_quiet = True  # type: ignore[attr-defined]
 
 
 _EMPTY_IGNORE = (String(b""),)  # the payload of asyncssh's ignore packets
