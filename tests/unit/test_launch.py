@@ -45,3 +45,17 @@ def test_the_warm_socket_is_used_only_in_a_private_directory_of_this_user(
     directory.rmdir()
     directory.symlink_to(tmp_path)
     assert warm_socket() is None
+
+
+def test_the_first_step_imports_only_the_standard_librarys_basics() -> None:
+    """Every ``herd`` starts here: the modules each warm run would pay for stay out."""
+    import subprocess
+    import sys
+
+    probe = "import sys, herd.cli.launch; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "herd.cli.launch" in loaded
+    assert not loaded & {"re", "enum", "typing", "socket", "signal", "pathlib", "asyncio"}

@@ -6,6 +6,8 @@ module here can simply ``import asyncssh``, and the plain data modules
 (``options``, ``command``, ``become``) stay free of it for the command line.
 """
 
+from herd.core.third_party import quiet_asyncssh_import
 from herd.hosts.sshlib import probe_cheaply
 
+quiet_asyncssh_import()
 probe_cheaply()

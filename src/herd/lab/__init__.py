@@ -5,10 +5,13 @@ for all) and writes DIR/inventory.yml; ``Lab(DIR).down()`` stops exactly what
 it started.
 """
 
+from herd.core.third_party import quiet_asyncssh_import
 from herd.lab.fleet import ENGINES, Lab, current_user, free_port, pick_engine
 from herd.lab.plan import DEFAULT_PORT, MAX_HOSTS, address_of, default_groups, parse_groups
 from herd.lab.processes import ProcessState
 from herd.lab.state import LabHost, LabState
+
+quiet_asyncssh_import()  # before lab up or the builtin engine imports asyncssh
 
 __all__ = [
     "DEFAULT_PORT",
