@@ -27,7 +27,7 @@ test: $(STAMP) system-deps lint typecheck pytest
 
 # The venv is rebuilt from scratch whenever the lock or pyproject.toml changes, so it
 # holds exactly the locked set: nothing left over from an older lock.
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) bin/herd
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/$(PIP) install --require-hashes --no-deps -r $(LOCK)

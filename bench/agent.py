@@ -18,7 +18,7 @@ median of --repeat. Run on demand, never in the test suite.
 
 With --before-src DIR (the src/ of an earlier herd), herd-warm-before and
 herd-warm-1-before run that herd through its own agent, beside this one: figures
-before and after a change, in one run.
+before and after a change, in one run (--before-command: its own `herd` script).
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tools", default="herd-cold,herd-warm,herd-warm-1,openssh-cm,ansible-cp")
     parser.add_argument("--before-src", type=Path, help="src/ of an earlier herd to compare")
+    parser.add_argument("--before-command", type=Path, default=BIN / "herd",
+                        help="the earlier herd's `herd` script (default: this venv's)")  # fmt: skip
     args = parser.parse_args()
     chosen = args.tools.split(",")
     if args.before_src:
@@ -133,10 +135,10 @@ def main() -> None:
                            "uname -a"], env),
             "herd-warm": ([*herd[:1], "-i", str(inventory), *herd[1:], "--", "uname -a"], env),
             "herd-warm-1": ([*herd[:1], "-i", str(one), *herd[1:], "--", "uname -a"], env),
-            "herd-warm-before": ([*herd[:1], "-i", str(inventory), *herd[1:], "--",
-                                  "uname -a"], before_env),
-            "herd-warm-1-before": ([*herd[:1], "-i", str(one), *herd[1:], "--", "uname -a"],
-                                   before_env),
+            "herd-warm-before": ([str(args.before_command), "-i", str(inventory), *herd[1:],
+                                  "--", "uname -a"], before_env),
+            "herd-warm-1-before": ([str(args.before_command), "-i", str(one), *herd[1:], "--",
+                                    "uname -a"], before_env),
             "openssh-cm": (["sh", "-c", xargs], env),
             "ansible-cp": ([str(BIN / "ansible"), "all", "-i", str(inventory), "-m", "raw",
                             "-a", "uname -a", "-f", "100", "-o"], ansible_env),

@@ -282,7 +282,7 @@ def _follow(sock: socket.socket) -> int:
 
 
 def run() -> None:
-    """The console-script entry point: the warm command line when it serves, else this one."""
+    """The `herd` command (bin/herd): the warm command line when it serves, else this one."""
     args = sys.argv[1:]
     if command_of(args) in WARM_COMMANDS and "--no-agent" not in args:
         code = hand_over(args)
