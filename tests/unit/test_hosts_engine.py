@@ -131,6 +131,37 @@ def test_variable_values_reach_the_shell_on_stdin_never_in_the_command_line() ->
     assert command.preamble() == b"x y'z\n\n"
 
 
+@pytest.mark.parametrize("name", ["web01", "a'b", "two words", "$(touch pwned)", "-n", "x\ny"])
+def test_herd_host_is_the_hosts_name_set_in_the_command_line(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = Host(name, "localhost", local=True)
+    command = RemoteCommand('printf "%s|" "$HERD_HOST"; ls', env=(("V", "v"),)).for_host(host)
+    assert command.preamble() == b"v\n"  # only --env's values travel on stdin
+    assert command.script().startswith("HERD_HOST=")
+    monkeypatch.chdir(tmp_path)
+    result = asyncio.run(run_locally(host, command))
+    assert result.ok, result.stderr.text
+    assert result.stdout.text == name + "|"  # intact, and nothing ran (ls lists nothing)
+
+
+def test_a_plain_command_has_nothing_to_send_on_stdin() -> None:
+    command = RemoteCommand("uptime").for_host(Host("web01", "192.0.2.1"))
+    assert command.preamble() == b""  # no packet of its own for an empty stdin
+
+
+def test_env_may_set_herd_host_otherwise() -> None:
+    host = Host("web01", "localhost", local=True)
+    command = RemoteCommand('echo "$HERD_HOST"', env=(("HERD_HOST", "other"),)).for_host(host)
+    assert asyncio.run(run_locally(host, command)).stdout.text == "other\n"
+
+
+def test_a_name_no_command_line_can_hold_is_read_from_stdin() -> None:
+    command = RemoteCommand("true").for_host(Host("a\0b", "192.0.2.1"))
+    assert "\0" not in command.script()
+    assert command.preamble() == b"a\0b\n"
+
+
 def test_sudo_without_a_password_never_waits_for_one() -> None:
     script = RemoteCommand("id -u", become=Become()).script()
     assert script.startswith("sudo -n -u root -- sh -c ") and "-S" not in script

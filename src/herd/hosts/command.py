@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,10 @@ class RemoteCommand:
     Nothing secret is ever in the command line a host sees (its process list is
     readable by every local user): the become password and the variables' values
     reach the host's shell on stdin, ahead of ``stdin``'s own bytes (see
-    ``preamble``), and the shell reads them with builtins.
+    ``preamble``), and the shell reads them with builtins. The one exception is
+    ``HERD_HOST``, the host's own inventory name, set in the command line: nothing
+    secret, and reading it would cost every host a subshell and, for a command
+    without stdin, a packet of its own.
     """
 
     command: str
@@ -58,15 +62,15 @@ class RemoteCommand:
     # the environment ssh's SendEnv takes its values from: the command line's when the
     # agent opens the sessions (never sent further, to a gateway); None: this process's
     environment: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
+    host_name: str | None = None  # HERD_HOST's value: the host's inventory name
 
     def for_host(self, host: Host) -> RemoteCommand:
         """This command as ``host`` runs it: ``HERD_HOST`` set to the host's inventory name
         (``--env`` may say otherwise), and its inventory's become variables applied."""
-        return replace(
-            self,
-            env=(("HERD_HOST", host.name), *self.env),
-            become=become_for(host, self.become),
-        )
+        become = become_for(host, self.become)
+        if "\0" in host.name:  # no command line holds it: read it like any other value
+            return replace(self, env=(("HERD_HOST", host.name), *self.env), become=become)
+        return replace(self, host_name=host.name, become=become)
 
     def script(self) -> str:
         """The command line sent to the host's login shell (no values, no password in it).
@@ -74,9 +78,12 @@ class RemoteCommand:
         Under become, the command runs in the target user's login shell, as it
         would without become in the login user's: bash syntax keeps working.
         """
+        variables = _read_variables(self.env)
+        if self.host_name is not None:
+            variables = f"HERD_HOST={shlex.quote(self.host_name)}; export HERD_HOST; {variables}"
         if self.become is None:
-            return _read_variables(self.env) + self.command
-        return self.become.wrap(_read_variables(self.env), self.command)
+            return variables + self.command
+        return self.become.wrap(variables, self.command)
 
     def preamble(self) -> bytes:
         """What the host's shell reads on stdin before the command's own input.

@@ -168,11 +168,14 @@ def _start_feeding(
     chan: asyncssh.SSHClientChannel[bytes], session: CommandChannel, command: RemoteCommand
 ) -> asyncio.Task[None] | None:
     """Give the command its stdin: a task streaming the ``--stdin`` file, or (none) the
-    preamble alone, written and closed at once, as it fits in the channel's buffer."""
+    preamble alone, written and closed at once, as it fits in the channel's buffer.
+    An empty preamble is not written: asyncssh would send it as a packet of its own."""
     if command.stdin is not None:
         return asyncio.create_task(_feed(chan, session, command))
+    preamble = command.preamble()
     with contextlib.suppress(OSError, asyncssh.Error):  # as _feed: a command may not read it
-        chan.write(command.preamble())
+        if preamble:
+            chan.write(preamble)
         chan.write_eof()
     return None
 
