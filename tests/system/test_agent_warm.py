@@ -83,6 +83,9 @@ def sleeping_client(
                "--", f"sleep {SLEEP}"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=preexec,  # noqa: PLW1509 - the test process has no threads
+        # a group of its own in this session, as a shell's job: however pytest was started
+        # (setsid, a parent gone), the kernel would discard Ctrl-Z in an orphaned group
+        process_group=0,
     )  # fmt: skip
     try:
         assert wait_until(lambda: all_sleeping(fleet))
@@ -90,7 +93,7 @@ def sleeping_client(
     finally:
         if running.poll() is None:
             running.kill()
-            running.wait()
+        running.communicate(timeout=60)  # its pipes closed here, not by a later test's GC
 
 
 def last_operation(home: Path) -> OperationRecord:
