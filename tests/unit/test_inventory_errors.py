@@ -52,6 +52,12 @@ def fails_at(tmp_path: Path, name: str, text: str) -> str:
         ("bad.yml", "web:\n  hosts:\n    8080:\n", ":3:", "must be text"),
         ("bad.yml", "plugin: aws_ec2\n", ":1:", "plugin configuration"),
         ("bad.ini", "[web]\nweb1:\n", ":2:", "reserved for a port"),
+        ("bad.yml", 'all:\n  hosts:\n    "c\\nd":\n', ":3:", "host name 'c\\nd' holds a"),
+        ("bad.yml", 'all:\n  hosts:\n    "a\\0b":\n', ":3:", "control character ('\\x00')"),
+        ("bad.ini", "[web]\nweb1\nweb\x1bc\n", ":3:", "control character ('\\x1b')"),
+        ("bad.ini", "[web]\nred\x9bx\n", ":2:", "control character ('\\x9b')"),
+        ("bad.ini", "[we\x7fb]\nweb1\n", ":1:", "group name 'we\\x7fb' holds a"),
+        ("bad.yml", 'all:\n  children:\n    "g\\tx":\n', ":3:", "group name 'g\\tx'"),
     ],
 )
 def test_bad_input_names_file_and_line(
@@ -60,6 +66,13 @@ def test_bad_input_names_file_and_line(
     message = fails_at(tmp_path, name, text)
     assert message.startswith(where), message
     assert complaint in message
+
+
+def test_a_host_list_on_the_command_line_is_checked_too() -> None:
+    """A terminal would show the name as another text: no host set herd prints could
+    select it when pasted back."""
+    with pytest.raises(InventoryError, match=r"host name 'b\\x1bc' holds a control"):
+        load_inventory(["a,b\x1bc,"])
 
 
 def test_missing_source_is_named() -> None:

@@ -1,8 +1,9 @@
 """Loading an inventory: read every source, check the whole, then build.
 
-The checks that need all files at once live here: a group may not be its own
-ancestor; every group hangs under ``all``; hosts in no group are ``ungrouped``;
-each group's depth (its longest distance from ``all``) orders variable precedence.
+The checks that need all files at once live here: no host or group name holds a
+control character; a group may not be its own ancestor; every group hangs under
+``all``; hosts in no group are ``ungrouped``; each group's depth (its longest
+distance from ``all``) orders variable precedence.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from herd.errors import InventoryError
-from herd.inventory.data import InventoryData, Origin
+from herd.inventory.data import InventoryData, Origin, unprintable
 from herd.inventory.graph import Inventory
 from herd.inventory.sources import read_sources
 from herd.inventory.yamlfile import line_of
@@ -47,6 +48,7 @@ def build(
     extra_vars: Mapping[str, object] | None = None,
 ) -> Inventory:
     """Check ``data`` as a whole and turn it into an ``Inventory``."""
+    _refuse_control_characters(data)
     _refuse_cycles(data)
     parents: dict[str, list[str]] = {name: [] for name in data.groups}
     for group in data.groups.values():
@@ -82,6 +84,20 @@ def _depth(name: str, parents: dict[str, list[str]], depth: dict[str, int]) -> i
         found = max((_depth(p, parents, depth) + 1 for p in parents[name]), default=0)
         depth[name] = found
     return found
+
+
+def _refuse_control_characters(data: InventoryData) -> None:
+    """Raise ``InventoryError`` at the first host or group whose name holds a control
+    character (one search over all the names: a large inventory pays next to nothing)."""
+    for kind, named in (("host", data.hosts), ("group", data.groups)):
+        if unprintable("".join(named), kind) is None:
+            continue
+        for name, declared in named.items():
+            complaint = unprintable(name, kind)
+            if complaint is not None:
+                raise InventoryError(
+                    complaint, path=declared.origin.path, line=_line(declared.origin)
+                )
 
 
 def _refuse_cycles(data: InventoryData) -> None:

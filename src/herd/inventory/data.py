@@ -8,11 +8,25 @@ into one ``InventoryData``; only when every file has been read does
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from herd.inventory.variables import check_variable
 
-__all__ = ["GroupData", "HostData", "InventoryData", "Origin"]
+__all__ = ["GroupData", "HostData", "InventoryData", "Origin", "unprintable"]
+
+# C0, DEL and C1: a terminal shows such a name as another text (a newline makes two
+# hosts of one in `herd hosts`, an escape recolours what follows), so no host set herd
+# prints could be pasted back as the hosts it names
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def unprintable(name: str, kind: str = "host") -> str | None:
+    """Why ``name`` cannot be a ``kind``'s name (a control character in it), or None."""
+    found = _CONTROL.search(name)
+    if found is None:
+        return None
+    return f"{kind} name {name!r} holds a control character ({found.group()!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from herd.errors import InventoryError
-from herd.inventory.data import InventoryData, Origin
+from herd.inventory.data import InventoryData, Origin, unprintable
 from herd.inventory.ini import parse_host_pattern
 from herd.inventory.variables import UnsafeText
 
@@ -94,6 +94,9 @@ class _Reader:
     def group(self, name: object, body: object, keys: list[object]) -> str:
         if not isinstance(name, str):
             raise self.fail(f"group name {name!r} must be text", keys)
+        complaint = unprintable(name, "group")
+        if complaint is not None:  # said here, where the line is known (build says it too)
+            raise self.fail(complaint, keys)
         self.data.group(name, self.origin)
         if body is None:
             return name
@@ -139,6 +142,9 @@ class _Reader:
             raise self.fail(
                 f"host {pattern!r} must be text (quote numbers, as in '{pattern}')", keys
             )
+        complaint = unprintable(pattern)
+        if complaint is not None:  # said here, where the line is known (build says it too)
+            raise self.fail(complaint, keys)
         if host_vars is not None and not isinstance(host_vars, dict):
             raise self.fail(
                 f"host {pattern!r} must map to its variables, not {type(host_vars).__name__}",
