@@ -17,12 +17,13 @@ asyncssh also formats a debug line for every packet sent or received before
 its logger drops it; ``skip_packet_logs`` stops that when the ``asyncssh``
 logger cannot emit debug lines anyway (about 7% of a push's CPU). It precedes
 every packet with an empty ignore packet, a defence for CBC ciphers only;
-``skip_ignore_packets`` drops them for the other ciphers; OpenSSH never sends them. And it matches
-every ``SendEnv`` pattern (Debian's ssh_config has ``LANG LC_*``) against the whole
-environment for every session it opens (a tenth of the agent's CPU for a command on
-a kept connection); ``keep_send_env`` takes the patterns over and ``session_env``
-matches them once per connection and environment: the agent's sessions take the
-values from the environment of the command they serve, not from the agent's own.
+``skip_ignore_packets`` drops them for the other ciphers (OpenSSH never sends
+them). And it matches every ``SendEnv`` pattern (Debian's ssh_config has ``LANG
+LC_*``) against the whole environment for every session it opens (a tenth of the
+agent's CPU for a command on a kept connection); ``keep_send_env`` takes the
+patterns over and ``session_env`` matches them once per connection and
+environment: the agent's sessions take the values from the environment of the
+command they serve, not from the agent's own.
 """
 
 from __future__ import annotations
