@@ -71,6 +71,12 @@ def masters(control_dir: Path) -> list[int]:
     return found
 
 
+def herd_run(script: Path, inventory: Path, *options: str) -> list[str]:
+    """``herd run all -- uname -a`` on ``inventory``, by the ``herd`` script at ``script``."""
+    return [str(script), "-i", str(inventory), "run", "all", "--json", "-y", *options,
+            "--", "uname -a"]  # fmt: skip
+
+
 def helpers_of(tool: str, files: AgentFiles, control: Path) -> list[int]:
     """The detached processes that work for ``tool``: herd's agent and its warm command
     line (``files``: that herd's), ssh's ControlMasters."""
@@ -115,7 +121,6 @@ def main() -> None:
     try:
         inventory = write_inventory(lab, args.hosts, work)
         one = write_inventory(lab, 1, work)
-        herd = [str(BIN / "herd"), "run", "all", "--json", "-y"]
         ssh = (
             f"ssh -F none -p {lab.port} -l {lab.state.user} -i {lab.client_key}"
             f" -o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes"
@@ -131,14 +136,11 @@ def main() -> None:
             "ANSIBLE_NOCOLOR": "1",
         }
         commands = {
-            "herd-cold": ([*herd[:1], "-i", str(inventory), *herd[1:], "--no-agent", "--",
-                           "uname -a"], env),
-            "herd-warm": ([*herd[:1], "-i", str(inventory), *herd[1:], "--", "uname -a"], env),
-            "herd-warm-1": ([*herd[:1], "-i", str(one), *herd[1:], "--", "uname -a"], env),
-            "herd-warm-before": ([str(args.before_command), "-i", str(inventory), *herd[1:],
-                                  "--", "uname -a"], before_env),
-            "herd-warm-1-before": ([str(args.before_command), "-i", str(one), *herd[1:], "--",
-                                    "uname -a"], before_env),
+            "herd-cold": (herd_run(BIN / "herd", inventory, "--no-agent"), env),
+            "herd-warm": (herd_run(BIN / "herd", inventory), env),
+            "herd-warm-1": (herd_run(BIN / "herd", one), env),
+            "herd-warm-before": (herd_run(args.before_command, inventory), before_env),
+            "herd-warm-1-before": (herd_run(args.before_command, one), before_env),
             "openssh-cm": (["sh", "-c", xargs], env),
             "ansible-cp": ([str(BIN / "ansible"), "all", "-i", str(inventory), "-m", "raw",
                             "-a", "uname -a", "-f", "100", "-o"], ansible_env),
