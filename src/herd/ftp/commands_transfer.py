@@ -1,11 +1,12 @@
 """Data connections and transfers: PASV EPSV PORT EPRT REST RETR STOR STOU APPE LIST NLST MLSD.
 
-Binary downloads go out with ``os.sendfile`` (zero copy); uploads are read
-with ``recv_into`` buffers of ``FtpSettings.buffer_size`` (1 MiB by default)
-that a helper thread hashes (``herd.ftp.upload``). STOR writes to a temporary
-file in the same directory and renames it into place when complete, so a
-failed upload never replaces a good file;
-REST+STOR and APPE write in place to resume. The quota rule for an upload that
+Binary downloads go out with ``os.sendfile`` (zero copy). Plain binary uploads
+come in with ``os.splice`` (``herd.ftp.spliced``), the others (TLS, ASCII)
+through ``recv_into`` buffers of ``FtpSettings.buffer_size`` (1 MiB by
+default); a helper thread hashes either (``herd.ftp.upload``). STOR writes to a
+temporary file in the same directory and renames it into place when complete,
+so a failed upload never replaces a good file; REST+STOR and APPE write in
+place to resume. The quota rule for an upload that
 hits the limit is in ``herd.ftp.quota``.
 
 What counts as a failed upload: ABOR, a reset connection, a stalled one (data
@@ -32,14 +33,16 @@ from herd.ftp.datachannel import (
     PassiveListener,
     parse_eprt,
     parse_port,
+    receive_timeout,
     send_timeout,
 )
 from herd.ftp.events import TransferEvent
 from herd.ftp.listing import facts_line, list_lines
 from herd.ftp.replies import Aborted, FtpReply
 from herd.ftp.session import DataTransfer, Session
+from herd.ftp.spliced import Pipe, write_all
 from herd.ftp.transfers import INLINE_BYTES
-from herd.ftp.upload import UploadDigest
+from herd.ftp.upload import FileDigest, UploadDigest
 
 __all__ = ["TransferCommands"]
 
@@ -295,9 +298,8 @@ class TransferCommands(Session):
         ascii_mode = self.ascii
 
         def receive(sock: socket.socket, job: DataTransfer) -> tuple[int, str]:
-            digest = UploadDigest(self.settings.buffer_size)
             try:
-                self._receive(sock, job, upload, digest, ascii_mode)
+                sha256 = self._receive(sock, job, upload, ascii_mode)
                 self._finish_upload(upload)
             except Exception as exc:  # Aborted, OSError, Reply (552, 451...) or a bug
                 self._fail_upload(upload)
@@ -306,9 +308,8 @@ class TransferCommands(Session):
                 )
                 raise
             finally:
-                digest.close()
                 self._persist_usage()
-            self._transfer_event(upload.verb, upload.path, job.bytes, digest.hexdigest(), started)
+            self._transfer_event(upload.verb, upload.path, job.bytes, sha256, started)
             return 226, "Transfer complete."
 
         self.start_transfer(
@@ -318,6 +319,49 @@ class TransferCommands(Session):
         )
 
     def _receive(
+        self, sock: socket.socket, job: DataTransfer, upload: _Upload, ascii_mode: bool
+    ) -> str:
+        """Copy the data connection into the file; the sha256 of what was written."""
+        pipe = None if ascii_mode else Pipe.open_for(sock, self.settings.buffer_size)
+        if pipe is not None:
+            with pipe, FileDigest(upload.fd, upload.offset, self.settings.buffer_size) as digest:
+                self._receive_spliced(sock, job, upload, pipe, digest)
+                try:
+                    return digest.hexdigest()
+                except OSError as exc:  # e.g. someone truncated the file meanwhile
+                    raise FtpReply(451, f"Local error hashing the file: {exc.strerror}.") from None
+        buffers = UploadDigest(self.settings.buffer_size)
+        try:
+            self._receive_buffered(sock, job, upload, buffers, ascii_mode)
+            return buffers.hexdigest()
+        finally:
+            buffers.close()
+
+    def _receive_spliced(
+        self,
+        sock: socket.socket,
+        job: DataTransfer,
+        upload: _Upload,
+        pipe: Pipe,
+        digest: FileDigest,
+    ) -> None:
+        """A plain binary upload, moved by the kernel (``herd.ftp.spliced``)."""
+        position = upload.offset
+        high = max(upload.size_before, upload.offset)  # bytes below this are already charged
+        receive_timeout(sock, self.settings.data_idle_timeout)
+        while count := pipe.fill_from(sock):
+            job.bytes += count
+            fits = self._charge(upload, position, count, high)
+            pipe.empty_into(upload.fd, position, fits)
+            position += fits
+            high = max(high, position)
+            digest.written(position)
+            if fits < count:
+                raise FtpReply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
+        if job.abort.is_set():
+            raise Aborted
+
+    def _receive_buffered(
         self,
         sock: socket.socket,
         job: DataTransfer,
@@ -325,7 +369,7 @@ class TransferCommands(Session):
         digest: UploadDigest,
         ascii_mode: bool,
     ) -> None:
-        """Copy the data connection into the file, charging the quota as it grows."""
+        """Copy the data connection into the file through buffers, charging the quota."""
         position = upload.offset
         high = max(upload.size_before, upload.offset)  # bytes below this are already charged
         pending_cr = b""
@@ -345,7 +389,7 @@ class TransferCommands(Session):
                 buffer[:n] = converted
             fits = self._charge(upload, position, n, high)
             with memoryview(buffer) as view:
-                _write_all(upload.fd, view[:fits])
+                write_all(upload.fd, view[:fits])
             digest.update(buffer, fits)
             position += fits
             high = max(high, position)
@@ -357,7 +401,7 @@ class TransferCommands(Session):
             fits = self._charge(upload, position, 1, high)
             if not fits:
                 raise FtpReply(552, "Quota exceeded: transfer stopped. " + self._quota_left())
-            _write_all(upload.fd, pending_cr)
+            write_all(upload.fd, pending_cr)
             last = digest.buffer()
             last[:1] = pending_cr
             digest.update(last, 1)
@@ -519,18 +563,6 @@ def _receiver(sock: socket.socket, reserve: int) -> Callable[[bytearray], int]:
             return filled
 
     return fill
-
-
-def _write_all(fd: int, data: memoryview | bytes) -> None:
-    """Write everything; a full disk is 452, other local errors 451 (not the client's fault)."""
-    view = memoryview(data)
-    try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    except OSError as exc:
-        code = 452 if exc.errno in (28, 122) else 451  # ENOSPC, EDQUOT
-        raise FtpReply(code, f"Local error writing the file: {exc.strerror}.") from None
 
 
 def _why(exc: BaseException) -> str:

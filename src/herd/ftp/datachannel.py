@@ -28,6 +28,7 @@ __all__ = [
     "parse_eprt",
     "parse_port",
     "plain_address",
+    "receive_timeout",
     "same_address",
     "send_timeout",
     "timeval",
@@ -64,6 +65,12 @@ def send_timeout(sock: socket.socket, seconds: float) -> None:
     """
     sock.setblocking(True)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(seconds))
+
+
+def receive_timeout(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking, with ``seconds`` as the kernel's receive timeout (see above)."""
+    sock.setblocking(True)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(seconds))
 
 
 def plain_address(address: str) -> str:

@@ -193,7 +193,7 @@ class Jail:
 
     def open_write(self, vpath: str, *, create: bool = True) -> int:
         """A descriptor to write into ``vpath`` in place (APPE, REST+STOR), created if missing."""
-        flags = os.O_WRONLY | (os.O_CREAT if create else 0)
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)  # read: the hash reads back
         return self._open(vpath, self.real(vpath), flags)
 
     def _open(self, vpath: str, real: str, flags: int) -> int:
@@ -229,7 +229,7 @@ class Jail:
         for n in range(10_000):
             candidate = base if n == 0 else f"{base}.{n}"
             try:
-                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                fd = os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileExistsError:
                 continue
             except OSError as exc:
