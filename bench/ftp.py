@@ -3,7 +3,7 @@
 Run on demand, never in the test suite (``make bench`` installs pyftpdlib and psutil):
 
     .venv/bin/python bench/ftp.py --servers herd,pyftpdlib-threaded --size-mib 512
-    .venv/bin/python bench/ftp.py --parts transfers --clients curl --repeats 5
+    .venv/bin/python bench/ftp.py --parts transfers --clients curl,lftp --repeats 5
     .venv/bin/python bench/ftp.py --parts tls --pyftpdlib-tls-python /tmp/tlsvenv/bin/python
     .venv/bin/python bench/ftp.py --quick         # a scaled-down smoke run
 
@@ -13,16 +13,17 @@ bounded. All servers are up at once and measured in turns, so a change in the
 machine's load hits them alike; figures are printed as ratios herd/pyftpdlib
 from the same run. What is measured (issues 7, 16 and 19):
 
-- RETR and STOR of a large generated file, by ftplib (sendfile for STOR) and by
-  curl (a C client: a Python client can be the bottleneck): MB/s, median of
-  ``--repeats`` runs, and the server's CPU seconds per GiB moved. curl's STOR
-  replaces the file of its previous run; "STOR new" writes a new name each run
-  (removed after the timing), as ftplib's does. The two differ on a virtual
-  machine that hands freed memory back to its host (Firecracker's free page
-  reporting, ``/sys/module/page_reporting``): herd writes a replacement beside
-  the old file and renames it into place, so its pages come from memory the
-  host took back, while pyftpdlib truncates the old file first and refills the
-  pages it has just freed (and loses the old file if the upload fails);
+- RETR and STOR of a large generated file, by ftplib (sendfile for STOR), by
+  curl and by lftp (C clients: a Python client can be the bottleneck): MB/s,
+  median of ``--repeats`` runs, and the server's CPU seconds per GiB moved.
+  curl's and lftp's STOR replace the file of their previous run; "STOR new"
+  writes a new name each run (removed after the timing), as ftplib's does.
+  The two differ on a virtual machine that hands freed memory back to its
+  host (Firecracker's free page reporting, ``/sys/module/page_reporting``):
+  herd writes a replacement beside the old file and renames it into place, so
+  its pages come from memory the host took back, while pyftpdlib truncates the
+  old file first and refills the pages it has just freed (and loses the old
+  file if the upload fails);
 - N concurrent clients each doing login, LIST, RETR of 10 KB, QUIT: wall time,
   failures and server CPU per session, at 200, 500 and 1000 (the last three
   times for herd, target zero failures);
@@ -62,9 +63,9 @@ from ftp_clients import (
     CLIENT_TIMEOUT,
     PASSWORD,
     SMALL_FILE,
+    TOOLS,
     USER,
     client_worker,
-    curl_transfer,
     delete,
     one_session,
     python_retr,
@@ -402,15 +403,15 @@ def measure_transfers(
     size = big.stat().st_size
     found: dict[str, dict[str, Transfer]] = {k: {} for k in running}
     for client in clients:
-        verbs = ("RETR", "STOR", "STOR new") if client == "curl" else ("RETR", "STOR")
+        verbs = ("RETR", "STOR", "STOR new") if client in TOOLS else ("RETR", "STOR")
         for verb in verbs:
             for run in range(repeats):
                 for kind, server in running.items():
                     cpu = server.cpu()
-                    name = f"upload-curl-{run}.bin" if verb == "STOR new" else "upload-curl.bin"
-                    if client == "curl":
+                    name = f"upload-{client}-{run if verb == 'STOR new' else 'same'}.bin"
+                    if client in TOOLS:
                         upload = None if verb == "RETR" else big
-                        seconds = curl_transfer(server.port, server.tls, netrc, upload, name)
+                        seconds = TOOLS[client](server.port, server.tls, netrc, upload, name)
                     elif verb == "RETR":
                         seconds = python_retr(server.port, server.tls, size)
                     else:
@@ -441,7 +442,9 @@ def main() -> int:
     parser.add_argument(
         "--parts", default="transfers,rounds,idle", help="transfers,rounds,idle,tls (comma list)"
     )
-    parser.add_argument("--clients", default="python,curl", help="transfer clients: python,curl")
+    parser.add_argument(
+        "--clients", default="python,curl", help="transfer clients: python,curl,lftp"
+    )
     parser.add_argument("--workdir", help="where the files go (default /dev/shm, a tmpfs)")
     parser.add_argument(
         "--before-src",

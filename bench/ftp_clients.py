@@ -1,4 +1,4 @@
-"""The clients of bench/ftp.py: ftplib (herd's session-resuming FTP_TLS over TLS) and curl.
+"""The clients of bench/ftp.py: ftplib (herd's session-resuming FTP_TLS over TLS), curl, lftp.
 
 They run in the bench's client processes; every wait has a timeout.
 """
@@ -111,6 +111,28 @@ def curl_transfer(
     started = time.perf_counter()
     subprocess.run(command, check=True, timeout=660)
     return time.perf_counter() - started
+
+
+def lftp_transfer(
+    port: int, tls: bool, netrc: Path, upload: Path | None, name: str = "upload-lftp.bin"
+) -> float:
+    """Like ``curl_transfer``, with lftp; its script (and so the password) goes on stdin."""
+    del netrc  # lftp reads only ~/.netrc
+    settings = ["set net:max-retries 1", "set net:timeout 30", "set xfer:clobber on"]
+    if tls:  # the bench's throwaway certificate
+        settings += ["set ftp:ssl-force true", "set ftp:ssl-protect-data true",
+                     "set ssl:verify-certificate no"]  # fmt: skip
+    else:
+        settings += ["set ftp:ssl-allow no"]
+    work = f"get {BIG_FILE} -o /dev/null" if upload is None else f"put {upload} -o {name}"
+    opening = f"open -u {USER},{PASSWORD} -p {port} 127.0.0.1"
+    script = "\n".join([*settings, opening, work, ""])
+    started = time.perf_counter()
+    subprocess.run(["lftp"], input=script, text=True, check=True, timeout=660)
+    return time.perf_counter() - started
+
+
+TOOLS = {"curl": curl_transfer, "lftp": lftp_transfer}
 
 
 def delete(port: int, tls: bool, name: str) -> None:
