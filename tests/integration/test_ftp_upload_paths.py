@@ -3,6 +3,7 @@ through buffers (TLS, ASCII, a system without splice). Same bytes, hash, quota, 
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import hashlib
 import io
@@ -101,16 +102,19 @@ def test_the_hash_reads_back_what_was_written_and_a_shrunk_file_is_an_error(
     path.write_bytes(data)
     fd = os.open(path, os.O_RDWR)
     try:
-        with FileDigest(fd, 100, 256 * 1024) as digest:
-            for end in range(100 + 300_000, len(data), 300_000):
-                digest.written(end)
-            digest.written(len(data))
-            assert digest.hexdigest() == hashlib.sha256(data[100:]).hexdigest()
-        os.ftruncate(fd, MB)
-        with FileDigest(fd, 0, 256 * 1024) as digest:
-            for end in range(MB // 2, 4 * MB + 1, MB // 2):  # past the inline part: the helper
-                digest.written(end)
-            with pytest.raises(OSError, match="shrank"):
-                digest.hexdigest()
+        digest = FileDigest(fd, 100, 256 * 1024)
+        for end in range(100 + 300_000, len(data), 300_000):
+            digest.written(end)
+        digest.written(len(data))
+        assert digest.hexdigest() == hashlib.sha256(data[100:]).hexdigest()
+        inline, helper = [MB // 2, MB], range(MB // 2, 4 * MB + 1, MB // 2)
+        for size, ends in ((MB // 4, inline), (MB, helper)):
+            os.ftruncate(fd, size)
+            digest = FileDigest(fd, 0, 256 * 1024)
+            with contextlib.closing(digest):
+                for end in ends:
+                    digest.written(end)  # never waits for a helper that failed
+                with pytest.raises(OSError, match="shrank"):
+                    digest.hexdigest()
     finally:
         os.close(fd)

@@ -324,7 +324,8 @@ class TransferCommands(Session):
         """Copy the data connection into the file; the sha256 of what was written."""
         pipe = None if ascii_mode else Pipe.open_for(sock, self.settings.buffer_size)
         if pipe is not None:
-            with pipe, FileDigest(upload.fd, upload.offset, self.settings.buffer_size) as digest:
+            digest = FileDigest(upload.fd, upload.offset, self.settings.buffer_size)
+            with contextlib.closing(pipe), contextlib.closing(digest):
                 self._receive_spliced(sock, job, upload, pipe, digest)
                 try:
                     return digest.hexdigest()

@@ -23,7 +23,6 @@ import fcntl
 import os
 import socket
 import ssl
-from types import TracebackType
 
 from herd.ftp.replies import FtpReply
 
@@ -86,17 +85,6 @@ class Pipe:
         for end in (self._reader, self._writer):
             with contextlib.suppress(OSError):
                 os.close(end)
-
-    def __enter__(self) -> Pipe:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def write_all(fd: int, data: memoryview | bytes) -> None:
