@@ -52,6 +52,8 @@ def test_settings_may_live_under_an_ftp_table(tmp_path: Path) -> None:
         ('passive_ports = "80-90"\n', "bad passive port range"),
         ('listen = ["127.0.0.1:99999"]\n', "port is 0-65535"),
         ("listen = [\n", "ftp.toml"),
+        ("data_idle_timeout = 0\n", "data_idle_timeout must be more than 0 seconds"),
+        ("control_idle_timeout = -5\n", "control_idle_timeout must be more than 0 seconds"),
     ],
 )
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:

@@ -89,8 +89,9 @@ class FtpSettings:
     listen_backlog: int = 1024  # request_queue_size: bursts of a thousand connects
     anonymous_root: Path | None = None  # read-only anonymous access to this tree; None = off
     shutdown_grace: float = 10.0  # seconds running transfers may finish after SIGTERM
-    # Upload read size (an upload over 1 MiB holds 3 such buffers while it runs: one being
-    # filled, two being hashed) and the chunk of TLS and ASCII downloads.
+    # Upload chunk: a plain binary upload holds a pipe of this size and one buffer to read
+    # back for the hash; a TLS or ASCII one over 1 MiB, 3 buffers (one being filled, two
+    # being hashed). Also the chunk of TLS and ASCII downloads.
     buffer_size: int = 1024 * 1024
     thread_stack_size: int = 256 * 1024  # per connection thread; small keeps idle memory low
     max_listing_entries: int = 100_000  # a LIST/MLSD of a larger directory is cut there
@@ -134,5 +135,6 @@ class FtpSettings:
         if self.tls_cert is None and (self.listen_implicit or self.require_tls):
             needs = "listen_implicit" if self.listen_implicit else "require_tls"
             raise ConfigError(f"{needs} needs tls_cert and tls_key (herd ftp cert writes a pair)")
-        if self.tls_handshake_timeout <= 0:
-            raise ConfigError("tls_handshake_timeout must be more than 0 seconds")
+        for name in ("control_idle_timeout", "data_idle_timeout", "tls_handshake_timeout"):
+            if not getattr(self, name) > 0:  # 0 would be no timeout at all for the kernel
+                raise ConfigError(f"{name} must be more than 0 seconds")
