@@ -24,6 +24,7 @@ import hashlib
 import os
 import queue
 import threading
+from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 __all__ = ["FileDigest", "UploadDigest"]
@@ -35,7 +36,7 @@ _LAG = 16  # chunks the file's hash may fall behind its writer
 _Job = TypeVar("_Job")
 
 
-class _Digest(Generic[_Job]):
+class _Digest(ABC, Generic[_Job]):
     """The sha256 and the helper thread that feeds it jobs in order.
 
     The helper is a bare thread that signals its end with a lock: ``Thread.join``
@@ -51,8 +52,9 @@ class _Digest(Generic[_Job]):
         self._finished: _thread.LockType | None = None
         self._error: BaseException | None = None
 
+    @abstractmethod
     def _hash_job(self, job: _Job) -> None:
-        raise NotImplementedError
+        """Take one job into the hash (on the helper thread, or inline)."""
 
     def _done(self, job: _Job) -> None:
         """The job is hashed (or skipped after an error): give back what it held."""
