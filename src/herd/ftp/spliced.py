@@ -11,8 +11,8 @@ Measured on a 2-core VM with curl ``-T`` of 512 MiB (``bench/ftp.py
 same server CPU: the socket is emptied sooner, so the sender waits less.
 
 Everything else keeps the buffered path: TLS, ASCII mode, a system without
-``os.splice``, and a pipe that cannot be given the size asked for (a user past
-``/proc/sys/fs/pipe-user-pages-soft`` gets one page per pipe).
+``os.splice``, and a pipe the kernel will not make at least 64 KiB (a user
+past ``/proc/sys/fs/pipe-user-pages-soft`` gets pipes of two pages).
 """
 
 from __future__ import annotations
