@@ -399,14 +399,19 @@ def per_success(r: Round) -> float:
 def measure_transfers(
     running: dict[str, RunningServer], big: Path, netrc: Path, clients: list[str], repeats: int
 ) -> dict[str, dict[str, Transfer]]:
-    """Each server, each client, RETR then STOR, ``repeats`` times in turns (load hits all)."""
+    """Each server, each client, RETR then STOR, ``repeats`` times in turns (load hits all).
+
+    The turn order flips every run: on this kind of VM an upload that follows another's
+    delete refills memory just freed, one that does not pays the host to map it back.
+    """
     size = big.stat().st_size
     found: dict[str, dict[str, Transfer]] = {k: {} for k in running}
     for client in clients:
         verbs = ("RETR", "STOR", "STOR new") if client in TOOLS else ("RETR", "STOR")
         for verb in verbs:
             for run in range(repeats):
-                for kind, server in running.items():
+                turns = list(running.items())
+                for kind, server in turns if run % 2 == 0 else reversed(turns):
                     cpu = server.cpu()
                     name = f"upload-{client}-{run if verb == 'STOR new' else 'same'}.bin"
                     if client in TOOLS:
