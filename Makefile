@@ -8,6 +8,12 @@ LOCK   := requirements.lock
 # The benchmarks' extras, resolved within the versions of $(LOCK).
 BENCH_LOCK := requirements-bench.lock
 BENCH_STAMP := $(VENV)/.installed-bench
+# pyftpdlib's TLS handler for bench/ftp.py, in a venv of its own (pyOpenSSL's cryptography
+# bound excludes herd's): its own lock, resolved apart from herd's.
+PEER_TLS      := .venv-pyftpdlib-tls
+PEER_TLS_IN   := bench/pyftpdlib-tls.in
+PEER_TLS_LOCK := requirements-bench-tls.lock
+PEER_TLS_STAMP := $(PEER_TLS)/.installed
 # `make lock` runs uv from a private venv of its own, at this version.
 UV_VERSION := 0.13.9
 TOOLS  := .venv-tools
@@ -65,12 +71,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(PEER_TLS_STAMP)
 
 $(BENCH_STAMP): $(STAMP) $(BENCH_LOCK)
 	$(BIN)/$(PIP) install --require-hashes --no-deps -r $(BENCH_LOCK)
 	$(BIN)/$(PIP) check
 	touch $(BENCH_STAMP)
+
+$(PEER_TLS_STAMP): $(PEER_TLS_LOCK)
+	rm -rf $(PEER_TLS)
+	$(PYTHON) -m venv $(PEER_TLS)
+	$(PEER_TLS)/bin/$(PIP) install --require-hashes --no-deps -r $(PEER_TLS_LOCK)
+	$(PEER_TLS)/bin/$(PIP) check
+	touch $(PEER_TLS_STAMP)
 
 # Regenerate both locks from pyproject.toml: the runtime, the dev extra and the build
 # backend (so `pip install --no-build-isolation` builds herd with a locked setuptools).
@@ -78,6 +91,7 @@ lock: $(UV)
 	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 	  | $(COMPILE) pyproject.toml - --extra dev -o $(LOCK)
 	$(COMPILE) pyproject.toml --extra bench --constraint $(LOCK) -o $(BENCH_LOCK)
+	$(COMPILE) $(PEER_TLS_IN) -o $(PEER_TLS_LOCK)
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -96,4 +110,4 @@ test-latest: system-deps
 	$(LATEST)/bin/pytest -q
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(LATEST) build src/*.egg-info
+	rm -rf $(VENV) $(TOOLS) $(LATEST) $(PEER_TLS) build src/*.egg-info

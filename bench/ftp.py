@@ -32,8 +32,9 @@ from the same run. What is measured (issues 7, 16 and 19):
 - ``--parts tls``: the same transfers over TLS (PROT P) and a burst of TLS
   logins (handshakes per second, failures), herd against pyftpdlib's
   TLS_FTPHandler, which needs pyOpenSSL: that cannot live in herd's venv
-  (pyOpenSSL pins an older cryptography), so it runs under the Python given
-  with ``--pyftpdlib-tls-python``.
+  (pyOpenSSL pins an older cryptography), so it runs under the Python of
+  ``.venv-pyftpdlib-tls`` (``make bench`` builds it from its own lock), or the
+  one given with ``--pyftpdlib-tls-python``.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ from ftp_clients import (
 SERVERS = ("herd", "herd-nolog", "pyftpdlib-threaded", "pyftpdlib-async")
 # TLS servers, measured with --tls: herd's, and pyftpdlib's TLS_FTPHandler (threaded), which
 # needs pyOpenSSL: it cannot share herd's venv (pyOpenSSL pins an older cryptography), so
-# it runs under the Python named by --pyftpdlib-tls-python when given.
+# it runs under the venv `make bench` builds for it, or the Python --pyftpdlib-tls-python names.
 TLS_SERVERS = ("herd-tls", "pyftpdlib-tls")
+PEER_TLS_PYTHON = Path(__file__).resolve().parent.parent / ".venv-pyftpdlib-tls" / "bin" / "python"
 BACKLOG = 4096  # every server's listen backlog (the kernel caps it at net.core.somaxconn)
 
 
@@ -462,7 +464,9 @@ def main() -> int:
     parser.add_argument("--tls-burst", type=int, default=500, help="clients in the TLS burst")
     parser.add_argument(
         "--pyftpdlib-tls-python",
-        help="a Python with pyftpdlib, pyOpenSSL and psutil, to measure pyftpdlib's TLS handler",
+        default=str(PEER_TLS_PYTHON) if PEER_TLS_PYTHON.exists() else None,
+        help="a Python with pyftpdlib, pyOpenSSL and psutil, to measure pyftpdlib's TLS handler"
+        " (default: .venv-pyftpdlib-tls's, which `make bench` builds)",
     )
     args = parser.parse_args()
     if args.serve:
@@ -559,7 +563,7 @@ def run_tls(  # noqa: PLR0917 (the run's pieces, passed down from main)
     python = args.pyftpdlib_tls_python
     kinds = ["herd-tls"] + (["pyftpdlib-tls"] if python else [])
     if not python:
-        print("pyftpdlib-tls: left out (give --pyftpdlib-tls-python: pyOpenSSL conflicts here)")
+        print("pyftpdlib-tls: left out (run `make bench`, or give --pyftpdlib-tls-python)")
     size = big.stat().st_size
     with contextlib.ExitStack() as stack:
         running = {
