@@ -85,8 +85,9 @@ $(PEER_TLS_STAMP): $(PEER_TLS_LOCK)
 	$(PEER_TLS)/bin/$(PIP) check
 	touch $(PEER_TLS_STAMP)
 
-# Regenerate both locks from pyproject.toml: the runtime, the dev extra and the build
-# backend (so `pip install --no-build-isolation` builds herd with a locked setuptools).
+# Regenerate the locks: from pyproject.toml the runtime, the dev extra and the build
+# backend (so `pip install --no-build-isolation` builds herd with a locked setuptools),
+# and the bench extra; from $(PEER_TLS_IN) pyftpdlib's TLS handler, apart from herd's.
 lock: $(UV)
 	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 	  | $(COMPILE) pyproject.toml - --extra dev -o $(LOCK)

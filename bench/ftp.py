@@ -75,9 +75,8 @@ from ftp_clients import (
 )
 
 SERVERS = ("herd", "herd-nolog", "pyftpdlib-threaded", "pyftpdlib-async")
-# TLS servers, measured with --tls: herd's, and pyftpdlib's TLS_FTPHandler (threaded), which
-# needs pyOpenSSL: it cannot share herd's venv (pyOpenSSL pins an older cryptography), so
-# it runs under the venv `make bench` builds for it, or the Python --pyftpdlib-tls-python names.
+# TLS servers, measured with --parts tls: herd's, and pyftpdlib's TLS_FTPHandler (threaded),
+# run by the Python of the venv `make bench` builds for it (see the module docstring).
 TLS_SERVERS = ("herd-tls", "pyftpdlib-tls")
 PEER_TLS_PYTHON = Path(__file__).resolve().parent.parent / ".venv-pyftpdlib-tls" / "bin" / "python"
 BACKLOG = 4096  # every server's listen backlog (the kernel caps it at net.core.somaxconn)
